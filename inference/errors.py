@@ -1,0 +1,5 @@
+"""The one exception type that reaches the user as a one-line message (exit 2)."""
+
+
+class UserError(Exception):
+    """Bad input the user can fix: the message names the problem and the remedy."""

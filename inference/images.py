@@ -1,0 +1,43 @@
+"""Image grids of a trained VAE (``torchvision.utils``), written atomically as PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid, save_image
+
+from .checkpoint import atomic_write
+
+
+def _save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
+    grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)
+    atomic_write(Path(path), lambda fh: save_image(grid, fh, format="png"))
+
+
+@torch.no_grad()
+def prior_samples(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
+    """E[x | z] for z ~ p(z): n images of shape event_shape (means, not noisy draws)."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        z = model.prior(torch.Size([n])).sample()
+    return model.decode_mean(z)
+
+
+def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0) -> None:
+    _save_grid(prior_samples(model, n, seed), path, nrow=max(1, int(round(n ** 0.5))))
+
+
+@torch.no_grad()
+def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, path: Path,
+                         n: int = 32, per_row: int = 8) -> None:
+    """Rows alternate: ``per_row`` test images, then their reconstructions E[x | z], z ~ q(z | x).
+
+    The n images are spread evenly over ``x`` (test sets are often sorted by class)."""
+    x = x[torch.linspace(0, x.shape[0] - 1, min(n, x.shape[0]), device=x.device).long()]
+    recon = model.decode_mean(guide(x))
+    rows = []
+    for start in range(0, x.shape[0], per_row):
+        rows += [x[start:start + per_row], recon[start:start + per_row]]
+    _save_grid(torch.cat(rows), path, nrow=per_row)

@@ -1,0 +1,62 @@
+"""The VAE generative program p(x, z) = p(z) p(x | z) as a ``PyroModule``.
+
+    z_n ~ p(z)                    (prior object, N(0, I) by default)
+    x_n ~ p(x | decoder(z_n))     (likelihood object, Bernoulli logits by default)
+
+for n in ``pyro.plate("data", size=N, subsample=idx)``: a minibatch trace is
+scaled by N / B, so ``Trace_ELBO`` on a batch is an unbiased estimate of the
+full-data ELBO (Kingma & Welling 2013, eq. 8; seed 001).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import pyro
+from pyro.nn import PyroModule
+from torch import nn
+
+from .likelihoods import Likelihood
+from .priors import StandardNormalPrior
+
+
+def data_plate(batch_size: int, num_data: Optional[int], subsample: Optional[torch.Tensor],
+               device: torch.device) -> pyro.plate:
+    """The ``"data"`` plate shared by model and guide (same size, same scaling)."""
+    if num_data is None:
+        return pyro.plate("data", size=batch_size, dim=-1)
+    if subsample is None:
+        subsample = torch.arange(batch_size, device=device)
+    return pyro.plate("data", size=num_data, subsample=subsample, dim=-1)
+
+
+class VAEModel(PyroModule):
+    """p(x, z) with a swappable prior, decoder network and likelihood.
+
+    ``forward(x, num_data=N, subsample=idx)`` scores a batch ``x`` of shape
+    ``(B, *event_shape)``; with ``x=None`` it draws ``batch_size`` new points.
+    """
+
+    def __init__(self, prior: PyroModule, decoder: nn.Module, likelihood: Likelihood):
+        super().__init__()
+        self.prior = prior
+        self.decoder = decoder
+        self.likelihood = likelihood
+
+    @property
+    def latent_dim(self) -> int:
+        return self.prior.latent_dim
+
+    def forward(self, x: Optional[torch.Tensor] = None, num_data: Optional[int] = None,
+                subsample: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
+        if x is None and batch_size is None:
+            raise ValueError("VAEModel needs either data x or a batch_size to sample")
+        batch = x.shape[0] if x is not None else batch_size
+        device = x.device if x is not None else next(self.decoder.parameters()).device
+        with data_plate(batch, num_data, subsample, device):
+            z = pyro.sample("z", self.prior(torch.Size([batch])))
+            return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x | z]: the image a latent code decodes to."""
+        return self.likelihood.mean(self.decoder(z))
