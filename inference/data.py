@@ -73,7 +73,7 @@ def read_idx(path: Path) -> np.ndarray:
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
         raise UserError(f"{path} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
 def _from_uint8(images: np.ndarray) -> torch.Tensor:

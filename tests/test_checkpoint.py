@@ -1,0 +1,69 @@
+"""Checkpoints: atomic writes, weights_only loads, refusal of foreign code and mismatched shapes."""
+import os
+import pickle
+
+import pytest
+import torch
+
+from inference import GuideConfig, ModelConfig, UserError, build_model
+from inference.checkpoint import atomic_write, load_module_state, load_state, save_state
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling would create the marker file
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_the_code_does_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "weights.pt"
+    with open(path, "wb") as fh:
+        torch.save({"model": _RunsCode(str(marker))}, fh)
+    with pytest.raises(UserError, match="refusing to load"):
+        load_state(path)
+    assert not marker.exists()
+    # The file really is dangerous: a plain unpickle runs it.
+    with open(path, "rb") as fh:
+        torch.load(fh, weights_only=False)
+    assert marker.exists()
+
+
+def test_save_and_load_round_trip(tmp_path):
+    state = {"model": {"w": torch.arange(6.0).reshape(2, 3)}, "epoch": 3}
+    save_state(tmp_path / "c.pt", state)
+    loaded = load_state(tmp_path / "c.pt")
+    assert torch.equal(loaded["model"]["w"], state["model"]["w"]) and loaded["epoch"] == 3
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "c.pt"
+    save_state(path, {"v": torch.ones(3)})
+    before = path.read_bytes()
+
+    def half_then_crash(fh):
+        fh.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(path, half_then_crash)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["c.pt"]
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.pt"
+    save_state(path, {"v": torch.ones(1000)})
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        load_state(path)
+
+
+def test_shape_mismatch_names_the_first_mismatched_parameter():
+    event = torch.Size([1, 28, 28])
+    small = build_model(ModelConfig(latent_dim=5, hidden_dim=32), event)
+    big = build_model(ModelConfig(latent_dim=5, hidden_dim=64), event)
+    with pytest.raises(UserError, match=r"'decoder\.net\.0\.weight' has shape \(32, 5\), the model expects \(64, 5\)"):
+        load_module_state(big, small.state_dict(), "model")

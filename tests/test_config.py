@@ -1,0 +1,35 @@
+"""RunConfig: JSON round trip and validation before anything is built."""
+import json
+
+import pytest
+
+from inference import RunConfig, UserError
+
+
+def test_round_trip_through_json():
+    cfg = RunConfig()
+    cfg.model.latent_dim, cfg.train.lr, cfg.data.binarize = 7, 3e-4, "static"
+    again = RunConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg and again.model.latent_dim == 7
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"model": {"latent_dim": 0}}, "model.latent_dim must be positive"),
+    ({"model": {"latent_dim": "20"}}, "model.latent_dim must be int"),
+    ({"model": {"latent_dim": True}}, "model.latent_dim must be int"),
+    ({"model": {"likelihood": "poisson"}}, "unknown likelihood 'poisson'"),
+    ({"guide": {"guide": "flow"}}, "unknown guide 'flow'"),
+    ({"train": {"lr": -1.0}}, "train.lr must be positive"),
+    ({"train": {"epochs": 2, "momentum": 0.9}}, "unknown key 'momentum'"),
+    ({"optimizer": {}}, "unknown section 'optimizer'"),
+    ({"data": {"dataset": "cifar"}}, "unknown dataset 'cifar'"),
+    ({"data": {"dataset": "idx"}}, "needs --data-dir"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_configs_are_refused_with_a_message_naming_the_problem(raw, message):
+    with pytest.raises(UserError, match=message):
+        RunConfig.from_dict(raw)
+
+
+def test_integer_learning_rate_is_accepted_as_float():
+    assert RunConfig.from_dict({"train": {"lr": 1}}).train.lr == 1.0
