@@ -17,13 +17,14 @@ from .errors import UserError
 def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
     prior = PRIORS.get(config.prior)(config.latent_dim)
     likelihood = LIKELIHOODS.get(config.likelihood)(event_shape)
-    decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers)
+    decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers,
+                         config.activation)
     return VAEModel(prior, decoder, likelihood)
 
 
 def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size):
     guide_cls = GUIDES.get(config.guide)
-    encoder = MLPEncoder(event_shape, 2 * latent_dim, config.hidden_dim, config.num_hidden_layers)
+    encoder = MLPEncoder(event_shape, 2 * latent_dim, config.hidden_dim, config.num_hidden_layers, config.activation)
     return guide_cls(encoder, latent_dim)
 
 

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from .config import BINARIZATIONS, DATASETS, DEVICES, RunConfig
 from .errors import UserError
+from .evaluation import evaluate_elbo
 
 EXIT_USAGE = 2
 
@@ -35,9 +36,20 @@ def _add_train(sub) -> None:
     p.add_argument("--latent-dim", type=int, default=defaults.model.latent_dim)
     p.add_argument("--hidden-dim", type=int, default=defaults.model.hidden_dim, help="decoder and encoder width")
     p.add_argument("--num-hidden-layers", type=int, default=defaults.model.num_hidden_layers)
+    p.add_argument("--activation", default=defaults.model.activation, help="hidden-layer nonlinearity")
     p.add_argument("--likelihood", default=defaults.model.likelihood)
     p.add_argument("--prior", default=defaults.model.prior)
     p.add_argument("--guide", default=defaults.guide.guide)
+    obj = defaults.objective
+    p.add_argument("--objective", default=obj.name, help="elbo, mean_field, beta or iwae")
+    p.add_argument("--num-particles", type=int, default=obj.num_particles,
+                   help="L samples of the ELBO, or k of the IWAE bound")
+    p.add_argument("--beta", type=float, default=obj.beta, help="weight of the rate in D + beta R (objective beta)")
+    p.add_argument("--sampled-kl", action="store_true", help="objective beta: Monte Carlo KL instead of closed form")
+    p.add_argument("--free-bits", type=float, default=obj.free_bits, help="nats per latent dimension (objective beta)")
+    p.add_argument("--kl-schedule", default=obj.kl_schedule, help="constant, linear or cyclical (objective beta)")
+    p.add_argument("--warmup-steps", type=int, default=obj.warmup_steps, help="length of the KL warm-up or cycle")
+    p.add_argument("--dreg", action="store_true", help="objective iwae: doubly reparameterized gradients")
     p.add_argument("--lr", type=float, default=defaults.train.lr)
     p.add_argument("--seed", type=int, default=defaults.train.seed)
     p.add_argument("--device", default=defaults.train.device, help=f"one of {', '.join(DEVICES)}")
@@ -49,9 +61,13 @@ def _add_train(sub) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict({
         "data": {"dataset": args.dataset, "data_dir": args.data_dir, "binarize": args.binarize},
-        "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim,
+        "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim, "activation": args.activation,
                   "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood, "prior": args.prior},
-        "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers},
+        "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
+                  "activation": args.activation},
+        "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,
+                      "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,
+                      "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                   "device": args.device},
     })
@@ -64,25 +80,38 @@ def cmd_train(args) -> int:
     metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet)
     last = metrics[-1]
     print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
-          f"(reconstruction {last['test_reconstruction']:.2f}, KL {last['test_kl']:.2f})")
+          f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})")
     return 0
 
 
 def cmd_evaluate(args) -> int:
+    from .collapse import posterior_collapse
+    from .likelihood import importance_log_likelihood
     from .runs import EVALUATION, load_run, write_json
 
-    if args.batch_size <= 0:
-        raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.batch_size <= 0 or args.iw_samples < 0:
+        raise UserError("--batch-size must be positive and --iw-samples >= 0")
     run = load_run(Path(args.run), device=args.device)
     run.config.train.eval_batch_size = args.batch_size
-    report = run.evaluate(seed=args.seed)
-    rows = [("test ELBO", report.elbo, "nats"), ("E_q log p(x|z)", report.reconstruction, "nats"),
-            ("KL(q(z|x) || p(z))", report.kl, "nats"), ("-ELBO", report.bits_per_dim, "bits/dim")]
-    print(f"{run.data.name}: {report.num_data} test points")
-    for name, value, unit in rows:
-        print(f"  {name:<20} {value:10.3f} {unit}")
+    x = run.data.test_x[: args.limit] if args.limit else run.data.test_x
+    report = evaluate_elbo(run.model, run.guide, x, args.batch_size, args.seed)
+    collapse = posterior_collapse(run.model, run.guide, x, args.batch_size, args.seed)
+    rows = [("-ELBO = D + R", -report.elbo, report.bits_per_dim(-report.elbo)),
+            ("distortion D", report.distortion, report.bits_per_dim(report.distortion)),
+            ("rate R", report.rate, report.bits_per_dim(report.rate))]
+    figures = {"seed": args.seed, "elbo": report.to_dict(), "collapse": collapse.to_dict()}
+    if args.iw_samples:
+        ll = importance_log_likelihood(run.model, run.guide, x, args.iw_samples, seed=args.seed)
+        rows.append((f"-log p(x), k={ll.num_samples}", -ll.log_likelihood, ll.bits_per_dim))
+        figures["log_likelihood"] = ll.to_dict()
+    print(f"{run.data.name}: {report.num_data} test points        nats   bits/dim")
+    for name, nats, bits in rows:
+        print(f"  {name:<26} {nats:10.3f} {bits:10.4f}")
+    if args.iw_samples:
+        print(f"  (Monte Carlo standard error of log p(x): {ll.standard_error:.3f} nats)")
+    print(f"  active units {collapse.active_units} of {len(collapse.activity)} (Cov_x E_q[z_u] > {collapse.threshold})")
     out = Path(args.json) if args.json else run.path / EVALUATION
-    write_json(out, {"seed": args.seed, **report.to_dict()})
+    write_json(out, figures)
     print(f"wrote {out}")
     return 0
 
@@ -106,9 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_train(sub)
-    p = sub.add_parser("evaluate", help="test ELBO of a run, split into reconstruction and KL")
+    p = sub.add_parser("evaluate", help="test ELBO = -(D + R), importance-sampled log p(x), active units")
     p.add_argument("run")
     p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--iw-samples", type=int, default=0,
+                   help="importance samples for log p(x) (5000 as in the IWAE paper; 0: skip)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test points only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="where to write the figures (default RUN/evaluation.json)")

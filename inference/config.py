@@ -14,12 +14,15 @@ from typing import Any, Optional
 
 from guides import GUIDES
 from models import LIKELIHOODS, PRIORS
+from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
 from .errors import UserError
+from .objectives import OBJECTIVES, SCHEDULES
 
 DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx")
 BINARIZATIONS = ("dynamic", "static", "none")
 DEVICES = ("auto", "cpu", "cuda")
+ACTIVATIONS = tuple(NETWORK_ACTIVATIONS)
 
 
 class ConfigError(UserError):
@@ -71,6 +74,14 @@ def _positive(where: str, **values: float) -> None:
             raise ConfigError(f"{where}.{name} must be positive, got {value}")
 
 
+def _check_network(where: str, hidden_dim: int, num_hidden_layers: int, activation: str) -> None:
+    _positive(where, hidden_dim=hidden_dim)
+    if num_hidden_layers < 0:
+        raise ConfigError(f"{where}.num_hidden_layers must be >= 0, got {num_hidden_layers}")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+
+
 @dataclass
 class DataConfig(_Section):
     """Which images, and how grey levels become observations."""
@@ -95,13 +106,13 @@ class ModelConfig(_Section):
     latent_dim: int = 20
     hidden_dim: int = 400
     num_hidden_layers: int = 1
+    activation: str = "relu"
     likelihood: str = "bernoulli"
     prior: str = "normal"
 
     def validate(self):
-        _positive("model", latent_dim=self.latent_dim, hidden_dim=self.hidden_dim)
-        if self.num_hidden_layers < 0:
-            raise ConfigError(f"model.num_hidden_layers must be >= 0, got {self.num_hidden_layers}")
+        _check_network("model", self.hidden_dim, self.num_hidden_layers, self.activation)
+        _positive("model", latent_dim=self.latent_dim)
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
         if self.prior not in PRIORS:
@@ -115,13 +126,40 @@ class GuideConfig(_Section):
     guide: str = "diagonal_normal"
     hidden_dim: int = 400
     num_hidden_layers: int = 1
+    activation: str = "relu"
 
     def validate(self):
-        _positive("guide", hidden_dim=self.hidden_dim)
-        if self.num_hidden_layers < 0:
-            raise ConfigError(f"guide.num_hidden_layers must be >= 0, got {self.num_hidden_layers}")
+        _check_network("guide", self.hidden_dim, self.num_hidden_layers, self.activation)
         if self.guide not in GUIDES:
             raise ConfigError(f"unknown guide {self.guide!r}; choose one of: {', '.join(GUIDES)}")
+
+
+@dataclass
+class ObjectiveConfig(_Section):
+    """The loss SVI minimizes, by name (``inference.objectives``), and its settings."""
+
+    name: str = "elbo"
+    num_particles: int = 1  # L samples of the ELBO, or k of the IWAE bound
+    beta: float = 1.0
+    analytic_kl: bool = True
+    free_bits: float = 0.0  # nats per latent dimension
+    kl_schedule: str = "constant"
+    warmup_steps: int = 0
+    dreg: bool = False
+
+    def validate(self):
+        if self.name not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.name!r}; choose one of: {', '.join(OBJECTIVES)}")
+        _positive("objective", num_particles=self.num_particles, beta=self.beta)
+        if self.free_bits < 0 or self.warmup_steps < 0:
+            raise ConfigError("objective.free_bits and objective.warmup_steps must be >= 0")
+        if self.kl_schedule not in SCHEDULES:
+            raise ConfigError(f"unknown KL schedule {self.kl_schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        beta_only = self.beta != 1.0 or self.free_bits > 0 or self.kl_schedule != "constant" or self.warmup_steps
+        if beta_only and self.name != "beta":
+            raise ConfigError(f"beta, free bits and KL schedules apply to objective 'beta', not {self.name!r}")
+        if self.dreg and self.name != "iwae":
+            raise ConfigError("DReG gradients apply to objective 'iwae'")
 
 
 @dataclass
@@ -149,9 +187,11 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     guide: GuideConfig = field(default_factory=GuideConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    SECTIONS = {"data": DataConfig, "model": ModelConfig, "guide": GuideConfig, "train": TrainConfig}
+    SECTIONS = {"data": DataConfig, "model": ModelConfig, "guide": GuideConfig, "objective": ObjectiveConfig,
+                "train": TrainConfig}
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name).to_dict() for name in self.SECTIONS}
@@ -159,7 +199,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: Any) -> "RunConfig":
         if not isinstance(raw, dict):
-            raise ConfigError("a run config must be a JSON object with sections data, model, guide, train")
+            raise ConfigError("a run config must be a JSON object with sections data, model, guide, objective, train")
         unknown = sorted(set(raw) - set(cls.SECTIONS))
         if unknown:
             raise ConfigError(f"config has unknown section {unknown[0]!r}; known: {', '.join(cls.SECTIONS)}")

@@ -1,83 +1,87 @@
-"""Test ELBO per data point, split into its two terms (seed 000, Alemi et al. 2018):
+"""Test ELBO per data point, split into distortion and rate (Alemi et al. 2018):
 
-    ELBO(x) = E_q log p(x | z) - KL(q(z | x) || p(z))
-            =  -fit_loss       -  kl_loss
+    -ELBO(x) = D + R,  D = -E_q log p(x | z)  (seed 000's fit_loss),
+                       R = KL(q(z | x) || p(z)) (seed 000's kl_loss)
 
-The KL is the closed form where ``torch.distributions`` has one (seed 000's
+R is the closed form where ``torch.distributions`` has one (seed 000's
 -1/2 sum(1 + 2 log sigma - mu^2 - sigma^2) for the Gaussian pair), else the
-one-sample Monte Carlo estimate log q(z|x) - log p(z). Both terms come from the
-Pyro traces of the user's guide and model, so any registered component works.
+one-sample estimate log q(z|x) - log p(z). Both terms come from Pyro traces of
+the user's guide and model, so any registered component works.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from pyro import poutine
 from torch import nn
-from torch.distributions import kl_divergence
+
+from .objectives import rate_terms, weight_terms
 
 LOG2 = math.log(2.0)
 
 
 @dataclass
 class ELBOReport:
-    """Per-data-point averages in nats; ``elbo = reconstruction - kl``."""
+    """Per-data-point averages in nats: ``elbo = -(distortion + rate)``."""
 
     elbo: float
-    reconstruction: float  # E_q log p(x | z)
-    kl: float  # KL(q(z | x) || p(z))
+    distortion: float  # D = -E_q log p(x | z)
+    rate: float  # R = KL(q(z | x) || p(z))
     num_data: int
     pixels: int
 
     @property
-    def bits_per_dim(self) -> float:
-        """-ELBO in bits per pixel: an upper bound on the code length of x."""
-        return -self.elbo / (self.pixels * LOG2)
+    def reconstruction(self) -> float:
+        """E_q log p(x | z) = -D."""
+        return -self.distortion
+
+    @property
+    def kl(self) -> float:
+        return self.rate
+
+    def bits_per_dim(self, nats: float) -> float:
+        return nats / (self.pixels * LOG2)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "bits_per_dim": self.bits_per_dim}
+        return {"elbo": self.elbo, "distortion": self.distortion, "rate": self.rate, "num_data": self.num_data,
+                "pixels": self.pixels, "neg_elbo_bits_per_dim": self.bits_per_dim(-self.elbo),
+                "distortion_bits_per_dim": self.bits_per_dim(self.distortion),
+                "rate_bits_per_dim": self.bits_per_dim(self.rate)}
 
 
 def elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-point ``(E_q log p(x|z), KL(q||p))`` from one draw z ~ q(z | x), shape (B,) each."""
-    guide_trace = poutine.trace(guide).get_trace(x)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
-    x_site, z_model, z_guide = model_trace.nodes["x"], model_trace.nodes["z"], guide_trace.nodes["z"]
-    reconstruction = x_site["fn"].log_prob(x_site["value"])
+    """Per-point ``(D, R)`` from one draw z ~ q(z | x), each of shape (B,)."""
+    terms = weight_terms(model, guide, 1, x)
+    rate, _ = rate_terms(terms, analytic=True)
+    return -terms.log_likelihood[0], rate[0]
+
+
+@contextmanager
+def evaluation_mode(seed: int, device: torch.device, *modules: nn.Module):
+    """Modules in eval mode, no gradients, and a private seeded RNG stream:
+    the figure is reproducible and the caller's random stream is untouched."""
+    modes = [(m, m.training) for m in modules]
+    for m in modules:
+        m.eval()
     try:
-        kl = kl_divergence(z_guide["fn"], z_model["fn"])
-    except NotImplementedError:
-        z = z_guide["value"]
-        kl = z_guide["fn"].log_prob(z) - z_model["fn"].log_prob(z)
-    return reconstruction, kl
-
-
-@torch.no_grad()
-def evaluate_elbo(model: nn.Module, guide: nn.Module, x: torch.Tensor, batch_size: int = 1000,
-                  seed: int = 0) -> ELBOReport:
-    """Average ELBO, reconstruction and KL over the rows of ``x`` (nats per point).
-
-    Draws z with its own seed inside ``torch.random.fork_rng``: the figure is
-    reproducible and the caller's random stream (e.g. training) is untouched.
-    """
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    modes = [(m, m.training) for m in (model, guide)]
-    model.eval(), guide.eval()
-    try:
-        with torch.random.fork_rng(devices=devices):
+        with torch.no_grad(), torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            rec_sum = torch.zeros((), dtype=torch.float64, device=x.device)
-            kl_sum = torch.zeros((), dtype=torch.float64, device=x.device)
-            for batch in x.split(batch_size):
-                rec, kl = elbo_terms(model, guide, batch)
-                rec_sum += rec.double().sum()
-                kl_sum += kl.double().sum()
+            yield
     finally:
         for m, training in modes:
             m.train(training)
-    n = x.shape[0]
-    rec_mean, kl_mean = rec_sum.item() / n, kl_sum.item() / n
-    return ELBOReport(rec_mean - kl_mean, rec_mean, kl_mean, n, x[0].numel())
+
+
+def evaluate_elbo(model: nn.Module, guide: nn.Module, x: torch.Tensor, batch_size: int = 1000,
+                  seed: int = 0) -> ELBOReport:
+    """Average ELBO, distortion and rate over the rows of ``x`` (nats per point)."""
+    with evaluation_mode(seed, x.device, model, guide):
+        sums = torch.zeros(2, dtype=torch.float64, device=x.device)
+        for batch in x.split(batch_size):
+            distortion, rate = elbo_terms(model, guide, batch)
+            sums += torch.stack([distortion.double().sum(), rate.double().sum()])
+    d, r = (sums / x.shape[0]).tolist()
+    return ELBOReport(-(d + r), d, r, x.shape[0], x[0].numel())

@@ -3,7 +3,7 @@
     config.json          RunConfig (rebuilds model and guide without the command line)
     versions.json        Python, torch, Pyro, NumPy versions, seed, device
     weights.pt           {"model": state_dict, "guide": state_dict}  (weights_only)
-    metrics.jsonl        one line per epoch: train/test ELBO, reconstruction, KL, seconds
+    metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
     samples.png          E[x | z], z ~ p(z)
     reconstructions.png  test images above their reconstructions
 """
@@ -30,6 +30,7 @@ from .data import ImageData, MinibatchStream, load_dataset, prepare
 from .errors import UserError
 from .evaluation import evaluate_elbo
 from .images import save_prior_samples, save_reconstructions
+from .objectives import build_objective
 from .trainer import SVITrainer
 
 CONFIG, VERSIONS, WEIGHTS, METRICS = "config.json", "versions.json", "weights.pt", "metrics.jsonl"
@@ -85,7 +86,7 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
 def train(run: Run, out: Optional[Path] = None, quiet: bool = True) -> list[dict]:
     """Train ``run`` by SVI for ``config.train.epochs``; with ``out``, keep the run folder current."""
     cfg = run.config.train
-    trainer = SVITrainer(run.model, run.guide, lr=cfg.lr)
+    trainer = SVITrainer(run.model, run.guide, lr=cfg.lr, loss=build_objective(run.config.objective))
     stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic")
     metrics: list[dict] = []
     for epoch in range(1, cfg.epochs + 1):
@@ -95,11 +96,12 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True) -> list[dict
                 bar, stream.num_data, on_step=lambda elbo: bar.set_postfix(elbo=f"{elbo:.2f}", refresh=False))
         seconds = time.perf_counter() - start
         report = run.evaluate(seed=cfg.seed)
-        metrics.append({"epoch": epoch, "steps": trainer.steps, "train_elbo": train_elbo, "test_elbo": report.elbo,
-                        "test_reconstruction": report.reconstruction, "test_kl": report.kl, "seconds": seconds})
+        metrics.append({"epoch": epoch, "steps": trainer.steps, "train_objective": train_elbo,
+                        "test_elbo": report.elbo, "test_distortion": report.distortion, "test_rate": report.rate,
+                        "seconds": seconds})
         if not quiet:
-            print(f"epoch {epoch:3d}  train ELBO {train_elbo:9.3f}  test ELBO {report.elbo:9.3f}  "
-                  f"(reconstruction {report.reconstruction:9.3f}, KL {report.kl:7.3f})  {seconds:6.2f}s", file=sys.stderr)
+            print(f"epoch {epoch:3d}  train objective {train_elbo:9.3f}  test ELBO {report.elbo:9.3f}  "
+                  f"(D {report.distortion:8.3f}, R {report.rate:7.3f})  {seconds:6.2f}s", file=sys.stderr)
         if out is not None:
             atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics))
             save_weights(run, out / WEIGHTS)

@@ -42,7 +42,8 @@ class SVITrainer:
 
     def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_data: int,
                     on_step: Optional[Callable[[float], None]] = None) -> float:
-        """One pass over ``batches``; returns the mean train ELBO per data point."""
+        """One pass over ``batches``; returns minus the mean loss per data point
+        (the train ELBO for ``Trace_ELBO``, the bound itself for IWAE)."""
         total, count = 0.0, 0
         for idx, x in batches:
             loss = self.step(x, num_data, idx)

@@ -11,15 +11,19 @@ import torch
 from torch import nn
 
 
-def mlp(in_dim: int, hidden_dim: int, num_hidden_layers: int, out_dim: int) -> nn.Sequential:
-    """in -> [Linear, ReLU] x num_hidden_layers -> Linear -> out.
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus}
+
+
+def mlp(in_dim: int, hidden_dim: int, num_hidden_layers: int, out_dim: int,
+        activation: str = "relu") -> nn.Sequential:
+    """in -> [Linear, activation] x num_hidden_layers -> Linear -> out.
 
     ``num_hidden_layers = 0`` is a single affine map (the linear decoder of PCA).
     """
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(num_hidden_layers):
-        layers += [nn.Linear(width, hidden_dim), nn.ReLU()]
+        layers += [nn.Linear(width, hidden_dim), ACTIVATIONS[activation]()]
         width = hidden_dim
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
@@ -29,10 +33,10 @@ class MLPDecoder(nn.Module):
     """z (B, Z) -> decoder output (B, *event_shape): 784-400-Z by default."""
 
     def __init__(self, latent_dim: int, event_shape: torch.Size, hidden_dim: int = 400,
-                 num_hidden_layers: int = 1):
+                 num_hidden_layers: int = 1, activation: str = "relu"):
         super().__init__()
         self.event_shape = torch.Size(event_shape)
-        self.net = mlp(latent_dim, hidden_dim, num_hidden_layers, math.prod(self.event_shape))
+        self.net = mlp(latent_dim, hidden_dim, num_hidden_layers, math.prod(self.event_shape), activation)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z)
@@ -43,10 +47,10 @@ class MLPEncoder(nn.Module):
     """x (B, *event_shape) -> features (B, out_dim); flattens the pixels first."""
 
     def __init__(self, event_shape: torch.Size, out_dim: int, hidden_dim: int = 400,
-                 num_hidden_layers: int = 1):
+                 num_hidden_layers: int = 1, activation: str = "relu"):
         super().__init__()
         self.event_dims = len(event_shape)
-        self.net = mlp(math.prod(event_shape), hidden_dim, num_hidden_layers, out_dim)
+        self.net = mlp(math.prod(event_shape), hidden_dim, num_hidden_layers, out_dim, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(-self.event_dims))

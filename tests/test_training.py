@@ -26,11 +26,11 @@ def test_svi_improves_test_elbo_and_is_reproducible():
     assert after > before + 300
     assert after > -175
     assert metrics[-1]["test_elbo"] == pytest.approx(
-        metrics[-1]["test_reconstruction"] - metrics[-1]["test_kl"])
+        -(metrics[-1]["test_distortion"] + metrics[-1]["test_rate"]))
 
     again = train(setup(_config(epochs=8)))
     for a, b in zip(metrics, again):
-        for key in ("train_elbo", "test_elbo", "test_reconstruction", "test_kl"):
+        for key in ("train_objective", "test_elbo", "test_distortion", "test_rate"):
             assert a[key] == b[key]
 
 
@@ -44,4 +44,4 @@ def test_checkpoint_reloads_in_a_fresh_process_with_the_same_test_elbo(tmp_path)
     assert proc.returncode == 0, proc.stderr
     reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert reloaded["elbo"] == metrics[-1]["test_elbo"]
-    assert reloaded["kl"] == metrics[-1]["test_kl"]
+    assert reloaded["rate"] == metrics[-1]["test_rate"]

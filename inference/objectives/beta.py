@@ -1,0 +1,61 @@
+"""beta-weighted ELBO: loss = D + beta_t * R per data point (Higgins et al. 2017).
+
+D = -E_q log p(x | z) (distortion), R = KL(q(z | x) || p(z)) (rate, Alemi et
+al. 2018); beta is seed 001's lambda in part1 + lambda * part2. beta_t follows a
+warm-up schedule; free bits (Kingma et al. 2016) replace R by
+sum_j max(lambda, E_batch KL_j), so no dimension is pushed below lambda nats.
+With beta = 1, no warm-up, no free bits and sampled KL this is Trace_ELBO.
+"""
+from __future__ import annotations
+
+import torch
+from pyro.infer.elbo import ELBO
+
+from .rate import rate_terms
+from .schedules import kl_weight
+from .weights import weight_terms
+
+
+def require_reparameterized(guide_trace, objective: str) -> None:
+    for name, site in guide_trace.nodes.items():
+        if site["type"] == "sample" and not site["is_observed"] and site["fn"].__class__.__name__ != "_Subsample" \
+                and not site["fn"].has_rsample:
+            raise ValueError(f"objective {objective!r} needs a reparameterized guide; site {name!r} is not")
+
+
+class BetaELBO(ELBO):
+    def __init__(self, beta: float = 1.0, num_particles: int = 1, analytic_kl: bool = True,
+                 free_bits: float = 0.0, schedule: str = "constant", warmup_steps: int = 0):
+        super().__init__(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
+        kl_weight(schedule, 0, warmup_steps)  # validates the schedule name
+        self.beta, self.analytic_kl, self.free_bits = beta, analytic_kl, free_bits
+        self.schedule, self.warmup_steps = schedule, warmup_steps
+        self.step = 0
+
+    @property
+    def current_beta(self) -> float:
+        return self.beta * kl_weight(self.schedule, self.step, self.warmup_steps)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        terms = weight_terms(model, guide, self.num_particles, *args, **kwargs)
+        require_reparameterized(terms.guide_trace, "beta")
+        distortion = -terms.log_likelihood.mean(0).sum()
+        rate_point, rate_dim = rate_terms(terms, self.analytic_kl)
+        if self.free_bits > 0:
+            if rate_dim is None:
+                raise ValueError("free bits need a guide and prior that factorize over latent dimensions")
+            batch = rate_dim.shape[-2]
+            rate = rate_dim.mean(0).mean(0).clamp(min=self.free_bits).sum() * batch
+        else:
+            rate = rate_point.mean(0).sum()
+        return terms.scale * (distortion + self.current_beta * rate)
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        self.step += 1
+        return loss.item()
