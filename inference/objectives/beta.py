@@ -9,28 +9,20 @@ With beta = 1, no warm-up, no free bits and sampled KL this is Trace_ELBO.
 from __future__ import annotations
 
 import torch
-from pyro.infer.elbo import ELBO
 
+from .base import PointwiseObjective, require_reparameterized
 from .rate import rate_terms
 from .schedules import kl_weight
 from .weights import weight_terms
 
 
-def require_reparameterized(guide_trace, objective: str) -> None:
-    for name, site in guide_trace.nodes.items():
-        if site["type"] == "sample" and not site["is_observed"] and site["fn"].__class__.__name__ != "_Subsample" \
-                and not site["fn"].has_rsample:
-            raise ValueError(f"objective {objective!r} needs a reparameterized guide; site {name!r} is not")
-
-
-class BetaELBO(ELBO):
+class BetaELBO(PointwiseObjective):
     def __init__(self, beta: float = 1.0, num_particles: int = 1, analytic_kl: bool = True,
                  free_bits: float = 0.0, schedule: str = "constant", warmup_steps: int = 0):
-        super().__init__(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
+        super().__init__(num_particles)
         kl_weight(schedule, 0, warmup_steps)  # validates the schedule name
         self.beta, self.analytic_kl, self.free_bits = beta, analytic_kl, free_bits
         self.schedule, self.warmup_steps = schedule, warmup_steps
-        self.step = 0
 
     @property
     def current_beta(self) -> float:
@@ -49,13 +41,3 @@ class BetaELBO(ELBO):
         else:
             rate = rate_point.mean(0).sum()
         return terms.scale * (distortion + self.current_beta * rate)
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        self.step += 1
-        return loss.item()

@@ -15,10 +15,9 @@ import math
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer.elbo import ELBO
 from torch.distributions import Independent, MultivariateNormal, Normal
 
-from .beta import require_reparameterized
+from .base import PointwiseObjective, require_reparameterized
 from .weights import _in_particle_plate, _per_point, _sample_sites, weight_terms
 
 
@@ -33,9 +32,9 @@ def detach_params(fn):
     raise ValueError(f"DReG supports Normal and MultivariateNormal guides, not {type(fn).__name__}")
 
 
-class IWAEBound(ELBO):
+class IWAEBound(PointwiseObjective):
     def __init__(self, num_particles: int = 5, dreg: bool = False):
-        super().__init__(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
+        super().__init__(num_particles)
         self.dreg = dreg
 
     def _bound(self, log_w: torch.Tensor) -> torch.Tensor:
@@ -65,13 +64,3 @@ class IWAEBound(ELBO):
         phi_part = (w ** 2 * (log_w - log_p_fixed_z)).sum()
         value = self._bound(log_w.detach())
         return value + (theta_part - theta_part.detach()) + (phi_part - phi_part.detach())
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            terms = weight_terms(model, guide, self.num_particles, *args, **kwargs)
-            return (-terms.scale * self._bound(terms.log_weights)).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()

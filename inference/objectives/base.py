@@ -1,0 +1,41 @@
+"""Base of the objectives computed from per-point weight terms (beta-ELBO, IWAE).
+
+A subclass writes ``differentiable_loss``; ``loss`` and ``loss_and_grads`` (what
+``SVI`` calls) follow from it, and ``step`` counts the gradient steps taken.
+"""
+from __future__ import annotations
+
+import torch
+from pyro.infer.elbo import ELBO
+
+from .weights import trace_pair
+
+
+class PointwiseObjective(ELBO):
+    def __init__(self, num_particles: int = 1):
+        super().__init__(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
+        self.step = 0
+
+    def _get_trace(self, model, guide, args, kwargs):
+        guide_trace, model_trace = trace_pair(model, guide, self.num_particles, *args, **kwargs)
+        return model_trace, guide_trace
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        self.step += 1
+        return loss.item()
+
+
+def require_reparameterized(guide_trace, objective: str) -> None:
+    for name, site in guide_trace.nodes.items():
+        if site["type"] == "sample" and not site["is_observed"] and site["fn"].__class__.__name__ != "_Subsample" \
+                and not site["fn"].has_rsample:
+            raise ValueError(f"objective {objective!r} needs a reparameterized guide; site {name!r} is not")
