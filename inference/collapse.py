@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from .evaluation import evaluation_mode
 from .objectives import rate_terms, weight_terms
+from .objectives.weights import sample_sites
 
 ACTIVITY_THRESHOLD = 0.01
 
@@ -39,8 +39,7 @@ def posterior_collapse(model: nn.Module, guide: nn.Module, x: torch.Tensor, batc
     with evaluation_mode(seed, x.device, model, guide):
         for batch in x.split(batch_size):
             terms = weight_terms(model, guide, 1, batch)
-            sites = [s for s in terms.guide_trace.nodes.values()
-                     if s["type"] == "sample" and not site_is_subsample(s)]
+            sites = sample_sites(terms.guide_trace)
             means.append(torch.cat([s["fn"].mean.reshape(batch.shape[0], -1) for s in sites], -1))
             _, per_dim = rate_terms(terms, analytic=True)
             kls.append(None if per_dim is None else per_dim[0])

@@ -85,6 +85,8 @@ def _truncated_folder(tmp_path):
     (["--latent-dim", "0"], "model.latent_dim must be positive"),
     (["--epochs", "two"], "invalid int value"),
     (["--likelihood", "poisson"], "unknown likelihood"),
+    (["--beta", "4"], "apply to objective 'beta'"),
+    (["--objective", "iwae", "--num-particles", "0"], "num_particles must be positive"),
 ])
 def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, args, message):
     out = tmp_path / "out"
@@ -108,6 +110,15 @@ def test_existing_run_is_not_touched_without_force(capsys, trained_run, tmp_path
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_a_gpu(capsys, tmp_path):
     assert "no CUDA GPU" in _refused(capsys, "train", "--device", "cuda", "--out", tmp_path / "o")
+
+
+def test_train_with_another_objective_records_it(tmp_path):
+    out = tmp_path / "iwae"
+    proc = run_vae("train", "--epochs", 1, "--objective", "iwae", "--num-particles", 3, "--dreg", "--latent-dim", 4,
+                   "--hidden-dim", 32, "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    cfg = RunConfig.load(out / "config.json")
+    assert (cfg.objective.name, cfg.objective.num_particles, cfg.objective.dreg) == ("iwae", 3, True)
 
 
 def test_missing_run_and_bad_sample_count(capsys, tmp_path, trained_run):

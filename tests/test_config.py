@@ -25,6 +25,12 @@ def test_round_trip_through_json():
     ({"data": {"dataset": "cifar"}}, "unknown dataset 'cifar'"),
     ({"data": {"dataset": "idx"}}, "needs --data-dir"),
     ([1, 2], "must be a JSON object"),
+    ({"objective": {"name": "elbo", "beta": 4.0}}, "apply to objective 'beta'"),
+    ({"objective": {"name": "elbo", "dreg": True}}, "DReG gradients apply to objective 'iwae'"),
+    ({"objective": {"name": "iwae", "num_particles": 0}}, "objective.num_particles must be positive"),
+    ({"objective": {"name": "beta", "kl_schedule": "cosine"}}, "unknown KL schedule"),
+    ({"objective": {"name": "renyi"}}, "unknown objective 'renyi'"),
+    ({"model": {"activation": "gelu"}}, "unknown activation 'gelu'"),
 ])
 def test_bad_configs_are_refused_with_a_message_naming_the_problem(raw, message):
     with pytest.raises(UserError, match=message):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from pyro.infer.elbo import ELBO
 
-from .weights import trace_pair
+from .weights import sample_sites, trace_pair
 
 
 class PointwiseObjective(ELBO):
@@ -35,7 +35,6 @@ class PointwiseObjective(ELBO):
 
 
 def require_reparameterized(guide_trace, objective: str) -> None:
-    for name, site in guide_trace.nodes.items():
-        if site["type"] == "sample" and not site["is_observed"] and site["fn"].__class__.__name__ != "_Subsample" \
-                and not site["fn"].has_rsample:
-            raise ValueError(f"objective {objective!r} needs a reparameterized guide; site {name!r} is not")
+    for site in sample_sites(guide_trace):
+        if not site["is_observed"] and not site["fn"].has_rsample:
+            raise ValueError(f"objective {objective!r} needs a reparameterized guide; site {site['name']!r} is not")

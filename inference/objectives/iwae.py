@@ -18,7 +18,7 @@ from pyro import poutine
 from torch.distributions import Independent, MultivariateNormal, Normal
 
 from .base import PointwiseObjective, require_reparameterized
-from .weights import _in_particle_plate, _per_point, _sample_sites, weight_terms
+from .weights import _in_particle_plate, _per_point, sample_sites, weight_terms
 
 
 def detach_params(fn):
@@ -48,7 +48,7 @@ class IWAEBound(PointwiseObjective):
         return -terms.scale * self._dreg_surrogate(model, terms, args, kwargs)
 
     def _dreg_surrogate(self, model, terms, args, kwargs) -> torch.Tensor:
-        guide_sites = _sample_sites(terms.guide_trace)
+        guide_sites = sample_sites(terms.guide_trace)
         log_q_fixed = sum(detach_params(s["fn"]).log_prob(s["value"]) for s in guide_sites)
         log_w = terms.log_likelihood + terms.log_prior - log_q_fixed  # depends on phi only through z
         w = torch.softmax(log_w.detach(), 0)
@@ -58,7 +58,7 @@ class IWAEBound(PointwiseObjective):
             detached.nodes[s["name"]] = {**s, "value": s["value"].detach()}
         model_trace = poutine.trace(poutine.replay(_in_particle_plate(model, self.num_particles), trace=detached)
                                     ).get_trace(*args, **kwargs)
-        log_p_fixed_z = _per_point(_sample_sites(model_trace), log_w)
+        log_p_fixed_z = _per_point(sample_sites(model_trace), log_w)
         theta_part = (w * log_p_fixed_z).sum()
         # log w(z) - log p(x, stop(z)): its theta-gradients cancel (same z), leaving the path through z.
         phi_part = (w ** 2 * (log_w - log_p_fixed_z)).sum()

@@ -10,12 +10,13 @@ from typing import Optional
 import torch
 from torch.distributions import Independent, kl_divergence
 
+from .weights import sample_sites
+
 
 def _site_pairs(terms):
-    for name, site in terms.guide_trace.nodes.items():
-        if site["type"] == "sample" and name in terms.model_trace.nodes and not site["is_observed"] \
-                and site["fn"].__class__.__name__ != "_Subsample":
-            yield site["fn"], terms.model_trace.nodes[name]["fn"], site["value"]
+    for site in sample_sites(terms.guide_trace):
+        if not site["is_observed"] and site["name"] in terms.model_trace.nodes:
+            yield site["fn"], terms.model_trace.nodes[site["name"]]["fn"], site["value"]
 
 
 def kl_per_dim(q, p, z: torch.Tensor, analytic: bool) -> Optional[torch.Tensor]:

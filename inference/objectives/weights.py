@@ -27,7 +27,7 @@ def _in_particle_plate(fn: Callable, num_particles: int) -> Callable:
     return wrapped
 
 
-def _sample_sites(trace):
+def sample_sites(trace):
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
 
 
@@ -64,9 +64,9 @@ def trace_pair(model: Callable, guide: Callable, num_particles: int, *args, **kw
 
 def weight_terms(model: Callable, guide: Callable, num_particles: int, *args, **kwargs) -> WeightTerms:
     guide_trace, model_trace = trace_pair(model, guide, num_particles, *args, **kwargs)
-    observed = [s for s in _sample_sites(model_trace) if s["is_observed"]]
-    latent = [s for s in _sample_sites(model_trace) if not s["is_observed"]]
-    guide_sites = _sample_sites(guide_trace)
+    observed = [s for s in sample_sites(model_trace) if s["is_observed"]]
+    latent = [s for s in sample_sites(model_trace) if not s["is_observed"]]
+    guide_sites = sample_sites(guide_trace)
     if not observed or not latent:
         raise ValueError("the model needs observed data sites and latent sites to form importance weights")
     shape = torch.broadcast_shapes(*(s["fn"].batch_shape for s in observed))
