@@ -16,9 +16,9 @@ from .errors import UserError
 
 def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
     prior = PRIORS.get(config.prior)(config.latent_dim)
-    likelihood = LIKELIHOODS.get(config.likelihood)(event_shape)
+    likelihood = LIKELIHOODS.get(config.likelihood)(event_shape, config.likelihood_scale)
     decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers,
-                         config.activation)
+                         config.activation, likelihood.params_per_pixel)
     return VAEModel(prior, decoder, likelihood)
 
 

@@ -11,6 +11,9 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from guides import GUIDES
+from models import LIKELIHOODS, PRIORS
+
 from .config import BINARIZATIONS, DATASETS, DEVICES, RunConfig
 from .errors import UserError
 from .evaluation import evaluate_elbo
@@ -37,9 +40,11 @@ def _add_train(sub) -> None:
     p.add_argument("--hidden-dim", type=int, default=defaults.model.hidden_dim, help="decoder and encoder width")
     p.add_argument("--num-hidden-layers", type=int, default=defaults.model.num_hidden_layers)
     p.add_argument("--activation", default=defaults.model.activation, help="hidden-layer nonlinearity")
-    p.add_argument("--likelihood", default=defaults.model.likelihood)
-    p.add_argument("--prior", default=defaults.model.prior)
-    p.add_argument("--guide", default=defaults.guide.guide)
+    p.add_argument("--likelihood", default=defaults.model.likelihood, help=f"one of {', '.join(LIKELIHOODS)}")
+    p.add_argument("--likelihood-scale", type=float, default=defaults.model.likelihood_scale,
+                   help="sigma of gaussian, b of laplace, initial sigma of the learned Gaussians")
+    p.add_argument("--prior", default=defaults.model.prior, help=f"one of {', '.join(PRIORS)}")
+    p.add_argument("--guide", default=defaults.guide.guide, help=f"one of {', '.join(GUIDES)}")
     obj = defaults.objective
     p.add_argument("--objective", default=obj.name, help="elbo, mean_field, beta or iwae")
     p.add_argument("--num-particles", type=int, default=obj.num_particles,
@@ -62,7 +67,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict({
         "data": {"dataset": args.dataset, "data_dir": args.data_dir, "binarize": args.binarize},
         "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim, "activation": args.activation,
-                  "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood, "prior": args.prior},
+                  "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood,
+                  "likelihood_scale": args.likelihood_scale, "prior": args.prior},
         "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
                   "activation": args.activation},
         "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,

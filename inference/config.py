@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from guides import GUIDES
 from models import LIKELIHOODS, PRIORS
+from models.likelihoods import BINARY, EIGHT_BIT
 from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
 from .errors import UserError
@@ -108,11 +109,12 @@ class ModelConfig(_Section):
     num_hidden_layers: int = 1
     activation: str = "relu"
     likelihood: str = "bernoulli"
+    likelihood_scale: float = 1.0  # sigma of "gaussian", b of "laplace", initial sigma of learned ones
     prior: str = "normal"
 
     def validate(self):
         _check_network("model", self.hidden_dim, self.num_hidden_layers, self.activation)
-        _positive("model", latent_dim=self.latent_dim)
+        _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale)
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
         if self.prior not in PRIORS:
@@ -203,12 +205,22 @@ class RunConfig:
         unknown = sorted(set(raw) - set(cls.SECTIONS))
         if unknown:
             raise ConfigError(f"config has unknown section {unknown[0]!r}; known: {', '.join(cls.SECTIONS)}")
-        return cls(**{name: sec.from_dict(raw.get(name, {}), name) for name, sec in cls.SECTIONS.items()})
+        return cls(**{name: sec.from_dict(raw.get(name, {}), name) for name, sec in cls.SECTIONS.items()}).validate()
 
     def validate(self) -> "RunConfig":
         for name in self.SECTIONS:
             getattr(self, name).validate()
+        self._check_likelihood_matches_data()
         return self
+
+    def _check_likelihood_matches_data(self) -> None:
+        kind, name, binarized = LIKELIHOODS.get(self.model.likelihood).data, self.model.likelihood, \
+            self.data.binarize != "none"
+        if kind == BINARY and not binarized:
+            raise ConfigError(f"likelihood {name!r} models binary pixels but --binarize is 'none'; use --binarize "
+                              f"dynamic or static, or --likelihood continuous_bernoulli for grey levels")
+        if kind == EIGHT_BIT and binarized:
+            raise ConfigError(f"likelihood {name!r} models 8-bit grey levels; use --binarize none")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -30,17 +30,19 @@ def mlp(in_dim: int, hidden_dim: int, num_hidden_layers: int, out_dim: int,
 
 
 class MLPDecoder(nn.Module):
-    """z (B, Z) -> decoder output (B, *event_shape): 784-400-Z by default."""
+    """z (..., Z) -> decoder output (..., *event_shape), or (..., P, *event_shape) for a
+    likelihood with P > 1 parameters per pixel: 784-400-Z by default."""
 
     def __init__(self, latent_dim: int, event_shape: torch.Size, hidden_dim: int = 400,
-                 num_hidden_layers: int = 1, activation: str = "relu"):
+                 num_hidden_layers: int = 1, activation: str = "relu", params_per_pixel: int = 1):
         super().__init__()
-        self.event_shape = torch.Size(event_shape)
-        self.net = mlp(latent_dim, hidden_dim, num_hidden_layers, math.prod(self.event_shape), activation)
+        self.out_shape = torch.Size(event_shape) if params_per_pixel == 1 else \
+            torch.Size([params_per_pixel, *event_shape])
+        self.net = mlp(latent_dim, hidden_dim, num_hidden_layers, math.prod(self.out_shape), activation)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z)
-        return out.reshape(out.shape[:-1] + self.event_shape)
+        return out.reshape(out.shape[:-1] + self.out_shape)
 
 
 class MLPEncoder(nn.Module):
