@@ -15,7 +15,8 @@ from .errors import UserError
 
 
 def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
-    prior = PRIORS.get(config.prior)(config.latent_dim)
+    prior = PRIORS.get(config.prior)(config.latent_dim, num_components=config.prior_components,
+                                     num_flows=config.prior_flows, event_shape=event_shape)
     likelihood = LIKELIHOODS.get(config.likelihood)(event_shape, config.likelihood_scale)
     decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers,
                          config.activation, likelihood.params_per_pixel)
@@ -26,6 +27,15 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size):
     guide_cls = GUIDES.get(config.guide)
     encoder = MLPEncoder(event_shape, 2 * latent_dim, config.hidden_dim, config.num_hidden_layers, config.activation)
     return guide_cls(encoder, latent_dim)
+
+
+def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
+    """Model and guide, linked where a component needs both (the VampPrior uses the guide)."""
+    model = build_model(model_config, event_shape)
+    guide = build_guide(guide_config, model_config.latent_dim, event_shape)
+    if hasattr(model.prior, "attach_guide"):
+        model.prior.attach_guide(guide)
+    return model, guide
 
 
 def resolve_device(name: str) -> torch.device:

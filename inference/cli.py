@@ -44,6 +44,9 @@ def _add_train(sub) -> None:
     p.add_argument("--likelihood-scale", type=float, default=defaults.model.likelihood_scale,
                    help="sigma of gaussian, b of laplace, initial sigma of the learned Gaussians")
     p.add_argument("--prior", default=defaults.model.prior, help=f"one of {', '.join(PRIORS)}")
+    p.add_argument("--prior-components", type=int, default=defaults.model.prior_components,
+                   help="mixture components of the mog and vamp priors")
+    p.add_argument("--prior-flows", type=int, default=defaults.model.prior_flows, help="layers of the flow prior")
     p.add_argument("--guide", default=defaults.guide.guide, help=f"one of {', '.join(GUIDES)}")
     obj = defaults.objective
     p.add_argument("--objective", default=obj.name, help="elbo, mean_field, beta or iwae")
@@ -68,7 +71,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "data": {"dataset": args.dataset, "data_dir": args.data_dir, "binarize": args.binarize},
         "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim, "activation": args.activation,
                   "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood,
-                  "likelihood_scale": args.likelihood_scale, "prior": args.prior},
+                  "likelihood_scale": args.likelihood_scale, "prior": args.prior,
+                  "prior_components": args.prior_components, "prior_flows": args.prior_flows},
         "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
                   "activation": args.activation},
         "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,

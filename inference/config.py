@@ -111,10 +111,13 @@ class ModelConfig(_Section):
     likelihood: str = "bernoulli"
     likelihood_scale: float = 1.0  # sigma of "gaussian", b of "laplace", initial sigma of learned ones
     prior: str = "normal"
+    prior_components: int = 10  # K of "mog" and "vamp"
+    prior_flows: int = 2  # autoregressive layers of "flow"
 
     def validate(self):
         _check_network("model", self.hidden_dim, self.num_hidden_layers, self.activation)
-        _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale)
+        _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale,
+                  prior_components=self.prior_components, prior_flows=self.prior_flows)
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
         if self.prior not in PRIORS:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .build import build_guide, build_model, resolve_device
+from .build import build_model_and_guide, resolve_device
 from .checkpoint import atomic_write_text, load_module_state, load_state, save_state
 from .config import RunConfig
 from .data import ImageData, MinibatchStream, load_dataset, prepare
@@ -78,8 +78,8 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     dev = resolve_device(device or config.train.device)
     data = prepare(load_dataset(config.data), config.data.binarize).to(dev)
     pyro.set_rng_seed(config.train.seed)
-    model = build_model(config.model, data.event_shape).to(dev)
-    guide = build_guide(config.guide, config.model.latent_dim, data.event_shape).to(dev)
+    model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)
+    model, guide = model.to(dev), guide.to(dev)
     return Run(config, model, guide, data, dev)
 
 

@@ -2,29 +2,119 @@
 
 A prior is a ``PyroModule`` whose ``forward(batch_shape)`` returns the
 distribution of ``z`` with ``event_shape == (latent_dim,)``, so a learned prior
-can hold parameters and the VAE model never changes when the prior does.
+holds its own parameters and the VAE model never changes when the prior does.
+Constructors share one signature; options a prior does not use are ignored.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
+import torch.nn.functional as F
 import pyro.distributions as dist
+import pyro.distributions.transforms as T
 from pyro.nn import PyroModule
+from torch import nn
 
 from .registry import Registry
 
 PRIORS: Registry = Registry("prior")
 
 
-@PRIORS.register("normal")
-class StandardNormalPrior(PyroModule):
-    """p(z) = N(0, I) (Kingma & Welling 2013; seed 000: p(Z) = N(0, 1))."""
-
-    def __init__(self, latent_dim: int):
+class Prior(PyroModule):
+    def __init__(self, latent_dim: int, num_components: int = 10, num_flows: int = 2,
+                 event_shape: Optional[torch.Size] = None):
         super().__init__()
         self.latent_dim = latent_dim
+
+    def forward(self, batch_shape: torch.Size = torch.Size()) -> dist.TorchDistribution:
+        return self.distribution().expand(batch_shape)
+
+    def distribution(self) -> dist.TorchDistribution:
+        raise NotImplementedError
+
+
+@PRIORS.register("normal")
+class StandardNormalPrior(Prior):
+    """p(z) = N(0, I) (Kingma & Welling 2013; seed 000: p(Z) = N(0, 1))."""
+
+    def __init__(self, latent_dim: int, **options):
+        super().__init__(latent_dim, **options)
         # Buffers follow the module to its device and stay out of the optimizer.
         self.register_buffer("loc", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
 
-    def forward(self, batch_shape: torch.Size = torch.Size()) -> dist.TorchDistribution:
-        return dist.Normal(self.loc, self.scale).to_event(1).expand(batch_shape)
+    def distribution(self):
+        return dist.Normal(self.loc, self.scale).to_event(1)
+
+
+@PRIORS.register("learned_normal")
+class LearnedNormalPrior(Prior):
+    """p(z) = N(m, diag(s^2)) with m and s = softplus(r) learned."""
+
+    def __init__(self, latent_dim: int, **options):
+        super().__init__(latent_dim, **options)
+        self.loc = nn.Parameter(torch.zeros(latent_dim))
+        self.raw_scale = nn.Parameter(torch.full((latent_dim,), 0.5413))  # softplus(0.5413) = 1
+
+    def distribution(self):
+        return dist.Normal(self.loc, F.softplus(self.raw_scale)).to_event(1)
+
+
+@PRIORS.register("mog")
+class MixtureOfGaussiansPrior(Prior):
+    """p(z) = sum_k pi_k N(z; m_k, diag(s_k^2)), K learned components (weights, means, scales)."""
+
+    def __init__(self, latent_dim: int, num_components: int = 10, **options):
+        super().__init__(latent_dim, **options)
+        self.logits = nn.Parameter(torch.zeros(num_components))
+        self.locs = nn.Parameter(torch.randn(num_components, latent_dim))
+        self.raw_scales = nn.Parameter(torch.full((num_components, latent_dim), 0.5413))
+
+    def distribution(self):
+        components = dist.Normal(self.locs, F.softplus(self.raw_scales)).to_event(1)
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components)
+
+
+@PRIORS.register("vamp")
+class VampPrior(Prior):
+    """p(z) = (1/K) sum_k q(z | u_k): the guide's posteriors at K learned pseudo-inputs
+    u_k (Tomczak & Welling 2018). ``attach_guide`` links the guide after both are built."""
+
+    def __init__(self, latent_dim: int, num_components: int = 10, event_shape: Optional[torch.Size] = None,
+                 **options):
+        super().__init__(latent_dim, **options)
+        if event_shape is None:
+            raise ValueError("the VampPrior needs the data's event_shape for its pseudo-inputs")
+        self.pseudo_inputs = nn.Parameter(torch.rand(num_components, *event_shape))
+        self._guide = []  # a plain list: the guide is not a submodule of the model
+
+    def attach_guide(self, guide) -> None:
+        if not hasattr(guide, "posterior"):
+            raise ValueError("the VampPrior needs a guide with a posterior(x) method")
+        self._guide[:] = [guide]
+
+    def distribution(self):
+        if not self._guide:
+            raise RuntimeError("VampPrior.attach_guide(guide) must be called before use")
+        components = self._guide[0].posterior(self.pseudo_inputs)
+        weights = torch.zeros(self.pseudo_inputs.shape[0], device=self.pseudo_inputs.device)
+        return dist.MixtureSameFamily(dist.Categorical(logits=weights), components)
+
+
+@PRIORS.register("flow")
+class FlowPrior(Prior):
+    """p(z) = N(0, I) pushed through K masked autoregressive affine layers (MAF,
+    Papamakarios et al. 2017) from ``pyro.distributions.transforms``: log p(z) is
+    one parallel pass; sampling inverts the layers dimension by dimension."""
+
+    def __init__(self, latent_dim: int, num_flows: int = 2, **options):
+        super().__init__(latent_dim, **options)
+        self.register_buffer("loc", torch.zeros(latent_dim))
+        self.register_buffer("scale", torch.ones(latent_dim))
+        self.flows = nn.ModuleList([T.affine_autoregressive(latent_dim, hidden_dims=[4 * latent_dim + 8])
+                                    for _ in range(num_flows)])
+
+    def distribution(self):
+        base = dist.Normal(self.loc, self.scale).to_event(1)
+        return dist.TransformedDistribution(base, [flow.inv for flow in reversed(self.flows)])
