@@ -25,8 +25,10 @@ def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
 
 def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size):
     guide_cls = GUIDES.get(config.guide)
-    encoder = MLPEncoder(event_shape, 2 * latent_dim, config.hidden_dim, config.num_hidden_layers, config.activation)
-    return guide_cls(encoder, latent_dim)
+    options = {"num_flows": config.flows}
+    encoder = MLPEncoder(event_shape, guide_cls.encoder_outputs(latent_dim, **options), config.hidden_dim,
+                         config.num_hidden_layers, config.activation)
+    return guide_cls(encoder, latent_dim, **options)
 
 
 def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):

@@ -48,6 +48,7 @@ def _add_train(sub) -> None:
                    help="mixture components of the mog and vamp priors")
     p.add_argument("--prior-flows", type=int, default=defaults.model.prior_flows, help="layers of the flow prior")
     p.add_argument("--guide", default=defaults.guide.guide, help=f"one of {', '.join(GUIDES)}")
+    p.add_argument("--guide-flows", type=int, default=defaults.guide.flows, help="layers of the iaf guide")
     obj = defaults.objective
     p.add_argument("--objective", default=obj.name, help="elbo, mean_field, beta or iwae")
     p.add_argument("--num-particles", type=int, default=obj.num_particles,
@@ -74,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                   "likelihood_scale": args.likelihood_scale, "prior": args.prior,
                   "prior_components": args.prior_components, "prior_flows": args.prior_flows},
         "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
-                  "activation": args.activation},
+                  "activation": args.activation, "flows": args.guide_flows},
         "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,
                       "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,
                       "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg},

@@ -33,6 +33,14 @@ class CollapseReport:
                 "activity": self.activity, "kl_per_dim": self.kl_per_dim}
 
 
+def _posterior_mean(q, draws: int = 64) -> torch.Tensor:
+    """E_q[z]: exact where the distribution has it, else the average of ``draws`` samples (flows)."""
+    try:
+        return q.mean
+    except NotImplementedError:
+        return q.sample((draws,)).mean(0)
+
+
 def posterior_collapse(model: nn.Module, guide: nn.Module, x: torch.Tensor, batch_size: int = 1000,
                        seed: int = 0) -> CollapseReport:
     means, kls = [], []
@@ -40,7 +48,7 @@ def posterior_collapse(model: nn.Module, guide: nn.Module, x: torch.Tensor, batc
         for batch in x.split(batch_size):
             terms = weight_terms(model, guide, 1, batch)
             sites = sample_sites(terms.guide_trace)
-            means.append(torch.cat([s["fn"].mean.reshape(batch.shape[0], -1) for s in sites], -1))
+            means.append(torch.cat([_posterior_mean(s["fn"]).reshape(batch.shape[0], -1) for s in sites], -1))
             _, per_dim = rate_terms(terms, analytic=True)
             kls.append(None if per_dim is None else per_dim[0])
     mean = torch.cat(means).double()

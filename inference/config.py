@@ -132,9 +132,11 @@ class GuideConfig(_Section):
     hidden_dim: int = 400
     num_hidden_layers: int = 1
     activation: str = "relu"
+    flows: int = 2  # inverse autoregressive layers of the "iaf" guide
 
     def validate(self):
         _check_network("guide", self.hidden_dim, self.num_hidden_layers, self.activation)
+        _positive("guide", flows=self.flows)
         if self.guide not in GUIDES:
             raise ConfigError(f"unknown guide {self.guide!r}; choose one of: {', '.join(GUIDES)}")
 

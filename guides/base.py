@@ -1,0 +1,39 @@
+"""The shared shape of an amortized guide: an encoder network, and q(z | x) built
+from its output inside the same ``"data"`` plate as the model's.
+
+A subclass gives ``posterior(x)`` (a distribution with batch shape (B,) and
+event shape (Z,)) and ``encoder_outputs(latent_dim)``, the width the encoder
+must produce for it.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+
+from models.vae import data_plate
+
+
+class AmortizedGuide(PyroModule):
+    def __init__(self, encoder: nn.Module, latent_dim: int, **options):
+        super().__init__()
+        self.encoder = encoder
+        self.latent_dim = latent_dim
+
+    @classmethod
+    def encoder_outputs(cls, latent_dim: int, **options) -> int:
+        return 2 * latent_dim
+
+    def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
+        raise NotImplementedError
+
+    def forward(self, x: Optional[torch.Tensor] = None, num_data: Optional[int] = None,
+                subsample: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
+        if x is None:
+            raise ValueError("the guide q(z | x) needs data x")
+        with data_plate(x.shape[0], num_data, subsample, x.device):
+            return pyro.sample("z", self.posterior(x))
