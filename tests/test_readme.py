@@ -8,12 +8,21 @@ from inference import RunConfig, setup, train
 from .conftest import ROOT
 
 SCRIPT = ROOT / "examples" / "own_training_script.py"
+CUSTOM = ROOT / "examples" / "custom_likelihood.py"
 
 
-def test_readme_shows_the_example_script_verbatim():
+def test_readme_shows_the_example_scripts_verbatim():
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert SCRIPT.read_text() in blocks
+    assert SCRIPT.read_text() in blocks and CUSTOM.read_text() in blocks
+    assert len(CUSTOM.read_text().splitlines()) <= 30
+
+
+def test_a_likelihood_added_from_a_users_script_trains():
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(CUSTOM)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"Student-t likelihood: -?\d+\.\d nats", proc.stdout)
 
 
 def test_users_own_svi_loop_matches_vae_train_figures():
