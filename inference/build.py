@@ -9,6 +9,7 @@ import torch
 
 from guides import GUIDES
 from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
+from models.conv import ConvDecoder, ConvEncoder
 
 from .config import GuideConfig, ModelConfig
 from .errors import UserError
@@ -18,16 +19,23 @@ def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
     prior = PRIORS.get(config.prior)(config.latent_dim, num_components=config.prior_components,
                                      num_flows=config.prior_flows, event_shape=event_shape)
     likelihood = LIKELIHOODS.get(config.likelihood)(event_shape, config.likelihood_scale)
-    decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers,
-                         config.activation, likelihood.params_per_pixel)
+    if config.arch == "conv":
+        decoder = ConvDecoder(config.latent_dim, event_shape, config.channels, config.activation,
+                              likelihood.params_per_pixel, config.upsample)
+    else:
+        decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers,
+                             config.activation, likelihood.params_per_pixel)
     return VAEModel(prior, decoder, likelihood)
 
 
 def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size):
     guide_cls = GUIDES.get(config.guide)
     options = {"num_flows": config.flows}
-    encoder = MLPEncoder(event_shape, guide_cls.encoder_outputs(latent_dim, **options), config.hidden_dim,
-                         config.num_hidden_layers, config.activation)
+    width = guide_cls.encoder_outputs(latent_dim, **options)
+    if config.arch == "conv":
+        encoder = ConvEncoder(event_shape, width, config.channels, config.activation)
+    else:
+        encoder = MLPEncoder(event_shape, width, config.hidden_dim, config.num_hidden_layers, config.activation)
     return guide_cls(encoder, latent_dim, **options)
 
 

@@ -40,6 +40,9 @@ def _add_train(sub) -> None:
     p.add_argument("--hidden-dim", type=int, default=defaults.model.hidden_dim, help="decoder and encoder width")
     p.add_argument("--num-hidden-layers", type=int, default=defaults.model.num_hidden_layers)
     p.add_argument("--activation", default=defaults.model.activation, help="hidden-layer nonlinearity")
+    p.add_argument("--arch", default=defaults.model.arch, help="mlp or conv (encoder and decoder)")
+    p.add_argument("--channels", type=int, default=defaults.model.channels, help="conv: first-layer channels")
+    p.add_argument("--upsample", default=defaults.model.upsample, help="conv decoder: transposed or pixel_shuffle")
     p.add_argument("--likelihood", default=defaults.model.likelihood, help=f"one of {', '.join(LIKELIHOODS)}")
     p.add_argument("--likelihood-scale", type=float, default=defaults.model.likelihood_scale,
                    help="sigma of gaussian, b of laplace, initial sigma of the learned Gaussians")
@@ -71,10 +74,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict({
         "data": {"dataset": args.dataset, "data_dir": args.data_dir, "binarize": args.binarize},
         "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim, "activation": args.activation,
+                  "arch": args.arch, "channels": args.channels, "upsample": args.upsample,
                   "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood,
                   "likelihood_scale": args.likelihood_scale, "prior": args.prior,
                   "prior_components": args.prior_components, "prior_flows": args.prior_flows},
         "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
+                  "arch": args.arch, "channels": args.channels,
                   "activation": args.activation, "flows": args.guide_flows},
         "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,
                       "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,

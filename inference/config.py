@@ -15,6 +15,7 @@ from typing import Any, Optional
 from guides import GUIDES
 from models import LIKELIHOODS, PRIORS
 from models.likelihoods import BINARY, EIGHT_BIT
+from models.conv import UPSAMPLERS
 from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
 from .errors import UserError
@@ -24,6 +25,7 @@ DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx")
 BINARIZATIONS = ("dynamic", "static", "none")
 DEVICES = ("auto", "cpu", "cuda")
 ACTIVATIONS = tuple(NETWORK_ACTIVATIONS)
+ARCHS = ("mlp", "conv")
 
 
 class ConfigError(UserError):
@@ -75,8 +77,10 @@ def _positive(where: str, **values: float) -> None:
             raise ConfigError(f"{where}.{name} must be positive, got {value}")
 
 
-def _check_network(where: str, hidden_dim: int, num_hidden_layers: int, activation: str) -> None:
+def _check_network(where: str, arch: str, hidden_dim: int, num_hidden_layers: int, activation: str) -> None:
     _positive(where, hidden_dim=hidden_dim)
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
     if num_hidden_layers < 0:
         raise ConfigError(f"{where}.num_hidden_layers must be >= 0, got {num_hidden_layers}")
     if activation not in ACTIVATIONS:
@@ -105,8 +109,11 @@ class ModelConfig(_Section):
     """p(x, z): latent size, decoder MLP, likelihood and prior by name."""
 
     latent_dim: int = 20
-    hidden_dim: int = 400
+    arch: str = "mlp"  # "mlp" or "conv"
+    hidden_dim: int = 400  # MLP width
     num_hidden_layers: int = 1
+    channels: int = 32  # conv: channels after the first layer (doubled after the second)
+    upsample: str = "transposed"  # conv decoder: "transposed" or "pixel_shuffle"
     activation: str = "relu"
     likelihood: str = "bernoulli"
     likelihood_scale: float = 1.0  # sigma of "gaussian", b of "laplace", initial sigma of learned ones
@@ -115,7 +122,10 @@ class ModelConfig(_Section):
     prior_flows: int = 2  # autoregressive layers of "flow"
 
     def validate(self):
-        _check_network("model", self.hidden_dim, self.num_hidden_layers, self.activation)
+        _check_network("model", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
+        _positive("model", channels=self.channels)
+        if self.upsample not in UPSAMPLERS:
+            raise ConfigError(f"unknown upsampling {self.upsample!r}; choose one of: {', '.join(UPSAMPLERS)}")
         _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale,
                   prior_components=self.prior_components, prior_flows=self.prior_flows)
         if self.likelihood not in LIKELIHOODS:
@@ -129,13 +139,16 @@ class GuideConfig(_Section):
     """q(z | x): guide by name and its encoder MLP."""
 
     guide: str = "diagonal_normal"
+    arch: str = "mlp"
     hidden_dim: int = 400
     num_hidden_layers: int = 1
+    channels: int = 32
     activation: str = "relu"
     flows: int = 2  # inverse autoregressive layers of the "iaf" guide
 
     def validate(self):
-        _check_network("guide", self.hidden_dim, self.num_hidden_layers, self.activation)
+        _check_network("guide", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
+        _positive("guide", channels=self.channels)
         _positive("guide", flows=self.flows)
         if self.guide not in GUIDES:
             raise ConfigError(f"unknown guide {self.guide!r}; choose one of: {', '.join(GUIDES)}")

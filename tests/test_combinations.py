@@ -13,13 +13,14 @@ from models.likelihoods import BINARY
 STEPS = 30
 
 
-def _train(embedded, likelihood="bernoulli", guide="diagonal_normal", prior="normal"):
+def _train(embedded, likelihood="bernoulli", guide="diagonal_normal", prior="normal", arch="mlp",
+           upsample="transposed"):
     binarize = "dynamic" if LIKELIHOODS.get(likelihood).data == BINARY else "none"
     cfg = RunConfig.from_dict({
         "data": {"binarize": binarize},
         "model": {"latent_dim": 4, "hidden_dim": 64, "likelihood": likelihood, "prior": prior,
-                  "prior_components": 3, "likelihood_scale": 0.3},
-        "guide": {"guide": guide, "hidden_dim": 64}})
+                  "prior_components": 3, "likelihood_scale": 0.3, "arch": arch, "channels": 8, "upsample": upsample},
+        "guide": {"guide": guide, "hidden_dim": 64, "arch": arch, "channels": 8}})
     data = prepare(embedded, binarize)
     pyro.set_rng_seed(0)
     model, q = build_model_and_guide(cfg.model, cfg.guide, data.event_shape)
@@ -44,3 +45,8 @@ def test_every_likelihood_with_every_guide_trains(embedded, likelihood, guide):
 @pytest.mark.parametrize("prior", PRIORS.names())
 def test_every_prior_trains(embedded, prior):
     _train(embedded, prior=prior)
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "pixel_shuffle"])
+def test_convolutional_vae_trains(embedded, upsample):
+    _train(embedded, arch="conv", upsample=upsample)
