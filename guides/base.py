@@ -28,12 +28,17 @@ class AmortizedGuide(PyroModule):
     def encoder_outputs(cls, latent_dim: int, **options) -> int:
         return 2 * latent_dim
 
-    def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The encoder's output for x (and labels y, for the conditional VAE's q(z | x, y))."""
+        return self.encoder(x) if y is None else self.encoder(x, y)
+
+    def posterior(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dist.TorchDistribution:
         raise NotImplementedError
 
-    def forward(self, x: Optional[torch.Tensor] = None, num_data: Optional[int] = None,
-                subsample: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
+    def forward(self, x: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
+                num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
+                batch_size: Optional[int] = None):
         if x is None:
             raise ValueError("the guide q(z | x) needs data x")
         with data_plate(x.shape[0], num_data, subsample, x.device):
-            return pyro.sample("z", self.posterior(x))
+            return pyro.sample("z", self.posterior(x, y))

@@ -18,5 +18,5 @@ class DeltaGuide(AmortizedGuide):
     def encoder_outputs(cls, latent_dim: int, **options) -> int:
         return latent_dim
 
-    def posterior(self, x):
-        return dist.Delta(self.encoder(x)).to_event(1)
+    def posterior(self, x, y=None):
+        return dist.Delta(self.encode(x, y)).to_event(1)

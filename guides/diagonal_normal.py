@@ -23,10 +23,10 @@ class DiagonalNormalGuide(AmortizedGuide):
         super().__init__(encoder, latent_dim)
         self.min_scale = min_scale
 
-    def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loc, raw_scale = self.encoder(x).split(self.latent_dim, dim=-1)
+    def posterior_params(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, raw_scale = self.encode(x, y).split(self.latent_dim, dim=-1)
         return loc, F.softplus(raw_scale) + self.min_scale
 
-    def posterior(self, x):
-        loc, scale = self.posterior_params(x)
+    def posterior(self, x, y=None):
+        loc, scale = self.posterior_params(x, y)
         return dist.Normal(loc, scale).to_event(1)

@@ -34,8 +34,8 @@ class IAFGuide(AmortizedGuide):
     def encoder_outputs(cls, latent_dim: int, context_dim: int = 0, **options) -> int:
         return 2 * latent_dim + (context_dim or 2 * latent_dim)
 
-    def posterior(self, x):
-        out = self.encoder(x)
+    def posterior(self, x, y=None):
+        out = self.encode(x, y)
         loc, raw_scale, context = out.split([self.latent_dim, self.latent_dim, self.context_dim], dim=-1)
         base = dist.Normal(loc, F.softplus(raw_scale) + self.min_scale).to_event(1)
         return dist.TransformedDistribution(base, [flow.condition(context) for flow in self.flows])

@@ -24,8 +24,8 @@ class FullCovarianceGuide(AmortizedGuide):
     def encoder_outputs(cls, latent_dim: int, **options) -> int:
         return latent_dim + latent_dim * (latent_dim + 1) // 2
 
-    def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.encoder(x)
+    def posterior_params(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.encode(x, y)
         loc, entries = out[..., : self.latent_dim], out[..., self.latent_dim:]
         tril = entries.new_zeros(entries.shape[:-1] + (self.latent_dim, self.latent_dim))
         tril[..., self.rows, self.cols] = entries
@@ -33,6 +33,6 @@ class FullCovarianceGuide(AmortizedGuide):
         tril = tril.tril(-1) + torch.diag_embed(diag)
         return loc, tril
 
-    def posterior(self, x):
-        loc, tril = self.posterior_params(x)
+    def posterior(self, x, y=None):
+        loc, tril = self.posterior_params(x, y)
         return dist.MultivariateNormal(loc, scale_tril=tril)

@@ -9,6 +9,7 @@ import torch
 
 from guides import GUIDES
 from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
+from models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
 from models.conv import ConvDecoder, ConvEncoder
 
 from .config import GuideConfig, ModelConfig
@@ -19,30 +20,39 @@ def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
     prior = PRIORS.get(config.prior)(config.latent_dim, num_components=config.prior_components,
                                      num_flows=config.prior_flows, event_shape=event_shape)
     likelihood = LIKELIHOODS.get(config.likelihood)(event_shape, config.likelihood_scale)
+    classes = config.num_classes if config.conditional else 0
+    inputs = config.latent_dim + classes  # a conditional decoder reads [z, onehot(y)]
     if config.arch == "conv":
-        decoder = ConvDecoder(config.latent_dim, event_shape, config.channels, config.activation,
+        decoder = ConvDecoder(inputs, event_shape, config.channels, config.activation,
                               likelihood.params_per_pixel, config.upsample)
     else:
-        decoder = MLPDecoder(config.latent_dim, event_shape, config.hidden_dim, config.num_hidden_layers,
+        decoder = MLPDecoder(inputs, event_shape, config.hidden_dim, config.num_hidden_layers,
                              config.activation, likelihood.params_per_pixel)
+    if classes:
+        decoder = LabelConditionedDecoder(decoder, classes)
     return VAEModel(prior, decoder, likelihood)
 
 
-def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size):
+def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, num_classes: int = 0):
+    """The guide ``config`` names; with ``num_classes`` its encoder also reads the label (q(z | x, y))."""
     guide_cls = GUIDES.get(config.guide)
     options = {"num_flows": config.flows}
     width = guide_cls.encoder_outputs(latent_dim, **options)
+    features = config.hidden_dim if num_classes else width
     if config.arch == "conv":
-        encoder = ConvEncoder(event_shape, width, config.channels, config.activation)
+        encoder = ConvEncoder(event_shape, features, config.channels, config.activation)
     else:
-        encoder = MLPEncoder(event_shape, width, config.hidden_dim, config.num_hidden_layers, config.activation)
+        encoder = MLPEncoder(event_shape, features, config.hidden_dim, config.num_hidden_layers, config.activation)
+    if num_classes:
+        encoder = LabelConditionedEncoder(encoder, features, width, num_classes)
     return guide_cls(encoder, latent_dim, **options)
 
 
 def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
     """Model and guide, linked where a component needs both (the VampPrior uses the guide)."""
     model = build_model(model_config, event_shape)
-    guide = build_guide(guide_config, model_config.latent_dim, event_shape)
+    guide = build_guide(guide_config, model_config.latent_dim, event_shape,
+                        model_config.num_classes if model_config.conditional else 0)
     if hasattr(model.prior, "attach_guide"):
         model.prior.attach_guide(guide)
     return model, guide

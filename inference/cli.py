@@ -52,6 +52,7 @@ def _add_train(sub) -> None:
     p.add_argument("--prior-flows", type=int, default=defaults.model.prior_flows, help="layers of the flow prior")
     p.add_argument("--guide", default=defaults.guide.guide, help=f"one of {', '.join(GUIDES)}")
     p.add_argument("--guide-flows", type=int, default=defaults.guide.flows, help="layers of the iaf guide")
+    p.add_argument("--conditional", action="store_true", help="conditional VAE on the labels: p(x|z,y), q(z|x,y)")
     obj = defaults.objective
     p.add_argument("--objective", default=obj.name, help="elbo, mean_field, beta or iwae")
     p.add_argument("--num-particles", type=int, default=obj.num_particles,
@@ -77,7 +78,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                   "arch": args.arch, "channels": args.channels, "upsample": args.upsample,
                   "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood,
                   "likelihood_scale": args.likelihood_scale, "prior": args.prior,
-                  "prior_components": args.prior_components, "prior_flows": args.prior_flows},
+                  "prior_components": args.prior_components, "prior_flows": args.prior_flows,
+                  "conditional": args.conditional},
         "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
                   "arch": args.arch, "channels": args.channels,
                   "activation": args.activation, "flows": args.guide_flows},
@@ -109,15 +111,17 @@ def cmd_evaluate(args) -> int:
         raise UserError("--batch-size must be positive and --iw-samples >= 0")
     run = load_run(Path(args.run), device=args.device)
     run.config.train.eval_batch_size = args.batch_size
-    x = run.data.test_x[: args.limit] if args.limit else run.data.test_x
-    report = evaluate_elbo(run.model, run.guide, x, args.batch_size, args.seed)
-    collapse = posterior_collapse(run.model, run.guide, x, args.batch_size, args.seed)
+    x, y = run.data.test_x, run.labels()
+    if args.limit:
+        x, y = x[: args.limit], None if y is None else y[: args.limit]
+    report = evaluate_elbo(run.model, run.guide, x, args.batch_size, args.seed, y=y)
+    collapse = posterior_collapse(run.model, run.guide, x, args.batch_size, args.seed, y=y)
     rows = [("-ELBO = D + R", -report.elbo, report.bits_per_dim(-report.elbo)),
             ("distortion D", report.distortion, report.bits_per_dim(report.distortion)),
             ("rate R", report.rate, report.bits_per_dim(report.rate))]
     figures = {"seed": args.seed, "elbo": report.to_dict(), "collapse": collapse.to_dict()}
     if args.iw_samples:
-        ll = importance_log_likelihood(run.model, run.guide, x, args.iw_samples, seed=args.seed)
+        ll = importance_log_likelihood(run.model, run.guide, x, args.iw_samples, seed=args.seed, y=y)
         rows.append((f"-log p(x), k={ll.num_samples}", -ll.log_likelihood, ll.bits_per_dim))
         figures["log_likelihood"] = ll.to_dict()
     print(f"{run.data.name}: {report.num_data} test points        nats   bits/dim")
@@ -139,10 +143,16 @@ def cmd_sample(args) -> int:
     if args.n <= 0:
         raise UserError(f"-n must be positive, got {args.n}")
     run = load_run(Path(args.run), device=args.device)
+    model_cfg = run.config.model
+    if args.label is not None and not model_cfg.conditional:
+        raise UserError("--label needs a conditional VAE (trained with --conditional)")
+    if args.label is not None and not 0 <= args.label < model_cfg.num_classes:
+        raise UserError(f"--label must be in 0..{model_cfg.num_classes - 1}, got {args.label}")
+    label = args.label if args.label is not None else (0 if model_cfg.conditional else None)
     out = Path(args.out) if args.out else run.path / "samples.png"
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")
-    save_prior_samples(run.model, out, n=args.n, seed=args.seed)
+    save_prior_samples(run.model, out, n=args.n, seed=args.seed, label=label)
     print(f"wrote {args.n} samples to {out}")
     return 0
 
@@ -163,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="a grid of images decoded from z ~ p(z)")
     p.add_argument("run")
     p.add_argument("-n", type=int, default=64)
+    p.add_argument("--label", type=int, default=None, help="class to draw (conditional VAE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="PNG to write (default RUN/samples.png)")

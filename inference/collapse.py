@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .evaluation import evaluation_mode
+from .evaluation import evaluation_mode, split_batches
 from .objectives import rate_terms, weight_terms
 from .objectives.weights import sample_sites
 
@@ -42,11 +42,11 @@ def _posterior_mean(q, draws: int = 64) -> torch.Tensor:
 
 
 def posterior_collapse(model: nn.Module, guide: nn.Module, x: torch.Tensor, batch_size: int = 1000,
-                       seed: int = 0) -> CollapseReport:
+                       seed: int = 0, y: Optional[torch.Tensor] = None) -> CollapseReport:
     means, kls = [], []
     with evaluation_mode(seed, x.device, model, guide):
-        for batch in x.split(batch_size):
-            terms = weight_terms(model, guide, 1, batch)
+        for batch, labels in split_batches(x, y, batch_size):
+            terms = weight_terms(model, guide, 1, batch, y=labels)
             sites = sample_sites(terms.guide_trace)
             means.append(torch.cat([_posterior_mean(s["fn"]).reshape(batch.shape[0], -1) for s in sites], -1))
             _, per_dim = rate_terms(terms, analytic=True)

@@ -120,6 +120,8 @@ class ModelConfig(_Section):
     prior: str = "normal"
     prior_components: int = 10  # K of "mog" and "vamp"
     prior_flows: int = 2  # autoregressive layers of "flow"
+    conditional: bool = False  # the conditional VAE: p(x | z, y), q(z | x, y) (seed 002)
+    num_classes: int = 10
 
     def validate(self):
         _check_network("model", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
@@ -127,7 +129,10 @@ class ModelConfig(_Section):
         if self.upsample not in UPSAMPLERS:
             raise ConfigError(f"unknown upsampling {self.upsample!r}; choose one of: {', '.join(UPSAMPLERS)}")
         _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale,
-                  prior_components=self.prior_components, prior_flows=self.prior_flows)
+                  prior_components=self.prior_components, prior_flows=self.prior_flows,
+                  num_classes=self.num_classes)
+        if self.conditional and self.prior == "vamp":
+            raise ConfigError("the VampPrior's pseudo-inputs carry no label; use another prior with --conditional")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
         if self.prior not in PRIORS:

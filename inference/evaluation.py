@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -52,9 +52,10 @@ class ELBOReport:
                 "rate_bits_per_dim": self.bits_per_dim(self.rate)}
 
 
-def elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def elbo_terms(model: Callable, guide: Callable, x: torch.Tensor,
+               y: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-point ``(D, R)`` from one draw z ~ q(z | x), each of shape (B,)."""
-    terms = weight_terms(model, guide, 1, x)
+    terms = weight_terms(model, guide, 1, x, y=y)
     rate, _ = rate_terms(terms, analytic=True)
     return -terms.log_likelihood[0], rate[0]
 
@@ -75,13 +76,20 @@ def evaluation_mode(seed: int, device: torch.device, *modules: nn.Module):
             m.train(training)
 
 
+def split_batches(x: torch.Tensor, y: Optional[torch.Tensor], batch_size: int):
+    """``(x_b, y_b)`` pairs of at most ``batch_size`` rows; ``y_b`` is None without labels."""
+    ys = y.split(batch_size) if y is not None else [None] * len(x.split(batch_size))
+    return zip(x.split(batch_size), ys)
+
+
 def evaluate_elbo(model: nn.Module, guide: nn.Module, x: torch.Tensor, batch_size: int = 1000,
-                  seed: int = 0) -> ELBOReport:
-    """Average ELBO, distortion and rate over the rows of ``x`` (nats per point)."""
+                  seed: int = 0, y: Optional[torch.Tensor] = None) -> ELBOReport:
+    """Average ELBO, distortion and rate over the rows of ``x`` (nats per point); labels ``y``
+    for a conditional VAE."""
     with evaluation_mode(seed, x.device, model, guide):
         sums = torch.zeros(2, dtype=torch.float64, device=x.device)
-        for batch in x.split(batch_size):
-            distortion, rate = elbo_terms(model, guide, batch)
+        for batch, labels in split_batches(x, y, batch_size):
+            distortion, rate = elbo_terms(model, guide, batch, labels)
             sums += torch.stack([distortion.double().sum(), rate.double().sum()])
     d, r = (sums / x.shape[0]).tolist()
     return ELBOReport(-(d + r), d, r, x.shape[0], x[0].numel())

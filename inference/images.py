@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -16,27 +17,30 @@ def _save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
 
 
 @torch.no_grad()
-def prior_samples(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
-    """E[x | z] for z ~ p(z): n images of shape event_shape (means, not noisy draws)."""
+def prior_samples(model: nn.Module, n: int, seed: int = 0, label: Optional[int] = None) -> torch.Tensor:
+    """E[x | z (, y = label)] for z ~ p(z): n images (means, not noisy draws)."""
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         z = model.prior(torch.Size([n])).sample()
-    return model.decode_mean(z)
+    y = None if label is None else torch.full((n,), label, dtype=torch.long, device=device)
+    return model.decode_mean(z, y)
 
 
-def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0) -> None:
-    _save_grid(prior_samples(model, n, seed), path, nrow=max(1, int(round(n ** 0.5))))
+def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0,
+                       label: Optional[int] = None) -> None:
+    _save_grid(prior_samples(model, n, seed, label), path, nrow=max(1, int(round(n ** 0.5))))
 
 
 @torch.no_grad()
 def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, path: Path,
-                         n: int = 32, per_row: int = 8) -> None:
+                         n: int = 32, per_row: int = 8, y: Optional[torch.Tensor] = None) -> None:
     """Rows alternate: ``per_row`` test images, then their reconstructions E[x | z], z ~ q(z | x).
 
     The n images are spread evenly over ``x`` (test sets are often sorted by class)."""
-    x = x[torch.linspace(0, x.shape[0] - 1, min(n, x.shape[0]), device=x.device).long()]
-    recon = model.decode_mean(guide(x))
+    pick = torch.linspace(0, x.shape[0] - 1, min(n, x.shape[0]), device=x.device).long()
+    x, y = x[pick], None if y is None else y[pick]
+    recon = model.decode_mean(guide(x, y), y)
     rows = []
     for start in range(0, x.shape[0], per_row):
         rows += [x[start:start + per_row], recon[start:start + per_row]]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
-from .evaluation import LOG2, evaluation_mode
+from .evaluation import LOG2, evaluation_mode, split_batches
 from .objectives import weight_terms
 
 
@@ -37,13 +38,13 @@ class LogLikelihoodReport:
         return {**asdict(self), "neg_log_likelihood_bits_per_dim": self.bits_per_dim}
 
 
-def _streaming_log_weights(model, guide, x: torch.Tensor, k: int, chunk: int):
+def _streaming_log_weights(model, guide, x: torch.Tensor, y, k: int, chunk: int):
     """Per point: (log mean_k w_k, standard error of it), over k draws in chunks."""
     m = s1 = s2 = None
     done = 0
     while done < k:
         c = min(chunk, k - done)
-        lw = weight_terms(model, guide, c, x).log_weights.double()  # (c, B)
+        lw = weight_terms(model, guide, c, x, y=y).log_weights.double()  # (c, B)
         top = lw.max(0).values
         if m is None:
             m, s1, s2 = top, torch.zeros_like(top), torch.zeros_like(top)
@@ -58,7 +59,7 @@ def _streaming_log_weights(model, guide, x: torch.Tensor, k: int, chunk: int):
 
 def importance_log_likelihood(model: nn.Module, guide: nn.Module, x: torch.Tensor, num_samples: int = 5000,
                               batch_size: int = 100, max_points_per_pass: int = 50_000, seed: int = 0,
-                              per_point: bool = False):
+                              per_point: bool = False, y: Optional[torch.Tensor] = None):
     """Estimate log p(x) for each row of ``x`` with ``num_samples`` importance samples from the guide.
 
     Returns a ``LogLikelihoodReport``; with ``per_point=True`` also the (N,) tensors
@@ -68,9 +69,9 @@ def importance_log_likelihood(model: nn.Module, guide: nn.Module, x: torch.Tenso
         raise ValueError("num_samples, batch_size and max_points_per_pass must be positive")
     estimates, errors = [], []
     with evaluation_mode(seed, x.device, model, guide):
-        for batch in x.split(batch_size):
+        for batch, labels in split_batches(x, y, batch_size):
             chunk = max(1, max_points_per_pass // batch.shape[0])
-            est, se = _streaming_log_weights(model, guide, batch, num_samples, chunk)
+            est, se = _streaming_log_weights(model, guide, batch, labels, num_samples, chunk)
             estimates.append(est)
             errors.append(se)
     est, se = torch.cat(estimates), torch.cat(errors)

@@ -68,8 +68,13 @@ class Run:
     device: torch.device
     path: Optional[Path] = None
 
+    def labels(self, split: str = "test") -> Optional[torch.Tensor]:
+        """The labels a conditional VAE is conditioned on; None for an unconditional one."""
+        return getattr(self.data, f"{split}_y") if self.config.model.conditional else None
+
     def evaluate(self, seed: int = 0):
-        return evaluate_elbo(self.model, self.guide, self.data.test_x, self.config.train.eval_batch_size, seed)
+        return evaluate_elbo(self.model, self.guide, self.data.test_x, self.config.train.eval_batch_size, seed,
+                             y=self.labels())
 
 
 def setup(config: RunConfig, device: Optional[str] = None) -> Run:
@@ -93,7 +98,8 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True) -> list[dict
         start = time.perf_counter()
         with tqdm(stream, desc=f"epoch {epoch}/{cfg.epochs}", disable=quiet, leave=False, file=sys.stderr) as bar:
             train_elbo = trainer.train_epoch(
-                bar, stream.num_data, on_step=lambda elbo: bar.set_postfix(elbo=f"{elbo:.2f}", refresh=False))
+                bar, stream.num_data, on_step=lambda elbo: bar.set_postfix(elbo=f"{elbo:.2f}", refresh=False),
+                labels=run.labels("train"))
         seconds = time.perf_counter() - start
         report = run.evaluate(seed=cfg.seed)
         metrics.append({"epoch": epoch, "steps": trainer.steps, "train_objective": train_elbo,
@@ -123,8 +129,9 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
     write_json(out / CONFIG, config.to_dict())
     write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device)})
     metrics = train(run, out, quiet)
-    save_prior_samples(run.model, out / SAMPLES, seed=config.train.seed)
-    save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS)
+    save_prior_samples(run.model, out / SAMPLES, seed=config.train.seed,
+                       label=0 if config.model.conditional else None)
+    save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
     return metrics
 
 

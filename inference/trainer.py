@@ -32,21 +32,24 @@ class SVITrainer:
         self.svi = SVI(model, guide, self.optim, loss=loss if loss is not None else Trace_ELBO())
         self.steps = 0
 
-    def step(self, x: torch.Tensor, num_data: int, subsample: torch.Tensor) -> float:
+    def step(self, x: torch.Tensor, num_data: int, subsample: torch.Tensor,
+             y: Optional[torch.Tensor] = None) -> float:
         """One gradient step; returns the minibatch estimate of the full-data -ELBO."""
-        loss = self.svi.step(x, num_data=num_data, subsample=subsample)
+        loss = self.svi.step(x, y=y, num_data=num_data, subsample=subsample)
         if self.steps == 0:
             self._check_param_store()
         self.steps += 1
         return loss
 
     def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_data: int,
-                    on_step: Optional[Callable[[float], None]] = None) -> float:
+                    on_step: Optional[Callable[[float], None]] = None,
+                    labels: Optional[torch.Tensor] = None) -> float:
         """One pass over ``batches``; returns minus the mean loss per data point
-        (the train ELBO for ``Trace_ELBO``, the bound itself for IWAE)."""
+        (the train ELBO for ``Trace_ELBO``, the bound itself for IWAE). ``labels``
+        (all N of them) condition a conditional VAE."""
         total, count = 0.0, 0
         for idx, x in batches:
-            loss = self.step(x, num_data, idx)
+            loss = self.step(x, num_data, idx, None if labels is None else labels[idx])
             total += loss
             count += 1
             if on_step is not None:

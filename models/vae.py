@@ -35,6 +35,7 @@ class VAEModel(PyroModule):
 
     ``forward(x, num_data=N, subsample=idx)`` scores a batch ``x`` of shape
     ``(B, *event_shape)``; with ``x=None`` it draws ``batch_size`` new points.
+    Labels ``y`` (B,) condition the decoder of a conditional VAE, p(x | z, y).
     """
 
     def __init__(self, prior: PyroModule, decoder: nn.Module, likelihood: Likelihood):
@@ -47,16 +48,21 @@ class VAEModel(PyroModule):
     def latent_dim(self) -> int:
         return self.prior.latent_dim
 
-    def forward(self, x: Optional[torch.Tensor] = None, num_data: Optional[int] = None,
-                subsample: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
+    def forward(self, x: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
+                num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
+                batch_size: Optional[int] = None):
         if x is None and batch_size is None:
             raise ValueError("VAEModel needs either data x or a batch_size to sample")
         batch = x.shape[0] if x is not None else batch_size
         device = x.device if x is not None else next(self.decoder.parameters()).device
         with data_plate(batch, num_data, subsample, device):
             z = pyro.sample("z", self.prior(torch.Size([batch])))
-            return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+            return pyro.sample("x", self.likelihood(self.decode(z, y)), obs=x)
 
-    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """E[x | z]: the image a latent code decodes to."""
-        return self.likelihood.mean(self.decoder(z))
+    def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The decoder's output (the likelihood's parameters) for codes z (and labels y)."""
+        return self.decoder(z) if y is None else self.decoder(z, y)
+
+    def decode_mean(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """E[x | z (, y)]: the image a latent code decodes to."""
+        return self.likelihood.mean(self.decode(z, y))
