@@ -1,7 +1,7 @@
 """Burda et al. 2015, Table 1 style, on Fashion-MNIST: VAE vs IWAE k=5 vs IWAE k=50.
 
 784-200-200-50 tanh MLPs, Bernoulli likelihood, dynamic binarization, Adam;
-test -log p(x) estimated with k = 5000 importance samples (inference.likelihood).
+test -log p(x) estimated with k = 5000 importance samples (inference.marginal_likelihood).
 Each model trains into its own run folder under --out; finished runs and
 finished evaluations are reused, so the script resumes where it stopped.
 

@@ -7,7 +7,7 @@ from .data import ImageData, MinibatchStream, load_dataset, prepare
 from .errors import UserError
 from .collapse import CollapseReport, posterior_collapse
 from .evaluation import ELBOReport, elbo_terms, evaluate_elbo
-from .likelihood import LogLikelihoodReport, importance_log_likelihood
+from .marginal_likelihood import LogLikelihoodReport, importance_log_likelihood
 from .objectives import OBJECTIVES, BetaELBO, IWAEBound, build_objective
 from .runs import Run, load_run, setup, train, train_run
 from .trainer import SVITrainer

@@ -104,7 +104,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .collapse import posterior_collapse
-    from .likelihood import importance_log_likelihood
+    from .marginal_likelihood import importance_log_likelihood
     from .runs import EVALUATION, load_run, write_json
 
     if args.batch_size <= 0 or args.iw_samples < 0:
