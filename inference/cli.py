@@ -17,8 +17,10 @@ from models import LIKELIHOODS, PRIORS
 from .config import BINARIZATIONS, DATASETS, DEVICES, RunConfig
 from .errors import UserError
 from .evaluation import evaluate_elbo
+from .resume import TrainingInterrupted
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -69,6 +71,9 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default=defaults.train.device, help=f"one of {', '.join(DEVICES)}")
     p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    p.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue RUN from its checkpoint exactly where it stopped (other options come from RUN)")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: epoch ends only)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
@@ -93,10 +98,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args) -> int:
-    from .runs import train_run
+    from .runs import resume_run, train_run
 
-    out = Path(args.out)
-    metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet)
+    if args.checkpoint_every < 0:
+        raise UserError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.resume:
+        out = Path(args.resume)
+        metrics = resume_run(out, quiet=args.quiet, checkpoint_every=args.checkpoint_every)
+    else:
+        out = Path(args.out)
+        metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet,
+                            checkpoint_every=args.checkpoint_every)
     last = metrics[-1]
     print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
           f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})")
@@ -192,9 +204,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as err:
         print(f"vae: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingInterrupted as stopped:
+        print(f"vae: {stopped}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("vae: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -168,8 +168,16 @@ class MinibatchStream:
     def __len__(self) -> int:
         return -(-self.num_data // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        perm = torch.randperm(self.num_data, device=self.x.device)
-        for idx in perm.split(self.batch_size):
+    def permutation(self) -> torch.Tensor:
+        """The data order of one epoch, from the global torch RNG."""
+        return torch.randperm(self.num_data, device=self.x.device)
+
+    def batches(self, perm: torch.Tensor, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The minibatches of the epoch with order ``perm``, from batch number ``start`` on
+        (a resumed epoch); each batch is binarized only when it is drawn."""
+        for idx in perm.split(self.batch_size)[start:]:
             batch = self.x[idx]
             yield idx, torch.bernoulli(batch) if self.dynamic else batch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(self.permutation())

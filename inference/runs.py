@@ -3,6 +3,7 @@
     config.json          RunConfig (rebuilds model and guide without the command line)
     versions.json        Python, torch, Pyro, NumPy versions, seed, device
     weights.pt           {"model": state_dict, "guide": state_dict}  (weights_only)
+    checkpoint.pt        everything ``vae train --resume`` needs (inference/resume.py)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
     samples.png          E[x | z], z ~ p(z)
     reconstructions.png  test images above their reconstructions
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import json
 import platform
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import pyro
@@ -31,11 +34,12 @@ from .errors import UserError
 from .evaluation import evaluate_elbo
 from .images import save_prior_samples, save_reconstructions
 from .objectives import build_objective
+from .resume import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint, save_checkpoint, set_rng_state
 from .trainer import SVITrainer
 
 CONFIG, VERSIONS, WEIGHTS, METRICS = "config.json", "versions.json", "weights.pt", "metrics.jsonl"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
-RUN_MARKERS = (CONFIG, WEIGHTS, METRICS)
+RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)
 
 
 def library_versions() -> dict:
@@ -88,51 +92,118 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     return Run(config, model, guide, data, dev)
 
 
-def train(run: Run, out: Optional[Path] = None, quiet: bool = True) -> list[dict]:
-    """Train ``run`` by SVI for ``config.train.epochs``; with ``out``, keep the run folder current."""
+def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Optional[TrainingState] = None,
+          checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False) -> list[dict]:
+    """Train ``run`` by SVI for ``config.train.epochs``; with ``out``, keep the run folder current:
+    metrics and weights each epoch, ``checkpoint.pt`` every ``checkpoint_every`` steps and at each
+    epoch end. ``resume`` continues from a checkpoint's state exactly; when ``stop_requested()``
+    turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised."""
     cfg = run.config.train
-    trainer = SVITrainer(run.model, run.guide, lr=cfg.lr, loss=build_objective(run.config.objective))
+    objective = build_objective(run.config.objective)
+    trainer = SVITrainer(run.model, run.guide, lr=cfg.lr, loss=objective)
     stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic")
-    metrics: list[dict] = []
-    for epoch in range(1, cfg.epochs + 1):
+    labels = run.labels("train")
+    state = resume or TrainingState()
+    if resume is not None:
+        trainer.optim.set_state(resume.optimizer)
+        trainer.steps, objective.step = resume.steps, resume.objective_step
+        set_rng_state(resume.rng)
+
+    def checkpoint() -> None:
+        state.steps, state.optimizer = trainer.steps, trainer.optim.get_state()
+        state.objective_step = getattr(objective, "step", 0)
+        save_checkpoint(out / CHECKPOINT, run.model, run.guide, state)
+
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        if state.perm is None:
+            state.perm, state.step_in_epoch, state.epoch_values = stream.permutation(), 0, []
         start = time.perf_counter()
-        with tqdm(stream, desc=f"epoch {epoch}/{cfg.epochs}", disable=quiet, leave=False, file=sys.stderr) as bar:
-            train_elbo = trainer.train_epoch(
-                bar, stream.num_data, on_step=lambda elbo: bar.set_postfix(elbo=f"{elbo:.2f}", refresh=False),
-                labels=run.labels("train"))
+        batches = stream.batches(state.perm, state.step_in_epoch)
+        with tqdm(batches, total=len(stream), initial=state.step_in_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
+                  disable=quiet, leave=False, file=sys.stderr) as bar:
+            for idx, x in bar:
+                loss = trainer.step(x, stream.num_data, idx, None if labels is None else labels[idx])
+                state.epoch_values.append(-loss / stream.num_data)
+                state.step_in_epoch += 1
+                bar.set_postfix(elbo=f"{state.epoch_values[-1]:.2f}", refresh=False)
+                stop = stop_requested()
+                if out is not None and (stop or (checkpoint_every and trainer.steps % checkpoint_every == 0)):
+                    checkpoint()
+                if stop:
+                    raise TrainingInterrupted(f"stopped at epoch {epoch}, step {state.step_in_epoch}")
         seconds = time.perf_counter() - start
         report = run.evaluate(seed=cfg.seed)
-        metrics.append({"epoch": epoch, "steps": trainer.steps, "train_objective": train_elbo,
-                        "test_elbo": report.elbo, "test_distortion": report.distortion, "test_rate": report.rate,
-                        "seconds": seconds})
+        train_value = sum(state.epoch_values) / len(state.epoch_values)
+        state.metrics.append({"epoch": epoch, "steps": trainer.steps, "train_objective": train_value,
+                              "test_elbo": report.elbo, "test_distortion": report.distortion,
+                              "test_rate": report.rate, "seconds": seconds})
+        state.epoch, state.perm, state.step_in_epoch, state.epoch_values = epoch, None, 0, []
         if not quiet:
-            print(f"epoch {epoch:3d}  train objective {train_elbo:9.3f}  test ELBO {report.elbo:9.3f}  "
+            print(f"epoch {epoch:3d}  train objective {train_value:9.3f}  test ELBO {report.elbo:9.3f}  "
                   f"(D {report.distortion:8.3f}, R {report.rate:7.3f})  {seconds:6.2f}s", file=sys.stderr)
         if out is not None:
-            atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics))
+            atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
             save_weights(run, out / WEIGHTS)
-    return metrics
+            checkpoint()
+    return state.metrics
 
 
 def save_weights(run: Run, path: Path) -> None:
     save_state(path, {"model": run.model.state_dict(), "guide": run.guide.state_dict()})
 
 
-def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = False) -> list[dict]:
+@contextmanager
+def stop_on_signals():
+    """SIGINT and SIGTERM ask training to stop after the current step (a flag, not an exception)."""
+    requested = []
+    handler = lambda signum, frame: requested.append(signum)  # noqa: E731
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], checkpoint_every: int) -> list[dict]:
+    with stop_on_signals() as stop_requested:
+        try:
+            metrics = train(run, out, quiet, resume, checkpoint_every, stop_requested)
+        except TrainingInterrupted as stopped:
+            raise TrainingInterrupted(f"{stopped}; checkpoint written; resume with: vae train --resume {out}") from None
+    save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed,
+                       label=0 if run.config.model.conditional else None)
+    save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
+    return metrics
+
+
+def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = False,
+              checkpoint_every: int = 0) -> list[dict]:
     """``vae train``: validate everything, then train into the run folder ``out``."""
     out = Path(out)
     check_output_folder(out, force)  # before the data load: fail fast, touch nothing
     run = setup(config)
     out.mkdir(parents=True, exist_ok=True)
-    (out / EVALUATION).unlink(missing_ok=True)  # --force: no figure of the old run survives beside the new one
+    for stale in (EVALUATION, CHECKPOINT):  # --force: nothing of the old run survives beside the new one
+        (out / stale).unlink(missing_ok=True)
     run.path = out
     write_json(out / CONFIG, config.to_dict())
     write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device)})
-    metrics = train(run, out, quiet)
-    save_prior_samples(run.model, out / SAMPLES, seed=config.train.seed,
-                       label=0 if config.model.conditional else None)
-    save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
-    return metrics
+    return _finish(run, out, quiet, None, checkpoint_every)
+
+
+def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0) -> list[dict]:
+    """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped."""
+    out = Path(out)
+    if not (out / CHECKPOINT).is_file():
+        raise UserError(f"{out} has no {CHECKPOINT} to resume from; was it written by 'vae train'?")
+    config = RunConfig.load(out / CONFIG)
+    run = setup(config)
+    modules, state = load_checkpoint(out / CHECKPOINT, map_location=run.device)
+    load_module_state(run.model, modules["model"], "model")
+    load_module_state(run.guide, modules["guide"], "guide")
+    run.path = out
+    return _finish(run, out, quiet, state, checkpoint_every)
 
 
 def load_run(path: Path, device: str = "cpu") -> Run:

@@ -1,0 +1,109 @@
+"""Resumable training: a run killed with SIGKILL (or stopped by SIGINT) at a random step and
+resumed ends with exactly the parameters of an uninterrupted run with the same seed."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from inference import RunConfig
+from inference.runs import train_run
+
+from .conftest import ROOT, VAE, run_vae
+
+ARGS = ["--epochs", "5", "--latent-dim", "4", "--hidden-dim", "64", "--seed", "11", "--checkpoint-every", "5",
+        "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = run_vae("train", *ARGS, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return torch.load(out / "weights.pt", weights_only=True)
+
+
+def _start(out):
+    return subprocess.Popen([*VAE, "train", *ARGS, "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def _wait_for_checkpoints(proc, path, count, timeout=120):
+    """Block until ``path`` has been (re)written ``count`` times."""
+    seen, last, deadline = 0, None, time.time() + timeout
+    while seen < count and time.time() < deadline and proc.poll() is None:
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+        if stamp is not None and stamp != last:
+            seen, last = seen + 1, stamp
+        time.sleep(0.005)
+    assert seen >= count, "the run ended before the kill point"
+
+
+def _same(a, b):
+    return all(torch.equal(a[part][k], b[part][k]) for part in ("model", "guide") for k in a[part])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [1, 4, 9])
+def test_sigkill_at_a_random_step_then_resume_gives_identical_parameters(tmp_path, reference, kill_after):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_checkpoints(proc, out / "checkpoint.pt", kill_after)
+    time.sleep(random.Random(kill_after).uniform(0, 0.05))  # land between checkpoints
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)  # the last checkpoint is whole
+    assert 0 < checkpoint["steps"] < 180
+    before = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+    resumed = run_vae("train", "--resume", out, "--checkpoint-every", "5", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _same(torch.load(out / "weights.pt", weights_only=True), reference)
+    after = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(after) == 5 and json.loads(after[-1])["steps"] == 180
+    assert after[: len(before)] == before  # epochs done before the kill were not retrained (same timings)
+
+
+@pytest.mark.slow
+def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, reference):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_checkpoints(proc, out / "checkpoint.pt", 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"resume with: vae train --resume {out}" in err and "Traceback" not in err
+    resumed = run_vae("train", "--resume", out, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _same(torch.load(out / "weights.pt", weights_only=True), reference)
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    from inference.cli import main
+
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "no checkpoint.pt to resume from" in capsys.readouterr().err
+
+
+def test_in_process_resume_matches(tmp_path):
+    """The library path: train_run's checkpoint at an epoch end, then resume_run."""
+    from inference.runs import resume_run
+
+    cfg = RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
+                               "train": {"epochs": 2, "seed": 2}})
+    train_run(cfg, tmp_path / "full", quiet=True)
+    cfg.train.epochs = 1
+    train_run(cfg, tmp_path / "half", quiet=True)
+    # extend the finished one-epoch run to two epochs: the checkpoint holds epoch 1 complete
+    config = json.loads((tmp_path / "half" / "config.json").read_text())
+    config["train"]["epochs"] = 2
+    (tmp_path / "half" / "config.json").write_text(json.dumps(config))
+    resume_run(tmp_path / "half", quiet=True)
+    a = torch.load(tmp_path / "full" / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "half" / "weights.pt", weights_only=True)
+    assert _same(a, b)
