@@ -36,7 +36,7 @@ def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
 def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, num_classes: int = 0):
     """The guide ``config`` names; with ``num_classes`` its encoder also reads the label (q(z | x, y))."""
     guide_cls = GUIDES.get(config.guide)
-    options = {"num_flows": config.flows}
+    options = {"num_flows": config.flows, "min_scale": config.min_scale}
     width = guide_cls.encoder_outputs(latent_dim, **options)
     features = config.hidden_dim if num_classes else width
     if config.arch == "conv":

@@ -67,6 +67,8 @@ def _add_train(sub) -> None:
     p.add_argument("--warmup-steps", type=int, default=obj.warmup_steps, help="length of the KL warm-up or cycle")
     p.add_argument("--dreg", action="store_true", help="objective iwae: doubly reparameterized gradients")
     p.add_argument("--lr", type=float, default=defaults.train.lr, help="Adam learning rate")
+    p.add_argument("--clip-norm", type=float, default=None, help="clip each parameter's gradient norm to this")
+    p.add_argument("--min-scale", type=float, default=defaults.guide.min_scale, help="floor on the guide's scales")
     p.add_argument("--seed", type=int, default=defaults.train.seed, help="seeds initialization, batches and draws")
     p.add_argument("--device", default=defaults.train.device, help=f"one of {', '.join(DEVICES)}")
     p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
@@ -88,12 +90,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                   "conditional": args.conditional},
         "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
                   "arch": args.arch, "channels": args.channels,
-                  "activation": args.activation, "flows": args.guide_flows},
+                  "activation": args.activation, "flows": args.guide_flows, "min_scale": args.min_scale},
         "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,
                       "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,
                       "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                  "device": args.device},
+                  "device": args.device, "clip_norm": args.clip_norm},
     })
 
 

@@ -150,11 +150,12 @@ class GuideConfig(_Section):
     channels: int = 32
     activation: str = "relu"
     flows: int = 2  # inverse autoregressive layers of the "iaf" guide
+    min_scale: float = 1e-5  # floor on the guide's standard deviations
 
     def validate(self):
         _check_network("guide", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
         _positive("guide", channels=self.channels)
-        _positive("guide", flows=self.flows)
+        _positive("guide", flows=self.flows, min_scale=self.min_scale)
         if self.guide not in GUIDES:
             raise ConfigError(f"unknown guide {self.guide!r}; choose one of: {', '.join(GUIDES)}")
 
@@ -197,10 +198,13 @@ class TrainConfig(_Section):
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 1000
+    clip_norm: Optional[float] = None  # gradient-norm clipping (Pyro's clip_args)
 
     def validate(self):
         _positive("train", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                   eval_batch_size=self.eval_batch_size)
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ConfigError(f"train.clip_norm must be positive, got {self.clip_norm}")
         if self.device not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
 

@@ -35,7 +35,7 @@ from .evaluation import evaluate_elbo
 from .images import save_prior_samples, save_reconstructions
 from .objectives import build_objective
 from .resume import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint, save_checkpoint, set_rng_state
-from .trainer import SVITrainer
+from .trainer import NumericalFault, SVITrainer
 
 CONFIG, VERSIONS, WEIGHTS, METRICS = "config.json", "versions.json", "weights.pt", "metrics.jsonl"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
@@ -100,7 +100,7 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
     turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised."""
     cfg = run.config.train
     objective = build_objective(run.config.objective)
-    trainer = SVITrainer(run.model, run.guide, lr=cfg.lr, loss=objective)
+    trainer = SVITrainer(run.model, run.guide, lr=cfg.lr, loss=objective, clip_norm=cfg.clip_norm)
     stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic")
     labels = run.labels("train")
     state = resume or TrainingState()
@@ -109,10 +109,13 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
         trainer.steps, objective.step = resume.steps, resume.objective_step
         set_rng_state(resume.rng)
 
+    last_good = ["none was written yet"]
+
     def checkpoint() -> None:
         state.steps, state.optimizer = trainer.steps, trainer.optim.get_state()
         state.objective_step = getattr(objective, "step", 0)
         save_checkpoint(out / CHECKPOINT, run.model, run.guide, state)
+        last_good[0] = f"{out / CHECKPOINT} (after step {trainer.steps})"
 
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.perm is None:
@@ -122,7 +125,12 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
         with tqdm(batches, total=len(stream), initial=state.step_in_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
                   disable=quiet, leave=False, file=sys.stderr) as bar:
             for idx, x in bar:
-                loss = trainer.step(x, stream.num_data, idx, None if labels is None else labels[idx])
+                try:
+                    loss = trainer.step(x, stream.num_data, idx, None if labels is None else labels[idx])
+                except NumericalFault as fault:
+                    raise UserError(f"training stopped: {fault} (epoch {epoch}); the parameters were not updated "
+                                    f"with it; last good checkpoint: {last_good[0]}; try a lower --lr or "
+                                    f"--clip-norm") from None
                 state.epoch_values.append(-loss / stream.num_data)
                 state.step_in_epoch += 1
                 bar.set_postfix(elbo=f"{state.epoch_values[-1]:.2f}", refresh=False)

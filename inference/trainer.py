@@ -6,14 +6,27 @@ ELBO per data point is minus the mean loss over its steps, divided by N.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable, Optional
 
 import pyro
 import pyro.optim
 import torch
+from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.elbo import ELBO
+from pyro.infer.util import torch_item, zero_grads
 from torch import nn
+
+from .evaluation import elbo_terms
+
+
+class NumericalFault(Exception):
+    """A non-finite loss or gradient; ``term`` says which part went bad first."""
+
+    def __init__(self, step: int, term: str):
+        super().__init__(f"a non-finite {term} appeared at SVI step {step}")  # term: reconstruction, KL, ...
+        self.step, self.term = step, term
 
 
 class SVITrainer:
@@ -25,21 +38,49 @@ class SVITrainer:
     """
 
     def __init__(self, model: nn.Module, guide: nn.Module, lr: float = 1e-3,
-                 loss: Optional[ELBO] = None):
+                 loss: Optional[ELBO] = None, clip_norm: Optional[float] = None):
         pyro.clear_param_store()
         self.model, self.guide = model, guide
-        self.optim = pyro.optim.Adam({"lr": lr})
+        self.optim = pyro.optim.Adam({"lr": lr}, {"clip_norm": clip_norm} if clip_norm else None)
         self.svi = SVI(model, guide, self.optim, loss=loss if loss is not None else Trace_ELBO())
         self.steps = 0
 
     def step(self, x: torch.Tensor, num_data: int, subsample: torch.Tensor,
              y: Optional[torch.Tensor] = None) -> float:
-        """One gradient step; returns the minibatch estimate of the full-data -ELBO."""
-        loss = self.svi.step(x, y=y, num_data=num_data, subsample=subsample)
+        """One gradient step; returns the minibatch estimate of the full-data -ELBO.
+
+        ``SVI.step``'s own sequence (capture the params, ``loss_and_grads``, optimizer,
+        zero the grads) with one check in the middle: a non-finite loss or gradient raises
+        ``NumericalFault`` before the optimizer can write NaN into the parameters."""
+        kwargs = {"y": y, "num_data": num_data, "subsample": subsample}
+        with poutine.trace(param_only=True) as capture:
+            try:
+                loss = self.svi.loss_and_grads(self.model, self.guide, x, **kwargs)
+            except ValueError as err:  # distribution validation: NaN or Inf reached a parameter
+                if "invalid values" not in str(err):
+                    raise
+                raise NumericalFault(self.steps + 1, "distribution parameter") from None
+        params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
+        loss = torch_item(loss)
+        grads_finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params)
+        if not (math.isfinite(loss) and grads_finite):
+            zero_grads(params)
+            raise NumericalFault(self.steps + 1, self._bad_term(x, y, loss))
+        self.optim(params)
+        zero_grads(params)
         if self.steps == 0:
             self._check_param_store()
         self.steps += 1
         return loss
+
+    def _bad_term(self, x, y, loss: float) -> str:
+        with torch.no_grad():
+            distortion, rate = elbo_terms(self.model, self.guide, x, y)
+        if not torch.isfinite(distortion).all():
+            return "reconstruction"
+        if not torch.isfinite(rate).all():
+            return "KL"
+        return "loss" if not math.isfinite(loss) else "gradient"
 
     def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_data: int,
                     on_step: Optional[Callable[[float], None]] = None,
