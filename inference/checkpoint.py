@@ -56,8 +56,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_state(path: Path, state: dict) -> None:
-    """Save a dict of ``state_dict``s (tensors, numbers, strings) atomically."""
-    atomic_write(path, lambda fh: torch.save(state, fh))
+    """Save a dict of ``state_dict``s (tensors, numbers, strings) atomically. Serialized in
+    memory first, so a full disk surfaces as the ``OSError`` of the file write."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda fh: fh.write(buffer.getbuffer()))
 
 
 def load_state(path: Path, map_location="cpu") -> dict:

@@ -206,6 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as err:
         print(f"vae: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # a full disk, a folder that cannot be written: atomic writes left the old files
+        print(f"vae: error: cannot write {err.filename or 'a file'}: {err.strerror or err}; free space or "
+              f"choose another folder", file=sys.stderr)
+        return EXIT_USAGE
     except TrainingInterrupted as stopped:
         print(f"vae: {stopped}", file=sys.stderr)
         return EXIT_INTERRUPTED

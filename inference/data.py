@@ -93,6 +93,8 @@ def load_idx_folder(folder: Path, name: str) -> ImageData:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise UserError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+        if len(images) == 0:
+            raise UserError(f"{folder}: the {split} set is empty; it needs at least one image")
     return ImageData(name, _from_uint8(arrays["train_images"]), torch.from_numpy(arrays["train_labels"].astype(np.int64)),
                      _from_uint8(arrays["test_images"]), torch.from_numpy(arrays["test_labels"].astype(np.int64)))
 

@@ -87,7 +87,10 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     dev = resolve_device(device or config.train.device)
     data = prepare(load_dataset(config.data), config.data.binarize).to(dev)
     pyro.set_rng_seed(config.train.seed)
-    model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)
+    try:
+        model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)
+    except ValueError as err:  # e.g. a conv network for images whose size it cannot take
+        raise UserError(str(err)) from None
     model, guide = model.to(dev), guide.to(dev)
     return Run(config, model, guide, data, dev)
 
@@ -191,7 +194,10 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
     out = Path(out)
     check_output_folder(out, force)  # before the data load: fail fast, touch nothing
     run = setup(config)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
     for stale in (EVALUATION, CHECKPOINT):  # --force: nothing of the old run survives beside the new one
         (out / stale).unlink(missing_ok=True)
     run.path = out
