@@ -146,9 +146,22 @@ def binarize_once(x: torch.Tensor, seed: int = BINARIZE_SEED) -> torch.Tensor:
     return torch.bernoulli(x, generator=gen)
 
 
+def check_unit_interval(data: ImageData) -> None:
+    """Every likelihood here models pixels in [0, 1]; NaN or values outside are refused."""
+    for split, x in (("train", data.train_x), ("test", data.test_x)):
+        if x.numel() == 0:
+            raise UserError(f"the {data.name} {split} set is empty; it needs at least one image")
+        lo, hi = x.min().item(), x.max().item()
+        if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
+            raise UserError(f"the {data.name} {split} images lie in [{lo:g}, {hi:g}], not in [0, 1]; "
+                            f"scale them to [0, 1] (8-bit images: divide by 255)")
+
+
 def prepare(data: ImageData, binarize: str) -> ImageData:
-    """Apply the fixed part of the binarization: ``static`` for train and test,
-    and the test set of ``dynamic`` runs (train batches are drawn afresh)."""
+    """Check the pixels are in [0, 1], then apply the fixed part of the binarization:
+    ``static`` for train and test, and the test set of ``dynamic`` runs (train
+    batches are drawn afresh)."""
+    check_unit_interval(data)
     if binarize == "none":
         return data
     train_x = binarize_once(data.train_x, BINARIZE_SEED + 1) if binarize == "static" else data.train_x

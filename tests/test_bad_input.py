@@ -130,6 +130,17 @@ def test_empty_dataset(capsys, tmp_path):
                                                         "--out", tmp_path / "o"])
 
 
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_pixels_outside_the_unit_interval_are_refused(embedded, bad):
+    from inference.data import ImageData, prepare
+
+    x = embedded.train_x[:20].clone()
+    x[3, 0, 5, 5] = bad
+    data = ImageData("mine", x, embedded.train_y[:20], embedded.test_x[:5], embedded.test_y[:5])
+    with pytest.raises(UserError, match=r"not in \[0, 1\]; scale them"):
+        prepare(data, "dynamic")
+
+
 def test_image_size_a_conv_network_cannot_take(capsys, tmp_path):
     folder = _folder(tmp_path, _odd_size)
     assert "divisible by 4" in _refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder, "--arch", "conv",
