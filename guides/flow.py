@@ -9,7 +9,6 @@ Sampling and scoring the sampled z are both one parallel pass (Pyro caches z_0).
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 import pyro.distributions as dist
 import pyro.distributions.transforms as T

@@ -5,7 +5,6 @@ Bad input ends in one line on stderr, ``vae: error: ...``, and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path

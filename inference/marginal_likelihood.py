@@ -9,7 +9,6 @@ point's estimate is the delta-method sd(w) / (sqrt(k) mean(w)).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 

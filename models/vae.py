@@ -17,7 +17,6 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from .likelihoods import Likelihood
-from .priors import StandardNormalPrior
 
 
 def data_plate(batch_size: int, num_data: Optional[int], subsample: Optional[torch.Tensor],

@@ -1,11 +1,10 @@
 """Checkpoints: atomic writes, weights_only loads, refusal of foreign code and mismatched shapes."""
 import os
-import pickle
 
 import pytest
 import torch
 
-from inference import GuideConfig, ModelConfig, UserError, build_model
+from inference import ModelConfig, UserError, build_model
 from inference.checkpoint import atomic_write, load_module_state, load_state, save_state
 
 

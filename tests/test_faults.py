@@ -1,10 +1,9 @@
 """Numerical faults stop training before NaN reaches the parameters, naming the step and the term."""
-import math
 
 import pytest
 import torch
 
-from inference import RunConfig, UserError, setup, train
+from inference import RunConfig, UserError, setup
 from inference.runs import train_run
 from inference.trainer import NumericalFault, SVITrainer
 

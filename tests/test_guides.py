@@ -6,7 +6,7 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from guides import GUIDES, DeltaGuide, FullCovarianceGuide, IAFGuide
+from guides import GUIDES, FullCovarianceGuide, IAFGuide
 from inference import GuideConfig, ModelConfig, build_guide, build_model
 from models import MLPEncoder
 

@@ -2,10 +2,8 @@
 in k, and the active-unit report (Burda et al. 2015; Tipping & Bishop 1999)."""
 import math
 
-import pyro
 import pytest
 import torch
-import torch.nn.functional as F
 from pyro.infer import Trace_ELBO
 from torch.distributions import MultivariateNormal
 

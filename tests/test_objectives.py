@@ -6,7 +6,7 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from inference import BetaELBO, IWAEBound, ObjectiveConfig, RunConfig, SVITrainer, build_objective, evaluate_elbo
+from inference import BetaELBO, IWAEBound, RunConfig, SVITrainer, build_objective
 from inference.data import binarize_once
 from inference.objectives import kl_weight
 from inference.objectives.weights import trace_pair

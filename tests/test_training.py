@@ -39,7 +39,7 @@ def test_checkpoint_reloads_in_a_fresh_process_with_the_same_test_elbo(tmp_path)
     metrics = train_run(_config(epochs=2, seed=5), out, quiet=True)
     code = ("import warnings; warnings.simplefilter('ignore');"
             "import json, sys; from inference import load_run;"
-            f"print(json.dumps(load_run(sys.argv[1]).evaluate(seed=5).to_dict()))")
+            "print(json.dumps(load_run(sys.argv[1]).evaluate(seed=5).to_dict()))")
     proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
