@@ -1,13 +1,13 @@
 """Stochastic variational inference: ``pyro.infer.SVI(model, guide, Adam, Trace_ELBO())``.
 
 Each step scores a minibatch inside ``pyro.plate("data", N, subsample=idx)``,
-so the loss is an unbiased estimate of the full-data -ELBO; the epoch's train
-ELBO per data point is minus the mean loss over its steps, divided by N.
+so the loss is an unbiased estimate of the full-data -ELBO (``inference.runs.train``
+drives the epochs, checkpoints and evaluation around it).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
 import pyro
 import pyro.optim
@@ -81,21 +81,6 @@ class SVITrainer:
         if not torch.isfinite(rate).all():
             return "KL"
         return "loss" if not math.isfinite(loss) else "gradient"
-
-    def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_data: int,
-                    on_step: Optional[Callable[[float], None]] = None,
-                    labels: Optional[torch.Tensor] = None) -> float:
-        """One pass over ``batches``; returns minus the mean loss per data point
-        (the train ELBO for ``Trace_ELBO``, the bound itself for IWAE). ``labels``
-        (all N of them) condition a conditional VAE."""
-        total, count = 0.0, 0
-        for idx, x in batches:
-            loss = self.step(x, num_data, idx, None if labels is None else labels[idx])
-            total += loss
-            count += 1
-            if on_step is not None:
-                on_step(-loss / num_data)
-        return -total / (count * num_data)
 
     def _check_param_store(self) -> None:
         store = pyro.get_param_store()
