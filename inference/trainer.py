@@ -62,7 +62,9 @@ class SVITrainer:
                 raise NumericalFault(self.steps + 1, "distribution parameter") from None
         params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
         loss = torch_item(loss)
-        grads_finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params)
+        grads = [p.grad for p in params if p.grad is not None]
+        # one reduction and one read for all gradients, not a device sync per parameter
+        grads_finite = not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
         if not (math.isfinite(loss) and grads_finite):
             zero_grads(params)
             raise NumericalFault(self.steps + 1, self._bad_term(x, y, loss))
