@@ -70,6 +70,10 @@ def _add_train(sub) -> None:
     p.add_argument("--min-scale", type=float, default=defaults.guide.min_scale, help="floor on the guide's scales")
     p.add_argument("--seed", type=int, default=defaults.train.seed, help="seeds initialization, batches and draws")
     p.add_argument("--device", default=defaults.train.device, help=f"one of {', '.join(DEVICES)}")
+    p.add_argument("--compile", default=defaults.train.compile,
+                   help="SVI engine: off (Pyro's SVI), trace (captured graph), inductor (compiled), auto")
+    p.add_argument("--data-placement", default=defaults.train.data_placement,
+                   help="training images on the device, or streamed from pinned host memory (auto, device, host)")
     p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.add_argument("--resume", metavar="RUN", default=None,
@@ -94,7 +98,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                       "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,
                       "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                  "device": args.device, "clip_norm": args.clip_norm},
+                  "device": args.device, "clip_norm": args.clip_norm, "compile": args.compile,
+                  "data_placement": args.data_placement},
     })
 
 

@@ -24,6 +24,8 @@ from .objectives import OBJECTIVES, SCHEDULES
 DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx")
 BINARIZATIONS = ("dynamic", "static", "none")
 DEVICES = ("auto", "cpu", "cuda")
+COMPILE_MODES = ("auto", "off", "trace", "inductor")
+PLACEMENTS = ("auto", "device", "host")  # auto: on the device when the images take under half its free memory  # SVI engines (inference/fast_trainer.py)
 ACTIVATIONS = tuple(NETWORK_ACTIVATIONS)
 ARCHS = ("mlp", "conv")
 
@@ -199,6 +201,8 @@ class TrainConfig(_Section):
     device: str = "auto"
     eval_batch_size: int = 1000
     clip_norm: Optional[float] = None  # gradient-norm clipping (Pyro's clip_args)
+    compile: str = "auto"  # SVI engine: off (Pyro's SVI), trace, inductor, auto (inference/fast_trainer.py)
+    data_placement: str = "auto"  # training images on the device, or streamed from pinned host memory
 
     def validate(self):
         _positive("train", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
@@ -207,6 +211,10 @@ class TrainConfig(_Section):
             raise ConfigError(f"train.clip_norm must be positive, got {self.clip_norm}")
         if self.device not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if self.data_placement not in PLACEMENTS:
+            raise ConfigError(f"unknown data placement {self.data_placement!r}; choose one of: {', '.join(PLACEMENTS)}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"unknown compile mode {self.compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
 
 
 @dataclass

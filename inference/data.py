@@ -17,7 +17,7 @@ import gzip
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -169,12 +169,20 @@ def prepare(data: ImageData, binarize: str) -> ImageData:
 
 
 class MinibatchStream:
-    """Shuffled minibatches ``(indices, x)`` of an on-device tensor; a fresh
-    permutation each epoch from the global torch RNG (seeded by the trainer).
-    With ``dynamic=True`` each batch is a fresh Bernoulli draw of its grey levels."""
+    """Shuffled minibatches ``(indices, x)``; a fresh permutation each epoch from the global torch RNG.
+    With ``dynamic=True`` each batch is a fresh Bernoulli draw of its grey levels, made on ``device``.
 
-    def __init__(self, x: torch.Tensor, batch_size: int, dynamic: bool = False):
+    Images already on ``device`` are indexed there (no host-device traffic inside the epoch). Images
+    left on the host (``device`` elsewhere: a dataset too large for the GPU) are streamed: each batch
+    is gathered into one of two pinned host buffers and copied asynchronously, so the copy of the
+    next batch overlaps the step on this one."""
+
+    def __init__(self, x: torch.Tensor, batch_size: int, dynamic: bool = False,
+                 device: Optional[torch.device] = None):
         self.x, self.batch_size, self.dynamic = x, batch_size, dynamic
+        self.device = torch.device(device) if device is not None else x.device
+        self.streaming = self.device != x.device
+        self._buffers: list = []
 
     @property
     def num_data(self) -> int:
@@ -184,14 +192,31 @@ class MinibatchStream:
         return -(-self.num_data // self.batch_size)
 
     def permutation(self) -> torch.Tensor:
-        """The data order of one epoch, from the global torch RNG."""
+        """The data order of one epoch, from the global torch RNG (on the images' device)."""
         return torch.randperm(self.num_data, device=self.x.device)
+
+    def _to_device(self, idx: torch.Tensor, step: int) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return self.x[idx].to(self.device)
+        if not self._buffers:  # two pinned buffers, each with the event that says its copy is done
+            self._buffers = [(torch.empty((self.batch_size,) + self.x.shape[1:], dtype=self.x.dtype).pin_memory(),
+                              torch.cuda.Event()) for _ in range(2)]
+        buffer, copied = self._buffers[step % 2]
+        copied.synchronize()  # the copy from this buffer two batches ago has finished
+        host = buffer[: len(idx)]
+        torch.index_select(self.x, 0, idx, out=host)
+        batch = host.to(self.device, non_blocking=True)
+        copied.record()
+        return batch
 
     def batches(self, perm: torch.Tensor, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The minibatches of the epoch with order ``perm``, from batch number ``start`` on
         (a resumed epoch); each batch is binarized only when it is drawn."""
-        for idx in perm.split(self.batch_size)[start:]:
-            batch = self.x[idx]
+        for step, idx in enumerate(perm.split(self.batch_size)[start:]):
+            if self.streaming:
+                batch, idx = self._to_device(idx, step), idx.to(self.device, non_blocking=True)
+            else:
+                batch = self.x[idx]
             yield idx, torch.bernoulli(batch) if self.dynamic else batch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

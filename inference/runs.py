@@ -35,11 +35,28 @@ from .evaluation import evaluate_elbo
 from .images import save_prior_samples, save_reconstructions
 from .objectives import build_objective
 from .resume import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint, save_checkpoint, set_rng_state
-from .trainer import NumericalFault, SVITrainer
+from .fast_trainer import build_trainer
+from .trainer import NumericalFault
 
 CONFIG, VERSIONS, WEIGHTS, METRICS = "config.json", "versions.json", "weights.pt", "metrics.jsonl"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
 RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)
+LOG_EVERY = 50  # steps between progress-bar reads (each read waits for the device)
+
+
+def _floats(values: list) -> list[float]:
+    """Per-step values as floats; the device tensors among them are read in one transfer."""
+    tensors = [v for v in values if torch.is_tensor(v)]
+    read = iter(torch.stack(tensors).tolist() if tensors else ())
+    return [next(read) if torch.is_tensor(v) else float(v) for v in values]
+
+
+def _example_batches(stream: MinibatchStream, labels: Optional[torch.Tensor]) -> list:
+    """One batch of each size an epoch has (full, and the remainder), for capturing the graphs up front."""
+    sizes = sorted({min(stream.batch_size, stream.num_data), stream.num_data % stream.batch_size} - {0})
+    idx = [torch.arange(n, device=stream.device) for n in sizes]
+    return [(stream.x[: len(i)].to(stream.device), stream.num_data, i, None if labels is None else labels[i])
+            for i in idx]
 
 
 def library_versions() -> dict:
@@ -85,7 +102,9 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     """Seed, load and prepare the data, build model and guide on the device."""
     config.validate()
     dev = resolve_device(device or config.train.device)
-    data = prepare(load_dataset(config.data), config.data.binarize).to(dev)
+    data = place(prepare(load_dataset(config.data), config.data.binarize), dev, config.train.data_placement)
+    if config.model.conditional:
+        _check_labels(data, config.model.num_classes)
     pyro.set_rng_seed(config.train.seed)
     try:
         model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)
@@ -103,20 +122,39 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
     turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised."""
     cfg = run.config.train
     objective = build_objective(run.config.objective)
-    trainer = SVITrainer(run.model, run.guide, lr=cfg.lr, loss=objective, clip_norm=cfg.clip_norm)
-    stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic")
+    stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic",
+                             device=run.device)
     labels = run.labels("train")
+    trainer, notice = build_trainer(run.model, run.guide, objective, cfg.lr, cfg.clip_norm, cfg.compile,
+                                    planned_steps=cfg.epochs * len(stream), examples=_example_batches(stream, labels))
+    if notice and not quiet:
+        print(notice, file=sys.stderr)
     state = resume or TrainingState()
     if resume is not None:
-        trainer.optim.set_state(resume.optimizer)
+        if resume.optimizer.get("engine") != trainer.engine:
+            raise UserError(f"the checkpoint's optimizer state is from the {resume.optimizer.get('engine', 'pyro')} "
+                            f"engine, this run trains on the {trainer.engine} one; resume with the same --compile")
+        trainer.load_optimizer_state(resume.optimizer)
         trainer.steps, objective.step = resume.steps, resume.objective_step
         set_rng_state(resume.rng)
 
     last_good = ["none was written yet"]
 
-    def checkpoint() -> None:
-        state.steps, state.optimizer = trainer.steps, trainer.optim.get_state()
+    def fail(fault: NumericalFault, epoch: int):
+        raise UserError(f"training stopped: {fault} (epoch {epoch}); the parameters were not updated "
+                        f"with it; last good checkpoint: {last_good[0]}; try a lower --lr or --clip-norm") from None
+
+    def check_faults(epoch: int) -> None:
+        try:
+            trainer.check()
+        except NumericalFault as fault:
+            fail(fault, epoch)
+
+    def checkpoint(epoch: int) -> None:
+        check_faults(epoch)
+        state.steps, state.optimizer = trainer.steps, trainer.optimizer_state()
         state.objective_step = getattr(objective, "step", 0)
+        state.epoch_values = _floats(state.epoch_values)
         save_checkpoint(out / CHECKPOINT, run.model, run.guide, state)
         last_good[0] = f"{out / CHECKPOINT} (after step {trainer.steps})"
 
@@ -131,20 +169,22 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
                 try:
                     loss = trainer.step(x, stream.num_data, idx, None if labels is None else labels[idx])
                 except NumericalFault as fault:
-                    raise UserError(f"training stopped: {fault} (epoch {epoch}); the parameters were not updated "
-                                    f"with it; last good checkpoint: {last_good[0]}; try a lower --lr or "
-                                    f"--clip-norm") from None
-                state.epoch_values.append(-loss / stream.num_data)
+                    fail(fault, epoch)
+                state.epoch_values.append(-loss / stream.num_data)  # a device tensor on the fast engine: not read
                 state.step_in_epoch += 1
-                bar.set_postfix(elbo=f"{state.epoch_values[-1]:.2f}", refresh=False)
+                if not quiet and state.step_in_epoch % LOG_EVERY == 0:
+                    check_faults(epoch)
+                    bar.set_postfix(elbo=f"{float(state.epoch_values[-1]):.2f}", refresh=False)
                 stop = stop_requested()
                 if out is not None and (stop or (checkpoint_every and trainer.steps % checkpoint_every == 0)):
-                    checkpoint()
+                    checkpoint(epoch)
                 if stop:
                     raise TrainingInterrupted(f"stopped at epoch {epoch}, step {state.step_in_epoch}")
+        check_faults(epoch)
         seconds = time.perf_counter() - start
         report = run.evaluate(seed=cfg.seed)
-        train_value = sum(state.epoch_values) / len(state.epoch_values)
+        values = _floats(state.epoch_values)
+        train_value = sum(values) / len(values)
         state.metrics.append({"epoch": epoch, "steps": trainer.steps, "train_objective": train_value,
                               "test_elbo": report.elbo, "test_distortion": report.distortion,
                               "test_rate": report.rate, "seconds": seconds})
@@ -155,12 +195,29 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
         if out is not None:
             atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
             save_weights(run, out / WEIGHTS)
-            checkpoint()
+            checkpoint(epoch)
     return state.metrics
 
 
 def save_weights(run: Run, path: Path) -> None:
     save_state(path, {"model": run.model.state_dict(), "guide": run.guide.state_dict()})
+
+
+def place(data: ImageData, device: torch.device, placement: str = "auto") -> ImageData:
+    """Everything on ``device``, except training images that are to be streamed from the host."""
+    on_device = placement == "device" or device.type != "cuda" or (
+        placement == "auto" and data.train_x.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0])
+    if on_device:
+        return data.to(device)
+    return ImageData(data.name, data.train_x, *(t.to(device) for t in (data.train_y, data.test_x, data.test_y)))
+
+
+def _check_labels(data: ImageData, num_classes: int) -> None:
+    for split in ("train", "test"):
+        y = getattr(data, f"{split}_y")
+        if y.numel() and not (0 <= int(y.min()) and int(y.max()) < num_classes):
+            raise UserError(f"the {split} labels lie in [{int(y.min())}, {int(y.max())}], outside 0..{num_classes - 1}; "
+                            f"the conditional VAE needs labels 0..K-1 with K = model.num_classes")
 
 
 @contextmanager

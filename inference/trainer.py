@@ -37,6 +37,8 @@ class SVITrainer:
     optimized in place of the module's own tensor. One trainer per process at a time.
     """
 
+    engine = "pyro"
+
     def __init__(self, model: nn.Module, guide: nn.Module, lr: float = 1e-3,
                  loss: Optional[ELBO] = None, clip_norm: Optional[float] = None):
         pyro.clear_param_store()
@@ -74,6 +76,15 @@ class SVITrainer:
             self._check_param_store()
         self.steps += 1
         return loss
+
+    def check(self) -> None:
+        """Faults are raised by ``step`` itself on this engine."""
+
+    def optimizer_state(self) -> dict:
+        return {"engine": self.engine, "pyro": self.optim.get_state()}
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.optim.set_state(state["pyro"])
 
     def _bad_term(self, x, y, loss: float) -> str:
         with torch.no_grad():

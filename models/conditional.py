@@ -12,7 +12,8 @@ from torch import nn
 
 def one_hot(y: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
     """onehot(y) broadcast to ``like``'s leading (particle, batch) dimensions."""
-    code = F.one_hot(y.long(), num_classes).to(like.dtype)
+    # a comparison, not F.one_hot: no host read of max(y), so the program stays capturable
+    code = (y.long().unsqueeze(-1) == torch.arange(num_classes, device=y.device)).to(like.dtype)
     return code.expand(like.shape[:-1] + (num_classes,))
 
 

@@ -88,6 +88,8 @@ TRAIN_CASES = [
     ("unknown-prior", ["--prior", "cauchy"], "unknown prior 'cauchy'"),
     ("unknown-guide", ["--guide", "nf"], "unknown guide 'nf'"),
     ("unknown-device", ["--device", "tpu"], "unknown device 'tpu'"),
+    ("unknown-compile-mode", ["--compile", "fast"], "unknown compile mode 'fast'"),
+    ("unknown-data-placement", ["--data-placement", "gpu"], "unknown data placement 'gpu'"),
     ("bernoulli-on-grey", ["--binarize", "none"], "models binary pixels"),
     ("8bit-on-binary", ["--likelihood", "discretized_logistic"], "models 8-bit grey levels"),
     ("beta-without-beta-objective", ["--beta", "4"], "apply to objective 'beta'"),

@@ -101,3 +101,26 @@ def test_minibatches_cover_every_point_once_per_epoch():
     x = torch.arange(10.0).reshape(10, 1)
     seen = torch.cat([idx for idx, _ in MinibatchStream(x, 3)])
     assert sorted(seen.tolist()) == list(range(10)) and len(MinibatchStream(x, 3)) == 4
+
+
+def test_streamed_batches_equal_on_device_batches():
+    """The host-streaming path yields the same (indices, images) in the same order as indexing in place."""
+    x = torch.rand(300, 1, 4, 4)
+    in_place = MinibatchStream(x, 64)
+    streamed = MinibatchStream(x, 64, device="cpu")
+    streamed.streaming = True  # what a CUDA run with the images left on the host does (here the copy is to CPU)
+    perm = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    pairs = list(zip(in_place.batches(perm, start=1), streamed.batches(perm, start=1)))
+    assert len(pairs) == 4 and pairs[-1][0][0].shape == (300 - 4 * 64,)
+    for (i, a), (j, b) in pairs:
+        assert torch.equal(i, j) and torch.equal(a, b) and torch.equal(a, x[i])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pinned_streaming_to_cuda_gives_the_host_batches():
+    x = torch.rand(1000, 1, 8, 8)
+    stream = MinibatchStream(x, 128, device="cuda")
+    perm = torch.randperm(1000)
+    for idx, batch in stream.batches(perm):
+        assert batch.is_cuda and torch.equal(batch.cpu(), x[idx.cpu()])

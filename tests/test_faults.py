@@ -5,12 +5,13 @@ import torch
 
 from inference import RunConfig, UserError, setup
 from inference.runs import train_run
+from inference.fast_trainer import CompiledSVITrainer
 from inference.trainer import NumericalFault, SVITrainer
 
 
-def _small(**model):
+def _small(compile="off", **model):
     return RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 32, **model}, "guide": {"hidden_dim": 32},
-                                "train": {"epochs": 2}})
+                                "train": {"epochs": 2, "compile": compile}})
 
 
 def test_overflowing_decoder_is_reported_as_the_reconstruction_term():
@@ -44,9 +45,12 @@ def test_a_collapsed_prior_scale_is_reported_as_the_kl_term():
     assert fault.value.term == "KL"
 
 
-def test_the_run_stops_with_one_line_naming_the_last_good_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine, compile, term", [(SVITrainer, "off", "reconstruction"),
+                                                    (CompiledSVITrainer, "trace", "loss or gradient")])
+def test_the_run_stops_with_one_line_naming_the_last_good_checkpoint(tmp_path, monkeypatch, engine, compile, term):
+    """The fast engine finds the fault at its next read (here the checkpoint at step 15): same report."""
     calls = {"n": 0}
-    real_step = SVITrainer.step
+    real_step = engine.step
 
     def step_that_fails_at_12(self, x, *args, **kwargs):
         calls["n"] += 1
@@ -55,11 +59,11 @@ def test_the_run_stops_with_one_line_naming_the_last_good_checkpoint(tmp_path, m
                 self.model.decoder.net[-1].weight.mul_(1e38)
         return real_step(self, x, *args, **kwargs)
 
-    monkeypatch.setattr(SVITrainer, "step", step_that_fails_at_12)
+    monkeypatch.setattr(engine, "step", step_that_fails_at_12)
     with pytest.raises(UserError) as err:
-        train_run(_small(), tmp_path / "run", quiet=True, checkpoint_every=5)
+        train_run(_small(compile), tmp_path / "run", quiet=True, checkpoint_every=5)
     message = str(err.value)
-    assert "reconstruction appeared at SVI step 12" in message and "\n" not in message
+    assert f"{term} appeared at SVI step 12" in message and "\n" not in message
     assert f"last good checkpoint: {tmp_path / 'run' / 'checkpoint.pt'} (after step 10)" in message
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert saved["steps"] == 10

@@ -29,6 +29,10 @@ class BetaELBO(PointwiseObjective):
         return self.beta * kl_weight(self.schedule, self.step, self.warmup_steps)
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        return self.loss_at(self.current_beta, model, guide, *args, **kwargs)
+
+    def loss_at(self, beta, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The loss with the rate weighted by ``beta`` (a float, or a tensor when the loss is captured)."""
         terms = weight_terms(model, guide, self.num_particles, *args, **kwargs)
         require_reparameterized(terms.guide_trace, "beta")
         distortion = -terms.log_likelihood.mean(0).sum()
@@ -40,4 +44,4 @@ class BetaELBO(PointwiseObjective):
             rate = rate_dim.mean(0).mean(0).clamp(min=self.free_bits).sum() * batch
         else:
             rate = rate_point.mean(0).sum()
-        return terms.scale * (distortion + self.current_beta * rate)
+        return terms.scale * (distortion + beta * rate)

@@ -1,0 +1,278 @@
+"""The fast SVI engine keeps the objectives' semantics: checked against Pyro's own machinery on the same draws."""
+
+import random
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+
+from inference import RunConfig, UserError
+from inference.build import build_model_and_guide
+from inference.capture import CapturedObjective, CaptureError
+from inference.fast_trainer import CompiledSVITrainer, build_trainer
+from inference.objectives import build_objective
+from inference.runs import resume_run, train_run
+from inference.trainer import NumericalFault, SVITrainer
+
+EVENT = torch.Size([1, 28, 28])
+CASES = {
+    "elbo": {},
+    "elbo-3-particles": {"objective": {"num_particles": 3}},
+    "mean_field": {"objective": {"name": "mean_field"}},
+    "beta-linear-warmup": {"objective": {"name": "beta", "beta": 4.0, "kl_schedule": "linear", "warmup_steps": 10}},
+    "beta-free-bits": {"objective": {"name": "beta", "free_bits": 0.3}},
+    "iwae-dreg": {"objective": {"name": "iwae", "num_particles": 4, "dreg": True}},
+    "conditional": {"model": {"conditional": True}},
+    "vamp-prior": {"model": {"prior": "vamp"}},
+    "iaf-guide": {"guide": {"guide": "iaf"}},
+    "gaussian-learned": {"model": {"likelihood": "gaussian_learned"}, "data": {"binarize": "none"}},
+}
+
+
+def _pair(case, seed=0):
+    raw = {"model": {"latent_dim": 4, "hidden_dim": 32, **CASES[case].get("model", {})},
+           "guide": {"hidden_dim": 32, **CASES[case].get("guide", {})},
+           "objective": CASES[case].get("objective", {}), "data": CASES[case].get("data", {})}
+    cfg = RunConfig.from_dict(raw)
+    pyro.set_rng_seed(seed)
+    model, guide = build_model_and_guide(cfg.model, cfg.guide, EVENT)
+    x = torch.rand(16, 1, 28, 28)
+    if cfg.data.binarize != "none":
+        x = x.bernoulli()
+    y = torch.randint(0, 10, (16,)) if cfg.model.conditional else None
+    return model, guide, build_objective(cfg.objective), x, y
+
+
+def _pyro_loss_and_grads(model, guide, objective, x, y, params, num_data=500):
+    kwargs = {"num_data": num_data, "subsample": torch.arange(x.shape[0]), **({"y": y} if y is not None else {})}
+    pyro.clear_param_store()
+    loss = objective.differentiable_loss(model, guide, x, **kwargs)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return loss.detach(), grads
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_captured_loss_and_gradients_equal_pyros_on_the_same_draws(case):
+    model, guide, objective, x, y = _pair(case)
+    objective.step = getattr(objective, "step", 0) + 5  # mid warm-up: the weight is an input, not a constant
+    captured = CapturedObjective(model, guide, objective)
+    captured.prepare(x, 500, torch.arange(16), y)
+    torch.manual_seed(123)
+    expected, expected_grads = _pyro_loss_and_grads(model, guide, objective, x, y, captured.params)
+    torch.manual_seed(123)
+    got = captured(x, 500, torch.arange(16), y)
+    grads = torch.autograd.grad(got, captured.params, allow_unused=True)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    for g, e in zip(grads, expected_grads):
+        if e is None:
+            assert g is None or not g.abs().any()
+        else:  # float32 sums in another order: equal up to rounding, relative to the gradient's size
+            assert (g - e).norm() <= 1e-4 * e.norm() + 1e-6
+
+
+def test_the_beta_weight_follows_the_schedule_after_capture():
+    model, guide, objective, x, y = _pair("beta-linear-warmup")
+    captured = CapturedObjective(model, guide, objective)
+    values = []
+    for step in (0, 5, 10):  # beta_t = 4 * min(1, t / 10): 0, 2, 4
+        objective.step = step
+        torch.manual_seed(7)
+        values.append(captured(x, 500, torch.arange(16), y).item())
+        torch.manual_seed(7)
+        assert values[-1] == pytest.approx(_pyro_loss_and_grads(model, guide, objective, x, y, captured.params)[0]
+                                           .item(), rel=1e-5)
+    assert values[0] < values[1] < values[2] and len(captured.graphs) == 1
+
+
+def test_training_curves_match_pyros_svi_over_300_steps(embedded):
+    """Same init, same draws: the per-step losses agree to float rounding at first and in mean at the end."""
+    x_all = torch.bernoulli(embedded.train_x[:2000], generator=torch.Generator().manual_seed(0))
+    curves = {}
+    for engine in ("off", "trace"):
+        model, guide, objective, _, _ = _pair("elbo")
+        trainer, notice = build_trainer(model, guide, objective, lr=1e-3, compile=engine)
+        assert notice is None
+        torch.manual_seed(1)
+        losses = []
+        for step in range(300):
+            idx = torch.randint(0, 2000, (64,))
+            losses.append(float(trainer.step(x_all[idx], 2000, idx)))
+        curves[engine] = torch.tensor(losses) / 2000
+    pyro_curve, fast_curve = curves["off"], curves["trace"]
+    assert torch.allclose(fast_curve[:20], pyro_curve[:20], rtol=1e-4)
+    assert fast_curve[-50:].mean().item() == pytest.approx(pyro_curve[-50:].mean().item(), rel=0.01)
+    assert fast_curve[-50:].mean() < fast_curve[:20].mean() - 50  # it learned
+
+
+def test_one_step_with_clipping_moves_the_parameters_as_pyros_clip_args_do():
+    after = {}
+    for engine in ("off", "trace"):
+        model, guide, objective, x, _ = _pair("elbo")
+        trainer, _ = build_trainer(model, guide, objective, lr=0.1, clip_norm=0.05, compile=engine)
+        torch.manual_seed(3)
+        trainer.step(x, 500, torch.arange(16))
+        after[engine] = [p.detach().clone() for p in list(model.parameters()) + list(guide.parameters())]
+    for p, q in zip(after["off"], after["trace"]):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_check():
+    model, guide, objective, x, _ = _pair("elbo")
+    trainer = CompiledSVITrainer(model, guide, objective)
+    trainer.step(x, 500, torch.arange(16))
+    trainer.check()
+    with torch.no_grad():
+        model.decoder.net[-1].weight.mul_(1e38)  # logits overflow: the loss is not finite
+    before = [p.detach().clone() for p in trainer.params]
+    state = {k: v.clone() for k, v in trainer.optim.state_dict()["state"][0].items()}
+    trainer.step(x, 500, torch.arange(16))
+    assert all(torch.equal(b, p) for b, p in zip(before, trainer.params))  # no parameter moved
+    assert torch.equal(trainer.optim.state_dict()["state"][0]["exp_avg"], state["exp_avg"])  # nor Adam's moments
+    with pytest.raises(NumericalFault, match="loss or gradient appeared at SVI step 2"):
+        trainer.check()
+
+
+class _Model(torch.nn.Module):
+    """A tiny program the tracer cannot follow faithfully: a branch on the data, or Python-side randomness."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind, self.w = kind, torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, num_data=None, subsample=None):
+        with pyro.plate("data", num_data, subsample=subsample):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            shift = random.random() if self.kind == "random" else 0.0  # frozen into the graph
+            if self.kind == "branch" and x.sum() > 0:  # a host read of the data
+                shift = 2.0
+            pyro.sample("x", dist.Normal(self.w * z + shift, 1.0), obs=x)
+
+
+class _Guide(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, num_data=None, subsample=None):
+        with pyro.plate("data", num_data, subsample=subsample):
+            pyro.sample("z", dist.Normal(x * self.w, 1.0))
+
+
+@pytest.mark.parametrize("kind", ["branch", "random"])
+def test_programs_that_cannot_be_captured_faithfully_raise_capture_error(kind):
+    captured = CapturedObjective(_Model(kind), _Guide(), build_objective(RunConfig().objective))
+    with pytest.raises(CaptureError) as err:
+        captured.prepare(torch.randn(8), 100, torch.arange(8))
+    assert "\n" not in str(err.value)
+    if kind == "random":
+        assert "on the same draws" in str(err.value)  # caught by the check against the program itself
+    trainer, notice = build_trainer(_Model(kind), _Guide(), build_objective(RunConfig().objective), compile="trace",
+                                    examples=[(torch.randn(8), 100, torch.arange(8))])
+    assert isinstance(trainer, SVITrainer) and notice.startswith("note: Trace_ELBO could not be captured (")
+
+
+def test_build_trainer_falls_back_to_svi_and_says_so(monkeypatch):
+    model, guide, objective, x, _ = _pair("elbo")
+
+    def refuse(self, *args):
+        raise CaptureError("RuntimeError: nope")
+
+    monkeypatch.setattr(CapturedObjective, "prepare", refuse)
+    trainer, notice = build_trainer(model, guide, objective, compile="trace", examples=[(x, 500, torch.arange(16))])
+    assert isinstance(trainer, SVITrainer)
+    assert notice == "note: Trace_ELBO could not be captured (RuntimeError: nope); training with Pyro's SVI instead"
+
+
+def test_auto_picks_inductor_only_for_long_runs(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(CapturedObjective, "prepare", lambda self, *a: chosen.append(self.backend))
+    model, guide, objective, x, _ = _pair("elbo")
+    for steps in (100, 100_000):
+        build_trainer(model, guide, objective, compile="auto", planned_steps=steps, examples=[(x, 500, torch.arange(16))])
+    assert chosen == ["trace", "inductor"]
+
+
+@pytest.mark.slow
+def test_inductor_compiled_loss_equals_pyros_on_the_same_draws():
+    model, guide, objective, x, y = _pair("elbo")
+    captured = CapturedObjective(model, guide, objective, backend="inductor")
+    try:
+        captured.prepare(x, 500, torch.arange(16), y)
+    except CaptureError as err:  # no C++ compiler on this machine: the trainer would fall back to trace
+        pytest.skip(str(err))
+    torch.manual_seed(5)
+    expected, expected_grads = _pyro_loss_and_grads(model, guide, objective, x, y, captured.params)
+    torch.manual_seed(5)
+    got = captured(x, 500, torch.arange(16), y)
+    grads = torch.autograd.grad(got, captured.params)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert all((g - e).norm() <= 1e-4 * e.norm() + 1e-6 for g, e in zip(grads, expected_grads))
+
+
+def test_resuming_with_another_engine_is_refused_and_nothing_is_lost(tmp_path):
+    cfg = RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
+                               "train": {"epochs": 1, "compile": "trace"}})
+    train_run(cfg, tmp_path / "run", quiet=True)
+    config_path = tmp_path / "run" / "config.json"
+    raw = config_path.read_text().replace('"compile": "trace"', '"compile": "off"')
+    config_path.write_text(raw)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(UserError, match="from the captured engine, this run trains on the pyro one"):
+        resume_run(tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_fast_engine_on_cuda_matches_pyro_on_the_same_draws():
+    model, guide, objective, x, y = _pair("elbo")
+    model, guide, x = model.cuda(), guide.cuda(), x.cuda()
+    captured = CapturedObjective(model, guide, objective)
+    idx = torch.arange(16, device="cuda")
+    captured.prepare(x, 500, idx)
+    torch.manual_seed(9)
+    pyro.clear_param_store()
+    expected = objective.differentiable_loss(model, guide, x, num_data=500, subsample=idx)
+    torch.manual_seed(9)
+    assert captured(x, 500, idx).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+class _DiscreteModel(torch.nn.Module):
+    """c_n ~ Bernoulli(sigmoid(a)), x_n ~ N(2 c_n, 1): Trace_ELBO needs its score-function surrogate."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x, num_data=None, subsample=None):
+        with pyro.plate("data", num_data, subsample=subsample):
+            c = pyro.sample("c", dist.Bernoulli(logits=self.a.expand(x.shape)))
+            pyro.sample("x", dist.Normal(2.0 * c, 1.0), obs=x)
+
+
+class _DiscreteGuide(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.v = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x, num_data=None, subsample=None):
+        with pyro.plate("data", num_data, subsample=subsample):
+            pyro.sample("c", dist.Bernoulli(logits=self.v * x))
+
+
+def test_score_function_gradients_survive_capture():
+    """The stop-gradients of Pyro's surrogate loss are kept (the graph is recorded above autograd)."""
+    model, guide, objective = _DiscreteModel(), _DiscreteGuide(), build_objective(RunConfig().objective)
+    x = torch.randn(32) + 1.0
+    captured = CapturedObjective(model, guide, objective)
+    captured.prepare(x, 100, torch.arange(32))
+    torch.manual_seed(11)
+    expected, expected_grads = _pyro_loss_and_grads(model, guide, objective, x, None, captured.params, 100)
+    torch.manual_seed(11)
+    got = captured(x, 100, torch.arange(32))
+    grads = torch.autograd.grad(got, captured.params)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert all(torch.allclose(g, e, rtol=1e-4) for g, e in zip(grads, expected_grads))
+    # the score-function part matters here: the pathwise-only gradient of the guide is zero (c is discrete)
+    assert expected_grads[1].abs() > 1e-3
