@@ -176,6 +176,23 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_compare_em(args) -> int:
+    from .em.compare import QUICK, EMComparisonConfig, write_comparison
+
+    raw = {"dataset": args.dataset, "data_dir": args.data_dir, "seed": args.seed, "settings": args.settings,
+           **(QUICK if args.quick else {})}
+    if args.nonlinear_epochs is not None:
+        raw["nonlinear_epochs"] = args.nonlinear_epochs
+    results = write_comparison(EMComparisonConfig.from_dict(raw), Path(args.out), args.force)
+    for setting in ("ppca", "mixture", "nonlinear"):
+        for name, history in results.get(setting, {}).get("methods", {}).items():
+            last = history[-1]
+            print(f"{setting:9s} {name:24s} test log p(x) {last['test_log_px']:9.2f}  train {last['train_log_px']:9.2f}"
+                  f"  {last['samples_seen']:8d} samples  {last['seconds']:7.2f} s")
+    print(f"wrote {Path(args.out) / 'comparison.json'} and comparison.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -196,14 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="PNG to write (default RUN/samples.png)")
+    p = sub.add_parser("compare-em", help="EM vs SVI: pPCA, mixture of Bernoullis, nonlinear decoder")
+    p.add_argument("--out", default="runs/compare-em", help="folder for comparison.json and comparison.png")
+    p.add_argument("--force", action="store_true", help="overwrite a comparison already in --out")
+    p.add_argument("--dataset", default="mnist-embedded")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--settings", nargs="+", default=["ppca", "mixture", "nonlinear"])
+    p.add_argument("--nonlinear-epochs", type=int, default=None, help="passes over the 1,000 points (default 20)")
+    p.add_argument("--quick", action="store_true", help="small budgets: a look in about a minute")
     return parser
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "compare-em": cmd_compare_em}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # pyro.infer.mcmc imports
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

@@ -63,6 +63,8 @@ class SVITrainer:
                     raise
                 raise NumericalFault(self.steps + 1, "distribution parameter") from None
         params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
+        if isinstance(loss, tuple):  # ReweightedWakeSleep: (wake-theta loss, wake/sleep-phi loss)
+            loss = loss[0]
         loss = torch_item(loss)
         grads = [p.grad for p in params if p.grad is not None]
         # one reduction and one read for all gradients, not a device sync per parameter
