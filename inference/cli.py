@@ -30,8 +30,19 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _add_train(sub) -> None:
-    defaults = RunConfig()
     p = sub.add_parser("train", help="train a VAE by SVI into a run folder")
+    add_run_options(p)
+    p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
+    p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    p.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue RUN from its checkpoint exactly where it stopped (other options come from RUN)")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: epoch ends only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The flags of a RunConfig (data, model, guide, objective, training), shared by train and rd-sweep."""
+    defaults = RunConfig()
     p.add_argument("--dataset", default=defaults.data.dataset, help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--data-dir", default=None, help="folder of IDX .gz files, or torchvision's download root")
     p.add_argument("--binarize", default=defaults.data.binarize, help=f"one of {', '.join(BINARIZATIONS)}")
@@ -74,12 +85,6 @@ def _add_train(sub) -> None:
                    help="SVI engine: off (Pyro's SVI), trace (captured graph), inductor (compiled), auto")
     p.add_argument("--data-placement", default=defaults.train.data_placement,
                    help="training images on the device, or streamed from pinned host memory (auto, device, host)")
-    p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
-    p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
-    p.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue RUN from its checkpoint exactly where it stopped (other options come from RUN)")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: epoch ends only)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

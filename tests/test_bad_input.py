@@ -228,9 +228,23 @@ def test_full_disk(tmp_path):
         subprocess.run(["umount", str(mount)], capture_output=True)
 
 
+COMPARE_EM_CASES = [
+    ("em-unknown-setting", ["--settings", "pca"], "unknown setting 'pca'"),
+    ("em-zero-epochs", ["--nonlinear-epochs", "0"], "nonlinear_epochs must be positive"),
+    ("em-unknown-dataset", ["--dataset", "cifar"], "unknown dataset 'cifar'"),
+]
+
+
+@pytest.mark.parametrize("case, args, message", COMPARE_EM_CASES, ids=[c[0] for c in COMPARE_EM_CASES])
+def test_bad_compare_em_flags(capsys, tmp_path, case, args, message):
+    out = tmp_path / "cmp"
+    assert message in _refuse(capsys, ["compare-em", "--out", out, *args])
+    assert not out.exists()
+
+
 def test_readme_table_lists_every_case():
     readme = (ROOT / "README.md").read_text()
-    for case, _, message in TRAIN_CASES + DATA_CASES:
+    for case, _, message in TRAIN_CASES + DATA_CASES + COMPARE_EM_CASES:
         assert f"`{case}`" in readme and message in readme, case
 
 

@@ -45,11 +45,11 @@ class EMComparisonConfig:
     seed: int = 0
     settings: tuple = SETTINGS
     ppca_latent_dim: int = 10
-    ppca_em_iterations: int = 50
+    ppca_em_iterations: int = 200
     ppca_svi_epochs: int = 20
     mixture_components: int = 10
     mixture_em_iterations: int = 30
-    mixture_svi_epochs: int = 10
+    mixture_svi_epochs: int = 30  # as many samples seen as EM's 30 iterations
     nonlinear_train_points: int = 1000
     nonlinear_test_points: int = 500
     nonlinear_epochs: int = 20
@@ -70,6 +70,7 @@ class EMComparisonConfig:
         return cfg
 
     def validate(self) -> None:
+        DataConfig(dataset=self.dataset, data_dir=self.data_dir).validate()
         bad = [s for s in self.settings if s not in SETTINGS]
         if bad or not self.settings:
             raise UserError(f"unknown setting {bad[0] if bad else '(none)'!r}; choose from: {', '.join(SETTINGS)}")
@@ -85,7 +86,7 @@ def compare_ppca(cfg: EMComparisonConfig, x: torch.Tensor, x_test: torch.Tensor)
     ml = ppca_maximum_likelihood(x, q)
     torch.manual_seed(cfg.seed)
     init = PPCAParams(0.1 * torch.randn(x.shape[1], q, dtype=x.dtype), x.mean(0), 1.0)
-    em_params, em_history = ppca.ppca_em(x, init, cfg.ppca_em_iterations, x_test)
+    em_params, em_history = ppca.ppca_em(x, init, cfg.ppca_em_iterations, x_test, record_every=5)
     vae, svi_history = ppca.fit_linear_vae(x.float(), q, cfg.ppca_svi_epochs, init=init, x_test=x_test.float(),
                                            seed=cfg.seed)
     return {"closed_form": {"train_log_px": float(ppca_log_likelihood(x, ml).mean()),
