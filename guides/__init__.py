@@ -5,5 +5,6 @@ from .diagonal_normal import DiagonalNormalGuide
 from .flow import IAFGuide
 from .full_covariance import FullCovarianceGuide
 from .registry import GUIDES
+from .uniform_noise import UniformNoiseGuide
 
-__all__ = ["GUIDES", "AmortizedGuide", "DiagonalNormalGuide", "FullCovarianceGuide", "IAFGuide", "DeltaGuide"]
+__all__ = ["GUIDES", "AmortizedGuide", "DiagonalNormalGuide", "FullCovarianceGuide", "IAFGuide", "DeltaGuide", "UniformNoiseGuide"]

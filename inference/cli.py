@@ -181,6 +181,85 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_rd_sweep(args) -> int:
+    from .rd_sweep import parse_betas, run_sweep
+
+    betas = parse_betas(args.betas)
+    rows = run_sweep(config_from_args(args), betas, Path(args.out), force=args.force, quiet=args.quiet,
+                     log=lambda line: print(line, file=sys.stderr))
+    print(f"{'beta':>8s} {'rate R':>9s} {'distortion D':>13s} {'R + D':>9s}   (test, nats per image)")
+    for row in rows:
+        print(f"{row['beta']:8g} {row['rate']:9.2f} {row['distortion']:13.2f} {row['neg_elbo']:9.2f}")
+    print(f"wrote {Path(args.out) / 'rd.json'}, rd.csv and rd.png")
+    return 0
+
+
+def cmd_compress(args) -> int:
+    from .bits_back import BitsBackCoder, encode_lossless
+    from .checkpoint import atomic_write
+    from .entropy_coding import encode_codes, model_rate_bits, require_entropy_model
+    from .runs import load_run
+
+    if args.test_images <= 0 or args.start < 0:
+        raise UserError("--test-images must be positive and --start >= 0")
+    run = load_run(Path(args.run))
+    x = run.data.test_x[args.start: args.start + args.test_images]
+    if x.shape[0] == 0:
+        raise UserError(f"--start {args.start} is past the {run.data.test_x.shape[0]} test images")
+    if args.lossless:
+        data, result = encode_lossless(BitsBackCoder(run.model, run.guide), x)
+        promised = -run.evaluate().elbo / 0.6931471805599453
+        detail = f"net {result.net_bits_per_image:.1f} bits per image by bits-back (test -ELBO: {promised:.1f} bits)"
+    else:
+        require_entropy_model(run.model, run.guide)
+        codes = run.guide.code(x)
+        data = encode_codes(run.model.prior, codes)
+        detail = f"the entropy model's rate: {float(model_rate_bits(run.model.prior, codes).mean()):.1f} bits per image"
+    atomic_write(Path(args.output), lambda f: f.write(data))
+    print(f"wrote {len(data)} bytes for {x.shape[0]} images to {args.output}: "
+          f"{8 * len(data) / x.shape[0]:.1f} bits per image ({detail})")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    import torch
+
+    from .bits_back import LOSSLESS_MAGIC, decode_lossless
+    from .entropy_coding import decode_codes, require_entropy_model
+    from .images import save_grid
+    from .runs import load_run
+
+    run = load_run(Path(args.run))
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {args.file}: {err.strerror}") from None
+    if data[:4] == LOSSLESS_MAGIC:
+        images = decode_lossless(run.model, run.guide, data)
+    else:
+        require_entropy_model(run.model, run.guide)
+        codes = decode_codes(run.model.prior, data)
+        with torch.no_grad():
+            images = run.model.decode_mean(codes.float().to(run.device)).clamp(0, 1).cpu()
+    save_grid(images, Path(args.output), nrow=int(max(1, images.shape[0] ** 0.5)))
+    print(f"decoded {images.shape[0]} images from {args.file} into {args.output}")
+    return 0
+
+
+def cmd_rd_compare(args) -> int:
+    from .rd_compare import run_comparison
+    from .rd_sweep import parse_betas
+
+    results = run_comparison(config_from_args(args), parse_betas(args.betas), Path(args.out), force=args.force,
+                             log=lambda line: print(line, file=sys.stderr))
+    for family, rows in results["families"].items():
+        for row in rows:
+            print(f"{family:15s} beta {row['beta']:7g}  rate {row['rate_bits']:8.2f} bits  "
+                  f"squared error {row['squared_error']:8.2f}")
+    print(f"wrote {Path(args.out) / 'rd_compare.json'}, rd_compare.png and l2_vs_l1.png")
+    return 0
+
+
 def cmd_compare_em(args) -> int:
     from .em.compare import QUICK, EMComparisonConfig, write_comparison
 
@@ -218,6 +297,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="PNG to write (default RUN/samples.png)")
+    p = sub.add_parser("rd-sweep", help="one beta-ELBO run per beta; test rate and distortion, table and plot")
+    add_run_options(p)
+    p.add_argument("--betas", default="0.1,0.3,1,3,10", help="comma-separated beta values")
+    p.add_argument("--out", default="runs/rd-sweep", help="folder of the runs (beta-<b>/) and rd.json, rd.csv, rd.png")
+    p.add_argument("--force", action="store_true", help="retrain every beta even if its run is finished")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p = sub.add_parser("rd-compare", help="VAE vs rate-distortion autoencoder in one RD plane; L2 vs L1 pictures")
+    add_run_options(p)
+    p.set_defaults(likelihood_scale=0.1)
+    p.add_argument("--betas", default="1,10,100", help="comma-separated beta values (both families)")
+    p.add_argument("--out", default="runs/rd-compare")
+    p.add_argument("--force", action="store_true", help="retrain every run even if finished")
+    p = sub.add_parser("compress", help="rate-distortion autoencoder: test images to bytes (ANS coding)")
+    p.add_argument("run")
+    p.add_argument("--test-images", type=int, default=100, help="how many test images to code")
+    p.add_argument("--start", type=int, default=0, help="first test image")
+    p.add_argument("--lossless", action="store_true",
+                   help="a VAE (bernoulli, normal prior, diagonal_normal guide): bits-back ANS, exact images")
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p = sub.add_parser("decompress", help="bytes from 'vae compress' back to images (a PNG grid)")
+    p.add_argument("run")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="PNG to write")
     p = sub.add_parser("compare-em", help="EM vs SVI: pPCA, mixture of Bernoullis, nonlinear decoder")
     p.add_argument("--out", default="runs/compare-em", help="folder for comparison.json and comparison.png")
     p.add_argument("--force", action="store_true", help="overwrite a comparison already in --out")
@@ -230,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "compare-em": cmd_compare_em}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "compare-em": cmd_compare_em,
+            "rd-sweep": cmd_rd_sweep, "compress": cmd_compress, "decompress": cmd_decompress,
+            "rd-compare": cmd_rd_compare}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -11,7 +11,7 @@ from torchvision.utils import make_grid, save_image
 from .checkpoint import atomic_write
 
 
-def _save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
+def save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
     grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)
     atomic_write(Path(path), lambda fh: save_image(grid, fh, format="png"))
 
@@ -29,7 +29,7 @@ def prior_samples(model: nn.Module, n: int, seed: int = 0, label: Optional[int] 
 
 def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0,
                        label: Optional[int] = None) -> None:
-    _save_grid(prior_samples(model, n, seed, label), path, nrow=max(1, int(round(n ** 0.5))))
+    save_grid(prior_samples(model, n, seed, label), path, nrow=max(1, int(round(n ** 0.5))))
 
 
 @torch.no_grad()
@@ -44,4 +44,4 @@ def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, pa
     rows = []
     for start in range(0, x.shape[0], per_row):
         rows += [x[start:start + per_row], recon[start:start + per_row]]
-    _save_grid(torch.cat(rows), path, nrow=per_row)
+    save_grid(torch.cat(rows), path, nrow=per_row)

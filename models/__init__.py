@@ -1,4 +1,5 @@
 """Generative programs p(x, z): priors, likelihoods, decoder networks, the VAE model."""
+from . import entropy_model  # noqa: F401  (registers the "entropy_model" prior)
 from .likelihoods import LIKELIHOODS, BernoulliLikelihood, FixedScaleGaussianLikelihood, Likelihood
 from .networks import MLPDecoder, MLPEncoder, mlp
 from .priors import PRIORS, StandardNormalPrior

@@ -62,4 +62,4 @@ def test_delta_guide_turns_the_elbo_into_map_of_the_code(embedded):
 
 
 def test_every_guide_is_registered():
-    assert set(GUIDES.names()) == {"diagonal_normal", "full_covariance", "iaf", "delta"}
+    assert set(GUIDES.names()) == {"diagonal_normal", "full_covariance", "iaf", "delta", "uniform_noise"}

@@ -1,0 +1,30 @@
+"""The rate-distortion autoencoder's encoder as a guide: q(z | x) = U(y - 1/2, y + 1/2), y = g_a(x).
+
+Additive uniform noise stands in for rounding during training (Ballé et al. 2017). Its density is 1
+on its support, so log q = 0 and the ELBO becomes E[log p(x | z~) + log p~(z~)]: distortion plus the
+code length under the entropy model, with no entropy term, which is the deterministic encoder of
+seed 003's rate-distortion autoencoder. At test time the code is ``round(y)`` (``code``).
+"""
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+
+from .base import AmortizedGuide
+from .registry import GUIDES
+
+
+@GUIDES.register("uniform_noise")
+class UniformNoiseGuide(AmortizedGuide):
+    @classmethod
+    def encoder_outputs(cls, latent_dim: int, **options) -> int:
+        return latent_dim
+
+    def posterior(self, x, y=None):
+        center = self.encode(x, y)
+        return dist.Uniform(center - 0.5, center + 0.5).to_event(1)
+
+    @torch.no_grad()
+    def code(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        """The quantized latent round(g_a(x)), as integers."""
+        return torch.round(self.encode(x, y)).long()
