@@ -260,6 +260,31 @@ def cmd_rd_compare(args) -> int:
     return 0
 
 
+def cmd_diagnose(args) -> int:
+    from .diagnostics import choose_points, diagnose
+    from .runs import load_run
+
+    for name in ("chains", "draws", "warmup", "guide_samples", "iw_samples"):
+        if getattr(args, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    run = load_run(Path(args.run))
+    indices = choose_points(run.data.test_x.shape[0], args.points, args.indices, args.seed)
+    out = run.path / "diagnostics"
+    s = diagnose(run, out, indices, args.chains, args.draws, args.warmup, args.guide_samples, args.iw_samples,
+                 args.seed)
+    ref, k, mean = s["reference"], s["khat"], s["mean"]
+    print(f"{len(indices)} test points; NUTS reference: {s['reference_note']} (max R-hat {ref['max_rhat']:.3f}, "
+          f"min bulk ESS {ref['min_ess_bulk']:.0f}, {ref['divergences']} divergences)")
+    print(f"guide vs NUTS: mean error {mean['mean_error_in_sd']:.3f} posterior sd, Gaussian KL {mean['gaussian_kl']:.3f}"
+          f" nats; PSIS k-hat > 0.7 for {100 * k['share_above_0.7']:.0f}% of points, 0.5-0.7 for "
+          f"{100 * k['share_0.5_to_0.7']:.0f}%")
+    print(f"gaps (nats per point): amortization {mean['amortization_gap']:.3f}, approximation "
+          f"{mean['approximation_gap']:.3f}; active units {s['collapse']['active_units']} of "
+          f"{s['collapse']['latent_dim']}; {s['seconds']:.0f} s")
+    print(f"wrote {out}/ (reference.nc, guide.nc, summary.json, pair.png, khat.png, kl_per_dim.png, ppc.png)")
+    return 0
+
+
 def cmd_compare_em(args) -> int:
     from .em.compare import QUICK, EMComparisonConfig, write_comparison
 
@@ -309,6 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--betas", default="1,10,100", help="comma-separated beta values (both families)")
     p.add_argument("--out", default="runs/rd-compare")
     p.add_argument("--force", action="store_true", help="retrain every run even if finished")
+    p = sub.add_parser("diagnose", help="NUTS reference posteriors, PSIS k-hat, gaps, collapse, PPC (ArviZ)")
+    p.add_argument("run")
+    p.add_argument("--points", type=int, default=20, help="random test points to examine")
+    p.add_argument("--indices", type=int, nargs="+", default=None, help="these test points instead")
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain")
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--guide-samples", type=int, default=1000)
+    p.add_argument("--iw-samples", type=int, default=5000, help="importance samples for log p(x)")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("compress", help="rate-distortion autoencoder: test images to bytes (ANS coding)")
     p.add_argument("run")
     p.add_argument("--test-images", type=int, default=100, help="how many test images to code")
@@ -334,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "compare-em": cmd_compare_em,
             "rd-sweep": cmd_rd_sweep, "compress": cmd_compress, "decompress": cmd_decompress,
-            "rd-compare": cmd_rd_compare}
+            "rd-compare": cmd_rd_compare, "diagnose": cmd_diagnose}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,0 +1,125 @@
+"""How good is the guide? Its draws against the reference, PSIS k-hat, and the gaps of Cremer et al. (2018).
+
+- Moments: per point, the error of the guide's posterior mean and standard deviations against the NUTS
+  reference, and KL(N_q || N_ref) between Gaussians matched to the two sets of draws' first two moments.
+- PSIS k-hat (Yao et al. 2018): the Pareto shape of the importance weights log w = log p(x, z) - log q(z | x),
+  z ~ q, per point (``arviz.psislw`` takes log weights, samples on the last axis). k-hat < 0.5: q is a good
+  proposal; 0.5-0.7: usable; > 0.7: the importance estimates (and the guide) are not to be trusted.
+- Gaps: ELBO(q) for the amortized guide; ELBO(q*) for a diagonal Gaussian optimized for each point from the
+  amortized start (Adam, cosine-decayed; where the optimizer ends below its start, q* is the start); log p(x) by importance sampling. Amortization gap = ELBO(q*) - ELBO(q); approximation
+  gap = log p(x) - ELBO(q*).
+"""
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import torch
+
+from ..em.nonlinear import log_joint
+from ..marginal_likelihood import importance_log_likelihood
+from .reference import coords
+
+
+@torch.no_grad()
+def guide_draws(guide, x: torch.Tensor, num_draws: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, P, Z) draws of q(z | x_n) and their (S, P) log-densities."""
+    q = guide.posterior(x)
+    z = q.sample(torch.Size([num_draws]))
+    return z, q.log_prob(z)
+
+
+def guide_idata(z: torch.Tensor, indices) -> az.InferenceData:
+    return az.from_dict(posterior={"z": z.unsqueeze(0).cpu().numpy()}, coords=coords(indices, z.shape[-1]),
+                        dims={"z": ["point", "latent"]})
+
+
+def _gaussian(draws: np.ndarray):
+    """Mean (P, Z) and covariance (P, Z, Z) of (S, P, Z) draws."""
+    mean = draws.mean(0)
+    centred = draws - mean
+    return mean, np.einsum("spi,spj->pij", centred, centred) / (draws.shape[0] - 1)
+
+
+def gaussian_kl(m0, c0, m1, c1) -> np.ndarray:
+    """KL(N(m0, c0) || N(m1, c1)) per point, in nats."""
+    k = m0.shape[-1]
+    c1_inv = np.linalg.inv(c1)
+    diff = (m1 - m0)[..., None]
+    trace = np.einsum("pij,pji->p", c1_inv, c0)
+    maha = (diff.transpose(0, 2, 1) @ c1_inv @ diff)[:, 0, 0]
+    logdet = np.linalg.slogdet(c1)[1] - np.linalg.slogdet(c0)[1]
+    return 0.5 * (trace + maha - k + logdet)
+
+
+def moment_comparison(reference: np.ndarray, guide: np.ndarray) -> dict:
+    """``reference`` and ``guide``: (S, P, Z) draws. Per point errors and the moment-matched Gaussian KL."""
+    m_ref, c_ref = _gaussian(reference)
+    m_q, c_q = _gaussian(guide)
+    sd_ref, sd_q = np.sqrt(np.diagonal(c_ref, axis1=1, axis2=2)), np.sqrt(np.diagonal(c_q, axis1=1, axis2=2))
+    return {"mean_abs_error": np.abs(m_q - m_ref).max(-1), "mean_error_in_sd": (np.abs(m_q - m_ref) / sd_ref).max(-1),
+            "sd_ratio_min": (sd_q / sd_ref).min(-1), "sd_ratio_max": (sd_q / sd_ref).max(-1),
+            "gaussian_kl": gaussian_kl(m_q, c_q, m_ref, c_ref),
+            "kl_per_dim": 0.5 * (sd_q ** 2 / sd_ref ** 2 + (m_q - m_ref) ** 2 / sd_ref ** 2 - 1
+                                 + 2 * np.log(sd_ref / sd_q))}
+
+
+@torch.no_grad()
+def psis_khat(model, guide, x: torch.Tensor, num_draws: int = 1000) -> np.ndarray:
+    z, log_q = guide_draws(guide, x, num_draws)
+    log_w = (log_joint(model, x, z) - log_q).double().cpu().numpy()  # (S, P)
+    _, khat = az.psislw(log_w.T)  # samples on the last axis
+    return np.asarray(khat)
+
+
+def elbo_per_point(model, x: torch.Tensor, q, num_draws: int) -> torch.Tensor:
+    z = q.rsample(torch.Size([num_draws]))
+    return (log_joint(model, x, z) - q.log_prob(z)).mean(0)
+
+
+def optimize_local_gaussians(model, guide, x: torch.Tensor, steps: int = 300, particles: int = 16,
+                             lr: float = 0.02) -> torch.distributions.Distribution:
+    """q*_n = N(m_n, diag s_n^2) maximizing each point's ELBO, started at the guide's moments."""
+    with torch.no_grad():
+        z, _ = guide_draws(guide, x, 256)
+        loc, log_scale = z.mean(0).clone(), z.std(0).clamp(min=1e-3).log().clone()
+    loc.requires_grad_(True)
+    log_scale.requires_grad_(True)
+    optim = torch.optim.Adam([loc, log_scale], lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps)  # settle: less gradient noise at the end
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            optim.zero_grad()
+            q = torch.distributions.Independent(torch.distributions.Normal(loc, log_scale.exp()), 1)
+            (-elbo_per_point(model, x, q, particles).sum()).backward()
+            optim.step()
+            schedule.step()
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return torch.distributions.Independent(torch.distributions.Normal(loc.detach(), log_scale.detach().exp()), 1)
+
+
+def gaps(model, guide, x: torch.Tensor, elbo_draws: int = 2000, iw_samples: int = 5000, steps: int = 300,
+         seed: int = 0) -> dict:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        elbo_q = elbo_per_point(model, x, guide.posterior(x), elbo_draws)
+    q_star = optimize_local_gaussians(model, guide, x, steps)
+    with torch.no_grad():  # q* is the better of the optimized Gaussian and the start, point by point
+        elbo_star = torch.maximum(elbo_per_point(model, x, q_star, elbo_draws), elbo_q)
+    log_px = importance_log_likelihood(model, guide, x, iw_samples, seed=seed, per_point=True)
+    log_px = log_px[1] if isinstance(log_px, tuple) else log_px
+    return {"elbo_amortized": elbo_q.cpu().numpy(), "elbo_optimized": elbo_star.cpu().numpy(),
+            "log_px": log_px.detach().cpu().numpy(),
+            "amortization_gap": (elbo_star - elbo_q).cpu().numpy(),
+            "approximation_gap": (log_px.detach().cpu() - elbo_star.cpu()).numpy()}
+
+
+def khat_shares(khat: np.ndarray) -> dict:
+    return {"share_above_0.7": float((khat > 0.7).mean()), "share_0.5_to_0.7": float(((khat > 0.5) & (khat <= 0.7)).mean()),
+            "max": float(khat.max()), "median": float(np.median(khat))}
+
+
+__all__ = ["guide_draws", "guide_idata", "moment_comparison", "gaussian_kl", "psis_khat", "gaps", "khat_shares"]
