@@ -287,3 +287,10 @@ def test_idx_round_trip(tmp_path_factory, shape, seed):
     path = tmp_path_factory.mktemp("rt") / "a.gz"
     write_idx(path, array)
     assert np.array_equal(read_idx(path), array)
+
+
+def test_diagnose_refuses_bad_points(capsys, run_dir):
+    assert "--points must be in 1..500" in _refuse(capsys, ["diagnose", run_dir, "--points", "0"])
+    assert "test index 9999 is out of range" in _refuse(capsys, ["diagnose", run_dir, "--indices", "9999"])
+    assert "--draws must be positive" in _refuse(capsys, ["diagnose", run_dir, "--draws", "0"])
+    assert not (run_dir / "diagnostics").exists()

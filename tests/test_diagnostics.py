@@ -102,3 +102,26 @@ def test_inference_data_round_trips_through_netcdf(points, tmp_path):
     assert "r_hat" in az.summary(back).columns
     z, _ = guide_draws(guide, points[:3], 10)
     assert z.shape == (10, 3, 2)
+
+
+def test_vae_diagnose_writes_the_run_folder_files(tmp_path):
+    import json
+
+    from inference import RunConfig
+    from inference.runs import train_run
+
+    from .conftest import run_vae
+
+    run = tmp_path / "run"
+    train_run(RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
+                                   "train": {"epochs": 1}}), run, quiet=True)
+    done = run_vae("diagnose", run, "--points", "3", "--chains", "2", "--draws", "60", "--warmup", "60",
+                   "--guide-samples", "200", "--iw-samples", "200")
+    assert done.returncode == 0, done.stderr
+    out = run / "diagnostics"
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["points"]) == 3 and len(summary["per_point"]["khat"]) == 3
+    assert summary["collapse"]["latent_dim"] == 3
+    assert az.from_netcdf(out / "guide.nc").posterior["z"].shape == (1, 200, 3, 3)
+    for name in ("pair.png", "khat.png", "kl_per_dim.png", "ppc.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
