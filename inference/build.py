@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from guides import GUIDES
+from guides.corruption import CorruptedInput
 from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
 from models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
 from models.conv import ConvDecoder, ConvEncoder
@@ -45,6 +46,8 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
         encoder = MLPEncoder(event_shape, features, config.hidden_dim, config.num_hidden_layers, config.activation)
     if num_classes:
         encoder = LabelConditionedEncoder(encoder, features, width, num_classes)
+    if config.corruption != "none":  # the denoising autoencoder: the guide sees a corrupted input
+        encoder = CorruptedInput(encoder, config.corruption, config.corruption_level)
     return guide_cls(encoder, latent_dim, **options)
 
 

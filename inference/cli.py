@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from guides import GUIDES
 from models import LIKELIHOODS, PRIORS
 
-from .config import BINARIZATIONS, DATASETS, DEVICES, RunConfig
+from .config import BINARIZATIONS, DATASETS, DEVICES, FAMILIES, RunConfig, apply_family
 from .errors import UserError
 from .evaluation import evaluate_elbo
 from .resume import TrainingInterrupted
@@ -76,6 +76,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kl-schedule", default=obj.kl_schedule, help="constant, linear or cyclical (objective beta)")
     p.add_argument("--warmup-steps", type=int, default=obj.warmup_steps, help="length of the KL warm-up or cycle")
     p.add_argument("--dreg", action="store_true", help="objective iwae: doubly reparameterized gradients")
+    p.add_argument("--contractive-weight", type=float, default=obj.contractive_weight,
+                   help="objective contractive: lambda of the encoder-Jacobian penalty")
+    p.add_argument("--family", default="vae", help=f"autoencoder family preset: {', '.join(FAMILIES)} "
+                   "(sets prior, guide, objective; see the README)")
+    p.add_argument("--corruption", default=defaults.guide.corruption, help="denoising: none, mask or gaussian")
+    p.add_argument("--corruption-level", type=float, default=defaults.guide.corruption_level,
+                   help="masking probability or noise standard deviation")
     p.add_argument("--lr", type=float, default=defaults.train.lr, help="Adam learning rate")
     p.add_argument("--clip-norm", type=float, default=None, help="clip each parameter's gradient norm to this")
     p.add_argument("--min-scale", type=float, default=defaults.guide.min_scale, help="floor on the guide's scales")
@@ -88,7 +95,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    return RunConfig.from_dict({
+    return RunConfig.from_dict(apply_family(_raw_config(args), args.family))
+
+
+def _raw_config(args: argparse.Namespace) -> dict:
+    return ({
         "data": {"dataset": args.dataset, "data_dir": args.data_dir, "binarize": args.binarize},
         "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim, "activation": args.activation,
                   "arch": args.arch, "channels": args.channels, "upsample": args.upsample,
@@ -98,10 +109,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                   "conditional": args.conditional},
         "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
                   "arch": args.arch, "channels": args.channels,
-                  "activation": args.activation, "flows": args.guide_flows, "min_scale": args.min_scale},
+                  "activation": args.activation, "flows": args.guide_flows, "min_scale": args.min_scale,
+                  "corruption": args.corruption, "corruption_level": args.corruption_level},
         "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,
                       "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,
-                      "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg},
+                      "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg,
+                      "contractive_weight": args.contractive_weight},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                   "device": args.device, "clip_norm": args.clip_norm, "compile": args.compile,
                   "data_placement": args.data_placement},
@@ -172,6 +185,9 @@ def cmd_sample(args) -> int:
         raise UserError("--label needs a conditional VAE (trained with --conditional)")
     if args.label is not None and not 0 <= args.label < model_cfg.num_classes:
         raise UserError(f"--label must be in 0..{model_cfg.num_classes - 1}, got {args.label}")
+    if not getattr(run.model.prior, "can_sample", True):
+        raise UserError(f"the {model_cfg.prior} prior of this run has no samples (an autoencoder without a prior); "
+                        f"decode codes of test images instead")
     label = args.label if args.label is not None else (0 if model_cfg.conditional else None)
     out = Path(args.out) if args.out else run.path / "samples.png"
     if not out.parent.is_dir():

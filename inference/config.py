@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from guides import GUIDES
+from guides.corruption import CORRUPTIONS
 from models import LIKELIHOODS, PRIORS
 from models.likelihoods import BINARY, EIGHT_BIT
 from models.conv import UPSAMPLERS
@@ -153,9 +154,16 @@ class GuideConfig(_Section):
     activation: str = "relu"
     flows: int = 2  # inverse autoregressive layers of the "iaf" guide
     min_scale: float = 1e-5  # floor on the guide's standard deviations
+    corruption: str = "none"  # denoising: none, mask or gaussian corruption of the encoder's input
+    corruption_level: float = 0.3  # masking probability, or the noise's standard deviation
 
     def validate(self):
         _check_network("guide", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
+        if self.corruption not in CORRUPTIONS:
+            raise ConfigError(f"unknown corruption {self.corruption!r}; choose one of: {', '.join(CORRUPTIONS)}")
+        if not 0 <= self.corruption_level < (1 if self.corruption == "mask" else float("inf")):
+            raise ConfigError(f"guide.corruption_level must be in [0, 1) for masking and >= 0 for noise, "
+                              f"got {self.corruption_level}")
         _positive("guide", channels=self.channels)
         _positive("guide", flows=self.flows, min_scale=self.min_scale)
         if self.guide not in GUIDES:
@@ -174,11 +182,14 @@ class ObjectiveConfig(_Section):
     kl_schedule: str = "constant"
     warmup_steps: int = 0
     dreg: bool = False
+    contractive_weight: float = 0.1  # lambda of the contractive penalty
 
     def validate(self):
         if self.name not in OBJECTIVES:
             raise ConfigError(f"unknown objective {self.name!r}; choose one of: {', '.join(OBJECTIVES)}")
         _positive("objective", num_particles=self.num_particles, beta=self.beta)
+        if self.contractive_weight < 0:
+            raise ConfigError(f"objective.contractive_weight must be >= 0, got {self.contractive_weight}")
         if self.free_bits < 0 or self.warmup_steps < 0:
             raise ConfigError("objective.free_bits and objective.warmup_steps must be >= 0")
         if self.kl_schedule not in SCHEDULES:
@@ -215,6 +226,29 @@ class TrainConfig(_Section):
             raise ConfigError(f"unknown data placement {self.data_placement!r}; choose one of: {', '.join(PLACEMENTS)}")
         if self.compile not in COMPILE_MODES:
             raise ConfigError(f"unknown compile mode {self.compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
+
+
+# The autoencoder family of seeds 000 and 002, each a (model, guide, objective) setting (``vae train --family``).
+FAMILIES = {
+    "vae": {},
+    "plain": {"model": {"prior": "flat"}, "guide": {"guide": "delta"}},
+    "linear": {"data": {"binarize": "none"}, "model": {"prior": "flat", "likelihood": "gaussian", "num_hidden_layers": 0},
+               "guide": {"guide": "delta", "num_hidden_layers": 0}},
+    "denoising": {"model": {"prior": "flat"}, "guide": {"guide": "delta", "corruption": "mask"}},
+    "denoising_vae": {"guide": {"corruption": "mask"}},
+    "sparse": {"model": {"prior": "laplace"}, "guide": {"guide": "delta"}},
+    "contractive": {"model": {"prior": "flat"}, "guide": {"guide": "delta"}, "objective": {"name": "contractive"}},
+}
+
+
+def apply_family(raw: dict, family: str) -> dict:
+    """``raw`` (a RunConfig dict) with the family's settings laid over it."""
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    out = {section: dict(values) for section, values in raw.items()}
+    for section, values in FAMILIES[family].items():
+        out.setdefault(section, {}).update(values)
+    return out
 
 
 @dataclass

@@ -239,8 +239,9 @@ def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], c
             metrics = train(run, out, quiet, resume, checkpoint_every, stop_requested)
         except TrainingInterrupted as stopped:
             raise TrainingInterrupted(f"{stopped}; checkpoint written; resume with: vae train --resume {out}") from None
-    save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed,
-                       label=0 if run.config.model.conditional else None)
+    if getattr(run.model.prior, "can_sample", True):  # a flat prior (plain autoencoder) has no samples
+        save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed,
+                           label=0 if run.config.model.conditional else None)
     save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
     return metrics
 

@@ -118,3 +118,28 @@ class FlowPrior(Prior):
     def distribution(self):
         base = dist.Normal(self.loc, self.scale).to_event(1)
         return dist.TransformedDistribution(base, [flow.inv for flow in reversed(self.flows)])
+
+
+@PRIORS.register("flat")
+class FlatPrior(Prior):
+    """log p(z) = 0 (improper): no prior term, so a Delta guide gives the plain autoencoder (MAP of the
+    decoder with a point code, seed 002). It has no samples: ``vae sample`` refuses such a run."""
+
+    can_sample = False
+
+    def distribution(self):
+        return dist.ImproperUniform(dist.constraints.real, (), (self.latent_dim,))
+
+
+@PRIORS.register("laplace")
+class LaplacePrior(Prior):
+    """p(z) = prod_j Laplace(z_j; 0, 1): with a Delta guide, -log p(z) = sum_j |z_j| + const is the L1
+    penalty of the sparse autoencoder (MAP of the code)."""
+
+    def __init__(self, latent_dim: int, **options):
+        super().__init__(latent_dim, **options)
+        self.register_buffer("loc", torch.zeros(latent_dim))
+        self.register_buffer("scale", torch.ones(latent_dim))
+
+    def distribution(self):
+        return dist.Laplace(self.loc, self.scale).to_event(1)

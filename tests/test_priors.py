@@ -22,7 +22,10 @@ def _prior(name):
     return prior
 
 
-@pytest.mark.parametrize("name", PRIORS.names())
+PROPER = [n for n in PRIORS.names() if getattr(PRIORS.get(n), "can_sample", True)]
+
+
+@pytest.mark.parametrize("name", PROPER)
 def test_density_integrates_to_one_and_samples_match_its_moments(name):
     prior = _prior(name)
     zz = torch.stack(torch.meshgrid(GRID, GRID, indexing="ij"), -1).reshape(-1, 2)
@@ -50,3 +53,10 @@ def test_vamp_prior_needs_its_guide():
 
 def test_standard_normal_has_no_parameters():
     assert list(PRIORS.get("normal")(4).parameters()) == []
+
+
+def test_flat_prior_scores_zero_everywhere_and_has_no_samples():
+    prior = PRIORS.get("flat")(3)
+    z = torch.randn(5, 3) * 100
+    assert torch.equal(prior(torch.Size([5])).log_prob(z), torch.zeros(5))
+    assert prior.can_sample is False and "flat" not in PROPER

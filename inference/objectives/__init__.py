@@ -7,12 +7,14 @@ over the same model and guide, so ``SVI`` and the trainer take any of them.
 | ``mean_field`` | TraceMeanField_ELBO: closed-form KL                  |
 | ``beta``     | D + beta_t R, warm-up schedule, free bits              |
 | ``iwae``     | -log (1/k) sum_k w_k, optionally DReG gradients        |
+| ``contractive`` | -ELBO + lambda ||d code / d x||_F^2 (Rifai et al.)  |
 """
 from __future__ import annotations
 
 from models.registry import Registry
 
 from .beta import BetaELBO
+from .contractive import ContractiveELBO, encoder_jacobian_norm
 from .elbo import mean_field_elbo, trace_elbo
 from .iwae import IWAEBound
 from .rate import rate_terms
@@ -25,6 +27,7 @@ OBJECTIVES.register("mean_field")(lambda cfg: mean_field_elbo(cfg.num_particles)
 OBJECTIVES.register("beta")(lambda cfg: BetaELBO(cfg.beta, cfg.num_particles, cfg.analytic_kl, cfg.free_bits,
                                                  cfg.kl_schedule, cfg.warmup_steps))
 OBJECTIVES.register("iwae")(lambda cfg: IWAEBound(cfg.num_particles, cfg.dreg))
+OBJECTIVES.register("contractive")(lambda cfg: ContractiveELBO(cfg.contractive_weight, cfg.num_particles))
 
 
 def build_objective(config):
@@ -32,5 +35,5 @@ def build_objective(config):
     return OBJECTIVES.get(config.name)(config)
 
 
-__all__ = ["OBJECTIVES", "build_objective", "BetaELBO", "IWAEBound", "trace_elbo", "mean_field_elbo",
+__all__ = ["OBJECTIVES", "build_objective", "BetaELBO", "ContractiveELBO", "encoder_jacobian_norm", "IWAEBound", "trace_elbo", "mean_field_elbo",
            "rate_terms", "weight_terms", "WeightTerms", "kl_weight", "SCHEDULES"]

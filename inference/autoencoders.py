@@ -1,0 +1,44 @@
+"""Measures of the autoencoder family (seeds 000 and 002): reconstruction, code sparsity, contraction.
+
+Each family member is a (model, guide, objective) setting of ``vae train --family`` (``config.FAMILIES``);
+these functions measure the property that defines it, the same way for every member.
+"""
+from __future__ import annotations
+
+import torch
+
+from .objectives.contractive import encoder_jacobian_norm
+
+
+@torch.no_grad()
+def codes(guide, x: torch.Tensor) -> torch.Tensor:
+    """The code of each image: the Delta guide's point, a Gaussian guide's mean (guide in eval mode)."""
+    was_training = guide.training
+    guide.eval()
+    try:
+        return guide.encode(x)[:, : guide.latent_dim]
+    finally:
+        guide.train(was_training)
+
+
+@torch.no_grad()
+def reconstruction_error(model, guide, x_in: torch.Tensor, x_target: torch.Tensor) -> float:
+    """Mean over images of the squared error sum_d (E[x_d | code(x_in)] - target_d)^2."""
+    recon = model.decode_mean(codes(guide, x_in))
+    return float(((recon - x_target) ** 2).flatten(1).sum(-1).mean())
+
+
+def code_sparsity(guide, x: torch.Tensor, threshold: float = 0.05) -> float:
+    """Share of code entries with |z| < ``threshold`` times the largest |z| of the set."""
+    z = codes(guide, x).abs()
+    return float((z < threshold * z.max()).float().mean())
+
+
+def mean_jacobian_norm(guide, x: torch.Tensor) -> float:
+    """Mean over images of ||d code / d x||_F^2 (the contractive penalty, Rifai et al. 2011)."""
+    was_training = guide.training
+    guide.eval()
+    try:
+        return float(encoder_jacobian_norm(guide, x).mean())
+    finally:
+        guide.train(was_training)

@@ -1,0 +1,75 @@
+"""The autoencoder family: each member's defining property against an independent figure."""
+
+import pyro
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from guides import DeltaGuide
+from inference import RunConfig, UserError
+from inference.autoencoders import code_sparsity, mean_jacobian_norm, reconstruction_error
+from inference.config import FAMILIES, apply_family
+from inference.fast_trainer import build_trainer
+from inference.objectives import trace_elbo
+from inference.runs import load_run, train_run
+from models import FixedScaleGaussianLikelihood, MLPDecoder, MLPEncoder, VAEModel
+from models.linear_gaussian import largest_principal_angle
+from models.priors import FlatPrior
+
+
+def test_linear_autoencoder_spans_the_pca_subspace():
+    """Seed 000: a linear encoder and decoder with the L2 loss learn the top-k principal subspace."""
+    x = torch.tensor(load_digits().data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    event, k = x.shape[1:], 5
+    pyro.set_rng_seed(0)
+    model = VAEModel(FlatPrior(k), MLPDecoder(k, event, num_hidden_layers=0), FixedScaleGaussianLikelihood(event))
+    guide = DeltaGuide(MLPEncoder(event, k, num_hidden_layers=0), k)
+    trainer, _ = build_trainer(model, guide, trace_elbo(), lr=0.03, compile="trace")
+    idx = torch.arange(x.shape[0])
+    for _ in range(1500):
+        trainer.step(x, x.shape[0], idx)
+    centred = x.flatten(1).double() - x.flatten(1).double().mean(0)
+    pca = torch.linalg.svd(centred, full_matrices=False)[2][:k].T  # the top-k right singular vectors
+    assert largest_principal_angle(model.decoder.net[0].weight.detach().double(), pca) < 0.05
+
+
+def _train(tmp_path, family, **extra):
+    raw = apply_family({"model": {"latent_dim": 8, "hidden_dim": 96}, "guide": {"hidden_dim": 96},
+                        "train": {"epochs": 6}}, family)
+    for section, values in extra.items():
+        raw.setdefault(section, {}).update(values)
+    train_run(RunConfig.from_dict(raw), tmp_path / family, quiet=True)
+    return load_run(tmp_path / family)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("plain"), "plain")
+
+
+def test_denoising_reconstructs_clean_images_from_masked_ones_better_than_plain(plain, tmp_path):
+    denoising = _train(tmp_path, "denoising", guide={"corruption_level": 0.8})
+    x = plain.data.test_x
+    masked = x * (torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) >= 0.8)  # 80 % of pixels off
+    errors = {name: reconstruction_error(run.model, run.guide, masked, x) for name, run in
+              (("plain", plain), ("denoising", denoising))}
+    assert errors["denoising"] < 0.9 * errors["plain"]
+
+
+def test_sparse_codes_are_sparser_than_plain(plain, tmp_path):
+    sparse = _train(tmp_path, "sparse")
+    x = plain.data.test_x
+    assert code_sparsity(sparse.guide, x) > 1.5 * code_sparsity(plain.guide, x)
+
+
+def test_contractive_encoder_has_a_smaller_jacobian_than_plain(plain, tmp_path):
+    contractive = _train(tmp_path, "contractive", objective={"contractive_weight": 1.0})
+    x = plain.data.test_x[:100]
+    assert mean_jacobian_norm(contractive.guide, x) < 0.5 * mean_jacobian_norm(plain.guide, x)
+
+
+def test_every_family_is_a_valid_config_and_unknown_ones_are_refused():
+    for family in FAMILIES:
+        RunConfig.from_dict(apply_family({}, family)).validate()
+    with pytest.raises(UserError, match="unknown family 'bogus'"):
+        apply_family({}, "bogus")
