@@ -12,7 +12,9 @@ import argparse
 from pathlib import Path
 
 from inference import RunConfig
-from inference.autoencoders import code_sparsity, mean_jacobian_norm, reconstruction_error
+import torch
+
+from inference.autoencoders import code_sparsity, codes, mean_jacobian_norm, mmd_squared, reconstruction_error
 from inference.config import FAMILIES, apply_family
 from inference.runs import load_run, train_run, write_json
 
@@ -34,11 +36,13 @@ def main() -> None:
         x = run.data.test_x
         row = {"family": family, "reconstruction_error": reconstruction_error(run.model, run.guide, x, x),
                "code_sparsity": code_sparsity(run.guide, x), "jacobian_norm": mean_jacobian_norm(run.guide, x[:100]),
+               "mmd2_to_prior": mmd_squared(codes(run.guide, x), torch.randn(x.shape[0], run.guide.latent_dim,
+                                                                              generator=torch.Generator().manual_seed(0))),
                "test_elbo": run.evaluate().elbo if family in PROBABILISTIC else None}
         rows.append(row)
         elbo = f"{row['test_elbo']:9.2f}" if row["test_elbo"] is not None else "        -"
         print(f"{family:14s} recon {row['reconstruction_error']:7.2f}  sparsity {row['code_sparsity']:5.3f}  "
-              f"jacobian {row['jacobian_norm']:9.2f}  test ELBO {elbo}", flush=True)
+              f"jacobian {row['jacobian_norm']:9.2f}  MMD2 {row['mmd2_to_prior']:6.3f}  test ELBO {elbo}", flush=True)
     write_json(Path(args.json), rows)
 
 

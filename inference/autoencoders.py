@@ -42,3 +42,19 @@ def mean_jacobian_norm(guide, x: torch.Tensor) -> float:
         return float(encoder_jacobian_norm(guide, x).mean())
     finally:
         guide.train(was_training)
+
+
+def mmd_squared(a: torch.Tensor, b: torch.Tensor, bandwidth: float = 1.0) -> float:
+    """Unbiased squared maximum mean discrepancy (Gretton et al. 2012) between samples ``a`` and ``b`` (rows),
+    Gaussian kernel exp(-|u - v|^2 / (2 h^2 Z)): 0 in expectation when both come from one distribution."""
+    a, b = a.double(), b.double()
+    scale = 2 * bandwidth ** 2 * a.shape[1]
+
+    def mean_kernel(u, v, same):
+        k = torch.exp(-torch.cdist(u, v).pow(2) / scale)
+        if same:
+            n = u.shape[0]
+            return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
+        return k.mean()
+
+    return float(mean_kernel(a, a, True) + mean_kernel(b, b, True) - 2 * mean_kernel(a, b, False))

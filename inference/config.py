@@ -238,6 +238,7 @@ FAMILIES = {
     "denoising_vae": {"guide": {"corruption": "mask"}},
     "sparse": {"model": {"prior": "laplace"}, "guide": {"guide": "delta"}},
     "contractive": {"model": {"prior": "flat"}, "guide": {"guide": "delta"}, "objective": {"name": "contractive"}},
+    "adversarial": {"model": {"prior": "normal"}, "guide": {"guide": "delta"}, "objective": {"name": "adversarial"}},
 }
 
 

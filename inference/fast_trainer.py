@@ -16,8 +16,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .adversarial import AdversarialObjective, AdversarialTrainer
 from .capture import CapturedObjective, CaptureError
 from .config import COMPILE_MODES
+from .objectives.beta import BetaELBO
 from .trainer import NumericalFault, SVITrainer
 
 
@@ -86,6 +88,10 @@ def build_trainer(model: nn.Module, guide: nn.Module, objective, lr: float = 1e-
     """
     if compile not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
+    if isinstance(objective, AdversarialObjective):  # reconstruction on an SVI engine, then the adversarial steps
+        trainer, notice = build_trainer(model, guide, BetaELBO(beta=0.0, analytic_kl=False), lr, clip_norm,
+                                        compile, planned_steps, examples)
+        return AdversarialTrainer(trainer, model, guide, objective), notice
     if compile == "auto":
         compile = "inductor" if planned_steps >= AUTO_INDUCTOR_STEPS else "trace"
     backends = {"inductor": ["inductor", "trace"], "trace": ["trace"], "off": []}[compile]

@@ -73,3 +73,17 @@ def test_every_family_is_a_valid_config_and_unknown_ones_are_refused():
         RunConfig.from_dict(apply_family({}, family)).validate()
     with pytest.raises(UserError, match="unknown family 'bogus'"):
         apply_family({}, "bogus")
+
+
+def test_adversarial_codes_match_the_prior_better_than_plain_and_sampling_works(plain, tmp_path):
+    from inference.autoencoders import codes, mmd_squared
+    from inference.images import prior_samples
+
+    aae = _train(tmp_path, "adversarial")
+    x = plain.data.test_x
+    prior = torch.randn(x.shape[0], 8, generator=torch.Generator().manual_seed(0))
+    fresh = torch.randn(x.shape[0], 8, generator=torch.Generator().manual_seed(1))
+    mmd = {name: mmd_squared(codes(run.guide, x), prior) for name, run in (("aae", aae), ("plain", plain))}
+    noise = abs(mmd_squared(fresh, prior))  # the statistic between two prior samples: its own noise level
+    assert noise < 0.02 and mmd["aae"] < mmd["plain"] - 5 * max(noise, 0.01)
+    assert prior_samples(aae.model, 16).shape == (16, 1, 28, 28)

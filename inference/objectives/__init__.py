@@ -8,6 +8,7 @@ over the same model and guide, so ``SVI`` and the trainer take any of them.
 | ``beta``     | D + beta_t R, warm-up schedule, free bits              |
 | ``iwae``     | -log (1/k) sum_k w_k, optionally DReG gradients        |
 | ``contractive`` | -ELBO + lambda ||d code / d x||_F^2 (Rifai et al.)  |
+| ``adversarial`` | -log p(x|z), and a discriminator on codes vs p(z) (AAE) |
 """
 from __future__ import annotations
 
@@ -27,7 +28,14 @@ OBJECTIVES.register("mean_field")(lambda cfg: mean_field_elbo(cfg.num_particles)
 OBJECTIVES.register("beta")(lambda cfg: BetaELBO(cfg.beta, cfg.num_particles, cfg.analytic_kl, cfg.free_bits,
                                                  cfg.kl_schedule, cfg.warmup_steps))
 OBJECTIVES.register("iwae")(lambda cfg: IWAEBound(cfg.num_particles, cfg.dreg))
+OBJECTIVES.register("adversarial")(lambda cfg: _adversarial())
 OBJECTIVES.register("contractive")(lambda cfg: ContractiveELBO(cfg.contractive_weight, cfg.num_particles))
+
+
+def _adversarial():
+    from ..adversarial import AdversarialObjective  # the objective of the adversarial autoencoder
+
+    return AdversarialObjective()
 
 
 def build_objective(config):
