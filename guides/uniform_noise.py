@@ -10,15 +10,13 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
-from .base import AmortizedGuide
+from .delta import DeltaGuide
 from .registry import GUIDES
 
 
 @GUIDES.register("uniform_noise")
-class UniformNoiseGuide(AmortizedGuide):
-    @classmethod
-    def encoder_outputs(cls, latent_dim: int, **options) -> int:
-        return latent_dim
+class UniformNoiseGuide(DeltaGuide):
+    """The Delta guide's point code y = g_a(x), blurred by U(-1/2, 1/2) (same encoder width)."""
 
     def posterior(self, x, y=None):
         center = self.encode(x, y)

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from guides import DiagonalNormalGuide
+from models import BernoulliLikelihood, StandardNormalPrior
+
 from .errors import UserError
 
 
@@ -37,11 +40,11 @@ class BitsBackCoder:
     """Codes binary images with a VAE (model, guide); ``bucket_bits`` sets B = 2^bucket_bits."""
 
     def __init__(self, model, guide, bucket_bits: int = 12):
-        likelihood, prior = type(model.likelihood).__name__, type(model.prior).__name__
-        if likelihood != "BernoulliLikelihood" or prior != "StandardNormalPrior" or \
-                not hasattr(guide, "posterior_params"):
+        if not (isinstance(model.likelihood, BernoulliLikelihood) and type(model.prior) is StandardNormalPrior
+                and isinstance(guide, DiagonalNormalGuide)):
             raise UserError("bits-back coding needs a VAE with the bernoulli likelihood, the normal prior and the "
-                            f"diagonal_normal guide (this run: {likelihood}, {prior}, {type(guide).__name__})")
+                            f"diagonal_normal guide (this run: {type(model.likelihood).__name__}, "
+                            f"{type(model.prior).__name__}, {type(guide).__name__})")
         self.model, self.guide, self.buckets = model, guide, 2 ** bucket_bits
         normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
         levels = torch.arange(self.buckets + 1, dtype=torch.float64) / self.buckets

@@ -76,6 +76,20 @@ def evaluation_mode(seed: int, device: torch.device, *modules: nn.Module):
             m.train(training)
 
 
+@contextmanager
+def frozen(module: nn.Module):
+    """The module's parameters out of autograd for the block (gradients only for the caller's own tensors,
+    e.g. latent codes or local variational parameters); each parameter's flag is restored after."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 def split_batches(x: torch.Tensor, y: Optional[torch.Tensor], batch_size: int):
     """``(x_b, y_b)`` pairs of at most ``batch_size`` rows; ``y_b`` is None without labels."""
     ys = y.split(batch_size) if y is not None else [None] * len(x.split(batch_size))

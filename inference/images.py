@@ -45,3 +45,20 @@ def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, pa
     for start in range(0, x.shape[0], per_row):
         rows += [x[start:start + per_row], recon[start:start + per_row]]
     save_grid(torch.cat(rows), path, nrow=per_row)
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    """Write a matplotlib figure as PNG atomically (beside the target, then renamed) and close it."""
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
+    pyplot().close(fig)

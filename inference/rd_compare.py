@@ -20,10 +20,9 @@ from typing import Sequence
 
 import torch
 
-from .checkpoint import atomic_write
 from .config import RunConfig
 from .entropy_coding import model_rate_bits
-from .images import save_grid
+from .images import pyplot, save_figure, save_grid
 from .rd_sweep import run_sweep
 from .runs import load_run, write_json
 
@@ -76,11 +75,7 @@ def run_comparison(base: RunConfig, betas: Sequence[float], out: Path, force: bo
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     labels = {"vae": "VAE (soft: q(z|x) a density)", "rd_autoencoder": "RD autoencoder (hard: rounded code)"}
     for family, rows in results["families"].items():
@@ -92,9 +87,7 @@ def plot(results: dict, path: Path) -> None:
     ax.set_ylabel("squared error per image")
     ax.set_title("test set; labels: beta in D + beta R", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @torch.no_grad()

@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .checkpoint import atomic_write, atomic_write_text
+from .checkpoint import atomic_write_text
 from .config import RunConfig
 from .errors import UserError
+from .images import pyplot, save_figure
 from .resume import CHECKPOINT
 from .runs import CONFIG, METRICS, WEIGHTS, load_run, resume_run, train_run, write_json
 
@@ -97,11 +98,7 @@ def write_table(rows: list[dict], out: Path) -> None:
 
 
 def plot_rd(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     rates, distortions = [r["rate"] for r in rows], [r["distortion"] for r in rows]
     ax.plot(rates, distortions, "o-", label="test (R, D), one run per beta")
@@ -118,6 +115,4 @@ def plot_rd(rows: list[dict], path: Path) -> None:
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)

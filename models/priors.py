@@ -132,14 +132,9 @@ class FlatPrior(Prior):
 
 
 @PRIORS.register("laplace")
-class LaplacePrior(Prior):
+class LaplacePrior(StandardNormalPrior):
     """p(z) = prod_j Laplace(z_j; 0, 1): with a Delta guide, -log p(z) = sum_j |z_j| + const is the L1
-    penalty of the sparse autoencoder (MAP of the code)."""
-
-    def __init__(self, latent_dim: int, **options):
-        super().__init__(latent_dim, **options)
-        self.register_buffer("loc", torch.zeros(latent_dim))
-        self.register_buffer("scale", torch.ones(latent_dim))
+    penalty of the sparse autoencoder (MAP of the code). Same fixed location and scale buffers as N(0, I)."""
 
     def distribution(self):
         return dist.Laplace(self.loc, self.scale).to_event(1)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..em.nonlinear import log_joint
+from ..evaluation import frozen
 from ..marginal_likelihood import importance_log_likelihood
 from .reference import coords
 
@@ -86,18 +87,13 @@ def optimize_local_gaussians(model, guide, x: torch.Tensor, steps: int = 300, pa
     log_scale.requires_grad_(True)
     optim = torch.optim.Adam([loc, log_scale], lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps)  # settle: less gradient noise at the end
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
+    with frozen(model):
         for _ in range(steps):
             optim.zero_grad()
             q = torch.distributions.Independent(torch.distributions.Normal(loc, log_scale.exp()), 1)
             (-elbo_per_point(model, x, q, particles).sum()).backward()
             optim.step()
             schedule.step()
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
     return torch.distributions.Independent(torch.distributions.Normal(loc.detach(), log_scale.detach().exp()), 1)
 
 

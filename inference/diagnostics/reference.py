@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import torch
-from pyro.infer.mcmc import MCMC, NUTS
+from pyro.infer.mcmc import NUTS
 
-from ..em.nonlinear import log_joint
+from ..em.nonlinear import posterior_mcmc
 
 RHAT_LIMIT = 1.01
 
@@ -45,22 +45,10 @@ def coords(indices, latent_dim: int) -> dict:
 def nuts_reference(model, x: torch.Tensor, indices, init: torch.Tensor, num_chains: int = 4, num_draws: int = 500,
                    warmup: int = 500, seed: int = 0, max_tree_depth: int = 8) -> Reference:
     """NUTS draws of p(z | x) for the rows of ``x``; ``init`` (P, Z) centres the chains' starting points."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-
-    def potential(params):  # z (C, P, Z): every chain scores the same points
-        return -log_joint(model, x, params["z"]).sum()
-
     torch.manual_seed(seed)
-    start = init.unsqueeze(0) + 2.0 * torch.randn((num_chains,) + init.shape, device=init.device)
-    try:
-        mcmc = MCMC(NUTS(potential_fn=potential, adapt_step_size=True, adapt_mass_matrix=True, full_mass=False,
-                         max_tree_depth=max_tree_depth),
-                    num_samples=num_draws, warmup_steps=warmup, initial_params={"z": start}, disable_progbar=True)
-        mcmc.run()
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
+    start = init.unsqueeze(0) + 2.0 * torch.randn((num_chains,) + init.shape, device=init.device)  # (C, P, Z)
+    mcmc = posterior_mcmc(model, x, start, num_draws, warmup, NUTS, adapt_mass_matrix=True, full_mass=False,
+                          max_tree_depth=max_tree_depth)
     samples = mcmc.get_samples()["z"].cpu().numpy()  # (D, C, P, Z)
     draws = np.moveaxis(samples, 1, 0)  # (C, D, P, Z)
     flags = np.zeros(num_draws, dtype=bool)

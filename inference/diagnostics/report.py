@@ -18,9 +18,9 @@ import arviz as az
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
 from ..collapse import posterior_collapse
 from ..errors import UserError
+from ..images import pyplot, save_figure
 from ..runs import write_json
 from .guide_check import gaps, guide_draws, guide_idata, khat_shares, moment_comparison, psis_khat
 from .reference import nuts_reference
@@ -44,15 +44,7 @@ def _save_netcdf(idata: az.InferenceData, path: Path) -> None:
 
 
 def _figure(path: Path, draw) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = draw(plt)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
-    plt.close(fig)
+    save_figure(draw(pyplot()), path, dpi=90)
 
 
 def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,

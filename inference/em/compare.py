@@ -25,10 +25,10 @@ from models.linear_gaussian import PPCAParams, largest_principal_angle, ppca_log
 from models.mixture import BernoulliMixtureModel
 
 from ..build import build_guide, build_model
-from ..checkpoint import atomic_write
 from ..config import DataConfig, GuideConfig, ModelConfig
 from ..data import load_dataset, prepare
 from ..errors import UserError
+from ..images import pyplot, save_figure
 from ..objectives import trace_elbo
 from ..runs import library_versions, write_json
 from . import mixture, nonlinear, ppca
@@ -142,11 +142,7 @@ def run_comparison(cfg: EMComparisonConfig) -> dict:
 
 
 def plot_comparison(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     settings = [s for s in SETTINGS if s in results]
     fig, axes = plt.subplots(len(settings), 2, figsize=(11, 3.6 * len(settings)), squeeze=False)
     for row, setting in zip(axes, settings):
@@ -163,9 +159,7 @@ def plot_comparison(results: dict, path: Path) -> None:
             ax.set_title(f"{setting}: test (solid) and train (dashed)")
             ax.set_xscale("symlog", linthresh=1000 if key.startswith("training") else 0.1)
         row[0].legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 QUICK = {"ppca_em_iterations": 20, "ppca_svi_epochs": 5, "mixture_em_iterations": 10, "mixture_svi_epochs": 3,

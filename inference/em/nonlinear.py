@@ -25,6 +25,7 @@ from pyro.infer import ReweightedWakeSleep
 from pyro.infer.mcmc import HMC, MCMC
 
 from ..data import MinibatchStream
+from ..evaluation import frozen
 from ..trainer import SVITrainer
 
 
@@ -40,38 +41,37 @@ def posterior_modes(model, x: torch.Tensor, z0: torch.Tensor, iterations: int = 
     z = z0.detach().clone().requires_grad_(True)
     optim = torch.optim.LBFGS([z], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe",
                               tolerance_grad=1e-6, tolerance_change=1e-10)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        def closure():
-            optim.zero_grad()
-            loss = -log_joint(model, x, z).sum()
-            loss.backward()
-            return loss
+
+    def closure():
+        optim.zero_grad()
+        loss = -log_joint(model, x, z).sum()
+        loss.backward()
+        return loss
+
+    with frozen(model):
         optim.step(closure)
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
     return z.detach()
+
+
+def posterior_mcmc(model, x: torch.Tensor, z0: torch.Tensor, num_samples: int, warmup_steps: int,
+                   kernel=HMC, **options) -> MCMC:
+    """``pyro.infer.mcmc`` (``kernel``: HMC or NUTS) on the potential -sum_n log p(x_n, z_n) with the decoder
+    fixed, started at ``z0``; z may carry leading chain dimensions (the points' posteriors are independent)."""
+    def potential(params):
+        return -log_joint(model, x, params["z"]).sum()
+
+    with frozen(model):
+        mcmc = MCMC(kernel(potential_fn=potential, adapt_step_size=True, **options), num_samples=num_samples,
+                    warmup_steps=warmup_steps, initial_params={"z": z0.detach()}, disable_progbar=True)
+        mcmc.run()
+    return mcmc
 
 
 def hmc_posterior_samples(model, x: torch.Tensor, z0: torch.Tensor, num_samples: int, warmup_steps: int,
                           step_size: float = 0.05, num_steps: int = 10) -> torch.Tensor:
     """(num_samples, N, Z) draws of p(z | x) by HMC with step-size adaptation, started at ``z0``."""
-    def potential(params):
-        return -log_joint(model, x, params["z"]).sum()
-
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        kernel = HMC(potential_fn=potential, step_size=step_size, num_steps=num_steps, adapt_step_size=True,
-                     adapt_mass_matrix=False)
-        mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup_steps, initial_params={"z": z0.detach()},
-                    disable_progbar=True)
-        mcmc.run()
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
+    mcmc = posterior_mcmc(model, x, z0, num_samples, warmup_steps, HMC, step_size=step_size, num_steps=num_steps,
+                          adapt_mass_matrix=False)
     return mcmc.get_samples()["z"].detach()
 
 
@@ -180,5 +180,5 @@ def wake_sleep_loss(num_particles: int = 10) -> ReweightedWakeSleep:
                                max_plate_nesting=1)
 
 
-__all__ = ["log_joint", "posterior_modes", "hmc_posterior_samples", "m_step", "laplace_log_likelihood",
+__all__ = ["log_joint", "posterior_modes", "posterior_mcmc", "hmc_posterior_samples", "m_step", "laplace_log_likelihood",
            "train_by_epochs", "mcem_epoch", "hard_em_epoch", "svi_epoch", "wake_sleep_loss"]
