@@ -4,9 +4,13 @@ Each step alternates, on the same minibatch:
 
 1. reconstruction: the SVI step of ``D + 0 * R`` (``BetaELBO`` with beta = 0: -log p(x | z) only) on the
    model and its guide, on whichever engine ``build_trainer`` picks;
-2. discriminator: Adam on d(z) (an MLP, logits) to tell prior draws z ~ p(z) (label 1) from codes
-   f(x) of the batch (label 0);
+2. discriminator: ``discriminator_steps`` Adam steps on d(z) (an MLP, logits) to tell fresh prior draws
+   z ~ p(z) (label 1) from codes f(x) of the batch (label 0);
 3. generator: Adam on the encoder to make d call the codes prior draws: minimize -log sigmoid(d(f(x))).
+
+Adam with beta1 = 0.5 for both adversarial optimizers (as for GANs, Radford et al. 2016) and five
+discriminator steps per generator step: at the default sizes on the digits, one step each with
+beta1 = 0.9 let the codes spread to twice the prior's scale (MMD^2 0.58 vs 0.06; README family table).
 
 So the aggregate posterior of the codes is pushed towards p(z) and ``vae sample`` decodes prior draws as
 for the VAE. The three optimizers' states go into the checkpoint.
@@ -27,9 +31,11 @@ from .objectives.beta import BetaELBO
 class AdversarialObjective(BetaELBO):
     """The reconstruction part (beta = 0) plus the settings of the adversarial part."""
 
-    def __init__(self, discriminator_hidden: int = 256, lr: float = 1e-3):
+    def __init__(self, discriminator_hidden: int = 256, lr: float = 1e-3, discriminator_steps: int = 5,
+                 betas=(0.5, 0.999)):
         super().__init__(beta=0.0, analytic_kl=False)
         self.discriminator_hidden, self.adversarial_lr = discriminator_hidden, lr
+        self.discriminator_steps, self.betas = discriminator_steps, tuple(betas)
 
 
 class AdversarialTrainer:
@@ -40,8 +46,10 @@ class AdversarialTrainer:
         z = guide.latent_dim
         self.discriminator = mlp(z, objective.discriminator_hidden, 2, 1, "relu").to(
             next(guide.parameters()).device)
-        self.disc_optim = torch.optim.Adam(self.discriminator.parameters(), lr=objective.adversarial_lr)
-        self.gen_optim = torch.optim.Adam(guide.parameters(), lr=objective.adversarial_lr)
+        self.objective = objective
+        self.disc_optim = torch.optim.Adam(self.discriminator.parameters(), lr=objective.adversarial_lr,
+                                           betas=objective.betas)
+        self.gen_optim = torch.optim.Adam(guide.parameters(), lr=objective.adversarial_lr, betas=objective.betas)
 
     @property
     def steps(self) -> int:
@@ -56,15 +64,16 @@ class AdversarialTrainer:
 
     def step(self, x: torch.Tensor, num_data: int, subsample: torch.Tensor, y: Optional[torch.Tensor] = None):
         loss = self.reconstruction.step(x, num_data, subsample, y)
-        prior = self.model.prior(torch.Size([x.shape[0]])).sample()
         with torch.no_grad():
             codes = self._codes(x, y)
-        real, fake = self.discriminator(prior), self.discriminator(codes)
-        disc_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
-        self.disc_optim.zero_grad()
-        disc_loss.backward()
-        self.disc_optim.step()
+        for _ in range(self.objective.discriminator_steps):
+            prior = self.model.prior(torch.Size([x.shape[0]])).sample()
+            real, fake = self.discriminator(prior), self.discriminator(codes)
+            disc_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
+                F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+            self.disc_optim.zero_grad()
+            disc_loss.backward()
+            self.disc_optim.step()
         fooled = self.discriminator(self._codes(x, y))
         gen_loss = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
         self.gen_optim.zero_grad()

@@ -39,7 +39,7 @@ def mean_jacobian_norm(guide, x: torch.Tensor) -> float:
     was_training = guide.training
     guide.eval()
     try:
-        return float(encoder_jacobian_norm(guide, x).mean())
+        return float(encoder_jacobian_norm(guide, x).mean().detach())
     finally:
         guide.train(was_training)
 

@@ -78,6 +78,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dreg", action="store_true", help="objective iwae: doubly reparameterized gradients")
     p.add_argument("--contractive-weight", type=float, default=obj.contractive_weight,
                    help="objective contractive: lambda of the encoder-Jacobian penalty")
+    p.add_argument("--adversarial-lr", type=float, default=obj.adversarial_lr,
+                   help="objective adversarial: Adam rate of the discriminator and generator steps")
+    p.add_argument("--discriminator-steps", type=int, default=obj.discriminator_steps,
+                   help="objective adversarial: discriminator steps per minibatch")
     p.add_argument("--family", default="vae", help=f"autoencoder family preset: {', '.join(FAMILIES)} "
                    "(sets prior, guide, objective; see the README)")
     p.add_argument("--corruption", default=defaults.guide.corruption, help="denoising: none, mask or gaussian")
@@ -114,7 +118,8 @@ def _raw_config(args: argparse.Namespace) -> dict:
         "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,
                       "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,
                       "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg,
-                      "contractive_weight": args.contractive_weight},
+                      "contractive_weight": args.contractive_weight, "adversarial_lr": args.adversarial_lr,
+                      "discriminator_steps": args.discriminator_steps},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                   "device": args.device, "clip_norm": args.clip_norm, "compile": args.compile,
                   "data_placement": args.data_placement},

@@ -183,11 +183,14 @@ class ObjectiveConfig(_Section):
     warmup_steps: int = 0
     dreg: bool = False
     contractive_weight: float = 0.1  # lambda of the contractive penalty
+    adversarial_lr: float = 1e-3  # Adam (beta1 = 0.5) of the AAE's discriminator and generator steps
+    discriminator_steps: int = 5  # AAE discriminator steps per minibatch
 
     def validate(self):
         if self.name not in OBJECTIVES:
             raise ConfigError(f"unknown objective {self.name!r}; choose one of: {', '.join(OBJECTIVES)}")
-        _positive("objective", num_particles=self.num_particles, beta=self.beta)
+        _positive("objective", num_particles=self.num_particles, beta=self.beta, adversarial_lr=self.adversarial_lr,
+                  discriminator_steps=self.discriminator_steps)
         if self.contractive_weight < 0:
             raise ConfigError(f"objective.contractive_weight must be >= 0, got {self.contractive_weight}")
         if self.free_bits < 0 or self.warmup_steps < 0:

@@ -87,3 +87,15 @@ def test_adversarial_codes_match_the_prior_better_than_plain_and_sampling_works(
     noise = abs(mmd_squared(fresh, prior))  # the statistic between two prior samples: its own noise level
     assert noise < 0.02 and mmd["aae"] < mmd["plain"] - 5 * max(noise, 0.01)
     assert prior_samples(aae.model, 16).shape == (16, 1, 28, 28)
+
+
+def test_adversarial_settings_reach_the_trainer_and_bad_ones_are_refused():
+    from inference.adversarial import AdversarialObjective
+    from inference.objectives import build_objective
+
+    raw = apply_family({"objective": {"adversarial_lr": 2e-4, "discriminator_steps": 3}}, "adversarial")
+    objective = build_objective(RunConfig.from_dict(raw).objective)
+    assert isinstance(objective, AdversarialObjective)
+    assert (objective.adversarial_lr, objective.discriminator_steps) == (2e-4, 3)
+    with pytest.raises(UserError, match="objective.discriminator_steps must be positive, got 0"):
+        RunConfig.from_dict(apply_family({"objective": {"discriminator_steps": 0}}, "adversarial")).validate()

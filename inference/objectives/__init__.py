@@ -28,14 +28,14 @@ OBJECTIVES.register("mean_field")(lambda cfg: mean_field_elbo(cfg.num_particles)
 OBJECTIVES.register("beta")(lambda cfg: BetaELBO(cfg.beta, cfg.num_particles, cfg.analytic_kl, cfg.free_bits,
                                                  cfg.kl_schedule, cfg.warmup_steps))
 OBJECTIVES.register("iwae")(lambda cfg: IWAEBound(cfg.num_particles, cfg.dreg))
-OBJECTIVES.register("adversarial")(lambda cfg: _adversarial())
+OBJECTIVES.register("adversarial")(lambda cfg: _adversarial(cfg))
 OBJECTIVES.register("contractive")(lambda cfg: ContractiveELBO(cfg.contractive_weight, cfg.num_particles))
 
 
-def _adversarial():
+def _adversarial(cfg):
     from ..adversarial import AdversarialObjective  # the objective of the adversarial autoencoder
 
-    return AdversarialObjective()
+    return AdversarialObjective(lr=cfg.adversarial_lr, discriminator_steps=cfg.discriminator_steps)
 
 
 def build_objective(config):
