@@ -52,6 +52,10 @@ class AdversarialTrainer:
         self.gen_optim = torch.optim.Adam(guide.parameters(), lr=objective.adversarial_lr, betas=objective.betas)
 
     @property
+    def grad_norm(self):
+        return self.reconstruction.grad_norm
+
+    @property
     def steps(self) -> int:
         return self.reconstruction.steps
 

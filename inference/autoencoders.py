@@ -5,18 +5,21 @@ these functions measure the property that defines it, the same way for every mem
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from .objectives.contractive import encoder_jacobian_norm
 
 
 @torch.no_grad()
-def codes(guide, x: torch.Tensor) -> torch.Tensor:
-    """The code of each image: the Delta guide's point, a Gaussian guide's mean (guide in eval mode)."""
+def codes(guide, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The code of each image: the Delta guide's point, a Gaussian guide's mean (guide in eval mode);
+    labels ``y`` for a conditional guide."""
     was_training = guide.training
     guide.eval()
     try:
-        return guide.encode(x)[:, : guide.latent_dim]
+        return guide.encode(x, y)[:, : guide.latent_dim]
     finally:
         guide.train(was_training)
 

@@ -10,137 +10,68 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from guides import GUIDES
-from models import LIKELIHOODS, PRIORS
-
-from .config import BINARIZATIONS, DATASETS, DEVICES, FAMILIES, RunConfig, apply_family
+from .cli_options import OneLineParser, add_run_options, add_train_options, apply_config_file, config_from_args, \
+    given_options
 from .errors import UserError
 from .evaluation import evaluate_elbo
 from .resume import TrainingInterrupted
 
 EXIT_USAGE = 2
+RUN_OPTIONS = ("out", "checkpoint_every", "nproc", "tensorboard", "plots")  # vae train's options beside the config, in a dumped file
 EXIT_INTERRUPTED = 130
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the usage is in ``--help``)."""
-
-    def error(self, message: str):
-        raise UserError(f"{message} (see '{self.prog} --help')")
-
-
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a VAE by SVI into a run folder")
-    add_run_options(p)
-    p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
-    p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
-    p.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue RUN from its checkpoint exactly where it stopped (other options come from RUN)")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: epoch ends only)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-
-
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The flags of a RunConfig (data, model, guide, objective, training), shared by train and rd-sweep."""
-    defaults = RunConfig()
-    p.add_argument("--dataset", default=defaults.data.dataset, help=f"one of {', '.join(DATASETS)}")
-    p.add_argument("--data-dir", default=None, help="folder of IDX .gz files, or torchvision's download root")
-    p.add_argument("--binarize", default=defaults.data.binarize, help=f"one of {', '.join(BINARIZATIONS)}")
-    p.add_argument("--epochs", type=int, default=defaults.train.epochs, help="passes over the training set")
-    p.add_argument("--batch-size", type=int, default=defaults.train.batch_size, help="minibatch size B (the plate scales by N/B)")
-    p.add_argument("--latent-dim", type=int, default=defaults.model.latent_dim, help="size Z of the latent code")
-    p.add_argument("--hidden-dim", type=int, default=defaults.model.hidden_dim, help="decoder and encoder width")
-    p.add_argument("--num-hidden-layers", type=int, default=defaults.model.num_hidden_layers,
-                   help="MLP hidden layers (0: linear encoder and decoder)")
-    p.add_argument("--activation", default=defaults.model.activation, help="hidden-layer nonlinearity")
-    p.add_argument("--arch", default=defaults.model.arch, help="mlp or conv (encoder and decoder)")
-    p.add_argument("--channels", type=int, default=defaults.model.channels, help="conv: first-layer channels")
-    p.add_argument("--upsample", default=defaults.model.upsample, help="conv decoder: transposed or pixel_shuffle")
-    p.add_argument("--likelihood", default=defaults.model.likelihood, help=f"one of {', '.join(LIKELIHOODS)}")
-    p.add_argument("--likelihood-scale", type=float, default=defaults.model.likelihood_scale,
-                   help="sigma of gaussian, b of laplace, initial sigma of the learned Gaussians")
-    p.add_argument("--prior", default=defaults.model.prior, help=f"one of {', '.join(PRIORS)}")
-    p.add_argument("--prior-components", type=int, default=defaults.model.prior_components,
-                   help="mixture components of the mog and vamp priors")
-    p.add_argument("--prior-flows", type=int, default=defaults.model.prior_flows, help="layers of the flow prior")
-    p.add_argument("--guide", default=defaults.guide.guide, help=f"one of {', '.join(GUIDES)}")
-    p.add_argument("--guide-flows", type=int, default=defaults.guide.flows, help="layers of the iaf guide")
-    p.add_argument("--conditional", action="store_true", help="conditional VAE on the labels: p(x|z,y), q(z|x,y)")
-    obj = defaults.objective
-    p.add_argument("--objective", default=obj.name, help="elbo, mean_field, beta or iwae")
-    p.add_argument("--num-particles", type=int, default=obj.num_particles,
-                   help="L samples of the ELBO, or k of the IWAE bound")
-    p.add_argument("--beta", type=float, default=obj.beta, help="weight of the rate in D + beta R (objective beta)")
-    p.add_argument("--sampled-kl", action="store_true", help="objective beta: Monte Carlo KL instead of closed form")
-    p.add_argument("--free-bits", type=float, default=obj.free_bits, help="nats per latent dimension (objective beta)")
-    p.add_argument("--kl-schedule", default=obj.kl_schedule, help="constant, linear or cyclical (objective beta)")
-    p.add_argument("--warmup-steps", type=int, default=obj.warmup_steps, help="length of the KL warm-up or cycle")
-    p.add_argument("--dreg", action="store_true", help="objective iwae: doubly reparameterized gradients")
-    p.add_argument("--contractive-weight", type=float, default=obj.contractive_weight,
-                   help="objective contractive: lambda of the encoder-Jacobian penalty")
-    p.add_argument("--adversarial-lr", type=float, default=obj.adversarial_lr,
-                   help="objective adversarial: Adam rate of the discriminator and generator steps")
-    p.add_argument("--discriminator-steps", type=int, default=obj.discriminator_steps,
-                   help="objective adversarial: discriminator steps per minibatch")
-    p.add_argument("--family", default="vae", help=f"autoencoder family preset: {', '.join(FAMILIES)} "
-                   "(sets prior, guide, objective; see the README)")
-    p.add_argument("--corruption", default=defaults.guide.corruption, help="denoising: none, mask or gaussian")
-    p.add_argument("--corruption-level", type=float, default=defaults.guide.corruption_level,
-                   help="masking probability or noise standard deviation")
-    p.add_argument("--lr", type=float, default=defaults.train.lr, help="Adam learning rate")
-    p.add_argument("--clip-norm", type=float, default=None, help="clip each parameter's gradient norm to this")
-    p.add_argument("--min-scale", type=float, default=defaults.guide.min_scale, help="floor on the guide's scales")
-    p.add_argument("--seed", type=int, default=defaults.train.seed, help="seeds initialization, batches and draws")
-    p.add_argument("--device", default=defaults.train.device, help=f"one of {', '.join(DEVICES)}")
-    p.add_argument("--compile", default=defaults.train.compile,
-                   help="SVI engine: off (Pyro's SVI), trace (captured graph), inductor (compiled), auto")
-    p.add_argument("--data-placement", default=defaults.train.data_placement,
-                   help="training images on the device, or streamed from pinned host memory (auto, device, host)")
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    return RunConfig.from_dict(apply_family(_raw_config(args), args.family))
-
-
-def _raw_config(args: argparse.Namespace) -> dict:
-    return ({
-        "data": {"dataset": args.dataset, "data_dir": args.data_dir, "binarize": args.binarize},
-        "model": {"latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim, "activation": args.activation,
-                  "arch": args.arch, "channels": args.channels, "upsample": args.upsample,
-                  "num_hidden_layers": args.num_hidden_layers, "likelihood": args.likelihood,
-                  "likelihood_scale": args.likelihood_scale, "prior": args.prior,
-                  "prior_components": args.prior_components, "prior_flows": args.prior_flows,
-                  "conditional": args.conditional},
-        "guide": {"guide": args.guide, "hidden_dim": args.hidden_dim, "num_hidden_layers": args.num_hidden_layers,
-                  "arch": args.arch, "channels": args.channels,
-                  "activation": args.activation, "flows": args.guide_flows, "min_scale": args.min_scale,
-                  "corruption": args.corruption, "corruption_level": args.corruption_level},
-        "objective": {"name": args.objective, "num_particles": args.num_particles, "beta": args.beta,
-                      "analytic_kl": not args.sampled_kl, "free_bits": args.free_bits,
-                      "kl_schedule": args.kl_schedule, "warmup_steps": args.warmup_steps, "dreg": args.dreg,
-                      "contractive_weight": args.contractive_weight, "adversarial_lr": args.adversarial_lr,
-                      "discriminator_steps": args.discriminator_steps},
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                  "device": args.device, "clip_norm": args.clip_norm, "compile": args.compile,
-                  "data_placement": args.data_placement},
-    })
-
-
 def cmd_train(args) -> int:
-    from .runs import resume_run, train_run
+    from . import distributed
+    from .objectives import build_objective
+    from .runs import check_output_folder, resume_run, train_run
 
     if args.checkpoint_every < 0:
         raise UserError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.nproc < 1:
+        raise UserError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and not distributed.launched():  # check here, then start the job; each process trains
+        if not args.resume:
+            config = config_from_args(args)
+            config.validate()
+            distributed.check_objective(build_objective(config.objective))
+            check_output_folder(Path(args.out), args.force)
+        status = distributed.launch(args.nproc, distributed.without_option(args.argv, "--nproc"))
+        if status:
+            out = args.resume or args.out
+            print(f"vae: error: the {args.nproc}-process job failed (exit status {status}); any checkpoint in {out} "
+                  f"is the last complete one: vae train --resume {out} --nproc {args.nproc}", file=sys.stderr)
+        return status
     if args.resume:
         out = Path(args.resume)
-        metrics = resume_run(out, quiet=args.quiet, checkpoint_every=args.checkpoint_every)
+        metrics = resume_run(out, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
+                             tensorboard=args.tensorboard, plots=args.plots)
     else:
         out = Path(args.out)
         metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet,
-                            checkpoint_every=args.checkpoint_every)
+                            checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard, plots=args.plots)
     last = metrics[-1]
-    print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
-          f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})")
+    if distributed.current().is_main:
+        print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
+              f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})")
+    return 0
+
+
+def cmd_config(args) -> int:
+    from .config_files import RUN_SECTION, dumps
+
+    if not args.dump:
+        raise UserError("say what to do: 'vae config --dump [options]' prints the resolved config")
+    raw = config_from_args(args).to_dict()
+    raw[RUN_SECTION] = {key: getattr(args, key) for key in RUN_OPTIONS}
+    print(dumps(raw, args.format), end="")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(Path(args.run), args.out)}")
     return 0
 
 
@@ -326,7 +257,11 @@ def cmd_compare_em(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    _add_train(sub)
+    add_train_options(sub.add_parser("train", help="train a VAE by SVI into a run folder"))
+    p = sub.add_parser("config", help="print the config 'vae train' would use with these options (--dump)")
+    add_train_options(p)
+    p.add_argument("--dump", action="store_true", help="print the full resolved config")
+    p.add_argument("--format", default="yaml", help="yaml, toml or json")
     p = sub.add_parser("evaluate", help="test ELBO = -(D + R), importance-sampled log p(x), active units")
     p.add_argument("run")
     p.add_argument("--batch-size", type=int, default=1000)
@@ -336,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="where to write the figures (default RUN/evaluation.json)")
+    p = sub.add_parser("report", help="one self-contained HTML page of a run: config, metrics, plots, grids")
+    p.add_argument("run")
+    p.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
     p = sub.add_parser("sample", help="a grid of images decoded from z ~ p(z)")
     p.add_argument("run")
     p.add_argument("-n", type=int, default=64)
@@ -388,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "compare-em": cmd_compare_em,
+COMMANDS = {"train": cmd_train, "config": cmd_config, "report": cmd_report, "evaluate": cmd_evaluate, "sample": cmd_sample, "compare-em": cmd_compare_em,
             "rd-sweep": cmd_rd_sweep, "compress": cmd_compress, "decompress": cmd_decompress,
             "rd-compare": cmd_rd_compare, "diagnose": cmd_diagnose}
 
@@ -398,6 +336,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # pyro.infer.mcmc imports
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        apply_config_file(args, given_options(build_parser(), args.argv))
         return COMMANDS[args.command](args)
     except UserError as err:
         print(f"vae: error: {err}", file=sys.stderr)

@@ -37,6 +37,7 @@ class CompiledSVITrainer:
         self.clip_norm = clip_norm
         self.steps = 0
         self._first_bad: Optional[torch.Tensor] = None
+        self.grad_norm: Optional[torch.Tensor] = None
 
     def step(self, x: torch.Tensor, num_data: int, subsample: torch.Tensor,
              y: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -46,7 +47,9 @@ class CompiledSVITrainer:
         loss.backward()
         grads = [p.grad for p in self.params if p.grad is not None]
         norms = torch._foreach_norm(grads)
-        bad = ~torch.isfinite(torch.stack(norms).sum() + loss.detach())
+        stacked = torch.stack(norms)
+        self.grad_norm = stacked.norm()  # before clipping; read only by the monitors
+        bad = ~torch.isfinite(stacked.sum() + loss.detach())
         if self.clip_norm is not None:  # per parameter: min(1, c / (||g|| + 1e-6)), as torch's clip_grad_norm_
             torch._foreach_mul_(grads, [(self.clip_norm / (n + 1e-6)).clamp(max=1.0) for n in norms])
         self.optim.found_inf = bad.float()  # the fused kernel leaves parameters and moments alone when set

@@ -11,9 +11,14 @@ from torchvision.utils import make_grid, save_image
 from .checkpoint import atomic_write
 
 
+def grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1] as one (C, H', W') picture, ``nrow`` to a row, white borders."""
+    return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
-    grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)
-    atomic_write(Path(path), lambda fh: save_image(grid, fh, format="png"))
+    picture = grid(images, nrow)
+    atomic_write(Path(path), lambda fh: save_image(picture, fh, format="png"))
 
 
 @torch.no_grad()
@@ -33,8 +38,8 @@ def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0,
 
 
 @torch.no_grad()
-def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, path: Path,
-                         n: int = 32, per_row: int = 8, y: Optional[torch.Tensor] = None) -> None:
+def reconstruction_grid(model: nn.Module, guide: nn.Module, x: torch.Tensor, n: int = 32, per_row: int = 8,
+                        y: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Rows alternate: ``per_row`` test images, then their reconstructions E[x | z], z ~ q(z | x).
 
     The n images are spread evenly over ``x`` (test sets are often sorted by class)."""
@@ -44,7 +49,13 @@ def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, pa
     rows = []
     for start in range(0, x.shape[0], per_row):
         rows += [x[start:start + per_row], recon[start:start + per_row]]
-    save_grid(torch.cat(rows), path, nrow=per_row)
+    return grid(torch.cat(rows), per_row)
+
+
+def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, path: Path,
+                         n: int = 32, per_row: int = 8, y: Optional[torch.Tensor] = None) -> None:
+    picture = reconstruction_grid(model, guide, x, n, per_row, y)
+    atomic_write(Path(path), lambda fh: save_image(picture, fh, format="png"))
 
 
 def pyplot():

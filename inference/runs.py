@@ -1,24 +1,29 @@
 """A run folder: everything needed to reload, evaluate or retrain a model.
 
     config.json          RunConfig (rebuilds model and guide without the command line)
+    config.yaml          the same, as a file for ``vae train --config`` (inference/config_files.py)
     versions.json        Python, torch, Pyro, NumPy versions, seed, device
     weights.pt           {"model": state_dict, "guide": state_dict}  (weights_only)
     checkpoint.pt        everything ``vae train --resume`` needs (inference/resume.py)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
     samples.png          E[x | z], z ~ p(z)
     reconstructions.png  test images above their reconstructions
+    train.log            notices, logged steps and epochs (inference/monitors.py)
+    tensorboard/         TensorBoard events, when installed (off: --no-tensorboard)
+    curves.png, latent_space.png, interpolations.png, neighbours.png, manifold.png (2-D codes): inference/plots.py
 """
 from __future__ import annotations
 
 import json
 import platform
+import shutil
 import signal
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pyro
@@ -26,9 +31,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import distributed
 from .build import build_model_and_guide, resolve_device
 from .checkpoint import atomic_write_text, load_module_state, load_state, save_state
 from .config import RunConfig
+from .config_files import write_config_file
 from .data import ImageData, MinibatchStream, load_dataset, prepare
 from .errors import UserError
 from .evaluation import evaluate_elbo
@@ -36,9 +43,12 @@ from .images import save_prior_samples, save_reconstructions
 from .objectives import build_objective
 from .resume import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint, save_checkpoint, set_rng_state
 from .fast_trainer import build_trainer
+from .plots import PLOTS, write_plots
+from .monitors import LogFile, Monitor, TensorBoard, epoch_line, step_values, tensorboard_available
 from .trainer import NumericalFault
 
 CONFIG, VERSIONS, WEIGHTS, METRICS = "config.json", "versions.json", "weights.pt", "metrics.jsonl"
+CONFIG_FILE, LOG, TENSORBOARD = "config.yaml", "train.log", "tensorboard"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
 RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)
 LOG_EVERY = 50  # steps between progress-bar reads (each read waits for the device)
@@ -94,14 +104,19 @@ class Run:
         return getattr(self.data, f"{split}_y") if self.config.model.conditional else None
 
     def evaluate(self, seed: int = 0):
-        return evaluate_elbo(self.model, self.guide, self.data.test_x, self.config.train.eval_batch_size, seed,
-                             y=self.labels())
+        """Test ELBO, distortion and rate; in a data-parallel job each rank scores its shard and the sums meet."""
+        def on(x, y, s):
+            return evaluate_elbo(self.model, self.guide, x, self.config.train.eval_batch_size, s, y=y)
+
+        if distributed.current().active:
+            return distributed.sharded_evaluate(on, self.data.test_x, self.labels(), seed)
+        return on(self.data.test_x, self.labels(), seed)
 
 
 def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     """Seed, load and prepare the data, build model and guide on the device."""
     config.validate()
-    dev = resolve_device(device or config.train.device)
+    dev = distributed.local_device(resolve_device(device or config.train.device))
     data = place(prepare(load_dataset(config.data), config.data.binarize), dev, config.train.data_placement)
     if config.model.conditional:
         _check_labels(data, config.model.num_classes)
@@ -115,39 +130,52 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
 
 
 def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Optional[TrainingState] = None,
-          checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False) -> list[dict]:
+          checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False,
+          monitors: Sequence[Monitor] = ()) -> list[dict]:
     """Train ``run`` by SVI for ``config.train.epochs``; with ``out``, keep the run folder current:
     metrics and weights each epoch, ``checkpoint.pt`` every ``checkpoint_every`` steps and at each
     epoch end. ``resume`` continues from a checkpoint's state exactly; when ``stop_requested()``
-    turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised."""
-    cfg = run.config.train
+    turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised. ``monitors``
+    (``inference.monitors``) see the notices, every ``LOG_EVERY``-th step and each epoch."""
+    cfg, ctx = run.config.train, distributed.current()
+    if not ctx.is_main:  # rank 0 alone writes the run folder and reports
+        out, quiet, monitors = None, True, ()
     objective = build_objective(run.config.objective)
     stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic",
                              device=run.device)
     labels = run.labels("train")
-    trainer, notice = build_trainer(run.model, run.guide, objective, cfg.lr, cfg.clip_norm, cfg.compile,
-                                    planned_steps=cfg.epochs * len(stream), examples=_example_batches(stream, labels))
+    build = distributed.build_data_parallel_trainer if ctx.active else build_trainer
+    trainer, notice = build(run.model, run.guide, objective, cfg.lr, cfg.clip_norm, cfg.compile,
+                            planned_steps=cfg.epochs * len(stream), examples=_example_batches(stream, labels))
     if notice and not quiet:
         print(notice, file=sys.stderr)
+    for monitor in monitors if notice else ():
+        monitor.note(notice)
     state = resume or TrainingState()
     if resume is not None:
         if resume.optimizer.get("engine") != trainer.engine:
             raise UserError(f"the checkpoint's optimizer state is from the {resume.optimizer.get('engine', 'pyro')} "
-                            f"engine, this run trains on the {trainer.engine} one; resume with the same --compile")
+                            f"engine, this run trains on the {trainer.engine} one; "
+                            f"resume with the same --compile and --nproc")
         trainer.load_optimizer_state(resume.optimizer)
         trainer.steps, objective.step = resume.steps, resume.objective_step
         set_rng_state(resume.rng)
+    if ctx.rank:  # its own draws (the data order comes from rank 0)
+        pyro.set_rng_seed(cfg.seed + 7919 * ctx.rank + trainer.steps)
 
     last_good = ["none was written yet"]
 
     def fail(fault: NumericalFault, epoch: int):
+        if isinstance(fault, distributed.WorkerLost):
+            raise UserError(f"training stopped: {fault} (epoch {epoch}); last complete checkpoint: {last_good[0]}; "
+                            f"resume with: vae train --resume {run.path} --nproc {ctx.world_size}") from None
         raise UserError(f"training stopped: {fault} (epoch {epoch}); the parameters were not updated "
                         f"with it; last good checkpoint: {last_good[0]}; try a lower --lr or --clip-norm") from None
 
     def check_faults(epoch: int) -> None:
         try:
             trainer.check()
-        except NumericalFault as fault:
+        except (NumericalFault, distributed.WorkerLost) as fault:
             fail(fault, epoch)
 
     def checkpoint(epoch: int) -> None:
@@ -158,23 +186,31 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
         save_checkpoint(out / CHECKPOINT, run.model, run.guide, state)
         last_good[0] = f"{out / CHECKPOINT} (after step {trainer.steps})"
 
+    log_every = min(LOG_EVERY, max(1, len(stream) // 4))  # at least four reads an epoch
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.perm is None:
-            state.perm, state.step_in_epoch, state.epoch_values = stream.permutation(), 0, []
-        start = time.perf_counter()
+            state.perm, state.step_in_epoch, state.epoch_values = distributed.broadcast(stream.permutation()), 0, []
+        start = logged = time.perf_counter()
         batches = stream.batches(state.perm, state.step_in_epoch)
         with tqdm(batches, total=len(stream), initial=state.step_in_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
                   disable=quiet, leave=False, file=sys.stderr) as bar:
             for idx, x in bar:
                 try:
                     loss = trainer.step(x, stream.num_data, idx, None if labels is None else labels[idx])
-                except NumericalFault as fault:
+                except (NumericalFault, distributed.WorkerLost) as fault:
                     fail(fault, epoch)
                 state.epoch_values.append(-loss / stream.num_data)  # a device tensor on the fast engine: not read
                 state.step_in_epoch += 1
-                if not quiet and state.step_in_epoch % LOG_EVERY == 0:
+                if (monitors or not quiet) and state.step_in_epoch % log_every == 0:
                     check_faults(epoch)
-                    bar.set_postfix(elbo=f"{float(state.epoch_values[-1]):.2f}", refresh=False)
+                    now = time.perf_counter()
+                    values = step_values(run, trainer, x, None if labels is None else labels[idx], loss,
+                                         stream.num_data, cfg.lr, log_every * cfg.batch_size / (now - logged))
+                    logged = now
+                    bar.set_postfix(elbo=f"{values['elbo']:.2f}", D=f"{values['distortion']:.2f}",
+                                    R=f"{values['rate']:.2f}", refresh=False)
+                    for monitor in monitors:
+                        monitor.log_step(trainer.steps, values)
                 stop = stop_requested()
                 if out is not None and (stop or (checkpoint_every and trainer.steps % checkpoint_every == 0)):
                     checkpoint(epoch)
@@ -182,7 +218,10 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
                     raise TrainingInterrupted(f"stopped at epoch {epoch}, step {state.step_in_epoch}")
         check_faults(epoch)
         seconds = time.perf_counter() - start
-        report = run.evaluate(seed=cfg.seed)
+        try:
+            report = run.evaluate(seed=cfg.seed)
+        except distributed.WorkerLost as lost:
+            fail(lost, epoch)
         values = _floats(state.epoch_values)
         train_value = sum(values) / len(values)
         state.metrics.append({"epoch": epoch, "steps": trainer.steps, "train_objective": train_value,
@@ -190,8 +229,9 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
                               "test_rate": report.rate, "seconds": seconds})
         state.epoch, state.perm, state.step_in_epoch, state.epoch_values = epoch, None, 0, []
         if not quiet:
-            print(f"epoch {epoch:3d}  train objective {train_value:9.3f}  test ELBO {report.elbo:9.3f}  "
-                  f"(D {report.distortion:8.3f}, R {report.rate:7.3f})  {seconds:6.2f}s", file=sys.stderr)
+            print(epoch_line(state.metrics[-1]), file=sys.stderr)
+        for monitor in monitors:
+            monitor.end_epoch(run, state.metrics[-1])
         if out is not None:
             atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
             save_weights(run, out / WEIGHTS)
@@ -233,49 +273,74 @@ def stop_on_signals():
             signal.signal(sig, old)
 
 
-def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], checkpoint_every: int) -> list[dict]:
-    with stop_on_signals() as stop_requested:
-        try:
-            metrics = train(run, out, quiet, resume, checkpoint_every, stop_requested)
-        except TrainingInterrupted as stopped:
-            raise TrainingInterrupted(f"{stopped}; checkpoint written; resume with: vae train --resume {out}") from None
+def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], checkpoint_every: int,
+            tensorboard: Optional[bool], plots: bool, monitors: Sequence[Monitor]) -> list[dict]:
+    main = distributed.current().is_main
+    monitors = [LogFile(out / LOG)] + ([TensorBoard(out / TENSORBOARD)] if tensorboard or (
+        tensorboard is None and tensorboard_available()) else []) + list(monitors) if main else []
+    try:
+        with stop_on_signals() as stop_requested:
+            try:
+                metrics = train(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+            except TrainingInterrupted as stopped:
+                world = distributed.current().world_size
+                raise TrainingInterrupted(f"{stopped}; checkpoint written; resume with: vae train --resume {out}"
+                                          + (f" --nproc {world}" if world > 1 else "")) from None
+    finally:
+        for monitor in monitors:
+            monitor.close()
+    if not main:
+        return metrics
     if getattr(run.model.prior, "can_sample", True):  # a flat prior (plain autoencoder) has no samples
         save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed,
                            label=0 if run.config.model.conditional else None)
     save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
+    if plots:
+        write_plots(run, out, metrics)
     return metrics
 
 
-def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = False,
-              checkpoint_every: int = 0) -> list[dict]:
-    """``vae train``: validate everything, then train into the run folder ``out``."""
+def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = False, checkpoint_every: int = 0,
+              tensorboard: Optional[bool] = None, plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
+    """``vae train``: validate everything, then train into the run folder ``out``; ``train.log`` always,
+    TensorBoard events in ``out/tensorboard`` (``None``: when installed), the plots of ``inference.plots``,
+    and the caller's own ``monitors``."""
     out = Path(out)
+    config.validate()
+    ctx = distributed.initialize(resolve_device(config.train.device))  # a torchrun job: join it
     check_output_folder(out, force)  # before the data load: fail fast, touch nothing
+    distributed.barrier()  # every rank has looked before rank 0 writes
     run = setup(config)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
-    for stale in (EVALUATION, CHECKPOINT):  # --force: nothing of the old run survives beside the new one
-        (out / stale).unlink(missing_ok=True)
     run.path = out
-    write_json(out / CONFIG, config.to_dict())
-    write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device)})
-    return _finish(run, out, quiet, None, checkpoint_every)
+    if ctx.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
+        for stale in (EVALUATION, CHECKPOINT, LOG, *PLOTS):  # --force: nothing of the old run survives
+            (out / stale).unlink(missing_ok=True)
+        shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
+        write_json(out / CONFIG, config.to_dict())
+        write_config_file(out / CONFIG_FILE, config.to_dict())
+        write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
+                                    "processes": ctx.world_size})
+    return _finish(run, out, quiet, None, checkpoint_every, tensorboard, plots, monitors)
 
 
-def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0) -> list[dict]:
+def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensorboard: Optional[bool] = None,
+               plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
     """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped."""
     out = Path(out)
     if not (out / CHECKPOINT).is_file():
         raise UserError(f"{out} has no {CHECKPOINT} to resume from; was it written by 'vae train'?")
     config = RunConfig.load(out / CONFIG)
+    distributed.initialize(resolve_device(config.train.device))
     run = setup(config)
     modules, state = load_checkpoint(out / CHECKPOINT, map_location=run.device)
     load_module_state(run.model, modules["model"], "model")
     load_module_state(run.guide, modules["guide"], "guide")
     run.path = out
-    return _finish(run, out, quiet, state, checkpoint_every)
+    return _finish(run, out, quiet, state, checkpoint_every, tensorboard, plots, monitors)
 
 
 def load_run(path: Path, device: str = "cpu") -> Run:

@@ -46,6 +46,7 @@ class SVITrainer:
         self.optim = pyro.optim.Adam({"lr": lr}, {"clip_norm": clip_norm} if clip_norm else None)
         self.svi = SVI(model, guide, self.optim, loss=loss if loss is not None else Trace_ELBO())
         self.steps = 0
+        self.grad_norm: Optional[torch.Tensor] = None  # of the last step, before clipping
 
     def step(self, x: torch.Tensor, num_data: int, subsample: torch.Tensor,
              y: Optional[torch.Tensor] = None) -> float:
@@ -69,6 +70,7 @@ class SVITrainer:
         grads = [p.grad for p in params if p.grad is not None]
         # one reduction and one read for all gradients, not a device sync per parameter
         grads_finite = not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+        self.grad_norm = torch.stack([g.norm() for g in grads]).norm() if grads else None
         if not (math.isfinite(loss) and grads_finite):
             zero_grads(params)
             raise NumericalFault(self.steps + 1, self._bad_term(x, y, loss))

@@ -100,6 +100,10 @@ TRAIN_CASES = [
     ("zero-flows", ["--guide-flows", "0"], "guide.flows must be positive"),
     ("negative-checkpoint-every", ["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
     ("resume-without-checkpoint", ["--resume", "/nonexistent/run"], "no checkpoint.pt to resume from"),
+    ("zero-processes", ["--nproc", "0"], "--nproc must be >= 1"),
+    ("adversarial-data-parallel", ["--family", "adversarial", "--nproc", "2"], "does not train data-parallel"),
+    ("zero-discriminator-steps", ["--family", "adversarial", "--discriminator-steps", "0"],
+     "objective.discriminator_steps must be positive"),
 ]
 
 DATA_CASES = [
@@ -159,9 +163,9 @@ def test_output_is_a_file_or_cannot_be_created(capsys, tmp_path):
 def test_existing_run_needs_force(capsys, tmp_path, run_dir):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     assert "already holds a run" in _refuse(capsys, ["train", "--out", copy])
-    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    assert {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
 
 
 def test_bad_run_folders(capsys, tmp_path, run_dir):

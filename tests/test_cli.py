@@ -102,9 +102,9 @@ def test_truncated_idx_file(capsys, tmp_path):
 def test_existing_run_is_not_touched_without_force(capsys, trained_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(trained_run, copy)
-    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     assert "already holds a run" in _refused(capsys, "train", "--out", copy, "--epochs", "1")
-    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    assert {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -15,6 +15,8 @@ def test_readme_shows_the_example_scripts_verbatim():
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     assert SCRIPT.read_text() in blocks and CUSTOM.read_text() in blocks
+    assert (ROOT / "examples" / "experience.py").read_text() in blocks
+    assert (ROOT / "examples" / "two_d.yaml").read_text() in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
     assert len(CUSTOM.read_text().splitlines()) <= 30
 
 
