@@ -8,8 +8,9 @@ loss by W |B_r| / |B|, so that DDP's average of the W gradients,
     (1/W) sum_r W |B_r|/|B| * (N/|B_r|) sum_{i in B_r} grad l_i = (N/|B|) sum_{i in B} grad l_i,
 
 is exactly the single-process gradient of the same global batch (also for a short last batch). The
-loss is Pyro's own ``ELBO.differentiable_loss`` through ``ELBOModule`` (``elbo(model, guide)``), the
-module DDP wraps, so the model's and guide's parameters are DDP parameters. NCCL on GPUs, gloo on CPU.
+loss is Pyro's own ``ELBO.differentiable_loss`` through ``ELBOModule`` (``elbo(model, guide)``), or
+the fast engine's captured graph of it (``inference/capture.py``); DDP wraps that module, so the
+model's and guide's parameters are DDP parameters. NCCL on GPUs, gloo on CPU.
 """
 from __future__ import annotations
 
