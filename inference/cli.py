@@ -5,6 +5,7 @@ Bad input ends in one line on stderr, ``vae: error: ...``, and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -51,7 +52,7 @@ def cmd_train(args) -> int:
         metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet,
                             checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard, plots=args.plots)
     last = metrics[-1]
-    if distributed.current().is_main:
+    if distributed.main_process():
         print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
               f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})")
     return 0
@@ -340,7 +341,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         apply_config_file(args, given_options(build_parser(), args.argv))
         return COMMANDS[args.command](args)
     except UserError as err:
-        print(f"vae: error: {err}", file=sys.stderr)
+        from .distributed import main_process  # in a data-parallel job, say which process speaks
+
+        print(f"vae{'' if main_process() else ' (rank ' + os.environ['RANK'] + ')'}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:  # a full disk, a folder that cannot be written: atomic writes left the old files
         print(f"vae: error: cannot write {err.filename or 'a file'}: {err.strerror or err}; free space or "

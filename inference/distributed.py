@@ -62,6 +62,11 @@ def current() -> Context:
     return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def main_process() -> bool:
+    """Rank 0 of a ``torchrun`` job, or a process outside one (before, during and after the job)."""
+    return not launched() or int(os.environ.get("RANK", 0)) == 0
+
+
 def launched() -> bool:
     """True in a process that ``torchrun`` started as one of several."""
     return int(os.environ.get("WORLD_SIZE", 1)) > 1
@@ -78,6 +83,14 @@ def initialize(device: torch.device) -> Context:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S))
     return current()
+
+
+def finish() -> None:
+    """Leave the job together: wait for every rank (rank 0 writes the run folder's last files), then
+    take the process group down, so that no process exits while another still talks to it."""
+    if dist.is_available() and dist.is_initialized():
+        barrier()
+        dist.destroy_process_group()
 
 
 def launch(nproc: int, argv: list[str]) -> int:

@@ -289,14 +289,14 @@ def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], c
     finally:
         for monitor in monitors:
             monitor.close()
-    if not main:
-        return metrics
-    if getattr(run.model.prior, "can_sample", True):  # a flat prior (plain autoencoder) has no samples
-        save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed,
-                           label=0 if run.config.model.conditional else None)
-    save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
-    if plots:
-        write_plots(run, out, metrics)
+    if main:
+        if getattr(run.model.prior, "can_sample", True):  # a flat prior (plain autoencoder) has no samples
+            save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed,
+                               label=0 if run.config.model.conditional else None)
+        save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
+        if plots:
+            write_plots(run, out, metrics)
+    distributed.finish()
     return metrics
 
 

@@ -121,3 +121,24 @@ def test_a_killed_worker_ends_the_job_and_leaves_the_last_checkpoint_intact(tmp_
     modules, state = load_checkpoint(out / CHECKPOINT)  # complete and loadable
     assert state.steps >= 10 and state.optimizer["engine"] == "ddp"
     assert not [p.name for p in out.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+@pytest.mark.slow
+def test_two_nodes_meet_at_a_rendezvous_endpoint(tmp_path):
+    """``torchrun --nnodes 2`` with a c10d rendezvous: two launchers (here both on localhost), one run folder."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "test",
+               "-m", "inference.cli", "train", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet",
+               "--no-plots", "--no-tensorboard"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    nodes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [err[-1500:] for _, err in outputs]
+    assert sum("trained 1 epochs" in out for out, _ in outputs) == 1  # rank 0 alone reports
+    assert json.loads((tmp_path / "run" / "versions.json").read_text())["processes"] == 2
