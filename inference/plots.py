@@ -2,7 +2,7 @@
 
 - ``curves.png``: train objective and test ELBO, test distortion D and rate R, per epoch;
 - ``latent_space.png``: the test codes coloured by label (2-D codes directly, otherwise their first two
-  principal components);
+  principal components; 1-D codes against their labels);
 - ``manifold.png`` (2-D codes only): E[x | z] over a grid of z = Phi^{-1}(u), u uniform in (0, 1)^2
   (Kingma & Welling 2014, Fig. 4);
 - ``interpolations.png``: each row a test image, E[x | z] along the line between its code and another
@@ -53,13 +53,18 @@ def latent_space(run, path: Path, limit: int = 2000) -> None:
     y = run.labels()
     with evaluation_mode(0, x.device, run.model, run.guide):
         z = codes(run.guide, x, None if y is None else y[:limit]).cpu()
-    shown = z if z.shape[1] == 2 else principal_components(z)
+    if z.shape[1] == 1:  # one code dimension: the codes against their labels (jittered)
+        jitter = torch.rand(len(z), 1, generator=torch.Generator().manual_seed(0)) - 0.5
+        shown = torch.cat([z, labels.cpu()[:, None] + 0.6 * jitter], 1)
+    else:
+        shown = z if z.shape[1] == 2 else principal_components(z)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     points = ax.scatter(shown[:, 0], shown[:, 1], c=labels.cpu(), cmap="tab10", s=6)
     fig.colorbar(points, ax=ax, label="label")
-    axes = ("z1", "z2") if z.shape[1] == 2 else ("principal component 1", "principal component 2")
-    ax.set(xlabel=axes[0], ylabel=axes[1], title=f"test codes ({z.shape[1]}-D{'' if z.shape[1] == 2 else ', PCA'})")
+    axes = {1: ("z1", "label (jittered)"), 2: ("z1", "z2")}.get(z.shape[1], ("principal component 1",
+                                                                          "principal component 2"))
+    ax.set(xlabel=axes[0], ylabel=axes[1], title=f"test codes ({z.shape[1]}-D{', PCA' if z.shape[1] > 2 else ''})")
     save_figure(fig, path)
 
 

@@ -142,8 +142,9 @@ def test_plots_are_written_and_their_numbers_match_a_second_method(tiny_run, emb
     assert nearest[:, 0].tolist() == [3, 77] and torch.equal(nearest.sort(1).values, brute.sort(1).values)
 
 
-def test_no_manifold_for_more_than_two_latent_dimensions(tmp_path):
-    cfg = RunConfig.from_dict({**TINY, "model": {"latent_dim": 4, "hidden_dim": 64}, "train": {"epochs": 1}})
+@pytest.mark.parametrize("latent_dim", [1, 4])
+def test_no_manifold_unless_the_codes_are_two_dimensional(tmp_path, latent_dim):
+    cfg = RunConfig.from_dict({**TINY, "model": {"latent_dim": latent_dim, "hidden_dim": 64}, "train": {"epochs": 1}})
     train_run(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     assert (tmp_path / "r" / "latent_space.png").exists() and not (tmp_path / "r" / "manifold.png").exists()
 
