@@ -186,7 +186,7 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
         save_checkpoint(out / CHECKPOINT, run.model, run.guide, state)
         last_good[0] = f"{out / CHECKPOINT} (after step {trainer.steps})"
 
-    log_every = min(LOG_EVERY, max(1, len(stream) // 4))  # at least four reads an epoch
+    log_every = min(LOG_EVERY, max(1, len(stream) // 2))  # at least two reads an epoch
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.perm is None:
             state.perm, state.step_in_epoch, state.epoch_values = distributed.broadcast(stream.permutation()), 0, []

@@ -108,7 +108,7 @@ def test_monitors_do_not_change_the_training_draws(tmp_path):
     assert [m["test_elbo"] for m in watched] == [m["test_elbo"] for m in quiet]
     log = (tmp_path / "watched" / "train.log").read_text().splitlines()
     steps = [line for line in log if re.search(r"  step \d+  elbo ", line)]
-    assert len(steps) >= 2 * 4 and all("distortion" in s and "rate" in s and "grad_norm" in s for s in steps)
+    assert len(steps) >= 2 * 2 and all("distortion" in s and "rate" in s and "grad_norm" in s for s in steps)
     assert sum("epoch " in line for line in log) == 2
     assert not (tmp_path / "quiet" / "tensorboard").exists()
 
