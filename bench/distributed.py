@@ -13,7 +13,6 @@ Scaling efficiency = throughput(N) / (N x reference). Writes JSON to bench/resul
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from inference import RunConfig
 from inference.data import load_dataset
-from inference.runs import write_json
+from inference.runs import read_metrics, write_json
 
 
 def throughput(out: Path, extra: list[str], threads: int, epochs: int, device: str) -> float:
@@ -33,7 +32,7 @@ def throughput(out: Path, extra: list[str], threads: int, epochs: int, device: s
                           text=True)
     if done.returncode:
         sys.exit(f"vae train {' '.join(extra)} failed: {done.stderr.strip().splitlines()[-1]}")
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    metrics = read_metrics(out)
     steady = metrics[1:] or metrics
     images = load_dataset(RunConfig.load(out / "config.json").data).train_x.shape[0]
     return images * len(steady) / sum(m["seconds"] for m in steady)

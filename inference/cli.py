@@ -18,7 +18,8 @@ from .evaluation import evaluate_elbo
 from .resume import TrainingInterrupted
 
 EXIT_USAGE = 2
-RUN_OPTIONS = ("out", "checkpoint_every", "nproc", "tensorboard", "plots")  # vae train's options beside the config, in a dumped file
+# vae train's options beside the config, in the 'run' section of a dumped config file
+RUN_OPTIONS = ("out", "checkpoint_every", "nproc", "tensorboard", "plots")
 EXIT_INTERRUPTED = 130
 
 
@@ -33,9 +34,7 @@ def cmd_train(args) -> int:
         raise UserError(f"--nproc must be >= 1, got {args.nproc}")
     if args.nproc > 1 and not distributed.launched():  # check here, then start the job; each process trains
         if not args.resume:
-            config = config_from_args(args)
-            config.validate()
-            distributed.check_objective(build_objective(config.objective))
+            distributed.check_objective(build_objective(config_from_args(args).objective))  # validated too
             check_output_folder(Path(args.out), args.force)
         status = distributed.launch(args.nproc, distributed.without_option(args.argv, "--nproc"))
         if status:

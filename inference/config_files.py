@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
-
 import yaml
 
 from .checkpoint import atomic_write_text
@@ -90,7 +88,3 @@ def load_run_config(path: Path) -> RunConfig:
     raw.pop(RUN_SECTION, None)
     return RunConfig.from_dict(raw)
 
-
-def plain(value: Any) -> Any:
-    """A value as YAML/TOML can hold it (tuples as lists)."""
-    return list(value) if isinstance(value, tuple) else value

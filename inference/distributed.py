@@ -28,9 +28,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .capture import CapturedObjective, CaptureError
+from .capture import CapturedObjective
 from .errors import UserError
 from .evaluation import ELBOReport
+from .fast_trainer import AdamState, first_capturing
 from .trainer import NumericalFault
 
 TIMEOUT_S = float(os.environ.get("VAE_DIST_TIMEOUT", 60))  # a collective waits this long for a lost worker
@@ -219,27 +220,14 @@ def build_data_parallel_trainer(model: nn.Module, guide: nn.Module, objective, l
                                 examples: tuple = ()):
     """``build_trainer``'s choice of engine for a data-parallel job: the captured (or compiled) graph when
     the objective captures, Pyro's ``differentiable_loss`` otherwise; ``examples`` are global batches."""
-    from .fast_trainer import AUTO_INDUCTOR_STEPS
-
     check_objective(objective)
-    if compile == "auto":
-        compile = "inductor" if planned_steps >= AUTO_INDUCTOR_STEPS else "trace"
-    failures = []
-    for backend in {"inductor": ["inductor", "trace"], "trace": ["trace"], "off": []}[compile]:
-        trainer = DataParallelSVITrainer(model, guide, objective, lr, clip_norm, backend)
-        try:
-            for x, num_data, idx, y in examples:
-                trainer.prepare(x, num_data, idx, y)
-            notice = f"note: compile={backend} instead of {compile}: {failures[0]}" if failures else None
-            return trainer, notice
-        except CaptureError as err:
-            failures.append(str(err))
-    notice = (f"note: {type(objective).__name__} could not be captured ({failures[0]}); "
-              f"training with Pyro's differentiable loss under DDP") if failures else None
-    return DataParallelSVITrainer(model, guide, objective, lr, clip_norm), notice
+    return first_capturing(
+        compile, planned_steps, examples, type(objective).__name__,
+        lambda backend: DataParallelSVITrainer(model, guide, objective, lr, clip_norm, backend),
+        lambda: DataParallelSVITrainer(model, guide, objective, lr, clip_norm), "Pyro's differentiable loss")
 
 
-class DataParallelSVITrainer:
+class DataParallelSVITrainer(AdamState):
     """SVI steps on the rank's shard: DDP over the loss module (Pyro's ``elbo(model, guide)``, or the
     fast engine's captured graph with ``backend``), backward (DDP averages the gradients over the
     ranks), Pyro's per-parameter norm clipping, one ``torch.optim.Adam`` (per parameter the same update
@@ -284,10 +272,10 @@ class DataParallelSVITrainer:
             if isinstance(err, WorkerLost):
                 raise
             raise _lost(err) from None
-        value = float(total) / self.ctx.world_size
         grads = [p.grad for p in self.params if p.grad is not None]
         self.grad_norm = torch.stack(torch._foreach_norm(grads)).norm()
-        if not math.isfinite(value) or not math.isfinite(float(self.grad_norm)):
+        value, norm = torch.stack([total[0] / self.ctx.world_size, self.grad_norm.double()]).tolist()  # one read
+        if not math.isfinite(value) or not math.isfinite(norm):
             self.optim.zero_grad(set_to_none=True)
             raise NumericalFault(self.steps + 1, "loss" if not math.isfinite(value) else "gradient")
         if self.clip_norm:
@@ -303,9 +291,3 @@ class DataParallelSVITrainer:
 
     def check(self) -> None:
         """Faults are raised by ``step`` itself on this engine."""
-
-    def optimizer_state(self) -> dict:
-        return {"engine": self.engine, "adam": self.optim.state_dict()}
-
-    def load_optimizer_state(self, state: dict) -> None:
-        self.optim.load_state_dict(state["adam"])

@@ -23,7 +23,18 @@ from .objectives.beta import BetaELBO
 from .trainer import NumericalFault, SVITrainer
 
 
-class CompiledSVITrainer:
+class AdamState:
+    """Checkpointing of a trainer whose optimizer is one ``torch.optim.Adam`` (``self.optim``), under its
+    ``engine`` name."""
+
+    def optimizer_state(self) -> dict:
+        return {"engine": self.engine, "adam": self.optim.state_dict()}
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.optim.load_state_dict(state["adam"])
+
+
+class CompiledSVITrainer(AdamState):
     """``step`` returns the loss as a device tensor; call ``check()`` where the loop reads values anyway."""
 
     engine = "captured"
@@ -70,11 +81,10 @@ class CompiledSVITrainer:
         if first >= 0:
             raise NumericalFault(first, "loss or gradient")
 
-    def optimizer_state(self) -> dict:
-        return {"engine": self.engine, "adam": self.optim.state_dict()}
-
-    def load_optimizer_state(self, state: dict) -> None:
-        self.optim.load_state_dict(state["adam"])
+    def prepare(self, x: torch.Tensor, num_data: int, subsample: torch.Tensor,
+                y: Optional[torch.Tensor] = None) -> None:
+        """Capture (and check) the graph for batches shaped like ``x`` now."""
+        self.loss.prepare(x, num_data, subsample, y)
 
 
 AUTO_INDUCTOR_STEPS = 5000  # inductor compiles for ~5 s per batch shape on 2 CPU cores and saves ~2 ms a step
@@ -95,19 +105,28 @@ def build_trainer(model: nn.Module, guide: nn.Module, objective, lr: float = 1e-
         trainer, notice = build_trainer(model, guide, BetaELBO(beta=0.0, analytic_kl=False), lr, clip_norm,
                                         compile, planned_steps, examples)
         return AdversarialTrainer(trainer, model, guide, objective), notice
+    return first_capturing(
+        compile, planned_steps, examples, type(objective).__name__,
+        lambda backend: CompiledSVITrainer(model, guide, objective, lr, clip_norm, backend),
+        lambda: SVITrainer(model, guide, lr=lr, loss=objective, clip_norm=clip_norm), "Pyro's SVI")
+
+
+def first_capturing(compile: str, planned_steps: int, examples, objective_name: str, captured, fallback,
+                    fallback_name: str):
+    """``captured(backend)`` for the first backend ``compile`` allows whose graphs capture every example
+    batch, else ``fallback()``; with the one-line notice of what was given up (or None)."""
     if compile == "auto":
         compile = "inductor" if planned_steps >= AUTO_INDUCTOR_STEPS else "trace"
-    backends = {"inductor": ["inductor", "trace"], "trace": ["trace"], "off": []}[compile]
     failures = []
-    for backend in backends:
-        trainer = CompiledSVITrainer(model, guide, objective, lr, clip_norm, backend)
+    for backend in {"inductor": ["inductor", "trace"], "trace": ["trace"], "off": []}[compile]:
+        trainer = captured(backend)
         try:
             for example in examples:
-                trainer.loss.prepare(*example)
+                trainer.prepare(*example)
             notice = f"note: compile={backend} instead of {compile}: {failures[0]}" if failures else None
             return trainer, notice
         except CaptureError as err:
             failures.append(str(err))
-    notice = (f"note: {type(objective).__name__} could not be captured ({failures[0]}); "
-              f"training with Pyro's SVI instead") if failures else None
-    return SVITrainer(model, guide, lr=lr, loss=objective, clip_norm=clip_norm), notice
+    notice = (f"note: {objective_name} could not be captured ({failures[0]}); training with {fallback_name} "
+              f"instead") if failures else None
+    return fallback(), notice

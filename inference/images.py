@@ -16,9 +16,12 @@ def grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
     return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
-    picture = grid(images, nrow)
+def save_picture(picture: torch.Tensor, path: Path) -> None:
     atomic_write(Path(path), lambda fh: save_image(picture, fh, format="png"))
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
+    save_picture(grid(images, nrow), path)
 
 
 @torch.no_grad()
@@ -54,8 +57,7 @@ def reconstruction_grid(model: nn.Module, guide: nn.Module, x: torch.Tensor, n: 
 
 def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, path: Path,
                          n: int = 32, per_row: int = 8, y: Optional[torch.Tensor] = None) -> None:
-    picture = reconstruction_grid(model, guide, x, n, per_row, y)
-    atomic_write(Path(path), lambda fh: save_image(picture, fh, format="png"))
+    save_picture(reconstruction_grid(model, guide, x, n, per_row, y), path)
 
 
 def pyplot():

@@ -15,6 +15,8 @@ import torch
 
 from .evaluation import elbo_terms, evaluation_mode
 
+LOG, TENSORBOARD = "train.log", "tensorboard"  # in the run folder
+
 
 def epoch_line(m: dict) -> str:
     return (f"epoch {m['epoch']:3d}  train objective {m['train_objective']:9.3f}  test ELBO {m['test_elbo']:9.3f}  "
@@ -70,6 +72,14 @@ class LogFile(Monitor):
 
     def close(self) -> None:
         self.file.close()
+
+
+def default_monitors(out: Path, tensorboard: Optional[bool] = None) -> list[Monitor]:
+    """``out/train.log``, and TensorBoard in ``out/tensorboard`` when asked for (None: when installed)."""
+    chosen: list[Monitor] = [LogFile(Path(out) / LOG)]
+    if tensorboard or (tensorboard is None and tensorboard_available()):
+        chosen.append(TensorBoard(Path(out) / TENSORBOARD))
+    return chosen
 
 
 def tensorboard_available() -> bool:

@@ -21,7 +21,7 @@ from .config import RunConfig
 from .errors import UserError
 from .images import pyplot, save_figure
 from .resume import CHECKPOINT
-from .runs import CONFIG, METRICS, WEIGHTS, load_run, resume_run, train_run, write_json
+from .runs import CONFIG, WEIGHTS, load_run, read_metrics, resume_run, train_run, write_json
 
 TABLE_FIELDS = ("beta", "rate", "distortion", "neg_elbo", "rate_bits_per_dim", "distortion_bits_per_dim", "run")
 
@@ -49,8 +49,7 @@ def _state(folder: Path, config: RunConfig) -> str:
     if json.loads((folder / CONFIG).read_text()) != config.to_dict():
         raise UserError(f"{folder} holds a run with other settings; pass --force to retrain the sweep "
                         f"or choose another --out")
-    lines = (folder / METRICS).read_text().splitlines() if (folder / METRICS).is_file() else []
-    if len(lines) >= config.train.epochs and (folder / WEIGHTS).is_file():
+    if len(read_metrics(folder)) >= config.train.epochs and (folder / WEIGHTS).is_file():
         return "done"
     return "partial" if (folder / CHECKPOINT).is_file() else "new"
 

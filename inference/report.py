@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .checkpoint import atomic_write_text
 from .errors import UserError
-from .plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS
+from .plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
+from .runs import load_run, read_metrics
 
 REPORT = "report.html"
 CAPTIONS = {
@@ -74,8 +75,7 @@ def render(folder: Path) -> str:
     config = _read_json(folder / "config.json")
     if config is None:
         raise UserError(f"{folder} has no readable config.json; is it a run folder written by 'vae train'?")
-    metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-        if (folder / "metrics.jsonl").exists() else []
+    metrics = read_metrics(folder)
     versions = _read_json(folder / "versions.json") or {}
     evaluation = _read_json(folder / "evaluation.json")
     order = ["samples.png", "reconstructions.png", *PLOTS]
@@ -104,11 +104,7 @@ def write_report(folder: Path, out: Path | None = None, draw_plots: bool = True)
     if not folder.is_dir():
         raise UserError(f"run folder {folder} does not exist")
     if draw_plots and (folder / "weights.pt").exists() and not (folder / CURVES).exists():
-        from .plots import write_plots
-        from .runs import load_run
-
-        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line]
-        write_plots(load_run(folder), folder, metrics)
+        write_plots(load_run(folder), folder, read_metrics(folder))
     out = Path(out) if out else folder / REPORT
     atomic_write_text(out, render(folder))
     return out

@@ -44,11 +44,11 @@ from .objectives import build_objective
 from .resume import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint, save_checkpoint, set_rng_state
 from .fast_trainer import build_trainer
 from .plots import PLOTS, write_plots
-from .monitors import LogFile, Monitor, TensorBoard, epoch_line, step_values, tensorboard_available
+from .monitors import LOG, TENSORBOARD, Monitor, default_monitors, epoch_line, step_values
 from .trainer import NumericalFault
 
 CONFIG, VERSIONS, WEIGHTS, METRICS = "config.json", "versions.json", "weights.pt", "metrics.jsonl"
-CONFIG_FILE, LOG, TENSORBOARD = "config.yaml", "train.log", "tensorboard"
+CONFIG_FILE = "config.yaml"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
 RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)
 LOG_EVERY = 50  # steps between progress-bar reads (each read waits for the device)
@@ -239,6 +239,12 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
     return state.metrics
 
 
+def read_metrics(folder: Path) -> list[dict]:
+    """The rows of ``folder/metrics.jsonl``, one per finished epoch ([] before the first)."""
+    path = Path(folder) / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
 def save_weights(run: Run, path: Path) -> None:
     save_state(path, {"model": run.model.state_dict(), "guide": run.guide.state_dict()})
 
@@ -276,8 +282,7 @@ def stop_on_signals():
 def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], checkpoint_every: int,
             tensorboard: Optional[bool], plots: bool, monitors: Sequence[Monitor]) -> list[dict]:
     main = distributed.current().is_main
-    monitors = [LogFile(out / LOG)] + ([TensorBoard(out / TENSORBOARD)] if tensorboard or (
-        tensorboard is None and tensorboard_available()) else []) + list(monitors) if main else []
+    monitors = default_monitors(out, tensorboard) + list(monitors) if main else []
     try:
         with stop_on_signals() as stop_requested:
             try:
