@@ -33,13 +33,16 @@ def global_batches(n: int) -> list[torch.Tensor]:
 
 def main(out: str, backend: str) -> None:
     ctx = distributed.initialize(torch.device("cpu"))
-    model, guide, x = plain_autoencoder()
-    trainer = distributed.DataParallelSVITrainer(model, guide, Trace_ELBO(), lr=LR, clip_norm=CLIP,
-                                                 backend=None if backend == "off" else backend)
-    losses = [trainer.step(x[idx], x.shape[0], idx) for idx in global_batches(x.shape[0])]
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    state.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
-    torch.save({"state": state, "losses": losses}, f"{out}/rank{ctx.rank}.pt")
+    try:
+        model, guide, x = plain_autoencoder()
+        trainer = distributed.DataParallelSVITrainer(model, guide, Trace_ELBO(), lr=LR, clip_norm=CLIP,
+                                                     backend=None if backend == "off" else backend)
+        losses = [trainer.step(x[idx], x.shape[0], idx) for idx in global_batches(x.shape[0])]
+        state = {f"model.{k}": v for k, v in model.state_dict().items()}
+        state.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
+        torch.save({"state": state, "losses": losses}, f"{out}/rank{ctx.rank}.pt")
+    finally:
+        distributed.finish()  # as the CLI does: a rank that exits while the other still talks to it aborts in gloo
 
 
 if __name__ == "__main__":

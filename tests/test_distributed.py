@@ -19,6 +19,11 @@ from .conftest import ROOT, VAE, run_vae
 from .distributed_worker import CLIP, LR, global_batches, plain_autoencoder
 
 
+def _failure(done: subprocess.CompletedProcess) -> str:
+    """The workers' own lines (where the cause is) and the end of torchrun's summary, for an assertion message."""
+    return done.stderr[:3000] + "\n...\n" + done.stderr[-800:]
+
+
 def _torchrun(nproc: int, *args) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
 
@@ -41,7 +46,7 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path, backend):
     done = subprocess.run(_torchrun(2, "-m", "tests.distributed_worker", str(tmp_path), backend), cwd=ROOT,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, _failure(done)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
     model, guide, x = plain_autoencoder()
@@ -63,7 +68,7 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path, backend):
 def test_vae_train_nproc_2_writes_a_run_that_evaluates_like_a_single_process_one(tmp_path):
     common = ["--epochs", "3", "--quiet", "--seed", "0"]
     two = run_vae("train", "--nproc", "2", "--out", tmp_path / "two", *common)
-    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.returncode == 0, _failure(two)
     one = run_vae("train", "--compile", "off", "--out", tmp_path / "one", *common)
     assert one.returncode == 0, one.stderr
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
