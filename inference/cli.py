@@ -110,6 +110,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    from .ex_post import SAMPLES_EX_POST
     from .images import save_prior_samples
     from .runs import load_run
 
@@ -121,14 +122,33 @@ def cmd_sample(args) -> int:
         raise UserError("--label needs a conditional VAE (trained with --conditional)")
     if args.label is not None and not 0 <= args.label < model_cfg.num_classes:
         raise UserError(f"--label must be in 0..{model_cfg.num_classes - 1}, got {args.label}")
-    if not getattr(run.model.prior, "can_sample", True):
+    if args.ex_post < 0:
+        raise UserError(f"--ex-post must be a number of mixture components >= 1 (0: sample the prior), got {args.ex_post}")
+    if not args.ex_post and not getattr(run.model.prior, "can_sample", True):
         raise UserError(f"the {model_cfg.prior} prior of this run has no samples (an autoencoder without a prior); "
-                        f"decode codes of test images instead")
+                        f"fit a density to its codes instead: --ex-post 10")
     label = args.label if args.label is not None else (0 if model_cfg.conditional else None)
-    out = Path(args.out) if args.out else run.path / "samples.png"
+    out = Path(args.out) if args.out else run.path / (SAMPLES_EX_POST if args.ex_post else "samples.png")
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")
-    save_prior_samples(run.model, out, n=args.n, seed=args.seed, label=label)
+    if not args.ex_post:
+        save_prior_samples(run.model, out, n=args.n, seed=args.seed, label=label)
+        print(f"wrote {args.n} samples to {out}")
+        return 0
+    from .ex_post import ex_post_report, fit_gaussian_mixture, training_codes
+    from .images import save_decoded
+
+    train_codes = training_codes(run)
+    mixture = fit_gaussian_mixture(train_codes, args.ex_post, seed=args.seed)
+    report = ex_post_report(run, mixture, train_codes, seed=args.seed)
+    save_decoded(run.model, mixture.sample(args.n, args.seed), out, label=label)
+    print(f"Gaussian mixture of {report['components']} components fitted by EM ({report['em_iterations']} "
+          f"iterations) to {train_codes.shape[0]} training codes; on the test codes:")
+    print("                      log density (nats)    MMD² of 1000 draws")
+    for name, what in (("mixture", f"mixture (K = {args.ex_post})"), ("gaussian", "one Gaussian"),
+                       ("prior", f"the {model_cfg.prior} prior")):
+        if f"mmd2_{name}" in report:
+            print(f"  {what:<20} {report[f'test_log_density_{name}']:12.2f} {report[f'mmd2_{name}']:18.4f}")
     print(f"wrote {args.n} samples to {out}")
     return 0
 
@@ -274,13 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="one self-contained HTML page of a run: config, metrics, plots, grids")
     p.add_argument("run")
     p.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
-    p = sub.add_parser("sample", help="a grid of images decoded from z ~ p(z)")
+    p = sub.add_parser("sample", help="a grid of images decoded from z ~ p(z) (or a mixture fitted to the codes)")
     p.add_argument("run")
     p.add_argument("-n", type=int, default=64)
     p.add_argument("--label", type=int, default=None, help="class to draw (conditional VAE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="PNG to write (default RUN/samples.png)")
+    p.add_argument("--out", default=None, help="PNG to write (default RUN/samples.png, RUN/samples_ex_post.png)")
+    p.add_argument("--ex-post", type=int, default=0, metavar="K",
+                   help="decode z from a K-component Gaussian mixture fitted by EM to the training codes "
+                        "(Ghosh et al. 2020) instead of the prior; works for autoencoders without a prior")
     p = sub.add_parser("rd-sweep", help="one beta-ELBO run per beta; test rate and distortion, table and plot")
     add_run_options(p)
     p.add_argument("--betas", default="0.1,0.3,1,3,10", help="comma-separated beta values")

@@ -25,19 +25,36 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
 
 
 @torch.no_grad()
+def decoded(model: nn.Module, z: torch.Tensor, label: Optional[int] = None) -> torch.Tensor:
+    """E[x | z (, y = label)] for each row of ``z``: images (means, not noisy draws)."""
+    device = next(model.parameters()).device
+    z = z.to(device, torch.get_default_dtype())
+    y = None if label is None else torch.full((z.shape[0],), label, dtype=torch.long, device=device)
+    return model.decode_mean(z, y)
+
+
+@torch.no_grad()
 def prior_samples(model: nn.Module, n: int, seed: int = 0, label: Optional[int] = None) -> torch.Tensor:
-    """E[x | z (, y = label)] for z ~ p(z): n images (means, not noisy draws)."""
+    """E[x | z (, y = label)] for z ~ p(z): n images."""
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         z = model.prior(torch.Size([n])).sample()
-    y = None if label is None else torch.full((n,), label, dtype=torch.long, device=device)
-    return model.decode_mean(z, y)
+    return decoded(model, z, label)
+
+
+def _square(n: int) -> int:
+    return max(1, int(round(n ** 0.5)))
+
+
+def save_decoded(model: nn.Module, z: torch.Tensor, path: Path, label: Optional[int] = None) -> None:
+    """A grid of the images decoded from the rows of ``z`` (codes drawn from any density)."""
+    save_grid(decoded(model, z, label), path, nrow=_square(z.shape[0]))
 
 
 def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0,
                        label: Optional[int] = None) -> None:
-    save_grid(prior_samples(model, n, seed, label), path, nrow=max(1, int(round(n ** 0.5))))
+    save_grid(prior_samples(model, n, seed, label), path, nrow=_square(n))
 
 
 @torch.no_grad()

@@ -207,6 +207,9 @@ def test_bad_sample_requests(capsys, run_dir, tmp_path):
     assert "-n must be positive" in _refuse(capsys, ["sample", run_dir, "-n", "0"])
     assert "needs a conditional VAE" in _refuse(capsys, ["sample", run_dir, "--label", "3"])
     assert "does not exist" in _refuse(capsys, ["sample", run_dir, "--out", tmp_path / "no" / "s.png"])
+    assert "--ex-post must be a number of mixture components" in _refuse(capsys, ["sample", run_dir, "--ex-post", "-1"])
+    assert "cannot fit a mixture of 99999 components" in _refuse(capsys, ["sample", run_dir, "--ex-post", "99999"])
+    assert not (run_dir / "samples_ex_post.png").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -99,3 +99,25 @@ def test_adversarial_settings_reach_the_trainer_and_bad_ones_are_refused():
     assert (objective.adversarial_lr, objective.discriminator_steps) == (2e-4, 3)
     with pytest.raises(UserError, match="objective.discriminator_steps must be positive, got 0"):
         RunConfig.from_dict(apply_family({"objective": {"discriminator_steps": 0}}, "adversarial")).validate()
+
+
+def test_an_ex_post_mixture_gives_the_plain_autoencoder_samples_where_its_codes_are(plain, tmp_path, capsys):
+    """Ghosh et al. 2020: a density fitted to the training codes (the plain AE has no prior to sample) describes
+    held-out codes better than one Gaussian, and its draws are as close to them as training codes are."""
+    from PIL import Image
+
+    from inference.autoencoders import codes, mmd_squared
+    from inference.cli import main
+    from inference.ex_post import fit_gaussian_mixture, training_codes
+
+    train, test = training_codes(plain), codes(plain.guide, plain.data.test_x).double()
+    mixture, one = fit_gaussian_mixture(train, 10), fit_gaussian_mixture(train, 1)
+    assert float(mixture.log_prob(test).mean()) > float(one.log_prob(test).mean()) + 1.0
+    subset = train[torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(0))[:1000]]
+    mmd = {name: mmd_squared(draws, test) for name, draws in
+           (("mixture", mixture.sample(1000)), ("one", one.sample(1000)), ("train", subset),
+            ("normal", torch.randn(1000, 8, generator=torch.Generator().manual_seed(0))))}
+    assert mmd["mixture"] < mmd["one"] and mmd["mixture"] < mmd["train"] + 0.005 < 0.05 * mmd["normal"], mmd
+    assert main(["sample", str(plain.path), "--ex-post", "5", "-n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert "mixture (K = 5)" in capsys.readouterr().out
+    assert Image.open(tmp_path / "s.png").size == (122, 122)  # 4 x 4 grid of 28 px + 2 px padding
