@@ -110,8 +110,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .ex_post import SAMPLES_EX_POST
-    from .images import save_prior_samples
+    from .ex_post import SAMPLES_EX_POST, ex_post_report, fit_gaussian_mixture, report_table, training_codes
+    from .images import save_decoded, save_prior_samples
     from .runs import load_run
 
     if args.n <= 0:
@@ -135,20 +135,13 @@ def cmd_sample(args) -> int:
         save_prior_samples(run.model, out, n=args.n, seed=args.seed, label=label)
         print(f"wrote {args.n} samples to {out}")
         return 0
-    from .ex_post import ex_post_report, fit_gaussian_mixture, training_codes
-    from .images import save_decoded
-
     train_codes = training_codes(run)
     mixture = fit_gaussian_mixture(train_codes, args.ex_post, seed=args.seed)
     report = ex_post_report(run, mixture, train_codes, seed=args.seed)
     save_decoded(run.model, mixture.sample(args.n, args.seed), out, label=label)
     print(f"Gaussian mixture of {report['components']} components fitted by EM ({report['em_iterations']} "
           f"iterations) to {train_codes.shape[0]} training codes; on the test codes:")
-    print("                      log density (nats)    MMD² of 1000 draws")
-    for name, what in (("mixture", f"mixture (K = {args.ex_post})"), ("gaussian", "one Gaussian"),
-                       ("prior", f"the {model_cfg.prior} prior")):
-        if f"mmd2_{name}" in report:
-            print(f"  {what:<20} {report[f'test_log_density_{name}']:12.2f} {report[f'mmd2_{name}']:18.4f}")
+    print(report_table(report, model_cfg.prior))
     print(f"wrote {args.n} samples to {out}")
     return 0
 

@@ -126,4 +126,14 @@ def ex_post_report(run, mixture: GaussianMixture, train_codes: torch.Tensor, num
     return report
 
 
-__all__ = ["SAMPLES_EX_POST", "GaussianMixture", "fit_gaussian_mixture", "kmeans_plus_plus", "training_codes", "ex_post_report"]
+def report_table(report: dict, prior_name: str) -> str:
+    """``ex_post_report`` as the lines ``vae sample --ex-post`` prints: one row per density."""
+    rows = ["                      log density (nats)    MMD² of 1000 draws"]
+    for name, what in (("mixture", f"mixture (K = {report['components']})"), ("gaussian", "one Gaussian"),
+                       ("prior", f"the {prior_name} prior")):
+        if f"mmd2_{name}" in report:
+            rows.append(f"  {what:<20} {report[f'test_log_density_{name}']:12.2f} {report[f'mmd2_{name}']:18.4f}")
+    return "\n".join(rows)
+
+
+__all__ = ["SAMPLES_EX_POST", "GaussianMixture", "fit_gaussian_mixture", "kmeans_plus_plus", "training_codes", "ex_post_report", "report_table"]
