@@ -57,7 +57,8 @@ def kmeans_plus_plus(z: torch.Tensor, k: int, generator: torch.Generator) -> tor
     chosen = [int(torch.randint(z.shape[0], (1,), generator=generator))]
     nearest = (z - z[chosen[0]]).pow(2).sum(-1)
     for _ in range(1, k):
-        chosen.append(int(torch.multinomial(nearest / nearest.sum(), 1, generator=generator)))
+        odds = nearest if nearest.sum() > 0 else torch.ones_like(nearest)  # every point on a mean already
+        chosen.append(int(torch.multinomial(odds / odds.sum(), 1, generator=generator)))
         nearest = torch.minimum(nearest, (z - z[chosen[-1]]).pow(2).sum(-1))
     return z[chosen].clone()
 
@@ -75,7 +76,7 @@ def fit_gaussian_mixture(z: torch.Tensor, components: int, iterations: int = 300
     eye = torch.eye(dim, dtype=z.dtype)
     if init is None:
         locs = kmeans_plus_plus(z, components, torch.Generator().manual_seed(seed))
-        spread = torch.cov(z.T).reshape(dim, dim) + reg * eye
+        spread = (torch.cov(z.T).reshape(dim, dim) if n > 1 else torch.zeros(dim, dim, dtype=z.dtype)) + reg * eye
         weights, covariances = torch.full((components,), 1.0 / components, dtype=z.dtype), spread.expand(components, dim, dim)
     else:
         weights, locs, covariances = (torch.as_tensor(t, dtype=z.dtype).clone() for t in init)

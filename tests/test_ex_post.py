@@ -59,3 +59,15 @@ def test_draws_follow_the_fitted_mixture_and_bad_sizes_are_refused():
     for bad in (0, z.shape[0] + 1):
         with pytest.raises(UserError, match=f"cannot fit a mixture of {bad} components"):
             fit_gaussian_mixture(z, bad)
+
+
+def test_degenerate_codes_still_fit():
+    """Collapsed codes (one point, all points equal, a dimension always 0) fit with finite likelihoods:
+    the covariance floor ``reg`` keeps every component a proper Gaussian."""
+    assert fit_gaussian_mixture(torch.full((1, 3), 2.0), 1).locs.tolist() == [[2.0, 2.0, 2.0]]
+    same = fit_gaussian_mixture(torch.ones(50, 3), 3)
+    z = torch.randn(200, 3, generator=torch.Generator().manual_seed(0))
+    z[:, 2] = 0.0
+    flat = fit_gaussian_mixture(z, 4)
+    assert np.isfinite(same.history[-1]) and np.isfinite(flat.history[-1])
+    assert torch.allclose(flat.covariances[:, 2, 2], torch.full((4,), 1e-6, dtype=torch.float64))
