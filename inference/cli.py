@@ -110,9 +110,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .ex_post import SAMPLES_EX_POST, ex_post_report, fit_gaussian_mixture, report_table, training_codes
+    from .ex_post import ex_post_report, fit_gaussian_mixture, report_table, training_codes
     from .images import save_decoded, save_prior_samples
-    from .runs import load_run
+    from .runs import SAMPLES, SAMPLES_EX_POST, load_run
 
     if args.n <= 0:
         raise UserError(f"-n must be positive, got {args.n}")
@@ -128,7 +128,7 @@ def cmd_sample(args) -> int:
         raise UserError(f"the {model_cfg.prior} prior of this run has no samples (an autoencoder without a prior); "
                         f"fit a density to its codes instead: --ex-post 10")
     label = args.label if args.label is not None else (0 if model_cfg.conditional else None)
-    out = Path(args.out) if args.out else run.path / (SAMPLES_EX_POST if args.ex_post else "samples.png")
+    out = Path(args.out) if args.out else run.path / (SAMPLES_EX_POST if args.ex_post else SAMPLES)
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")
     if not args.ex_post:

@@ -18,8 +18,6 @@ import torch
 from .autoencoders import codes, mmd_squared
 from .errors import UserError
 
-SAMPLES_EX_POST = "samples_ex_post.png"  # what ``vae sample RUN --ex-post K`` writes into the run folder
-
 @dataclass
 class GaussianMixture:
     """A fitted full-covariance Gaussian mixture over codes; ``history`` is the mean log-likelihood per EM step."""
@@ -137,4 +135,4 @@ def report_table(report: dict, prior_name: str) -> str:
     return "\n".join(rows)
 
 
-__all__ = ["SAMPLES_EX_POST", "GaussianMixture", "fit_gaussian_mixture", "kmeans_plus_plus", "training_codes", "ex_post_report", "report_table"]
+__all__ = ["GaussianMixture", "fit_gaussian_mixture", "kmeans_plus_plus", "training_codes", "ex_post_report", "report_table"]

@@ -13,16 +13,13 @@ from pathlib import Path
 
 from .checkpoint import atomic_write_text
 from .errors import UserError
-from .ex_post import SAMPLES_EX_POST
 from .plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
-from .runs import load_run, read_metrics
-
-REPORT = "report.html"
+from .runs import RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST, load_run, read_metrics
 CAPTIONS = {
     CURVES: "Training curves: train objective and test ELBO; test distortion and rate (nats per image).",
-    "samples.png": "Samples: E[x | z] for z ~ p(z).",
+    SAMPLES: "Samples: E[x | z] for z ~ p(z).",
     SAMPLES_EX_POST: "Samples: E[x | z] for z from a Gaussian mixture fitted to the training codes (vae sample --ex-post K).",
-    "reconstructions.png": "Test images (odd rows) above their reconstructions E[x | z], z ~ q(z | x).",
+    RECONSTRUCTIONS: "Test images (odd rows) above their reconstructions E[x | z], z ~ q(z | x).",
     LATENT: "Test codes coloured by label (2-D codes directly, else the first two principal components).",
     MANIFOLD: "The learned manifold: E[x | z] over a grid of z = Φ⁻¹(u) (Kingma & Welling 2014, Fig. 4).",
     INTERPOLATIONS: "Interpolations in latent space between pairs of test images (the end images framed).",
@@ -80,7 +77,7 @@ def render(folder: Path) -> str:
     metrics = read_metrics(folder)
     versions = _read_json(folder / "versions.json") or {}
     evaluation = _read_json(folder / "evaluation.json")
-    order = ["samples.png", SAMPLES_EX_POST, "reconstructions.png", *PLOTS]
+    order = [SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS, *PLOTS]
     pngs = sorted(folder.glob("*.png"), key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
     last = metrics[-1] if metrics else None
     summary = (f"{last['epoch']} epochs, {last['steps']} steps: test ELBO {last['test_elbo']:.2f} nats "

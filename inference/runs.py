@@ -7,10 +7,12 @@
     checkpoint.pt        everything ``vae train --resume`` needs (inference/resume.py)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
     samples.png          E[x | z], z ~ p(z)
+    samples_ex_post.png  E[x | z], z from a mixture fitted to the codes (``vae sample --ex-post K``, inference/ex_post.py)
     reconstructions.png  test images above their reconstructions
     train.log            notices, logged steps and epochs (inference/monitors.py)
     tensorboard/         TensorBoard events, when installed (off: --no-tensorboard)
     curves.png, latent_space.png, interpolations.png, neighbours.png, manifold.png (2-D codes): inference/plots.py
+    report.html          ``vae report RUN`` (inference/report.py)
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ from .trainer import NumericalFault
 CONFIG, VERSIONS, WEIGHTS, METRICS = "config.json", "versions.json", "weights.pt", "metrics.jsonl"
 CONFIG_FILE = "config.yaml"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
+SAMPLES_EX_POST, REPORT = "samples_ex_post.png", "report.html"  # written after training, by vae sample / report
 RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)
 LOG_EVERY = 50  # steps between progress-bar reads (each read waits for the device)
 
@@ -322,7 +325,7 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
-        for stale in (EVALUATION, CHECKPOINT, LOG, *PLOTS):  # --force: nothing of the old run survives
+        for stale in (EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, *PLOTS):  # --force: nothing of the old run survives
             (out / stale).unlink(missing_ok=True)
         shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
         write_json(out / CONFIG, config.to_dict())

@@ -168,6 +168,20 @@ def test_existing_run_needs_force(capsys, tmp_path, run_dir):
     assert {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
 
 
+def test_force_leaves_nothing_derived_from_the_old_model(tmp_path, run_dir):
+    """Files written after training (ex-post samples, the report, an evaluation) describe the old model: a
+    retrain with --force removes them with the rest, so the folder holds only the new run's files."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert main(["sample", str(copy), "--ex-post", "2", "-n", "4"]) == 0
+    assert main(["report", str(copy)]) == 0
+    assert main(["evaluate", str(copy), "--limit", "50"]) == 0
+    derived = ("samples_ex_post.png", "report.html", "evaluation.json")
+    assert all((copy / name).is_file() for name in derived)
+    assert main(["train", *SMALL, "--seed", "1", "--out", str(copy), "--force"]) == 0
+    assert not [name for name in derived if (copy / name).exists()]
+
+
 def test_bad_run_folders(capsys, tmp_path, run_dir):
     assert "does not exist" in _refuse(capsys, ["evaluate", tmp_path / "none"])
     empty = tmp_path / "empty"
