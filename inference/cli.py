@@ -124,10 +124,10 @@ def cmd_sample(args) -> int:
         raise UserError(f"--label must be in 0..{model_cfg.num_classes - 1}, got {args.label}")
     if args.ex_post < 0:
         raise UserError(f"--ex-post must be a number of mixture components >= 1 (0: sample the prior), got {args.ex_post}")
-    if not args.ex_post and not getattr(run.model.prior, "can_sample", True):
+    if not args.ex_post and not run.can_sample:
         raise UserError(f"the {model_cfg.prior} prior of this run has no samples (an autoencoder without a prior); "
                         f"fit a density to its codes instead: --ex-post 10")
-    label = args.label if args.label is not None else (0 if model_cfg.conditional else None)
+    label = args.label if args.label is not None else run.sample_label
     out = Path(args.out) if args.out else run.path / (SAMPLES_EX_POST if args.ex_post else SAMPLES)
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")

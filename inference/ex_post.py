@@ -17,6 +17,7 @@ import torch
 
 from .autoencoders import codes, mmd_squared
 from .errors import UserError
+from .images import prior_draws
 
 @dataclass
 class GaussianMixture:
@@ -98,8 +99,8 @@ def fit_gaussian_mixture(z: torch.Tensor, components: int, iterations: int = 300
 
 def training_codes(run) -> torch.Tensor:
     """The code of every training image (the labels too for a conditional guide)."""
-    return codes(run.guide, run.data.train_x.to(run.device), None if run.labels("train") is None
-                 else run.labels("train").to(run.device))
+    y = run.labels("train")
+    return codes(run.guide, run.data.train_x.to(run.device), None if y is None else y.to(run.device))
 
 
 @torch.no_grad()
@@ -115,13 +116,9 @@ def ex_post_report(run, mixture: GaussianMixture, train_codes: torch.Tensor, num
     for name, density in (("mixture", mixture), ("gaussian", single)):
         report[f"test_log_density_{name}"] = float(density.log_prob(test).mean())
         report[f"mmd2_{name}"] = mmd_squared(density.sample(num_draws, seed), test)
-    prior = run.model.prior
-    if getattr(prior, "can_sample", True):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            draws = prior(torch.Size([num_draws])).sample().double().cpu()
-        report["test_log_density_prior"] = float(prior().log_prob(test.to(run.device, torch.float32)).mean())
-        report["mmd2_prior"] = mmd_squared(draws, test)
+    if run.can_sample:
+        report["test_log_density_prior"] = float(run.model.prior().log_prob(test.to(run.device, torch.float32)).mean())
+        report["mmd2_prior"] = mmd_squared(prior_draws(run.model, num_draws, seed).cpu(), test)
     return report
 
 

@@ -34,13 +34,17 @@ def decoded(model: nn.Module, z: torch.Tensor, label: Optional[int] = None) -> t
 
 
 @torch.no_grad()
-def prior_samples(model: nn.Module, n: int, seed: int = 0, label: Optional[int] = None) -> torch.Tensor:
-    """E[x | z (, y = label)] for z ~ p(z): n images."""
+def prior_draws(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
+    """n codes z ~ p(z) from the model's prior, on a private stream seeded by ``seed`` (global RNG untouched)."""
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        z = model.prior(torch.Size([n])).sample()
-    return decoded(model, z, label)
+        return model.prior(torch.Size([n])).sample()
+
+
+def prior_samples(model: nn.Module, n: int, seed: int = 0, label: Optional[int] = None) -> torch.Tensor:
+    """E[x | z (, y = label)] for z ~ p(z): n images."""
+    return decoded(model, prior_draws(model, n, seed), label)
 
 
 def _square(n: int) -> int:

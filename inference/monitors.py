@@ -113,9 +113,9 @@ class TensorBoard(Monitor):
             self.writer.add_scalar(f"test/{key}", metrics[f"test_{key}"], step)
         x, y = run.data.test_x[:1000], run.labels()
         y = None if y is None else y[:1000]
-        if getattr(run.model.prior, "can_sample", True):
-            label = 0 if run.config.model.conditional else None
-            self.writer.add_image("samples", grid(prior_samples(run.model, 64, run.config.train.seed, label), 8), step)
+        if run.can_sample:
+            samples = prior_samples(run.model, 64, run.config.train.seed, run.sample_label)
+            self.writer.add_image("samples", grid(samples, 8), step)
         with evaluation_mode(0, x.device, run.model, run.guide):
             self.writer.add_image("reconstructions", reconstruction_grid(run.model, run.guide, x, y=y), step)
             self.writer.add_histogram("latent_means", codes(run.guide, x, y), step)

@@ -13,13 +13,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 
 from .autoencoders import codes
 from .evaluation import evaluation_mode
-from .images import prior_samples, pyplot, save_figure, save_grid
+from .images import decoded, prior_samples, pyplot, save_figure, save_grid
 
 CURVES, LATENT, MANIFOLD, INTERPOLATIONS, NEIGHBOURS = (
     "curves.png", "latent_space.png", "manifold.png", "interpolations.png", "neighbours.png")
@@ -73,11 +72,7 @@ def manifold(run, path: Path, n: int = 20) -> None:
     u = torch.linspace(0.05, 0.95, n)
     grid_z = torch.distributions.Normal(0.0, 1.0).icdf(u)
     z = torch.stack(torch.meshgrid(grid_z, grid_z.flip(0), indexing="xy"), -1).reshape(-1, 2).to(run.device)
-    save_grid(run.model.decode_mean(z, _labels(run, z.shape[0])), path, nrow=n)
-
-
-def _labels(run, n: int) -> Optional[torch.Tensor]:
-    return torch.zeros(n, dtype=torch.long, device=run.device) if run.config.model.conditional else None
+    save_grid(decoded(run.model, z, run.sample_label), path, nrow=n)
 
 
 @torch.no_grad()
@@ -91,9 +86,9 @@ def interpolations(run, path: Path, pairs: int = 8, steps: int = 10) -> None:
         za, zb = codes(run.guide, x[a], ya), codes(run.guide, x[b], None if y is None else y[b])
     t = torch.linspace(0, 1, steps, device=x.device)[:, None, None]
     path_z = (1 - t) * za + t * zb  # (steps, pairs, Z)
-    decoded = run.model.decode_mean(path_z.reshape(-1, za.shape[1]), None if ya is None else ya.repeat(steps))
-    decoded = decoded.reshape(steps, pairs, *x.shape[1:]).transpose(0, 1)
-    rows = torch.cat([x[a][:, None], decoded, x[b][:, None]], 1)
+    between = run.model.decode_mean(path_z.reshape(-1, za.shape[1]), None if ya is None else ya.repeat(steps))
+    between = between.reshape(steps, pairs, *x.shape[1:]).transpose(0, 1)
+    rows = torch.cat([x[a][:, None], between, x[b][:, None]], 1)
     save_grid(rows.reshape(-1, *x.shape[1:]), path, nrow=steps + 2)
 
 
@@ -107,7 +102,7 @@ def nearest_training_images(images: torch.Tensor, train: torch.Tensor, k: int = 
 
 @torch.no_grad()
 def nearest_neighbours(run, path: Path, n: int = 8, k: int = 5) -> None:
-    samples = prior_samples(run.model, n, run.config.train.seed, 0 if run.config.model.conditional else None)
+    samples = prior_samples(run.model, n, run.config.train.seed, run.sample_label)
     train = run.data.train_x
     nearest = nearest_training_images(samples, train, k)
     rows = torch.cat([samples[:, None].to(train.device, train.dtype), train[nearest]], 1)
@@ -121,7 +116,7 @@ def write_plots(run, out: Path, metrics: list[dict]) -> list[Path]:
     training_curves(metrics, out / CURVES)
     latent_space(run, out / LATENT)
     interpolations(run, out / INTERPOLATIONS)
-    if getattr(run.model.prior, "can_sample", True):
+    if run.can_sample:
         nearest_neighbours(run, out / NEIGHBOURS)
         written.append(out / NEIGHBOURS)
         if run.config.model.latent_dim == 2:

@@ -102,6 +102,16 @@ class Run:
     device: torch.device
     path: Optional[Path] = None
 
+    @property
+    def can_sample(self) -> bool:
+        """False for a prior without samples (the flat prior of the plain autoencoder family)."""
+        return getattr(self.model.prior, "can_sample", True)
+
+    @property
+    def sample_label(self) -> Optional[int]:
+        """The class a conditional VAE's pictures of prior samples are drawn for (0); None when unconditional."""
+        return 0 if self.config.model.conditional else None
+
     def labels(self, split: str = "test") -> Optional[torch.Tensor]:
         """The labels a conditional VAE is conditioned on; None for an unconditional one."""
         return getattr(self.data, f"{split}_y") if self.config.model.conditional else None
@@ -298,9 +308,8 @@ def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], c
         for monitor in monitors:
             monitor.close()
     if main:
-        if getattr(run.model.prior, "can_sample", True):  # a flat prior (plain autoencoder) has no samples
-            save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed,
-                               label=0 if run.config.model.conditional else None)
+        if run.can_sample:
+            save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed, label=run.sample_label)
         save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
         if plots:
             write_plots(run, out, metrics)
