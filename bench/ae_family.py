@@ -14,9 +14,9 @@ from pathlib import Path
 from inference import RunConfig
 import torch
 
-from inference.autoencoders import code_sparsity, codes, mean_jacobian_norm, mmd_squared, reconstruction_error
-from inference.config import FAMILIES, apply_family
-from inference.runs import load_run, train_run, write_json
+from inference.evaluate.autoencoders import code_sparsity, codes, mean_jacobian_norm, mmd_squared, reconstruction_error
+from inference.config.sections import FAMILIES, apply_family
+from inference.runs.folder import load_run, train_run, write_json
 
 PROBABILISTIC = {"vae", "denoising_vae"}
 

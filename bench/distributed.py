@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 from inference import RunConfig
-from inference.data import load_dataset
-from inference.runs import read_metrics, write_json
+from inference.data.datasets import load_dataset
+from inference.runs.folder import read_metrics, write_json
 
 
 def throughput(out: Path, extra: list[str], threads: int, epochs: int, device: str) -> float:

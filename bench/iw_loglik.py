@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from inference import RunConfig, importance_log_likelihood, load_run, setup
-from inference.runs import write_json
+from inference.runs.folder import write_json
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

@@ -6,7 +6,8 @@
 Same 784-400-20 Bernoulli VAE (ReLU MLPs, diagonal-Gaussian guide), same on-device data and
 dynamic binarization for all three:
 
-- ``toolkit-<mode>``: ``inference.fast_trainer.build_trainer`` (the engine ``vae train --compile`` picks);
+- ``toolkit-<mode>``: ``inference.training.trainer.make_trainer`` (the engine ``vae train --compile`` picks), in a
+  private param store;
 - ``plain-pytorch``: the VAE written out by hand here (BCE with logits + closed-form KL, ``torch.optim.Adam``,
   the loss read with ``.item()`` each step as in PyTorch's own VAE example);
 - ``pyro-default``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` on the toolkit's model and guide.
@@ -31,11 +32,12 @@ from pyro.infer import SVI, Trace_ELBO
 from torch import nn
 
 from inference import RunConfig
-from inference.build import build_model_and_guide
-from inference.data import MinibatchStream, load_dataset, prepare
-from inference.fast_trainer import build_trainer
+from inference.runs.build import build_model_and_guide
+from inference.data.datasets import MinibatchStream, load_dataset, prepare
+from inference.training.loss import new_param_state
+from inference.training.trainer import make_trainer
 from inference.objectives import build_objective
-from inference.runs import write_json
+from inference.runs.folder import write_json
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 
@@ -79,11 +81,12 @@ def steppers(args, data_x, device, batch, latent=20, hidden=400):
         pyro.set_rng_seed(0)
         model, guide = (m.to(device) for m in build_model_and_guide(cfg.model, cfg.guide, data_x.shape[1:]))
         idx = torch.arange(batch, device=device)
-        trainer, notice = build_trainer(model, guide, build_objective(cfg.objective), compile=mode,
-                                        examples=[(data_x[:batch], data_x.shape[0], idx, None)])
+        trainer, notice = make_trainer(model, guide, build_objective(cfg.objective), compile=mode,
+                                       examples=[((data_x[:batch],), {"num_data": data_x.shape[0], "subsample": idx})],
+                                       param_state=new_param_state())
         if notice:
             print(notice)
-        return lambda i, x: trainer.step(x, data_x.shape[0], i)
+        return lambda i, x: trainer.step(x, num_data=data_x.shape[0], subsample=i)
 
     for mode in args.modes:
         out[f"toolkit-{mode}"] = toolkit(mode)

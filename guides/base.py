@@ -18,7 +18,22 @@ from torch import nn
 from models.vae import data_plate
 
 
+def posterior_mean(q: dist.TorchDistribution, draws: int = 64) -> torch.Tensor:
+    """E_q[z]: exact where the distribution has it, else the average of ``draws`` samples."""
+    try:
+        return q.mean
+    except NotImplementedError:
+        return (q.rsample((draws,)) if q.has_rsample else q.sample((draws,))).mean(0)
+
+
 class AmortizedGuide(PyroModule):
+    """``deterministic``: q is a point mass (no entropy); ``mixable``: posteriors at a batch of inputs form one
+    batched family that ``MixtureSameFamily`` can mix (the VampPrior); ``posterior_kind`` names the family."""
+
+    deterministic = False
+    mixable = False
+    posterior_kind = "flow"
+
     def __init__(self, encoder: nn.Module, latent_dim: int, **options):
         super().__init__()
         self.encoder = encoder
@@ -34,6 +49,11 @@ class AmortizedGuide(PyroModule):
 
     def posterior(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dist.TorchDistribution:
         raise NotImplementedError
+
+    def code(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, draws: int = 64) -> torch.Tensor:
+        """The code of each image, E_q[z | x] (B, Z): the Delta guide's point, a Gaussian's mean; for a guide
+        without a closed-form mean (a flow) the average of ``draws`` reparameterized samples. Differentiable."""
+        return posterior_mean(self.posterior(x, y), draws)
 
     def forward(self, x: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
                 num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,

@@ -14,9 +14,16 @@ from .registry import GUIDES
 
 @GUIDES.register("delta")
 class DeltaGuide(AmortizedGuide):
+    deterministic = True
+    posterior_kind = "point"
+
     @classmethod
     def encoder_outputs(cls, latent_dim: int, **options) -> int:
         return latent_dim
 
     def posterior(self, x, y=None):
         return dist.Delta(self.encode(x, y)).to_event(1)
+
+    def code(self, x, y=None, draws: int = 64):
+        """The point f(x) itself."""
+        return self.encode(x, y)

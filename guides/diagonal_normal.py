@@ -19,6 +19,9 @@ from .registry import GUIDES
 class DiagonalNormalGuide(AmortizedGuide):
     """q(z | x): an encoder with 2 * latent_dim outputs -> (loc, scale)."""
 
+    mixable = True
+    posterior_kind = "gaussian"
+
     def __init__(self, encoder, latent_dim: int, min_scale: float = 1e-5, **options):
         super().__init__(encoder, latent_dim)
         self.min_scale = min_scale

@@ -13,6 +13,9 @@ from .registry import GUIDES
 
 @GUIDES.register("full_covariance")
 class FullCovarianceGuide(AmortizedGuide):
+    mixable = True
+    posterior_kind = "gaussian"
+
     def __init__(self, encoder, latent_dim: int, min_scale: float = 1e-5, **options):
         super().__init__(encoder, latent_dim)
         self.min_scale = min_scale

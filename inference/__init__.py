@@ -1,22 +1,59 @@
-"""Fitting, evaluating and inspecting VAE programs: config, data, SVI trainer,
-evaluation, checkpoints, run folders and the ``vae`` command line."""
-from .build import build_guide, build_model, build_model_and_guide, resolve_device
-from .checkpoint import load_state, save_state
-from .config import DataConfig, GuideConfig, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
-from .data import ImageData, MinibatchStream, load_dataset, prepare
-from .errors import UserError
-from .collapse import CollapseReport, posterior_collapse
-from .evaluation import ELBOReport, elbo_terms, evaluate_elbo
-from .marginal_likelihood import LogLikelihoodReport, importance_log_likelihood
-from .objectives import OBJECTIVES, BetaELBO, IWAEBound, build_objective
-from .runs import Run, load_run, setup, train, train_run
-from .trainer import SVITrainer
+"""Fitting, evaluating and inspecting VAE programs.
 
-__all__ = [
-    "build_guide", "build_model", "build_model_and_guide", "resolve_device", "load_state", "save_state", "DataConfig",
-    "GuideConfig", "ModelConfig", "RunConfig", "TrainConfig", "ImageData", "MinibatchStream",
-    "load_dataset", "prepare", "UserError", "ELBOReport", "elbo_terms", "evaluate_elbo", "Run",
-    "load_run", "setup", "train", "train_run", "SVITrainer", "ObjectiveConfig", "CollapseReport",
-    "posterior_collapse", "LogLikelihoodReport", "importance_log_likelihood", "OBJECTIVES", "BetaELBO",
-    "IWAEBound", "build_objective",
-]
+    inference/
+      programs.py     how the library calls a user's Pyro program (keywords it accepts, modes)
+      config/         config dataclasses (one option = one field), presets, config files
+      data/           datasets and minibatch streams
+      objectives/     the losses: Trace_ELBO and friends, beta, IWAE, contractive (one per file)
+      train/          the loss module, engines, the one SVI step, the trainer, data-parallel, the epoch loop,
+                      monitors, checkpoint state, the adversarial autoencoder's extra steps
+      evaluate/       ELBO terms, importance-sampled log p(x), posterior collapse, autoencoder measures
+      em/             EM against SVI (vae compare-em)
+      diagnostics/    posterior diagnostics with ArviZ (vae diagnose)
+      coding/         entropy coding and bits-back coding (vae compress)
+      experiments/    rate-distortion sweeps and comparisons, ex-post densities
+      runs/           run folders: build (names to objects), setup, load, atomic file I/O
+      report/         image grids, plots, the HTML report
+      cli/            the vae command line and its torchrun launcher
+
+The names below are imported on first use, so ``import inference`` (and ``vae --help``) stays light.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "inference.runs.build": ["build_guide", "build_model", "build_model_and_guide", "resolve_device"],
+    "inference.runs.files": ["load_state", "save_state"],
+    "inference.config.sections": ["DataConfig", "GuideConfig", "ModelConfig", "ObjectiveConfig", "RunConfig",
+                                  "TrainConfig"],
+    "inference.data.datasets": ["ImageData", "MinibatchStream", "load_dataset", "prepare"],
+    "inference.errors": ["UserError"],
+    "inference.evaluate.collapse": ["CollapseReport", "posterior_collapse"],
+    "inference.evaluate.elbo": ["ELBOReport", "elbo_terms", "evaluate_elbo"],
+    "inference.evaluate.marginal_likelihood": ["LogLikelihoodReport", "importance_log_likelihood"],
+    "inference.objectives": ["OBJECTIVES", "BetaELBO", "IWAEBound", "ContractiveELBO", "build_objective"],
+    "inference.runs.folder": ["train_run", "resume_run"],
+    "inference.runs.run": ["Run", "load_run", "setup"],
+    "inference.training.loop": ["train"],
+    "inference.training.trainer": ["SVITrainer", "make_trainer"],
+    "inference.training.step": ["NumericalFault"],
+    "inference.training.loss": ["ProgramLoss", "new_param_state"],
+    "inference.training.engines": ["ENGINES"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'inference' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -33,6 +33,11 @@ class Prior(PyroModule):
     def distribution(self) -> dist.TorchDistribution:
         raise NotImplementedError
 
+    @classmethod
+    def pairing_problem(cls, guide_cls) -> Optional[str]:
+        """Why this prior cannot be trained with guides of class ``guide_cls`` (None: it can)."""
+        return None
+
 
 @PRIORS.register("normal")
 class StandardNormalPrior(Prior):
@@ -89,9 +94,23 @@ class VampPrior(Prior):
         self.pseudo_inputs = nn.Parameter(torch.rand(num_components, *event_shape))
         self._guide = []  # a plain list: the guide is not a submodule of the model
 
+    @classmethod
+    def pairing_problem(cls, guide_cls) -> Optional[str]:
+        if getattr(guide_cls, "mixable", False):
+            return None
+        why = {"point": "point masses, so the mixture has no density",
+               "box": "unit boxes, so the prior is 0 (log p = -inf) for almost every code",
+               "flow": "conditional flows, which MixtureSameFamily cannot batch into one mixture"}
+        kind = getattr(guide_cls, "posterior_kind", "flow")
+        return (f"the VampPrior mixes the guide's posteriors at its pseudo-inputs, and this guide's are "
+                f"{why.get(kind, why['flow'])}")
+
     def attach_guide(self, guide) -> None:
         if not hasattr(guide, "posterior"):
             raise ValueError("the VampPrior needs a guide with a posterior(x) method")
+        problem = self.pairing_problem(type(guide))
+        if problem:
+            raise ValueError(problem)
         self._guide[:] = [guide]
 
     def distribution(self):
@@ -126,6 +145,13 @@ class FlatPrior(Prior):
     decoder with a point code, seed 002). It has no samples: ``vae sample`` refuses such a run."""
 
     can_sample = False
+
+    @classmethod
+    def pairing_problem(cls, guide_cls) -> Optional[str]:
+        if getattr(guide_cls, "deterministic", False):
+            return None
+        return ("the flat prior is improper (log p(z) = 0 everywhere), so with a stochastic guide the ELBO bounds "
+                "nothing and its figures mean nothing")
 
     def distribution(self):
         return dist.ImproperUniform(dist.constraints.real, (), (self.latent_dim,))

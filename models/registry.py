@@ -27,8 +27,9 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
+        """The class registered as ``name`` (``-`` and ``_`` are the same: ``continuous-bernoulli``)."""
         try:
-            return self._table[name]
+            return self._table[name.replace("-", "_") if isinstance(name, str) else name]
         except KeyError:
             raise KeyError(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
@@ -38,7 +39,7 @@ class Registry(Generic[T]):
         return sorted(self._table)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._table
+        return (name.replace("-", "_") if isinstance(name, str) else name) in self._table
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

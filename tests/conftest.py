@@ -22,7 +22,7 @@ def run_vae(*args, cwd=None, timeout=600):
 
 @pytest.fixture(scope="session")
 def embedded():
-    from inference.data import load_embedded_mnist
+    from inference.data.datasets import load_embedded_mnist
 
     return load_embedded_mnist()
 

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from inference import RunConfig, UserError
-from inference.cli import main
-from inference.data import IDX_FILES, read_idx
+from inference.cli.main import main
+from inference.data.datasets import IDX_FILES, read_idx
 
 from .conftest import ROOT, run_vae
 from .test_data import write_folder, write_idx
@@ -92,10 +92,13 @@ TRAIN_CASES = [
     ("unknown-data-placement", ["--data-placement", "gpu"], "unknown data placement 'gpu'"),
     ("bernoulli-on-grey", ["--binarize", "none"], "models binary pixels"),
     ("8bit-on-binary", ["--likelihood", "discretized_logistic"], "models 8-bit grey levels"),
-    ("beta-without-beta-objective", ["--beta", "4"], "apply to objective 'beta'"),
-    ("dreg-without-iwae", ["--dreg"], "DReG gradients apply to objective 'iwae'"),
+    ("beta-without-beta-objective", ["--beta", "4"], "objective.beta does not apply to objective 'elbo'"),
+    ("dreg-without-iwae", ["--dreg"], "objective.dreg does not apply to objective 'elbo'"),
     ("unknown-schedule", ["--objective", "beta", "--kl-schedule", "cosine"], "unknown KL schedule"),
     ("vamp-conditional", ["--conditional", "--prior", "vamp"], "VampPrior"),
+    ("flat-with-stochastic-guide", ["--prior", "flat"], "the flat prior is improper"),
+    ("vamp-with-delta", ["--prior", "vamp", "--guide", "delta"], "point masses, so the mixture has no density"),
+    ("vamp-with-iaf", ["--prior", "vamp", "--guide", "iaf"], "conditional flows"),
     ("zero-clip", ["--clip-norm", "0"], "train.clip_norm must be positive"),
     ("zero-flows", ["--guide-flows", "0"], "guide.flows must be positive"),
     ("negative-checkpoint-every", ["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
@@ -137,7 +140,7 @@ def test_empty_dataset(capsys, tmp_path):
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
 def test_pixels_outside_the_unit_interval_are_refused(embedded, bad):
-    from inference.data import ImageData, prepare
+    from inference.data.datasets import ImageData, prepare
 
     x = embedded.train_x[:20].clone()
     x[3, 0, 5, 5] = bad

@@ -1,11 +1,14 @@
 """Checkpoints: atomic writes, weights_only loads, refusal of foreign code and mismatched shapes."""
+import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from inference import ModelConfig, UserError, build_model
-from inference.checkpoint import atomic_write, load_module_state, load_state, save_state
+from inference.runs.files import atomic_write, load_module_state, load_state, save_state
 
 
 class _RunsCode:
@@ -66,3 +69,27 @@ def test_shape_mismatch_names_the_first_mismatched_parameter():
     big = build_model(ModelConfig(latent_dim=5, hidden_dim=64), event)
     with pytest.raises(UserError, match=r"'decoder\.net\.0\.weight' has shape \(32, 5\), the model expects \(64, 5\)"):
         load_module_state(big, small.state_dict(), "model")
+
+
+OLD_RUN = Path(__file__).parent / "data" / "run_2026_11_v1"  # written by vae train before the 2026-11 redesign
+
+
+def test_a_run_folder_written_before_the_redesign_loads_and_evaluates_as_it_did(tmp_path):
+    from inference import load_run
+
+    run = load_run(OLD_RUN)
+    recorded = json.loads((OLD_RUN / "metrics.jsonl").read_text().splitlines()[-1])["test_elbo"]
+    assert run.evaluate(seed=run.config.train.seed).elbo == pytest.approx(recorded, abs=1e-3)
+
+
+def test_resuming_a_run_written_before_the_redesign_is_refused_in_one_line_and_touches_nothing(tmp_path):
+    from inference.errors import UserError
+    from inference.runs.folder import resume_run
+
+    shutil.copytree(OLD_RUN, tmp_path / "run")
+    raw = (tmp_path / "run" / "config.json").read_text().replace('"epochs": 1', '"epochs": 2')
+    (tmp_path / "run" / "config.json").write_text(raw)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(UserError, match="written by an earlier version of the toolkit; its weights load"):
+        resume_run(tmp_path / "run", quiet=True, plots=False, tensorboard=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.name in before} == before

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from inference import RunConfig
-from inference.cli import main
-from inference.data import IDX_FILES
+from inference.cli.main import main
+from inference.data.datasets import IDX_FILES
 
 from .conftest import run_vae
 from .test_data import write_folder
@@ -85,7 +85,7 @@ def _truncated_folder(tmp_path):
     (["--latent-dim", "0"], "model.latent_dim must be positive"),
     (["--epochs", "two"], "invalid int value"),
     (["--likelihood", "poisson"], "unknown likelihood"),
-    (["--beta", "4"], "apply to objective 'beta'"),
+    (["--beta", "4"], "objective.beta does not apply to objective 'elbo'"),
     (["--objective", "iwae", "--num-particles", "0"], "num_particles must be positive"),
 ])
 def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, args, message):

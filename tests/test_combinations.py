@@ -1,4 +1,5 @@
-"""Every likelihood x guide, and every prior with the default guide, trains on the embedded digits."""
+"""Every likelihood x guide, and every prior with a guide it pairs with, trains on the embedded digits; every
+prior x guide pair of the registries either trains one epoch or is refused before anything is loaded."""
 import math
 
 import pyro
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from guides import GUIDES
-from inference import RunConfig, SVITrainer, build_model_and_guide, prepare
+from inference import RunConfig, SVITrainer, UserError, build_model_and_guide, prepare, train_run
 from models import LIKELIHOODS, PRIORS
 from models.likelihoods import BINARY
 
@@ -24,13 +25,13 @@ def _train(embedded, likelihood="bernoulli", guide="diagonal_normal", prior="nor
     data = prepare(embedded, binarize)
     pyro.set_rng_seed(0)
     model, q = build_model_and_guide(cfg.model, cfg.guide, data.event_shape)
-    trainer = SVITrainer(model, q, lr=3e-3)
+    trainer = SVITrainer(model, q, lr=1e-3)
     x = data.train_x[:1000]
     losses = []
     for _ in range(STEPS):
         idx = torch.randint(0, x.shape[0], (100,))
         batch = torch.bernoulli(x[idx]) if binarize == "dynamic" else x[idx]
-        losses.append(trainer.step(batch, x.shape[0], idx))
+        losses.append(float(trainer.step(batch, num_data=x.shape[0], subsample=idx)))
     assert all(math.isfinite(v) for v in losses)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 0.05 * abs(first), (first, last)
@@ -44,7 +45,26 @@ def test_every_likelihood_with_every_guide_trains(embedded, likelihood, guide):
 
 @pytest.mark.parametrize("prior", PRIORS.names())
 def test_every_prior_trains(embedded, prior):
-    _train(embedded, prior=prior)
+    guide = next(g for g in GUIDES.names() if not PRIORS.get(prior).pairing_problem(GUIDES.get(g)))
+    _train(embedded, prior=prior, guide=guide)
+
+
+@pytest.mark.parametrize("prior", PRIORS.names())
+def test_every_prior_guide_pair_trains_an_epoch_or_is_refused_in_one_line(tmp_path, prior):
+    """No other exception than a UserError naming both, raised before the data is loaded or a file written."""
+    for guide in GUIDES.names():
+        raw = {"model": {"latent_dim": 3, "hidden_dim": 16, "prior": prior, "prior_components": 3},
+               "guide": {"hidden_dim": 16, "guide": guide}, "train": {"epochs": 1, "batch_size": 500}}
+        problem = PRIORS.get(prior).pairing_problem(GUIDES.get(guide))
+        if problem:
+            with pytest.raises(UserError) as err:
+                train_run(RunConfig.from_dict(raw), tmp_path / guide, quiet=True)
+            assert f"prior {prior!r} with guide {guide!r}" in str(err.value) and "\n" not in str(err.value)
+            assert not (tmp_path / guide).exists()
+        else:
+            metrics = train_run(RunConfig.from_dict(raw), tmp_path / guide, quiet=True, plots=False,
+                                tensorboard=False)
+            assert math.isfinite(metrics[-1]["test_elbo"]), (prior, guide)
 
 
 @pytest.mark.parametrize("upsample", ["transposed", "pixel_shuffle"])

@@ -108,7 +108,7 @@ def test_vae_diagnose_writes_the_run_folder_files(tmp_path):
     import json
 
     from inference import RunConfig
-    from inference.runs import train_run
+    from inference.runs.folder import train_run
 
     from .conftest import run_vae
 

@@ -11,12 +11,13 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from inference.distributed import Context, shard, without_option
-from inference.resume import CHECKPOINT, load_checkpoint
-from inference.trainer import SVITrainer
+from inference.cli.launch import without_option
+from inference.training.parallel import Context, shard
+from inference.training.checkpoint import CHECKPOINT, load_checkpoint
+from inference.training.trainer import SVITrainer
 
 from .conftest import ROOT, VAE, run_vae
-from .distributed_worker import CLIP, LR, global_batches, plain_autoencoder
+from .distributed_worker import CLIP, LR, global_batches, plain_autoencoder, trained
 
 
 def _failure(done: subprocess.CompletedProcess) -> str:
@@ -32,36 +33,46 @@ def test_shards_cover_the_global_batch_and_weights_average_to_one():
     idx = torch.arange(37)
     parts = [shard(idx, Context(r, 2)) for r in range(2)]
     assert sorted(torch.cat([p for p, _ in parts]).tolist()) == list(range(37))
-    # weight_r * N / |B_r| summed over ranks and divided by W is N / |B|: the single-process plate scale
-    assert sum(w for _, w in parts) / 2 == pytest.approx(1.0)
-    assert [w for _, w in parts] == pytest.approx([2 * 19 / 37, 2 * 18 / 37])
+    # weight_r * N / |B_r| summed over ranks is N / |B|: the single-process plate scale
+    assert sum(w for _, w in parts) == pytest.approx(1.0)
+    assert [w for _, w in parts] == pytest.approx([19 / 37, 18 / 37])
     assert shard(idx[:1], Context(1, 2))[1] == 0.0  # an idle rank contributes nothing
     assert without_option(["train", "--nproc", "2", "--epochs=3", "--nproc=4"], "--nproc") == ["train", "--epochs=3"]
 
 
-@pytest.mark.parametrize("backend", ["off", "trace"])
-def test_two_processes_take_the_same_steps_as_one(tmp_path, backend):
-    """Same start, same global batches (uneven shards, one rank idle on the last): parameters within 1e-5,
-    on Pyro's differentiable loss and on the fast engine's captured graph under DDP."""
-    done = subprocess.run(_torchrun(2, "-m", "tests.distributed_worker", str(tmp_path), backend), cwd=ROOT,
+@pytest.mark.parametrize("program", ["autoencoder", "user-program"])
+@pytest.mark.parametrize("engine", ["off", "trace"])
+def test_two_processes_take_the_same_steps_as_one(tmp_path, engine, program):
+    """Same start, same global batches (uneven shards, one rank idle on the last): every trained parameter
+    (a pyro.param and a pyro.module network of a function guide included) within 1e-4 of one process's: a
+    hundredth of one Adam step (lr 0.01), which is what float rounding of the split sums can move an element
+    whose gradient is near 0 (Adam normalizes it)."""
+    done = subprocess.run(_torchrun(2, "-m", "tests.distributed_worker", str(tmp_path), engine, program), cwd=ROOT,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, _failure(done)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
-    model, guide, x = plain_autoencoder()
-    single = SVITrainer(model, guide, lr=LR, loss=Trace_ELBO(), clip_norm=CLIP)
-    losses = [single.step(x[idx], x.shape[0], idx) for idx in global_batches(x.shape[0])]
-    expected = {**{f"model.{k}": v for k, v in model.state_dict().items()},
-                **{f"guide.{k}": v for k, v in guide.state_dict().items()}}
-    start_model, start_guide, _ = plain_autoencoder()
-    moved = max(float((expected[f"model.{k}"] - v).abs().max()) for k, v in start_model.state_dict().items())
-    assert moved > 1e-2  # the steps did move the parameters
+    model, guide, x = plain_autoencoder(program)
+    single = SVITrainer(model, guide, Trace_ELBO(), lr=LR, clip_norm=CLIP, engine=engine)
+    losses = [float(single.step(x[idx], num_data=x.shape[0], subsample=idx)) for idx in global_batches(x.shape[0])]
+    expected = trained(single)
+    if program == "user-program":
+        assert {"sigma", "encoder$$$net.0.weight"} <= set(expected)
+    start = trained_from_start(program)
+    assert min(float((expected[k] - v).abs().max()) for k, v in start.items()) > 1e-3  # every one moved
     for rank in ranks:
-        assert rank["state"].keys() == expected.keys()
+        assert rank["engine"] == engine and rank["state"].keys() == expected.keys()
         for name, value in expected.items():
-            torch.testing.assert_close(rank["state"][name], value, rtol=0, atol=1e-5, msg=name)
+            torch.testing.assert_close(rank["state"][name], value, rtol=0, atol=1e-4, msg=name)
         assert rank["losses"] == pytest.approx(losses, rel=1e-5)
+
+
+def trained_from_start(program: str) -> dict:
+    model, guide, x = plain_autoencoder(program)
+    trainer = SVITrainer(model, guide, Trace_ELBO())
+    trainer.prepare(((x[:2],), {"num_data": x.shape[0], "subsample": torch.arange(2)}))
+    return trained(trainer)
 
 
 @pytest.mark.slow
@@ -124,7 +135,7 @@ def test_a_killed_worker_ends_the_job_and_leaves_the_last_checkpoint_intact(tmp_
     assert job.returncode != 0
     assert "2-process job failed" in stderr and "ended first" in stderr
     modules, state = load_checkpoint(out / CHECKPOINT)  # complete and loadable
-    assert state.steps >= 10 and state.optimizer["engine"] == "ddp"
+    assert state.steps >= 10 and state.optimizer["format"] == 2
     assert not [p.name for p in out.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
 
 

@@ -6,7 +6,7 @@ import torch
 from sklearn.mixture import GaussianMixture as SklearnMixture
 
 from inference import UserError
-from inference.ex_post import fit_gaussian_mixture
+from inference.experiments.ex_post import fit_gaussian_mixture
 
 
 def _clusters(seed=0, n=(300, 200, 100)):

@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from inference import RunConfig
-from inference.cli import main
-from inference.config_files import dumps, load_run_config, read_config_file
-from inference.plots import nearest_training_images, principal_components
-from inference.runs import train_run
+from inference.cli.main import main
+from inference.config.files import dumps, load_run_config, read_config_file
+from inference.report.plots import nearest_training_images, principal_components
+from inference.runs.folder import train_run
 
 from .conftest import ROOT, run_vae
 

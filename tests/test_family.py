@@ -7,11 +7,11 @@ from sklearn.datasets import load_digits
 
 from guides import DeltaGuide
 from inference import RunConfig, UserError
-from inference.autoencoders import code_sparsity, mean_jacobian_norm, reconstruction_error
-from inference.config import FAMILIES, apply_family
-from inference.fast_trainer import build_trainer
+from inference.evaluate.autoencoders import code_sparsity, mean_jacobian_norm, reconstruction_error
+from inference.config.sections import FAMILIES, apply_family
 from inference.objectives import trace_elbo
-from inference.runs import load_run, train_run
+from inference.runs.folder import load_run, train_run
+from inference.training.trainer import SVITrainer
 from models import FixedScaleGaussianLikelihood, MLPDecoder, MLPEncoder, VAEModel
 from models.linear_gaussian import largest_principal_angle
 from models.priors import FlatPrior
@@ -24,10 +24,10 @@ def test_linear_autoencoder_spans_the_pca_subspace():
     pyro.set_rng_seed(0)
     model = VAEModel(FlatPrior(k), MLPDecoder(k, event, num_hidden_layers=0), FixedScaleGaussianLikelihood(event))
     guide = DeltaGuide(MLPEncoder(event, k, num_hidden_layers=0), k)
-    trainer, _ = build_trainer(model, guide, trace_elbo(), lr=0.03, compile="trace")
+    trainer = SVITrainer(model, guide, trace_elbo(), lr=0.03, engine="trace")
     idx = torch.arange(x.shape[0])
     for _ in range(1500):
-        trainer.step(x, x.shape[0], idx)
+        trainer.step(x, num_data=x.shape[0], subsample=idx)
     centred = x.flatten(1).double() - x.flatten(1).double().mean(0)
     pca = torch.linalg.svd(centred, full_matrices=False)[2][:k].T  # the top-k right singular vectors
     assert largest_principal_angle(model.decoder.net[0].weight.detach().double(), pca) < 0.05
@@ -76,8 +76,8 @@ def test_every_family_is_a_valid_config_and_unknown_ones_are_refused():
 
 
 def test_adversarial_codes_match_the_prior_better_than_plain_and_sampling_works(plain, tmp_path):
-    from inference.autoencoders import codes, mmd_squared
-    from inference.images import prior_samples
+    from inference.evaluate.autoencoders import codes, mmd_squared
+    from inference.report.images import prior_samples
 
     aae = _train(tmp_path, "adversarial")
     x = plain.data.test_x
@@ -90,7 +90,7 @@ def test_adversarial_codes_match_the_prior_better_than_plain_and_sampling_works(
 
 
 def test_adversarial_settings_reach_the_trainer_and_bad_ones_are_refused():
-    from inference.adversarial import AdversarialObjective
+    from inference.objectives import AdversarialObjective
     from inference.objectives import build_objective
 
     raw = apply_family({"objective": {"adversarial_lr": 2e-4, "discriminator_steps": 3}}, "adversarial")
@@ -106,9 +106,9 @@ def test_an_ex_post_mixture_gives_the_plain_autoencoder_samples_where_its_codes_
     held-out codes better than one Gaussian, and its draws are as close to them as training codes are."""
     from PIL import Image
 
-    from inference.autoencoders import codes, mmd_squared
-    from inference.cli import main
-    from inference.ex_post import fit_gaussian_mixture, training_codes
+    from inference.evaluate.autoencoders import codes, mmd_squared
+    from inference.cli.main import main
+    from inference.experiments.ex_post import fit_gaussian_mixture, training_codes
 
     train, test = training_codes(plain), codes(plain.guide, plain.data.test_x).double()
     mixture, one = fit_gaussian_mixture(train, 10), fit_gaussian_mixture(train, 1)

@@ -1,4 +1,5 @@
-"""The fast SVI engine keeps the objectives' semantics: checked against Pyro's own machinery on the same draws."""
+"""The captured engines keep the objectives' semantics: checked against Pyro's own machinery on the same draws
+(the whole matrix of components is in tests/test_engine_matrix.py)."""
 
 import random
 
@@ -8,12 +9,13 @@ import pytest
 import torch
 
 from inference import RunConfig, UserError
-from inference.build import build_model_and_guide
-from inference.capture import CapturedObjective, CaptureError
-from inference.fast_trainer import CompiledSVITrainer, build_trainer
+from inference.runs.build import build_model_and_guide
 from inference.objectives import build_objective
-from inference.runs import resume_run, train_run
-from inference.trainer import NumericalFault, SVITrainer
+from inference.runs.folder import resume_run, train_run
+from inference.training.capture import CaptureError, CapturedLoss
+from inference.training.loss import ProgramLoss
+from inference.training.step import NumericalFault
+from inference.training.trainer import SVITrainer, make_trainer
 
 EVENT = torch.Size([1, 28, 28])
 CASES = {
@@ -52,37 +54,37 @@ def _pyro_loss_and_grads(model, guide, objective, x, y, params, num_data=500):
     return loss.detach(), grads
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_captured_loss_and_gradients_equal_pyros_on_the_same_draws(case):
-    model, guide, objective, x, y = _pair(case)
-    objective.step = getattr(objective, "step", 0) + 5  # mid warm-up: the weight is an input, not a constant
-    captured = CapturedObjective(model, guide, objective)
-    captured.prepare(x, 500, torch.arange(16), y)
-    torch.manual_seed(123)
-    expected, expected_grads = _pyro_loss_and_grads(model, guide, objective, x, y, captured.params)
-    torch.manual_seed(123)
-    got = captured(x, 500, torch.arange(16), y)
-    grads = torch.autograd.grad(got, captured.params, allow_unused=True)
-    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
-    for g, e in zip(grads, expected_grads):
-        if e is None:
-            assert g is None or not g.abs().any()
-        else:  # float32 sums in another order: equal up to rounding, relative to the gradient's size
-            assert (g - e).norm() <= 1e-4 * e.norm() + 1e-6
+def _captured(model, guide, objective, x, num_data=500, y=None):
+    captured = CapturedLoss(ProgramLoss(model, guide, objective), "trace")
+    captured.prepare(x, num_data=num_data, subsample=torch.arange(x.shape[0]), y=y)
+    return captured
 
 
 def test_the_beta_weight_follows_the_schedule_after_capture():
     model, guide, objective, x, y = _pair("beta-linear-warmup")
-    captured = CapturedObjective(model, guide, objective)
+    captured = _captured(model, guide, objective, x)
     values = []
     for step in (0, 5, 10):  # beta_t = 4 * min(1, t / 10): 0, 2, 4
         objective.step = step
         torch.manual_seed(7)
-        values.append(captured(x, 500, torch.arange(16), y).item())
+        values.append(captured(x, num_data=500, subsample=torch.arange(16)).item())
         torch.manual_seed(7)
         assert values[-1] == pytest.approx(_pyro_loss_and_grads(model, guide, objective, x, y, captured.params)[0]
                                            .item(), rel=1e-5)
     assert values[0] < values[1] < values[2] and len(captured.graphs) == 1
+
+
+def test_the_trainer_sets_the_schedule_from_its_step_count():
+    """One place: before step t the objective's schedule reads t (also after a resume sets the count)."""
+    model, guide, objective, x, _ = _pair("beta-linear-warmup")
+    trainer = SVITrainer(model, guide, objective, engine="trace")
+    seen = []
+    for _ in range(3):
+        trainer.step(x, num_data=500, subsample=torch.arange(16))
+        seen.append(objective.step)
+    trainer.steps = 8
+    trainer.step(x, num_data=500, subsample=torch.arange(16))
+    assert seen == [1, 2, 3] and objective.step == 9 and trainer.steps == 9
 
 
 def test_training_curves_match_pyros_svi_over_300_steps(embedded):
@@ -91,13 +93,13 @@ def test_training_curves_match_pyros_svi_over_300_steps(embedded):
     curves = {}
     for engine in ("off", "trace"):
         model, guide, objective, _, _ = _pair("elbo")
-        trainer, notice = build_trainer(model, guide, objective, lr=1e-3, compile=engine)
-        assert notice is None
+        trainer = SVITrainer(model, guide, objective, lr=1e-3, engine=engine)
         torch.manual_seed(1)
         losses = []
         for step in range(300):
             idx = torch.randint(0, 2000, (64,))
-            losses.append(float(trainer.step(x_all[idx], 2000, idx)))
+            losses.append(float(trainer.step(x_all[idx], num_data=2000, subsample=idx)))
+        assert trainer.engine == engine and trainer.notice is None
         curves[engine] = torch.tensor(losses) / 2000
     pyro_curve, fast_curve = curves["off"], curves["trace"]
     assert torch.allclose(fast_curve[:20], pyro_curve[:20], rtol=1e-4)
@@ -109,26 +111,34 @@ def test_one_step_with_clipping_moves_the_parameters_as_pyros_clip_args_do():
     after = {}
     for engine in ("off", "trace"):
         model, guide, objective, x, _ = _pair("elbo")
-        trainer, _ = build_trainer(model, guide, objective, lr=0.1, clip_norm=0.05, compile=engine)
+        trainer = SVITrainer(model, guide, objective, lr=0.1, clip_norm=0.05, engine=engine)
         torch.manual_seed(3)
-        trainer.step(x, 500, torch.arange(16))
+        trainer.step(x, num_data=500, subsample=torch.arange(16))
         after[engine] = [p.detach().clone() for p in list(model.parameters()) + list(guide.parameters())]
-    for p, q in zip(after["off"], after["trace"]):
-        assert torch.allclose(p, q, atol=1e-6)
+    model, guide, objective, x, _ = _pair("elbo")  # Pyro's SVI with clip_args: the same rule
+    pyro.clear_param_store()
+    svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 0.1}, {"clip_norm": 0.05}), objective)
+    torch.manual_seed(3)
+    svi.step(x, num_data=500, subsample=torch.arange(16))
+    after["pyro"] = [p.detach().clone() for p in list(model.parameters()) + list(guide.parameters())]
+    for engine in ("trace", "pyro"):
+        for p, q in zip(after["off"], after[engine]):
+            assert torch.allclose(p, q, atol=1e-6)
 
 
 def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_check():
     model, guide, objective, x, _ = _pair("elbo")
-    trainer = CompiledSVITrainer(model, guide, objective)
-    trainer.step(x, 500, torch.arange(16))
+    trainer = SVITrainer(model, guide, objective, engine="trace")
+    trainer.step(x, num_data=500, subsample=torch.arange(16))
     trainer.check()
     with torch.no_grad():
         model.decoder.net[-1].weight.mul_(1e38)  # logits overflow: the loss is not finite
     before = [p.detach().clone() for p in trainer.params]
-    state = {k: v.clone() for k, v in trainer.optim.state_dict()["state"][0].items()}
-    trainer.step(x, 500, torch.arange(16))
+    adam = trainer.svi_step.updater.optim
+    state = {k: v.clone() for k, v in adam.state_dict()["state"][0].items()}
+    trainer.step(x, num_data=500, subsample=torch.arange(16))
     assert all(torch.equal(b, p) for b, p in zip(before, trainer.params))  # no parameter moved
-    assert torch.equal(trainer.optim.state_dict()["state"][0]["exp_avg"], state["exp_avg"])  # nor Adam's moments
+    assert torch.equal(adam.state_dict()["state"][0]["exp_avg"], state["exp_avg"])  # nor Adam's moments
     with pytest.raises(NumericalFault, match="loss or gradient appeared at SVI step 2"):
         trainer.check()
 
@@ -161,66 +171,78 @@ class _Guide(torch.nn.Module):
 
 @pytest.mark.parametrize("kind", ["branch", "random"])
 def test_programs_that_cannot_be_captured_faithfully_raise_capture_error(kind):
-    captured = CapturedObjective(_Model(kind), _Guide(), build_objective(RunConfig().objective))
+    captured = CapturedLoss(ProgramLoss(_Model(kind), _Guide(), build_objective(RunConfig().objective)), "trace")
     with pytest.raises(CaptureError) as err:
-        captured.prepare(torch.randn(8), 100, torch.arange(8))
+        captured.prepare(torch.randn(8), num_data=100, subsample=torch.arange(8))
     assert "\n" not in str(err.value)
     if kind == "random":
         assert "on the same draws" in str(err.value)  # caught by the check against the program itself
-    trainer, notice = build_trainer(_Model(kind), _Guide(), build_objective(RunConfig().objective), compile="trace",
-                                    examples=[(torch.randn(8), 100, torch.arange(8))])
-    assert isinstance(trainer, SVITrainer) and notice.startswith("note: Trace_ELBO could not be captured (")
+    trainer, notice = make_trainer(_Model(kind), _Guide(), build_objective(RunConfig().objective), compile="trace",
+                                   examples=[((torch.randn(8),), {"num_data": 100, "subsample": torch.arange(8)})])
+    assert trainer.engine == "off" and notice.startswith("note: TraceELBO could not be captured by trace (")
 
 
-def test_build_trainer_falls_back_to_svi_and_says_so(monkeypatch):
+EXAMPLE = {"num_data": 500, "subsample": torch.arange(16)}
+
+
+def test_make_trainer_falls_back_to_the_interpreter_and_says_so(monkeypatch):
     model, guide, objective, x, _ = _pair("elbo")
 
-    def refuse(self, *args):
+    def refuse(self, *args, **kwargs):
         raise CaptureError("RuntimeError: nope")
 
-    monkeypatch.setattr(CapturedObjective, "prepare", refuse)
-    trainer, notice = build_trainer(model, guide, objective, compile="trace", examples=[(x, 500, torch.arange(16))])
-    assert isinstance(trainer, SVITrainer)
-    assert notice == "note: Trace_ELBO could not be captured (RuntimeError: nope); training with Pyro's SVI instead"
+    monkeypatch.setattr(CapturedLoss, "prepare", refuse)
+    trainer, notice = make_trainer(model, guide, objective, compile="trace", examples=[((x,), EXAMPLE)])
+    assert trainer.engine == "off"
+    assert notice == ("note: TraceELBO could not be captured by trace (RuntimeError: nope); training with Pyro's "
+                      "interpreter (--compile off) instead")
+
+
+def test_an_uncapturable_batch_shape_falls_back_at_step_time_with_a_warning(monkeypatch):
+    model, guide, objective, x, _ = _pair("elbo")
+    trainer = SVITrainer(model, guide, objective, engine="trace")
+    trainer.step(x, **EXAMPLE)
+    monkeypatch.setattr(CapturedLoss, "_capture", lambda self, *a: (_ for _ in ()).throw(CaptureError("X: no")))
+    with pytest.warns(UserWarning, match="could not be captured"):
+        trainer.step(x[:8], num_data=500, subsample=torch.arange(8))
+    assert trainer.engine == "off" and trainer.steps == 2
 
 
 def test_auto_picks_inductor_only_for_long_runs(monkeypatch):
     chosen = []
-    monkeypatch.setattr(CapturedObjective, "prepare", lambda self, *a: chosen.append(self.backend))
+    monkeypatch.setattr(CapturedLoss, "prepare", lambda self, *a, **k: chosen.append(self.backend))
     model, guide, objective, x, _ = _pair("elbo")
     for steps in (100, 100_000):
-        build_trainer(model, guide, objective, compile="auto", planned_steps=steps, examples=[(x, 500, torch.arange(16))])
+        make_trainer(model, guide, objective, compile="auto", planned_steps=steps, examples=[((x,), EXAMPLE)])
     assert chosen == ["trace", "inductor"]
 
 
-@pytest.mark.slow
-def test_inductor_compiled_loss_equals_pyros_on_the_same_draws():
-    model, guide, objective, x, y = _pair("elbo")
-    captured = CapturedObjective(model, guide, objective, backend="inductor")
-    try:
-        captured.prepare(x, 500, torch.arange(16), y)
-    except CaptureError as err:  # no C++ compiler on this machine: the trainer would fall back to trace
-        pytest.skip(str(err))
-    torch.manual_seed(5)
-    expected, expected_grads = _pyro_loss_and_grads(model, guide, objective, x, y, captured.params)
-    torch.manual_seed(5)
-    got = captured(x, 500, torch.arange(16), y)
-    grads = torch.autograd.grad(got, captured.params)
-    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert all((g - e).norm() <= 1e-4 * e.norm() + 1e-6 for g, e in zip(grads, expected_grads))
-
-
-def test_resuming_with_another_engine_is_refused_and_nothing_is_lost(tmp_path):
+def test_a_run_resumes_on_another_engine_with_the_same_parameters_and_optimizer(tmp_path):
+    """Every engine trains the same parameters with the same optimizer, so a checkpoint of one resumes on another."""
     cfg = RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
                                "train": {"epochs": 1, "compile": "trace"}})
     train_run(cfg, tmp_path / "run", quiet=True)
     config_path = tmp_path / "run" / "config.json"
-    raw = config_path.read_text().replace('"compile": "trace"', '"compile": "off"')
+    raw = config_path.read_text().replace('"compile": "trace"', '"compile": "off"').replace('"epochs": 1', '"epochs": 2')
     config_path.write_text(raw)
-    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
-    with pytest.raises(UserError, match="from the captured engine, this run trains on the pyro one"):
+    metrics = resume_run(tmp_path / "run", quiet=True)
+    assert [m["epoch"] for m in metrics] == [1, 2] and metrics[1]["steps"] == 2 * metrics[0]["steps"]
+
+
+def test_an_optimizer_state_of_an_earlier_version_is_refused_in_one_line(tmp_path):
+    cfg = RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
+                               "train": {"epochs": 1}})
+    train_run(cfg, tmp_path / "run", quiet=True)
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    state["optimizer"] = {"engine": "captured", "adam": state["optimizer"]["state"]}  # the format before 2026-11
+    torch.save(state, path)
+    before = path.read_bytes()
+    raw = (tmp_path / "run" / "config.json").read_text().replace('"epochs": 1', '"epochs": 2')
+    (tmp_path / "run" / "config.json").write_text(raw)
+    with pytest.raises(UserError, match="earlier version of the toolkit; its weights load"):
         resume_run(tmp_path / "run", quiet=True)
-    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+    assert path.read_bytes() == before
 
 
 @pytest.mark.gpu
@@ -228,14 +250,20 @@ def test_resuming_with_another_engine_is_refused_and_nothing_is_lost(tmp_path):
 def test_the_fast_engine_on_cuda_matches_pyro_on_the_same_draws():
     model, guide, objective, x, y = _pair("elbo")
     model, guide, x = model.cuda(), guide.cuda(), x.cuda()
-    captured = CapturedObjective(model, guide, objective)
     idx = torch.arange(16, device="cuda")
-    captured.prepare(x, 500, idx)
+    captured = CapturedLoss(ProgramLoss(model, guide, objective), "trace")
+    captured.prepare(x, num_data=500, subsample=idx)
     torch.manual_seed(9)
     pyro.clear_param_store()
     expected = objective.differentiable_loss(model, guide, x, num_data=500, subsample=idx)
     torch.manual_seed(9)
-    assert captured(x, 500, idx).item() == pytest.approx(expected.item(), rel=1e-5)
+    got = captured(x, num_data=500, subsample=idx)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    grads = torch.autograd.grad(got, captured.params, allow_unused=True)
+    torch.manual_seed(9)
+    wanted = torch.autograd.grad(objective.differentiable_loss(model, guide, x, num_data=500, subsample=idx),
+                                 captured.params, allow_unused=True)
+    assert all((g - e).norm() <= 1e-4 * e.norm() + 1e-5 for g, e in zip(grads, wanted) if e is not None)
 
 
 class _DiscreteModel(torch.nn.Module):
@@ -265,12 +293,11 @@ def test_score_function_gradients_survive_capture():
     """The stop-gradients of Pyro's surrogate loss are kept (the graph is recorded above autograd)."""
     model, guide, objective = _DiscreteModel(), _DiscreteGuide(), build_objective(RunConfig().objective)
     x = torch.randn(32) + 1.0
-    captured = CapturedObjective(model, guide, objective)
-    captured.prepare(x, 100, torch.arange(32))
+    captured = _captured(model, guide, objective, x, num_data=100)
     torch.manual_seed(11)
     expected, expected_grads = _pyro_loss_and_grads(model, guide, objective, x, None, captured.params, 100)
     torch.manual_seed(11)
-    got = captured(x, 100, torch.arange(32))
+    got = captured(x, num_data=100, subsample=torch.arange(32))
     grads = torch.autograd.grad(got, captured.params)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
     assert all(torch.allclose(g, e, rtol=1e-4) for g, e in zip(grads, expected_grads))

@@ -1,12 +1,14 @@
 """Numerical faults stop training before NaN reaches the parameters, naming the step and the term."""
 
+import pyro.optim
 import pytest
 import torch
 
 from inference import RunConfig, UserError, setup
-from inference.runs import train_run
-from inference.fast_trainer import CompiledSVITrainer
-from inference.trainer import NumericalFault, SVITrainer
+from inference.runs.folder import train_run
+from inference.training.optim import TorchUpdater
+from inference.training.step import NumericalFault
+from inference.training.trainer import SVITrainer
 
 
 def _small(compile="off", **model):
@@ -22,7 +24,7 @@ def test_overflowing_decoder_is_reported_as_the_reconstruction_term():
     before = {k: v.clone() for k, v in run.model.state_dict().items()}
     trainer = SVITrainer(run.model, run.guide)
     with pytest.raises(NumericalFault) as fault:
-        trainer.step(x, 4500, torch.arange(50))
+        trainer.step(x, num_data=4500, subsample=torch.arange(50))
     assert (fault.value.step, fault.value.term) == (1, "reconstruction")
     assert all(torch.equal(before[k], v) for k, v in run.model.state_dict().items())  # untouched
 
@@ -32,7 +34,7 @@ def test_a_nan_pixel_is_caught_where_it_reaches_a_distribution():
     x = torch.bernoulli(run.data.train_x[:50])
     x[3, 0, 10, 10] = float("nan")
     with pytest.raises(NumericalFault, match="distribution parameter appeared at SVI step 1"):
-        SVITrainer(run.model, run.guide).step(x, 4500, torch.arange(50))
+        SVITrainer(run.model, run.guide).step(x, num_data=4500, subsample=torch.arange(50))
 
 
 def test_a_collapsed_prior_scale_is_reported_as_the_kl_term():
@@ -41,15 +43,15 @@ def test_a_collapsed_prior_scale_is_reported_as_the_kl_term():
         run.model.prior.raw_scale.fill_(-80.0)  # softplus(-80) ~ 1e-35: log p(z) overflows
     trainer = SVITrainer(run.model, run.guide)
     with pytest.raises(NumericalFault) as fault:
-        trainer.step(torch.bernoulli(run.data.train_x[:50]), 4500, torch.arange(50))
+        trainer.step(torch.bernoulli(run.data.train_x[:50]), num_data=4500, subsample=torch.arange(50))
     assert fault.value.term == "KL"
 
 
-@pytest.mark.parametrize("engine, compile, term", [(SVITrainer, "off", "reconstruction"),
-                                                    (CompiledSVITrainer, "trace", "loss or gradient")])
-def test_the_run_stops_with_one_line_naming_the_last_good_checkpoint(tmp_path, monkeypatch, engine, compile, term):
-    """The fast engine finds the fault at its next read (here the checkpoint at step 15): same report."""
+@pytest.mark.parametrize("compile, term", [("off", "reconstruction"), ("trace", "loss or gradient")])
+def test_the_run_stops_with_one_line_naming_the_last_good_checkpoint(tmp_path, monkeypatch, compile, term):
+    """The captured engine finds the fault at its next read (here the checkpoint at step 15): same report."""
     calls = {"n": 0}
+    engine = SVITrainer
     real_step = engine.step
 
     def step_that_fails_at_12(self, x, *args, **kwargs):
@@ -72,13 +74,25 @@ def test_the_run_stops_with_one_line_naming_the_last_good_checkpoint(tmp_path, m
 
 def test_gradient_clipping_bounds_every_parameters_gradient_norm():
     run = setup(_small())
-    trainer = SVITrainer(run.model, run.guide, lr=1e-3, clip_norm=0.5)
-    trainer.step(torch.bernoulli(run.data.train_x[:50]), 4500, torch.arange(50))
-    params = list(run.model.parameters()) + list(run.guide.parameters())
-    clips = [trainer.optim.grad_clip[p] for p in params]
-    assert all(c is not None for c in clips)
-    for p, clip in zip(params, clips):
-        p.grad = torch.full_like(p, 3.0)  # norm 3 sqrt(n) > 0.5
-        clip(p)
-        assert p.grad.norm().item() == pytest.approx(0.5, rel=1e-4)
-        p.grad = None
+    seen = []
+    real = TorchUpdater.step
+
+    def spy(self, params, bad):
+        seen.append([p.grad.norm().item() for p in params if p.grad is not None])
+        return real(self, params, bad)
+
+    for engine in ("off", "trace"):
+        run = setup(_small())
+        trainer = SVITrainer(run.model, run.guide, lr=1e-3, clip_norm=0.5, engine=engine)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(TorchUpdater, "step", spy)
+            trainer.step(torch.bernoulli(run.data.train_x[:50]), num_data=4500, subsample=torch.arange(50))
+        norms = seen.pop()
+        assert len(norms) == len(trainer.params) == 8 and float(trainer.grad_norm) > 0.5  # there was clipping to do
+        assert max(norms) <= 0.5 * (1 + 1e-5) and max(norms) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_clipping_twice_is_refused():
+    run = setup(_small())
+    with pytest.raises(ValueError, match="clip the gradients once"):
+        SVITrainer(run.model, run.guide, optim=pyro.optim.Adam({"lr": 1e-3}, {"clip_norm": 1.0}), clip_norm=0.5)

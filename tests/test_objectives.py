@@ -7,7 +7,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from inference import BetaELBO, IWAEBound, RunConfig, SVITrainer, build_objective
-from inference.data import binarize_once
+from inference.data.datasets import binarize_once
 from inference.objectives import kl_weight
 from inference.objectives.weights import trace_pair
 
@@ -88,7 +88,7 @@ def test_warmup_advances_with_svi_steps(small_pair, batch):
     betas = []
     for _ in range(5):
         betas.append(objective.current_beta)
-        trainer.step(x, N, idx)
+        trainer.step(x, num_data=N, subsample=idx)
     assert betas == [0.5, 1.0, 1.5, 2.0, 2.0]
 
 
@@ -171,5 +171,5 @@ def test_every_objective_trains_the_vae(embedded, settings):
     x = run.data.train_x[:1000]
     for step in range(40):
         idx = torch.randint(0, 1000, (100,))
-        trainer.step(torch.bernoulli(x[idx]), 1000, idx)
+        trainer.step(torch.bernoulli(x[idx]), num_data=1000, subsample=idx)
     assert run.evaluate().elbo > before + 100

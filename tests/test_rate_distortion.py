@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from inference import RunConfig
-from inference.bits_back import BitsBackCoder, decode_lossless, encode_lossless
-from inference.entropy_coding import HEADER, decode_codes, encode_codes, model_rate_bits
-from inference.evaluation import evaluate_elbo
-from inference.rd_sweep import run_sweep
-from inference.runs import load_run, train_run
+from inference.coding.bits_back import BitsBackCoder, decode_lossless, encode_lossless
+from inference.coding.entropy_coding import HEADER, decode_codes, encode_codes, model_rate_bits
+from inference.evaluate.elbo import evaluate_elbo
+from inference.experiments.rd_sweep import run_sweep
+from inference.runs.folder import load_run, train_run
 from models.entropy_model import FactorizedEntropyPrior, NoisyLogisticMixture
 
 from .conftest import run_vae
@@ -72,7 +72,7 @@ def rd_autoencoder(tmp_path_factory):
 
 def test_entropy_coding_round_trips_and_costs_what_the_model_promises(rd_autoencoder):
     run = rd_autoencoder
-    codes = run.guide.code(run.data.test_x[:300])
+    codes = run.guide.quantized_code(run.data.test_x[:300])
     data = encode_codes(run.model.prior, codes)
     assert torch.equal(decode_codes(run.model.prior, data), codes)
     promised = float(model_rate_bits(run.model.prior, codes).sum())

@@ -36,3 +36,20 @@ def test_users_own_svi_loop_matches_vae_train_figures():
     cfg.train.epochs = 3
     expected = [round(m["test_elbo"], 1) for m in train(setup(cfg))]
     assert printed == expected
+
+
+def test_a_users_own_pyro_program_trains_on_the_captured_engine_and_evaluates():
+    """A function model and guide (networks by pyro.module), a pyro.param scale and a pyro.optim scheduler: the
+    captured engine runs it (no fallback), the learned scale moves, and the library's evaluators take the functions."""
+    script = ROOT / "examples" / "pyro_program.py"
+    assert script.read_text() in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "note:" not in proc.stderr
+    engine, count, sigma = re.search(r"engine (\w+); trained (\d+) parameters, sigma 0.500 -> (\d\.\d+)",
+                                     proc.stdout).groups()
+    assert engine == "trace" and int(count) == 9 and abs(float(sigma) - 0.5) > 0.02
+    elbo, ll = (float(v) for v in re.search(r"test ELBO (-?\d+\.\d) nats; log p\(x\) of 100 test images (-?\d+\.\d)",
+                                             proc.stdout).groups())
+    assert -400 < elbo < 0 and -400 < ll < 0

@@ -15,10 +15,10 @@ import arviz as az
 import numpy as np
 import torch
 
-from ..em.nonlinear import log_joint
-from ..evaluation import frozen
-from ..marginal_likelihood import importance_log_likelihood
-from .reference import coords
+from inference.em.nonlinear import log_joint
+from inference.evaluate.elbo import frozen
+from inference.evaluate.marginal_likelihood import importance_log_likelihood
+from inference.diagnostics.reference import coords
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from pyro.infer.mcmc import NUTS
 
-from ..em.nonlinear import posterior_mcmc
+from inference.em.nonlinear import posterior_mcmc
 
 RHAT_LIMIT = 1.01
 

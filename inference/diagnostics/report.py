@@ -18,12 +18,12 @@ import arviz as az
 import numpy as np
 import torch
 
-from ..collapse import posterior_collapse
-from ..errors import UserError
-from ..images import pyplot, save_figure
-from ..runs import write_json
-from .guide_check import gaps, guide_draws, guide_idata, khat_shares, moment_comparison, psis_khat
-from .reference import nuts_reference
+from inference.evaluate.collapse import posterior_collapse
+from inference.errors import UserError
+from inference.report.images import pyplot, save_figure
+from inference.runs.folder import write_json
+from inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_shares, moment_comparison, psis_khat
+from inference.diagnostics.reference import nuts_reference
 
 
 def choose_points(num_test: int, count: int, indices: Optional[Sequence[int]], seed: int) -> list[int]:

@@ -24,14 +24,14 @@ import torch
 from models.linear_gaussian import PPCAParams, largest_principal_angle, ppca_log_likelihood, ppca_maximum_likelihood
 from models.mixture import BernoulliMixtureModel
 
-from ..build import build_guide, build_model
-from ..config import DataConfig, GuideConfig, ModelConfig
-from ..data import load_dataset, prepare
-from ..errors import UserError
-from ..images import pyplot, save_figure
-from ..objectives import trace_elbo
-from ..runs import library_versions, write_json
-from . import mixture, nonlinear, ppca
+from inference.runs.build import build_guide, build_model
+from inference.config.sections import DataConfig, GuideConfig, ModelConfig
+from inference.data.datasets import load_dataset, prepare
+from inference.errors import UserError
+from inference.report.images import pyplot, save_figure
+from inference.objectives import trace_elbo
+from inference.runs.folder import library_versions, write_json
+from inference.em import mixture, nonlinear, ppca
 
 SETTINGS = ("ppca", "mixture", "nonlinear")
 

@@ -18,8 +18,8 @@ from torch import nn
 from guides.categorical import CategoricalGuide
 from models.mixture import BernoulliMixtureModel, mixture_log_likelihood, smoothing_log_prior
 
-from ..data import MinibatchStream
-from ..trainer import SVITrainer
+from inference.data.datasets import MinibatchStream
+from inference.training.trainer import SVITrainer
 
 
 class MarginalizedGuide(nn.Module):
@@ -78,7 +78,7 @@ def fit_mixture_svi(model: BernoulliMixtureModel, x: torch.Tensor, epochs: int, 
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         for idx, xb in stream:
-            trainer.step(xb, x.shape[0], idx)
+            trainer.step(xb, num_data=x.shape[0], subsample=idx)
             seen += len(idx)
         seconds += time.perf_counter() - start
         if epoch % record_every == 0 or epoch == epochs:

@@ -24,9 +24,9 @@ import torch
 from pyro.infer import ReweightedWakeSleep
 from pyro.infer.mcmc import HMC, MCMC
 
-from ..data import MinibatchStream
-from ..evaluation import frozen
-from ..trainer import SVITrainer
+from inference.data.datasets import MinibatchStream
+from inference.evaluate.elbo import frozen
+from inference.training.trainer import SVITrainer
 
 
 def log_joint(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -170,7 +170,7 @@ def svi_epoch(model, guide, x, loss, lr: float = 1e-2, batch_size: int = 100) ->
 
     def epoch():
         for idx, xb in stream:
-            trainer.step(xb, x.shape[0], idx)
+            trainer.step(xb, num_data=x.shape[0], subsample=idx)
     return epoch
 
 

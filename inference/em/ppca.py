@@ -21,8 +21,8 @@ import torch
 from guides.linear import LinearGaussianGuide
 from models.linear_gaussian import PPCAModel, PPCAParams, ppca_log_likelihood, sample_covariance
 
-from ..data import MinibatchStream
-from ..trainer import SVITrainer
+from inference.data.datasets import MinibatchStream
+from inference.training.trainer import SVITrainer
 
 
 def ppca_em_step(S: torch.Tensor, params: PPCAParams) -> PPCAParams:
@@ -75,7 +75,7 @@ def fit_linear_vae(x: torch.Tensor, latent_dim: int, epochs: int, init: Optional
     for _ in range(epochs):
         start = time.perf_counter()
         for idx, batch in stream:
-            trainer.step(batch, x.shape[0], idx)
+            trainer.step(batch, num_data=x.shape[0], subsample=idx)
             seen += len(idx)
         seconds += time.perf_counter() - start
         history.append(_record(x, x_test, model.params(), seen, seconds))

@@ -12,36 +12,42 @@ over the same model and guide, so ``SVI`` and the trainer take any of them.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 from models.registry import Registry
 
-from .beta import BetaELBO
-from .contractive import ContractiveELBO, encoder_jacobian_norm
-from .elbo import mean_field_elbo, trace_elbo
-from .iwae import IWAEBound
-from .rate import rate_terms
-from .schedules import SCHEDULES, kl_weight
-from .weights import WeightTerms, weight_terms
+from inference.objectives.beta import BetaELBO
+from inference.objectives.contractive import ContractiveELBO, encoder_jacobian_norm
+from inference.objectives.adversarial import AdversarialObjective
+from inference.objectives.elbo import MeanFieldELBO, TraceELBO, mean_field_elbo, trace_elbo
+from inference.objectives.iwae import IWAEBound
+from inference.objectives.rate import rate_terms
+from inference.objectives.schedules import SCHEDULES, kl_weight
+from inference.objectives.weights import WeightTerms, weight_terms
 
-OBJECTIVES: Registry = Registry("objective")
-OBJECTIVES.register("elbo")(lambda cfg: trace_elbo(cfg.num_particles))
-OBJECTIVES.register("mean_field")(lambda cfg: mean_field_elbo(cfg.num_particles))
-OBJECTIVES.register("beta")(lambda cfg: BetaELBO(cfg.beta, cfg.num_particles, cfg.analytic_kl, cfg.free_bits,
-                                                 cfg.kl_schedule, cfg.warmup_steps))
-OBJECTIVES.register("iwae")(lambda cfg: IWAEBound(cfg.num_particles, cfg.dreg))
-OBJECTIVES.register("adversarial")(lambda cfg: _adversarial(cfg))
-OBJECTIVES.register("contractive")(lambda cfg: ContractiveELBO(cfg.contractive_weight, cfg.num_particles))
+OBJECTIVES: Registry = Registry("objective")  # name -> class with a Config dataclass (its knobs) and from_config
+for _name, _cls in (("elbo", TraceELBO), ("mean_field", MeanFieldELBO), ("beta", BetaELBO), ("iwae", IWAEBound),
+                    ("contractive", ContractiveELBO), ("adversarial", AdversarialObjective)):
+    OBJECTIVES.register(_name)(_cls)
 
 
-def _adversarial(cfg):
-    from ..adversarial import AdversarialObjective  # the objective of the adversarial autoencoder
-
-    return AdversarialObjective(lr=cfg.adversarial_lr, discriminator_steps=cfg.discriminator_steps)
+def misplaced_options(config) -> list[str]:
+    """The fields of an ``ObjectiveConfig`` set away from their defaults that its objective has no use for."""
+    own = {f.name for f in fields(OBJECTIVES.get(config.name).Config)} | {"name"}
+    defaults = type(config)()
+    return [f.name for f in fields(config) if f.name not in own and getattr(config, f.name) != getattr(defaults, f.name)]
 
 
 def build_objective(config):
-    """The ``pyro.infer.ELBO`` an ``ObjectiveConfig`` names."""
-    return OBJECTIVES.get(config.name)(config)
+    """The objective an ``ObjectiveConfig`` names, built from its own knobs (``cls.Config``); its constructor
+    checks their values, as Pyro's ``RenyiELBO`` checks its ``alpha``."""
+    cls = OBJECTIVES.get(config.name)
+    misplaced = misplaced_options(config)
+    if misplaced:
+        raise ValueError(f"objective.{misplaced[0]} does not apply to objective {config.name!r} (its options: "
+                         f"{', '.join(f.name for f in fields(cls.Config))})")
+    return cls.from_config(config)
 
 
-__all__ = ["OBJECTIVES", "build_objective", "BetaELBO", "ContractiveELBO", "encoder_jacobian_norm", "IWAEBound", "trace_elbo", "mean_field_elbo",
+__all__ = ["OBJECTIVES", "build_objective", "misplaced_options", "TraceELBO", "MeanFieldELBO", "AdversarialObjective", "BetaELBO", "ContractiveELBO", "encoder_jacobian_norm", "IWAEBound", "trace_elbo", "mean_field_elbo",
            "rate_terms", "weight_terms", "WeightTerms", "kl_weight", "SCHEDULES"]

@@ -8,11 +8,13 @@ from __future__ import annotations
 import torch
 from pyro.infer.elbo import ELBO
 
-from .weights import sample_sites, trace_pair
+from inference.objectives.elbo import check_particles
+from inference.objectives.weights import sample_sites, trace_pair
 
 
 class PointwiseObjective(ELBO):
     def __init__(self, num_particles: int = 1):
+        check_particles(num_particles)
         super().__init__(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
         self.step = 0
 

@@ -8,21 +8,38 @@ With beta = 1, no warm-up, no free bits and sampled KL this is Trace_ELBO.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .base import PointwiseObjective, require_reparameterized
-from .rate import rate_terms
-from .schedules import kl_weight
-from .weights import weight_terms
+from inference.objectives.base import PointwiseObjective, require_reparameterized
+from inference.objectives.rate import rate_terms
+from inference.objectives.schedules import kl_weight
+from inference.objectives.weights import weight_terms
 
 
 class BetaELBO(PointwiseObjective):
+    @dataclass
+    class Config:
+        beta: float = 1.0
+        num_particles: int = 1
+        analytic_kl: bool = True
+        free_bits: float = 0.0
+        kl_schedule: str = "constant"
+        warmup_steps: int = 0
+
     def __init__(self, beta: float = 1.0, num_particles: int = 1, analytic_kl: bool = True,
                  free_bits: float = 0.0, schedule: str = "constant", warmup_steps: int = 0):
         super().__init__(num_particles)
         kl_weight(schedule, 0, warmup_steps)  # validates the schedule name
+        if not beta >= 0 or not free_bits >= 0 or not warmup_steps >= 0:
+            raise ValueError(f"beta, free_bits and warmup_steps must be >= 0, got {beta}, {free_bits}, {warmup_steps}")
         self.beta, self.analytic_kl, self.free_bits = beta, analytic_kl, free_bits
         self.schedule, self.warmup_steps = schedule, warmup_steps
+
+    @classmethod
+    def from_config(cls, c) -> "BetaELBO":
+        return cls(c.beta, c.num_particles, c.analytic_kl, c.free_bits, c.kl_schedule, c.warmup_steps)
 
     @property
     def current_beta(self) -> float:

@@ -1,18 +1,53 @@
 """Pyro's own ELBOs, configured for the VAE's one data plate.
 
-``Trace_ELBO``: -E_q[log p(x, z) - log q(z | x)] with L particles, vectorized
-(seed 002's L-sample Monte Carlo ELBO). ``TraceMeanField_ELBO``: the same with
-KL(q || p) in closed form where it exists (seed 000's kl_loss).
+``TraceELBO``: Pyro's ``Trace_ELBO``, -E_q[log p(x, z) - log q(z | x)] with L particles, vectorized
+(seed 002's L-sample Monte Carlo ELBO). ``MeanFieldELBO``: Pyro's ``TraceMeanField_ELBO``, the same with
+KL(q || p) in closed form where it exists (seed 000's kl_loss). Each checks its one knob.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 
-def trace_elbo(num_particles: int = 1) -> Trace_ELBO:
-    return Trace_ELBO(num_particles=num_particles, vectorize_particles=num_particles > 1, max_plate_nesting=1)
+def check_particles(num_particles: int) -> None:
+    if not (isinstance(num_particles, int) and num_particles >= 1):
+        raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
 
 
-def mean_field_elbo(num_particles: int = 1) -> TraceMeanField_ELBO:
-    return TraceMeanField_ELBO(num_particles=num_particles, vectorize_particles=num_particles > 1,
-                               max_plate_nesting=1)
+@dataclass
+class ParticlesConfig:
+    """The one knob of the plain ELBOs."""
+
+    num_particles: int = 1
+
+
+class _ParticlesELBO:
+    """A Pyro ELBO with ``num_particles`` vectorized draws and the data plate as its one plate."""
+
+    Config = ParticlesConfig
+
+    def __init__(self, num_particles: int = 1):
+        check_particles(num_particles)
+        super().__init__(num_particles=num_particles, vectorize_particles=num_particles > 1, max_plate_nesting=1)
+
+    @classmethod
+    def from_config(cls, c):
+        return cls(c.num_particles)
+
+
+class TraceELBO(_ParticlesELBO, Trace_ELBO):
+    """``pyro.infer.Trace_ELBO``: the sampled ELBO."""
+
+
+class MeanFieldELBO(_ParticlesELBO, TraceMeanField_ELBO):
+    """``pyro.infer.TraceMeanField_ELBO``: KL(q || p) in closed form where it exists."""
+
+
+def trace_elbo(num_particles: int = 1) -> TraceELBO:
+    return TraceELBO(num_particles)
+
+
+def mean_field_elbo(num_particles: int = 1) -> MeanFieldELBO:
+    return MeanFieldELBO(num_particles)

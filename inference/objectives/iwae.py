@@ -11,14 +11,15 @@ held fixed, decoder gradient sum_k w~_k grad_theta log w_k.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pyro.distributions as dist
 import torch
 from pyro import poutine
 from torch.distributions import Independent, MultivariateNormal, Normal
 
-from .base import PointwiseObjective, require_reparameterized
-from .weights import _in_particle_plate, _per_point, sample_sites, weight_terms
+from inference.objectives.base import PointwiseObjective, require_reparameterized
+from inference.objectives.weights import _in_particle_plate, _per_point, sample_sites, weight_terms
 
 
 def detach_params(fn):
@@ -33,9 +34,18 @@ def detach_params(fn):
 
 
 class IWAEBound(PointwiseObjective):
+    @dataclass
+    class Config:
+        num_particles: int = 1
+        dreg: bool = False
+
     def __init__(self, num_particles: int = 5, dreg: bool = False):
         super().__init__(num_particles)
         self.dreg = dreg
+
+    @classmethod
+    def from_config(cls, c) -> "IWAEBound":
+        return cls(c.num_particles, c.dreg)
 
     def _bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return (torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])).sum()

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch.distributions import Independent, kl_divergence
 
-from .weights import sample_sites
+from inference.objectives.weights import sample_sites
 
 
 def _site_pairs(terms):

@@ -16,6 +16,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
+from inference.programs import accepting
+
 PARTICLE_DIM = -2
 
 
@@ -55,7 +57,9 @@ def _per_point(sites, like: torch.Tensor) -> torch.Tensor:
 
 
 def trace_pair(model: Callable, guide: Callable, num_particles: int, *args, **kwargs):
-    """Guide trace and the model trace replayed on it, vectorized over particles."""
+    """Guide trace and the model trace replayed on it, vectorized over particles; each program gets only
+    the keywords it accepts (``inference.programs``)."""
+    model, guide = accepting(model), accepting(guide)
     guide_trace = poutine.trace(_in_particle_plate(guide, num_particles)).get_trace(*args, **kwargs)
     model_trace = poutine.trace(
         poutine.replay(_in_particle_plate(model, num_particles), trace=guide_trace)).get_trace(*args, **kwargs)

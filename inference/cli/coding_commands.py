@@ -1,0 +1,74 @@
+"""vae compress and decompress: test images to bytes and back with a trained run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from inference.errors import UserError
+
+def cmd_compress(args) -> int:
+    from inference.coding.bits_back import BitsBackCoder, encode_lossless
+    from inference.runs.files import atomic_write
+    from inference.coding.entropy_coding import encode_codes, model_rate_bits, require_entropy_model
+    from inference.runs.folder import load_run
+
+    if args.test_images <= 0 or args.start < 0:
+        raise UserError("--test-images must be positive and --start >= 0")
+    run = load_run(Path(args.run))
+    x = run.data.test_x[args.start: args.start + args.test_images]
+    if x.shape[0] == 0:
+        raise UserError(f"--start {args.start} is past the {run.data.test_x.shape[0]} test images")
+    if args.lossless:
+        data, result = encode_lossless(BitsBackCoder(run.model, run.guide), x)
+        promised = -run.evaluate().elbo / 0.6931471805599453
+        detail = f"net {result.net_bits_per_image:.1f} bits per image by bits-back (test -ELBO: {promised:.1f} bits)"
+    else:
+        require_entropy_model(run.model, run.guide)
+        codes = run.guide.quantized_code(x)
+        data = encode_codes(run.model.prior, codes)
+        detail = f"the entropy model's rate: {float(model_rate_bits(run.model.prior, codes).mean()):.1f} bits per image"
+    atomic_write(Path(args.output), lambda f: f.write(data))
+    print(f"wrote {len(data)} bytes for {x.shape[0]} images to {args.output}: "
+          f"{8 * len(data) / x.shape[0]:.1f} bits per image ({detail})")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    import torch
+
+    from inference.coding.bits_back import LOSSLESS_MAGIC, decode_lossless
+    from inference.coding.entropy_coding import decode_codes, require_entropy_model
+    from inference.report.images import save_grid
+    from inference.runs.folder import load_run
+
+    run = load_run(Path(args.run))
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {args.file}: {err.strerror}") from None
+    if data[:4] == LOSSLESS_MAGIC:
+        images = decode_lossless(run.model, run.guide, data)
+    else:
+        require_entropy_model(run.model, run.guide)
+        codes = decode_codes(run.model.prior, data)
+        with torch.no_grad():
+            images = run.model.decode_mean(codes.float().to(run.device)).clamp(0, 1).cpu()
+    save_grid(images, Path(args.output), nrow=int(max(1, images.shape[0] ** 0.5)))
+    print(f"decoded {images.shape[0]} images from {args.file} into {args.output}")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """This group's subcommands, each with its handler."""
+    p = sub.add_parser("compress", help="rate-distortion autoencoder: test images to bytes (ANS coding)")
+    p.add_argument("run", help="run folder written by 'vae train'")
+    p.add_argument("--test-images", type=int, default=100, help="how many test images to code")
+    p.add_argument("--start", type=int, default=0, help="first test image")
+    p.add_argument("--lossless", action="store_true",
+                   help="a VAE (bernoulli, normal prior, diagonal_normal guide): bits-back ANS, exact images")
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.set_defaults(handler=cmd_compress)
+    p = sub.add_parser("decompress", help="bytes from 'vae compress' back to images (a PNG grid)")
+    p.add_argument("run", help="the run folder the file was compressed with")
+    p.add_argument("file", help="file written by 'vae compress'")
+    p.add_argument("-o", "--output", required=True, help="PNG to write")
+    p.set_defaults(handler=cmd_decompress)

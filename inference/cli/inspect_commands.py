@@ -1,0 +1,149 @@
+"""vae evaluate, sample, report and diagnose: what a trained run folder holds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from inference.errors import UserError
+
+def cmd_report(args) -> int:
+    from inference.report.html import write_report
+
+    print(f"wrote {write_report(Path(args.run), args.out)}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from inference.evaluate.elbo import evaluate_elbo
+    from inference.evaluate.collapse import posterior_collapse
+    from inference.evaluate.marginal_likelihood import importance_log_likelihood
+    from inference.runs.folder import EVALUATION, load_run, write_json
+
+    if args.batch_size <= 0 or args.iw_samples < 0:
+        raise UserError("--batch-size must be positive and --iw-samples >= 0")
+    run = load_run(Path(args.run), device=args.device)
+    run.config.train.eval_batch_size = args.batch_size
+    x, y = run.data.test_x, run.labels()
+    if args.limit:
+        x, y = x[: args.limit], None if y is None else y[: args.limit]
+    report = evaluate_elbo(run.model, run.guide, x, args.batch_size, args.seed, y=y)
+    collapse = posterior_collapse(run.model, run.guide, x, args.batch_size, args.seed, y=y)
+    rows = [("-ELBO = D + R", -report.elbo, report.bits_per_dim(-report.elbo)),
+            ("distortion D", report.distortion, report.bits_per_dim(report.distortion)),
+            ("rate R", report.rate, report.bits_per_dim(report.rate))]
+    figures = {"seed": args.seed, "elbo": report.to_dict(), "collapse": collapse.to_dict()}
+    if args.iw_samples:
+        ll = importance_log_likelihood(run.model, run.guide, x, args.iw_samples, seed=args.seed, y=y)
+        rows.append((f"-log p(x), k={ll.num_samples}", -ll.log_likelihood, ll.bits_per_dim))
+        figures["log_likelihood"] = ll.to_dict()
+    print(f"{run.data.name}: {report.num_data} test points        nats   bits/dim")
+    for name, nats, bits in rows:
+        print(f"  {name:<26} {nats:10.3f} {bits:10.4f}")
+    if args.iw_samples:
+        print(f"  (Monte Carlo standard error of log p(x): {ll.standard_error:.3f} nats)")
+    print(f"  active units {collapse.active_units} of {len(collapse.activity)} (Cov_x E_q[z_u] > {collapse.threshold})")
+    out = Path(args.json) if args.json else run.path / EVALUATION
+    write_json(out, figures)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from inference.experiments.ex_post import ex_post_report, fit_gaussian_mixture, report_table, training_codes
+    from inference.report.images import save_decoded, save_prior_samples
+    from inference.runs.folder import SAMPLES, SAMPLES_EX_POST, load_run
+
+    if args.n <= 0:
+        raise UserError(f"-n must be positive, got {args.n}")
+    run = load_run(Path(args.run), device=args.device)
+    model_cfg = run.config.model
+    if args.label is not None and not model_cfg.conditional:
+        raise UserError("--label needs a conditional VAE (trained with --conditional)")
+    if args.label is not None and not 0 <= args.label < model_cfg.num_classes:
+        raise UserError(f"--label must be in 0..{model_cfg.num_classes - 1}, got {args.label}")
+    if args.ex_post < 0:
+        raise UserError(f"--ex-post must be a number of mixture components >= 1 (0: sample the prior), got {args.ex_post}")
+    if not args.ex_post and not run.can_sample:
+        raise UserError(f"the {model_cfg.prior} prior of this run has no samples (an autoencoder without a prior); "
+                        f"fit a density to its codes instead: --ex-post 10")
+    label = args.label if args.label is not None else run.sample_label
+    out = Path(args.out) if args.out else run.path / (SAMPLES_EX_POST if args.ex_post else SAMPLES)
+    if not out.parent.is_dir():
+        raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")
+    if not args.ex_post:
+        save_prior_samples(run.model, out, n=args.n, seed=args.seed, label=label)
+        print(f"wrote {args.n} samples to {out}")
+        return 0
+    train_codes = training_codes(run)
+    mixture = fit_gaussian_mixture(train_codes, args.ex_post, seed=args.seed)
+    report = ex_post_report(run, mixture, train_codes, seed=args.seed)
+    save_decoded(run.model, mixture.sample(args.n, args.seed), out, label=label)
+    print(f"Gaussian mixture of {report['components']} components fitted by EM ({report['em_iterations']} "
+          f"iterations) to {train_codes.shape[0]} training codes; on the test codes:")
+    print(report_table(report, model_cfg.prior))
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from inference.diagnostics import choose_points, diagnose
+    from inference.runs.folder import load_run
+
+    for name in ("chains", "draws", "warmup", "guide_samples", "iw_samples"):
+        if getattr(args, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    run = load_run(Path(args.run))
+    indices = choose_points(run.data.test_x.shape[0], args.points, args.indices, args.seed)
+    out = run.path / "diagnostics"
+    s = diagnose(run, out, indices, args.chains, args.draws, args.warmup, args.guide_samples, args.iw_samples,
+                 args.seed)
+    ref, k, mean = s["reference"], s["khat"], s["mean"]
+    print(f"{len(indices)} test points; NUTS reference: {s['reference_note']} (max R-hat {ref['max_rhat']:.3f}, "
+          f"min bulk ESS {ref['min_ess_bulk']:.0f}, {ref['divergences']} divergences)")
+    print(f"guide vs NUTS: mean error {mean['mean_error_in_sd']:.3f} posterior sd, Gaussian KL {mean['gaussian_kl']:.3f}"
+          f" nats; PSIS k-hat > 0.7 for {100 * k['share_above_0.7']:.0f}% of points, 0.5-0.7 for "
+          f"{100 * k['share_0.5_to_0.7']:.0f}%")
+    print(f"gaps (nats per point): amortization {mean['amortization_gap']:.3f}, approximation "
+          f"{mean['approximation_gap']:.3f}; active units {s['collapse']['active_units']} of "
+          f"{s['collapse']['latent_dim']}; {s['seconds']:.0f} s")
+    print(f"wrote {out}/ (reference.nc, guide.nc, summary.json, pair.png, khat.png, kl_per_dim.png, ppc.png)")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """This group's subcommands, each with its handler."""
+    p = sub.add_parser("evaluate", help="test ELBO = -(D + R), importance-sampled log p(x), active units")
+    p.add_argument("run", help="run folder written by 'vae train'")
+    p.add_argument("--batch-size", type=int, default=1000, help="test points per pass [default: 1000]")
+    p.add_argument("--iw-samples", type=int, default=0,
+                   help="importance samples for log p(x) (5000 as in the IWAE paper; 0: skip)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test points only")
+    p.add_argument("--seed", type=int, default=0, help="seeds the guide's draws [default: 0]")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto [default: cpu]")
+    p.add_argument("--json", default=None, help="where to write the figures (default RUN/evaluation.json)")
+    p.set_defaults(handler=cmd_evaluate)
+    p = sub.add_parser("report", help="one self-contained HTML page of a run: config, metrics, plots, grids")
+    p.add_argument("run", help="run folder written by 'vae train'")
+    p.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
+    p.set_defaults(handler=cmd_report)
+    p = sub.add_parser("sample", help="a grid of images decoded from z ~ p(z) (or a mixture fitted to the codes)")
+    p.add_argument("run", help="run folder written by 'vae train'")
+    p.add_argument("-n", type=int, default=64, help="how many images [default: 64]")
+    p.add_argument("--label", type=int, default=None, help="class to draw (conditional VAE)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the draws of z [default: 0]")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto [default: cpu]")
+    p.add_argument("--out", default=None, help="PNG to write (default RUN/samples.png, RUN/samples_ex_post.png)")
+    p.add_argument("--ex-post", type=int, default=0, metavar="K",
+                   help="decode z from a K-component Gaussian mixture fitted by EM to the training codes "
+                        "(Ghosh et al. 2020) instead of the prior; works for autoencoders without a prior")
+    p.set_defaults(handler=cmd_sample)
+    p = sub.add_parser("diagnose", help="NUTS reference posteriors, PSIS k-hat, gaps, collapse, PPC (ArviZ)")
+    p.add_argument("run", help="run folder written by 'vae train'")
+    p.add_argument("--points", type=int, default=20, help="random test points to examine")
+    p.add_argument("--indices", type=int, nargs="+", default=None, help="these test points instead")
+    p.add_argument("--chains", type=int, default=4, help="NUTS chains per point [default: 4]")
+    p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain")
+    p.add_argument("--warmup", type=int, default=500, help="NUTS adaptation steps [default: 500]")
+    p.add_argument("--guide-samples", type=int, default=1000, help="draws of the guide per point [default: 1000]")
+    p.add_argument("--iw-samples", type=int, default=5000, help="importance samples for log p(x)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the choice of points and every draw [default: 0]")
+    p.set_defaults(handler=cmd_diagnose)

@@ -1,0 +1,56 @@
+"""The ``vae`` command: the parser (each command group adds its own subcommands: ``run_commands``,
+``inspect_commands``, ``coding_commands``, ``experiment_commands``) and the one place errors become
+exit statuses: bad input ends in one line on stderr, ``vae: error: ...``, and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Optional, Sequence
+
+from inference.cli import coding_commands, experiment_commands, inspect_commands, run_commands
+from inference.cli.options import OneLineParser, apply_config_file, given_options
+from inference.errors import UserError
+from inference.training.checkpoint import TrainingInterrupted
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for group in (run_commands, inspect_commands, coding_commands, experiment_commands):
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # pyro.infer.mcmc imports
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        apply_config_file(args, given_options(build_parser(), args.argv))
+        return args.handler(args)
+    except UserError as err:
+        from inference.training.parallel import main_process  # in a data-parallel job, say which process speaks
+
+        print(f"vae{'' if main_process() else ' (rank ' + os.environ['RANK'] + ')'}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # a full disk, a folder that cannot be written: atomic writes left the old files
+        print(f"vae: error: cannot write {err.filename or 'a file'}: {err.strerror or err}; free space or "
+              f"choose another folder", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingInterrupted as stopped:
+        print(f"vae: {stopped}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("vae: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

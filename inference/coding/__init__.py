@@ -1,0 +1,1 @@
+"""Real compression with a trained model: entropy coding of quantized codes, bits-back coding."""

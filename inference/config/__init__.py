@@ -1,0 +1,1 @@
+"""Config dataclasses (one per component), presets and config files."""

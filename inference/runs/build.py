@@ -1,0 +1,70 @@
+"""Build the model p(x, z) and guide q(z | x) a ``RunConfig`` names.
+
+The one place where registry names become objects: swapping a likelihood,
+prior or guide changes a config string and nothing else.
+"""
+from __future__ import annotations
+
+import torch
+
+from guides import GUIDES
+from guides.corruption import CorruptedInput
+from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
+from models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
+from models.conv import ConvDecoder, ConvEncoder
+
+from inference.config.sections import GuideConfig, ModelConfig
+from inference.errors import UserError
+
+
+def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
+    prior = PRIORS.get(config.prior)(config.latent_dim, num_components=config.prior_components,
+                                     num_flows=config.prior_flows, event_shape=event_shape)
+    likelihood = LIKELIHOODS.get(config.likelihood)(event_shape, config.likelihood_scale)
+    classes = config.num_classes if config.conditional else 0
+    inputs = config.latent_dim + classes  # a conditional decoder reads [z, onehot(y)]
+    if config.arch == "conv":
+        decoder = ConvDecoder(inputs, event_shape, config.channels, config.activation,
+                              likelihood.params_per_pixel, config.upsample)
+    else:
+        decoder = MLPDecoder(inputs, event_shape, config.hidden_dim, config.num_hidden_layers,
+                             config.activation, likelihood.params_per_pixel)
+    if classes:
+        decoder = LabelConditionedDecoder(decoder, classes)
+    return VAEModel(prior, decoder, likelihood)
+
+
+def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, num_classes: int = 0):
+    """The guide ``config`` names; with ``num_classes`` its encoder also reads the label (q(z | x, y))."""
+    guide_cls = GUIDES.get(config.guide)
+    options = {"num_flows": config.flows, "min_scale": config.min_scale}
+    width = guide_cls.encoder_outputs(latent_dim, **options)
+    features = config.hidden_dim if num_classes else width
+    if config.arch == "conv":
+        encoder = ConvEncoder(event_shape, features, config.channels, config.activation)
+    else:
+        encoder = MLPEncoder(event_shape, features, config.hidden_dim, config.num_hidden_layers, config.activation)
+    if num_classes:
+        encoder = LabelConditionedEncoder(encoder, features, width, num_classes)
+    if config.corruption != "none":  # the denoising autoencoder: the guide sees a corrupted input
+        encoder = CorruptedInput(encoder, config.corruption, config.corruption_level)
+    return guide_cls(encoder, latent_dim, **options)
+
+
+def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
+    """Model and guide, linked where a component needs both (the VampPrior uses the guide)."""
+    model = build_model(model_config, event_shape)
+    guide = build_guide(guide_config, model_config.latent_dim, event_shape,
+                        model_config.num_classes if model_config.conditional else 0)
+    if hasattr(model.prior, "attach_guide"):
+        model.prior.attach_guide(guide)
+    return model, guide
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)

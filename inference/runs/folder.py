@@ -1,0 +1,146 @@
+"""A run folder: everything needed to reload, evaluate or retrain a model.
+
+    config.json          RunConfig (rebuilds model and guide without the command line)
+    config.yaml          the same, as a file for ``vae train --config`` (inference/config_files.py)
+    versions.json        Python, torch, Pyro, NumPy versions, seed, device
+    weights.pt           {"model": state_dict, "guide": state_dict}  (weights_only)
+    checkpoint.pt        everything ``vae train --resume`` needs (inference/resume.py)
+    metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
+    samples.png          E[x | z], z ~ p(z)
+    samples_ex_post.png  E[x | z], z from a mixture fitted to the codes (``vae sample --ex-post K``, inference/ex_post.py)
+    reconstructions.png  test images above their reconstructions
+    train.log            notices, logged steps and epochs (inference/monitors.py)
+    tensorboard/         TensorBoard events, when installed (off: --no-tensorboard)
+    curves.png, latent_space.png, interpolations.png, neighbours.png, manifold.png (2-D codes): inference/plots.py
+    report.html          ``vae report RUN`` (inference/report.py)
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pyro
+import torch
+
+from inference.config.files import write_config_file
+from inference.config.sections import RunConfig
+from inference.errors import UserError
+from inference.report.images import save_prior_samples, save_reconstructions
+from inference.report.plots import PLOTS, write_plots
+from inference.runs.build import resolve_device
+from inference.runs.files import atomic_write_text, load_module_state
+from inference.runs.run import WEIGHTS, Run, load_run, setup  # noqa: F401  (load_run: the run folder's reader)
+from inference.training import parallel as distributed
+from inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint
+from inference.training.loop import METRICS, stop_on_signals, train
+from inference.training.monitors import LOG, TENSORBOARD, Monitor, default_monitors
+
+CONFIG, VERSIONS = "config.json", "versions.json"
+CONFIG_FILE = "config.yaml"
+SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
+SAMPLES_EX_POST, REPORT = "samples_ex_post.png", "report.html"  # written after training, by vae sample / report
+RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)
+
+
+def library_versions() -> dict:
+    import arviz
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
+            "pyro": pyro.__version__, "numpy": np.__version__, "arviz": arviz.__version__}
+
+
+def check_output_folder(out: Path, force: bool) -> None:
+    """Refuse to write into a folder that holds a run unless ``force``; refuse a file."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a folder; choose another --out")
+    if not force and out.is_dir() and any((out / name).exists() for name in RUN_MARKERS):
+        raise UserError(f"output folder {out} already holds a run; pass --force to overwrite it or choose another --out")
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_metrics(folder: Path) -> list[dict]:
+    """The rows of ``folder/metrics.jsonl``, one per finished epoch ([] before the first)."""
+    path = Path(folder) / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], checkpoint_every: int,
+            tensorboard: Optional[bool], plots: bool, monitors: Sequence[Monitor]) -> list[dict]:
+    main = distributed.current().is_main
+    monitors = default_monitors(out, tensorboard) + list(monitors) if main else []
+    try:
+        with stop_on_signals() as stop_requested:
+            try:
+                metrics = train(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+            except TrainingInterrupted as stopped:
+                world = distributed.current().world_size
+                raise TrainingInterrupted(f"{stopped}; checkpoint written; resume with: vae train --resume {out}"
+                                          + (f" --nproc {world}" if world > 1 else "")) from None
+    finally:
+        for monitor in monitors:
+            monitor.close()
+    if main:
+        with run.params():
+            _write_pictures(run, out, metrics, plots)
+    distributed.finish()
+    return metrics
+
+
+def _write_pictures(run: Run, out: Path, metrics: list[dict], plots: bool) -> None:
+    if run.can_sample:
+        save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed, label=run.sample_label)
+    save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
+    if plots:
+        write_plots(run, out, metrics)
+
+
+def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = False, checkpoint_every: int = 0,
+              tensorboard: Optional[bool] = None, plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
+    """``vae train``: validate everything, then train into the run folder ``out``; ``train.log`` always,
+    TensorBoard events in ``out/tensorboard`` (``None``: when installed), the plots of ``inference.report.plots``,
+    and the caller's own ``monitors``."""
+    out = Path(out)
+    config.validate()
+    ctx = distributed.initialize(resolve_device(config.train.device))  # a torchrun job: join it
+    check_output_folder(out, force)  # before the data load: fail fast, touch nothing
+    distributed.barrier()  # every rank has looked before rank 0 writes
+    run = setup(config)
+    run.path = out
+    if ctx.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
+        for stale in (EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, *PLOTS):  # --force: nothing of the old run survives
+            (out / stale).unlink(missing_ok=True)
+        shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
+        write_json(out / CONFIG, config.to_dict())
+        write_config_file(out / CONFIG_FILE, config.to_dict())
+        write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
+                                    "processes": ctx.world_size})
+    return _finish(run, out, quiet, None, checkpoint_every, tensorboard, plots, monitors)
+
+
+def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensorboard: Optional[bool] = None,
+               plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
+    """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped."""
+    out = Path(out)
+    if not (out / CHECKPOINT).is_file():
+        raise UserError(f"{out} has no {CHECKPOINT} to resume from; was it written by 'vae train'?")
+    config = RunConfig.load(out / CONFIG)
+    distributed.initialize(resolve_device(config.train.device))
+    run = setup(config)
+    modules, state = load_checkpoint(out / CHECKPOINT, map_location=run.device)
+    load_module_state(run.model, modules["model"], "model")
+    load_module_state(run.guide, modules["guide"], "guide")
+    run.pending_params = dict(modules.get("params") or {})
+    run.path = out
+    return _finish(run, out, quiet, state, checkpoint_every, tensorboard, plots, monitors)

@@ -1,0 +1,125 @@
+"""Engines: what evaluates the loss module and its gradients at each step. One small class each, one
+registry entry; every engine trains the same parameters (``ProgramLoss.params``: what ``SVI`` trains).
+
+| name       | engine                                                                              |
+| ---------- | ----------------------------------------------------------------------------------- |
+| ``off``    | Pyro's interpreter: the loss module itself, its parameters recorded at every step   |
+| ``trace``  | the captured graph of the loss module, replayed (``inference/training/capture.py``)    |
+| ``inductor`` | the captured graph compiled by ``torch.compile``                                  |
+| ``auto``   | ``inductor`` for runs of at least ``AUTO_INDUCTOR_STEPS`` steps, else ``trace``     |
+
+A captured engine needs a program of static structure; ``choose_engine`` tries the engines ``auto`` or
+a name allows in order, and falls back to the interpreter with one ``note:`` line naming what failed.
+The data-parallel wrapper (``inference/training/parallel.py``) goes around whichever engine is chosen.
+
+A new engine: a class with ``name``, ``deferred_checks``, ``prepare(*args, **kwargs)``,
+``loss_and_grads(*args, **kwargs) -> (loss, params)`` and ``reduce(params, loss)``, registered here.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from inference.config.sections import COMPILE_MODES
+from inference.training.capture import CaptureError, CapturedLoss
+from inference.training.loss import ProgramLoss
+
+ENGINES: dict[str, Callable[[ProgramLoss], object]] = {}
+AUTO_INDUCTOR_STEPS = 5000  # inductor compiles for ~5 s per batch shape on 2 CPU cores and saves ~1 ms a step
+
+
+def register(name: str):
+    def add(cls):
+        ENGINES[name] = cls
+        return cls
+    return add
+
+
+@register("off")
+class InterpretedEngine:
+    """Pyro's interpreter: ``ProgramLoss`` called as is, the parameters it reads recorded each step as
+    ``SVI.step`` records them (a program may create parameters as it goes)."""
+
+    name = "off"
+    deferred_checks = False
+
+    def __init__(self, loss: ProgramLoss):
+        self.loss = loss
+
+    def prepare(self, *args, **kwargs) -> None:
+        if not self.loss.params:
+            self.loss.read_params(*args, **kwargs)
+
+    def loss_and_grads(self, *args, **kwargs):
+        with self.loss.store(), self.loss.recording() as params:
+            if self.loss.single_loss:
+                loss = self.loss(*args, **kwargs)
+                loss.backward()
+            else:  # ReweightedWakeSleep: its own loss_and_grads, (wake-theta loss, phi loss)
+                loss = self.loss.loss_and_grads(*args, **kwargs)
+                loss = torch.as_tensor(loss[0] if isinstance(loss, tuple) else loss, dtype=torch.float64)
+        return loss.detach(), params
+
+    def reduce(self, params, loss):
+        return loss
+
+
+class CapturedEngine:
+    """The loss module's graph (``backend`` trace or inductor) replayed; parameters fixed at capture."""
+
+    deferred_checks = True
+
+    def __init__(self, loss: ProgramLoss, backend: str):
+        self.loss, self.name = loss, backend
+        self.captured = CapturedLoss(loss, backend)
+
+    def prepare(self, *args, **kwargs) -> None:
+        self.captured.prepare(*args, **kwargs)
+
+    def loss_and_grads(self, *args, **kwargs):
+        loss = self.captured(*args, **kwargs)
+        loss.backward()
+        return loss.detach(), self.loss.params
+
+    def reduce(self, params, loss):
+        return loss
+
+
+register("trace")(lambda loss: CapturedEngine(loss, "trace"))
+register("inductor")(lambda loss: CapturedEngine(loss, "inductor"))
+
+
+def candidates(compile: str, planned_steps: int = 0) -> list[str]:
+    """The engines ``compile`` allows, fastest first (the interpreter always last)."""
+    if compile not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
+    if compile == "auto":
+        compile = "inductor" if planned_steps >= AUTO_INDUCTOR_STEPS else "trace"
+    return {"inductor": ["inductor", "trace", "off"], "trace": ["trace", "off"], "off": ["off"]}[compile]
+
+
+def choose_engine(loss: ProgramLoss, compile: str, examples=(), planned_steps: int = 0,
+                  wrap: Optional[Callable] = None):
+    """``(engine, notice)``: the first engine ``compile`` allows that prepares every example (a tuple of
+    positional arguments and a dict of keywords); ``notice`` is one ``note:`` line when an engine was
+    given up, else None. ``wrap`` goes around each engine tried (data-parallel)."""
+    wrap = wrap or (lambda engine: engine)
+    tried = candidates(compile, planned_steps)
+    failures = []
+    for name in tried:
+        try:
+            engine = wrap(ENGINES[name](loss))
+            for args, kwargs in examples:
+                engine.prepare(*args, **kwargs)
+        except CaptureError as err:
+            failures.append((name, str(err)))
+            continue
+        if not failures:
+            return engine, None
+        given_up, reason = failures[0]
+        what = "Pyro's interpreter (--compile off)" if name == "off" else f"compile={name}"
+        return engine, (f"note: {type(loss.objective).__name__} could not be captured by {given_up} ({reason}); "
+                        f"training with {what} instead")
+    raise AssertionError("the interpreter prepares every program")  # pragma: no cover
+

@@ -1,0 +1,138 @@
+"""What updates the parameters: any ``pyro.optim`` optimizer or scheduler, or a ``torch.optim`` class.
+
+``make_updater(optim, lr)``:
+
+- ``None``: one ``torch.optim.Adam`` over all parameters with Pyro's defaults (lr ``lr``, betas
+  (0.9, 0.999), eps 1e-8), fused where torch has a fused kernel for the device. Adam is elementwise,
+  so one optimizer over all parameters takes the same update as ``pyro.optim.Adam``'s one per parameter.
+- a ``pyro.optim.PyroOptim`` (``pyro.optim.Adam({...})``, ``ClippedAdam``, ...) or ``PyroLRScheduler``
+  (``pyro.optim.ExponentialLR({...})``): used as Pyro's ``SVI`` uses it, ``optim(params)`` after the
+  gradients; the scheduler is stepped by the caller (``scheduler.step()``), as with ``SVI``.
+- a ``torch.optim.Optimizer`` subclass (built with ``lr=lr``) or any function of the parameter list
+  that returns a torch optimizer (``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``).
+
+Parameters that a program creates after the first step are added to the optimizer when first seen.
+A fused optimizer skips a step whose loss or gradient is not finite on the device (its ``found_inf``
+input, no host read); any other optimizer is guarded by a host read before it runs.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from pyro.optim import PyroOptim
+
+STATE_FORMAT = 2  # optimizer state in checkpoints: {"format", "kind", "names", "state"}
+
+
+class OptimizerStateError(ValueError):
+    """A saved optimizer state that does not fit this trainer's optimizer or parameters."""
+
+
+def _fusable(params) -> bool:
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
+class TorchUpdater:
+    """One torch optimizer over all parameters."""
+
+    kind = "torch"
+
+    def __init__(self, make: Callable[[list], torch.optim.Optimizer], params: list):
+        self.optim = make(list(params))
+        self.known = {id(p) for group in self.optim.param_groups for p in group["params"]}
+        self.device_guard = bool(self.optim.defaults.get("fused"))
+
+    def add(self, params) -> None:
+        new = [p for p in params if id(p) not in self.known]
+        if new:
+            self.optim.add_param_group({"params": new})
+            self.known.update(id(p) for p in new)
+
+    def step(self, params, bad: torch.Tensor) -> None:
+        if self.device_guard:
+            self.optim.found_inf = bad.float()  # the fused kernel leaves parameters and moments alone when set
+        self.optim.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optim.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        return self.optim.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optim.load_state_dict(state)
+
+
+class PyroUpdater:
+    """A ``pyro.optim`` optimizer or scheduler, called on the step's parameters as ``SVI`` calls it."""
+
+    kind = "pyro"
+    device_guard = False
+
+    def __init__(self, optim: PyroOptim):
+        self.optim = optim
+
+    def add(self, params) -> None:
+        """``PyroOptim`` makes an optimizer for each parameter the first time it sees it."""
+
+    def step(self, params, bad: torch.Tensor) -> None:
+        self.optim(params)
+
+    @property
+    def lr(self) -> float:
+        args = getattr(self.optim, "pt_optim_args", None)
+        if isinstance(args, dict) and "lr" in args:
+            return float(args["lr"])
+        if isinstance(args, dict) and isinstance(args.get("optim_args"), dict):  # a PyroLRScheduler
+            return float(args["optim_args"].get("lr", float("nan")))
+        return float("nan")
+
+    def state_dict(self) -> dict:
+        return self.optim.get_state()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optim.set_state(state)
+
+
+def clip_args(optim) -> Optional[dict]:
+    """A ``pyro.optim`` optimizer's own clipping (``clip_args``), or None."""
+    return getattr(optim, "pt_clip_args", None) or None
+
+
+def make_updater(optim, params: list, lr: float = 1e-3):
+    """The updater for ``optim`` (see the module docstring) over ``params``."""
+    if optim is None:
+        fused = _fusable(params)
+        return TorchUpdater(lambda ps: torch.optim.Adam(ps, lr=lr, fused=fused or None), params)
+    if isinstance(optim, PyroOptim):
+        return PyroUpdater(optim)
+    if isinstance(optim, torch.optim.Optimizer):
+        raise ValueError("pass the optimizer's class or a function of the parameter list (e.g. "
+                         "functools.partial(torch.optim.SGD, lr=0.1)), not an optimizer built on parameters: "
+                         "the trainer finds the parameters the program reads")
+    if isinstance(optim, type) and issubclass(optim, torch.optim.Optimizer):
+        return TorchUpdater(lambda ps: optim(ps, lr=lr), params)
+    if callable(optim):
+        return TorchUpdater(optim, params)
+    raise ValueError(f"optim must be a pyro.optim optimizer, a torch.optim class or a function of the parameters, "
+                     f"got {type(optim).__name__}")
+
+
+def updater_state(updater, names: list[str]) -> dict:
+    return {"format": STATE_FORMAT, "kind": updater.kind, "names": list(names), "state": updater.state_dict()}
+
+
+def load_updater_state(updater, saved: dict, names: list[str]) -> None:
+    """Restore ``saved`` (from ``updater_state``) into ``updater``; the parameters must be the same, by name."""
+    if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
+        raise OptimizerStateError("the checkpoint's optimizer state was written by an earlier version of the "
+                                  "toolkit; its weights load (vae evaluate, vae sample) but training cannot "
+                                  "resume from it: retrain the run")
+    if saved["kind"] != updater.kind:
+        raise OptimizerStateError(f"the checkpoint's optimizer is a {saved['kind']} optimizer, this trainer's a "
+                                  f"{updater.kind} one")
+    if list(saved["names"]) != list(names):
+        raise OptimizerStateError("the checkpoint's optimizer was over other parameters than this program reads")
+    updater.load_state_dict(saved["state"])

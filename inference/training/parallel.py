@@ -1,0 +1,210 @@
+"""Data-parallel SVI across processes: ``torchrun`` launches, every process steps the same parameters.
+
+Every process holds the whole (model, guide) pair and the data; each global minibatch B of the epoch
+(one permutation, broadcast from rank 0) is split into W shards B_r = B[r::W], one per rank. Rank r
+scores its shard inside ``pyro.plate("data", N, subsample=B_r)`` (scale N / |B_r|) and weights its loss
+by |B_r| / |B|; the gradients are then summed over the ranks (one all-reduce of one flat buffer, the
+loss in the same buffer),
+
+    sum_r |B_r|/|B| * (N/|B_r|) sum_{i in B_r} grad l_i = (N/|B|) sum_{i in B} grad l_i,
+
+which is exactly the single-process gradient of the same global batch (also for a short last batch).
+``DataParallelEngine`` wraps whichever engine runs the loss module (Pyro's interpreter or the captured
+graph), so the parameters reduced are exactly those the program reads (``ProgramLoss.params``), a
+``pyro.param`` site included: ``DistributedDataParallel`` would see only the ``nn.Parameter`` s of
+modules. Rank 0's parameter values are broadcast once before the first step. NCCL on GPUs, gloo on CPU.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from inference.errors import UserError
+from inference.evaluate.elbo import ELBOReport
+
+TIMEOUT_S = float(os.environ.get("VAE_DIST_TIMEOUT", 60))  # a collective waits this long for a lost worker
+
+
+class WorkerLost(RuntimeError):
+    """A collective failed: another process of the job died or stopped answering."""
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def current() -> Context:
+    """This process's place in the job (rank 0 of 1 outside one)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return Context()
+    return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def main_process() -> bool:
+    """Rank 0 of a ``torchrun`` job, or a process outside one (before, during and after the job)."""
+    return not launched() or int(os.environ.get("RANK", 0)) == 0
+
+
+def launched() -> bool:
+    """True in a process that ``torchrun`` started as one of several."""
+    return int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+
+def initialize(device: torch.device) -> Context:
+    """Join the job ``torchrun`` set up in the environment (no-op outside one, idempotent):
+    NCCL when training on CUDA, gloo otherwise; each process takes GPU ``LOCAL_RANK``."""
+    if not launched():
+        return Context()
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S))
+    return current()
+
+
+def finish() -> None:
+    """Leave the job together: wait for every rank (rank 0 writes the run folder's last files), then
+    take the process group down, so that no process exits while another still talks to it."""
+    if dist.is_available() and dist.is_initialized():
+        barrier()
+        dist.destroy_process_group()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """GPU ``LOCAL_RANK`` for a CUDA job; ``device`` otherwise."""
+    ctx = current()
+    return torch.device("cuda", ctx.local_rank) if device.type == "cuda" and ctx.active else device
+
+
+def _lost(err: Exception) -> WorkerLost:
+    """gloo: connection reset / timeout; NCCL: the watchdog. The first sentence of the backend's message."""
+    reason = str(err).splitlines()[0].split("] ", 1)[-1].split(". ")[0]
+    return WorkerLost(f"another process of the job stopped answering ({reason})")
+
+
+def _collective(fn, *args):
+    try:
+        return fn(*args)
+    except (RuntimeError, dist.DistBackendError) as err:
+        raise _lost(err) from None
+
+
+def broadcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's ``tensor`` on every rank (in place; unchanged outside a job)."""
+    if current().active:
+        _collective(dist.broadcast, tensor, 0)
+    return tensor
+
+
+def barrier() -> None:
+    if current().active:
+        _collective(dist.barrier)
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    if current().active:
+        _collective(dist.all_reduce, tensor)
+    return tensor
+
+
+def shard(idx: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, float]:
+    """This rank's part ``idx[rank::W]`` of a global batch and its loss weight |B_r| / |B|
+    (a rank left without points scores the batch's first point with weight 0)."""
+    mine = idx[ctx.rank::ctx.world_size]
+    if mine.numel() == 0:
+        return idx[:1], 0.0
+    return mine, mine.numel() / idx.numel()
+
+
+def sharded_evaluate(evaluate, x: torch.Tensor, y: Optional[torch.Tensor], seed: int) -> ELBOReport:
+    """``evaluate(x_r, y_r, seed + r)`` on each rank's rows ``r::W`` of the test set, summed over ranks."""
+    ctx = current()
+    rows = torch.arange(ctx.rank, x.shape[0], ctx.world_size, device=x.device)
+    if rows.numel():
+        report = evaluate(x[rows], None if y is None else y[rows], seed + ctx.rank)
+        sums = [report.distortion * rows.numel(), report.rate * rows.numel()]
+    else:
+        sums = [0.0, 0.0]
+    total = all_reduce_sum(torch.tensor(sums, dtype=torch.float64, device=x.device)).tolist()
+    d, r = total[0] / x.shape[0], total[1] / x.shape[0]
+    return ELBOReport(-(d + r), d, r, x.shape[0], x[0].numel())
+
+
+def check_objective(objective) -> None:
+    """Refuse an objective whose step is more than one differentiable loss (the adversarial autoencoder's)."""
+    if hasattr(objective, "extend_trainer") or not hasattr(objective, "differentiable_loss"):
+        raise UserError(f"objective {type(objective).__name__} has steps beyond one differentiable loss and does "
+                        f"not train data-parallel; train it with --nproc 1")
+
+
+class DataParallelEngine:
+    """``engine`` on this rank's shard of each global batch; ``reduce`` sums gradients and loss over ranks."""
+
+    deferred_checks = False
+
+    def __init__(self, engine):
+        self.inner, self.ctx = engine, current()
+        self.name = f"{engine.name}"
+        self._synced = False
+
+    def _shard(self, x, num_data, subsample, y):
+        mine, weight = shard(torch.arange(subsample.numel(), device=subsample.device), self.ctx)
+        return (x[mine],), {"num_data": num_data, "subsample": subsample[mine],
+                            "y": None if y is None else y[mine]}, weight
+
+    def prepare(self, x, num_data=None, subsample=None, y=None) -> None:
+        args, kwargs, _ = self._shard(x, num_data, subsample, y)
+        self.inner.prepare(*args, **kwargs)
+        self._sync(self.inner.loss.params)
+
+    def _sync(self, params) -> None:
+        """Every rank starts from rank 0's values (once)."""
+        if self._synced or not self.ctx.active:
+            return
+        for p in params:
+            with torch.no_grad():
+                broadcast(p.data)
+        self._synced = True
+
+    def loss_and_grads(self, x, num_data=None, subsample=None, y=None):
+        if subsample is None:
+            subsample = torch.arange(x.shape[0], device=x.device)
+        args, kwargs, weight = self._shard(x, num_data, subsample, y)
+        if not self._synced:
+            self.inner.prepare(*args, **kwargs)
+            self._sync(self.inner.loss.params)
+        loss, params = self.inner.loss_and_grads(*args, **kwargs)
+        for p in params:  # the shard's weight on the gradient (one scaling, after backward)
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            elif weight != 1.0:
+                p.grad.mul_(weight)
+        return loss * weight, params
+
+    def reduce(self, params, loss):
+        """Gradients and loss summed over the ranks: one all-reduce of one flat buffer."""
+        if not self.ctx.active:
+            return loss
+        tensors = [p.grad for p in params] + [loss.reshape(1).to(params[0].grad.dtype)]
+        flat = all_reduce_sum(_flatten_dense_tensors(tensors))
+        for t, reduced in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
+            t.copy_(reduced)
+        return tensors[-1][0]

@@ -1,0 +1,90 @@
+"""The one SVI step every engine takes (as ``SVI.step``, with NumPyro's ``stable_update`` as an option):
+
+    loss, params = engine.loss_and_grads(batch)   the loss module on Pyro's interpreter, a captured graph
+                                        or this process's shard, and its backward pass
+    engine.reduce(params, loss)         data-parallel: gradients and loss summed over the processes
+    clip once                           each parameter's gradient g <- g * min(1, c / (||g|| + 1e-6)),
+                                        the rule of ``pyro.optim``'s ``clip_args={"clip_norm": c}``
+    finiteness guard                    a non-finite loss or gradient: the update is skipped and the step
+                                        reported (at once on the interpreter; on a captured engine with a
+                                        fused optimizer, on the device and at the caller's next check())
+    optimizer step; zero the gradients
+
+The objective's schedule (KL warm-up, beta_t) is read from the step count by the trainer before each step.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+
+class NumericalFault(Exception):
+    """A non-finite loss or gradient; ``term`` says which part went bad first."""
+
+    def __init__(self, step: int, term: str):
+        super().__init__(f"a non-finite {term} appeared at SVI step {step}")  # term: reconstruction, KL, ...
+        self.step, self.term = step, term
+
+
+def clip_per_parameter(grads: list, norms: list, clip_norm: float) -> None:
+    """Each gradient scaled to norm at most ``clip_norm`` on its own (torch's ``clip_grad_norm_`` per parameter)."""
+    torch._foreach_mul_(grads, [(clip_norm / (n + 1e-6)).clamp(max=1.0) for n in norms])
+
+
+class SVIStep:
+    """``step(*args, **kwargs)`` on ``engine`` with ``updater``; ``stable=True`` guards every update."""
+
+    def __init__(self, engine, updater_factory, clip_norm: Optional[float] = None, stable: bool = True):
+        self.engine, self.make_updater = engine, updater_factory
+        self.updater = None
+        self.clip_norm, self.stable = clip_norm, stable
+        self.steps = 0
+        self.grad_norm: Optional[torch.Tensor] = None  # of the last step, before clipping
+        self._first_bad: Optional[torch.Tensor] = None
+
+    def ensure_updater(self, params: list) -> None:
+        if self.updater is None:
+            self.updater = self.make_updater(params)
+        self.updater.add(params)
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        """One update; returns the loss as a device tensor (not read here on a device-guarded optimizer)."""
+        loss, params = self.engine.loss_and_grads(*args, **kwargs)
+        self.ensure_updater(params)
+        loss = self.engine.reduce(params, loss)
+        grads = [p.grad for p in params if p.grad is not None]
+        norms = torch._foreach_norm(grads) if grads else []
+        stacked = torch.stack(norms) if norms else torch.zeros(1, device=loss.device)
+        self.grad_norm = stacked.norm()
+        bad = ~torch.isfinite(stacked.sum() + loss.detach())
+        step = self.steps + 1
+        deferred = self.updater.device_guard and self.engine.deferred_checks
+        if self.stable and not deferred and bool(bad):  # one host read
+            _zero(params)
+            raise NumericalFault(step, "loss" if not math.isfinite(float(loss)) else "gradient")
+        if self.clip_norm is not None and grads:
+            clip_per_parameter(grads, norms, self.clip_norm)
+        self.updater.step(params, bad if self.stable and deferred else torch.zeros_like(bad))
+        _zero(params)
+        self.steps = step
+        if self.stable and deferred:
+            mark = torch.full_like(bad, step, dtype=torch.long)
+            first = torch.where(bad, mark, torch.full_like(mark, -1))
+            self._first_bad = first if self._first_bad is None else \
+                torch.where((self._first_bad < 0) & bad, mark, self._first_bad)
+        return loss.detach()
+
+    def check(self) -> None:
+        """Raise ``NumericalFault`` for the first skipped step since the last check (one host read)."""
+        if self._first_bad is None:
+            return
+        first, self._first_bad = int(self._first_bad), None
+        if first >= 0:
+            raise NumericalFault(first, "loss or gradient")
+
+
+def _zero(params) -> None:
+    for p in params:
+        p.grad = None

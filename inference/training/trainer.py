@@ -1,0 +1,178 @@
+"""``SVITrainer``: Pyro's ``SVI`` for any program, on any engine, with one step.
+
+    trainer = SVITrainer(model, guide, Trace_ELBO(), pyro.optim.Adam({"lr": 1e-3}), engine="trace")
+    for x in batches:
+        loss = trainer.step(x, num_data=N, subsample=idx)   # as svi.step(x, num_data=N, subsample=idx)
+
+The model and guide may be ``PyroModule`` s, ``nn.Module`` s or plain callables; each is called with
+only the keywords it accepts (``inference/programs.py``). The objective is any ``pyro.infer`` ELBO or
+one of ``inference.objectives``; the optimizer any ``pyro.optim`` optimizer or scheduler or a
+``torch.optim`` class (``inference/training/optim.py``). The parameters trained are those the program
+reads, as ``SVI`` finds them (``inference/training/loss.py``), on every engine
+(``inference/training/engines.py``); one step function (``inference/training/step.py``) updates them.
+By default the program reads Pyro's global param store (never cleared by the trainer);
+``param_state=new_param_state()`` gives it a private one.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import torch
+from pyro.infer import Trace_ELBO
+
+from inference.training.capture import CaptureError
+from inference.training.engines import choose_engine
+from inference.training.loss import ProgramLoss
+from inference.training.optim import clip_args, load_updater_state, make_updater, updater_state
+from inference.training.step import NumericalFault, SVIStep
+
+
+class SVITrainer:
+    """``step(*args, **kwargs)`` returns the loss (a device tensor on a captured engine: read it with
+    ``float``; ``check()`` raises a skipped non-finite step there). ``notice`` is the one-line note of an
+    engine given up (None when the asked-for engine runs)."""
+
+    def __init__(self, model, guide, loss=None, optim=None, *, lr: float = 1e-3, clip_norm: Optional[float] = None,
+                 engine: str = "off", param_state: Optional[dict] = None, stable: bool = True,
+                 planned_steps: int = 0, parallel=None):
+        if clip_norm is not None and clip_args(optim):
+            raise ValueError("clip the gradients once: either the trainer's clip_norm or the pyro.optim "
+                             "optimizer's clip_args, not both")
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"clip_norm must be positive, got {clip_norm}")
+        self.model, self.guide = model, guide
+        self.objective = loss if loss is not None else Trace_ELBO()
+        self.loss = ProgramLoss(model, guide, self.objective, param_state)
+        self.optim, self.lr, self.clip_norm, self.stable = optim, lr, clip_norm, stable
+        self.compile, self.planned_steps, self.parallel = engine, planned_steps, parallel
+        self.svi_step: Optional[SVIStep] = None
+        self.notice: Optional[str] = None
+        self._steps = 0
+
+    # -- engine ---------------------------------------------------------------------------------------
+    def prepare(self, *examples) -> Optional[str]:
+        """Choose the engine with example batches (each ``(args, kwargs)``): capture and check its graphs
+        now; returns the notice (one line) when an engine was given up, else None."""
+        engine, self.notice = choose_engine(self.loss, self.compile, examples, self.planned_steps, self.parallel)
+        previous, self._steps = self.svi_step, self.steps
+        self.svi_step = SVIStep(engine, lambda params: make_updater(self.optim, params, self.lr), self.clip_norm,
+                                self.stable)
+        self.svi_step.steps = self._steps
+        if previous is not None:  # another engine for the same parameters: the optimizer's state goes on
+            self.svi_step.updater = previous.updater
+        if self.loss.params:
+            self.svi_step.ensure_updater(self.loss.params)
+        return self.notice
+
+    @property
+    def engine(self) -> str:
+        return "unprepared" if self.svi_step is None else self.svi_step.engine.name
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """The tensors this trainer optimizes (unconstrained), in the order of ``param_names``."""
+        return self.loss.params
+
+    @property
+    def param_names(self) -> list[str]:
+        return self.loss.param_names
+
+    # -- stepping -------------------------------------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        return self._steps if self.svi_step is None else self.svi_step.steps
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self._steps = value
+        if self.svi_step is not None:
+            self.svi_step.steps = value
+
+    @property
+    def grad_norm(self) -> Optional[torch.Tensor]:
+        return None if self.svi_step is None else self.svi_step.grad_norm
+
+    def step(self, *args, **kwargs):
+        """One gradient step on the batch (the arguments Pyro's ``SVI.step`` would take)."""
+        try:
+            return self._step(args, kwargs)
+        except ValueError as err:  # distribution validation: NaN or Inf reached a distribution's parameter
+            if "invalid values" not in str(err):
+                raise
+            for p in self.loss.params:
+                p.grad = None
+            raise NumericalFault(self.steps + 1, "distribution parameter") from None
+
+    def _step(self, args, kwargs):
+        if self.svi_step is None:
+            self.prepare((args, kwargs))
+            if self.notice:
+                warnings.warn(self.notice, stacklevel=3)
+        self._sync_schedule()
+        try:
+            loss = self.svi_step(*args, **kwargs)
+        except CaptureError as err:  # a batch of a new shape that does not capture: the interpreter from now on
+            self.compile = "off"
+            self.prepare((args, kwargs))
+            self.notice = f"note: a batch of a new shape could not be captured ({err}); training with Pyro's " \
+                          f"interpreter (--compile off) from step {self.steps + 1}"
+            warnings.warn(self.notice, stacklevel=3)
+            return self._step(args, kwargs)
+        except NumericalFault as fault:
+            raise NumericalFault(self.steps + 1, self._bad_term(fault, args, kwargs)) from None
+        self._sync_schedule()
+        return loss
+
+    def _sync_schedule(self) -> None:
+        """The objective's schedule (KL warm-up) reads the step count: set here, in one place (step t uses
+        beta at t - 1 steps taken; between steps the objective shows the count so far)."""
+        if hasattr(self.objective, "step"):
+            self.objective.step = self.steps
+
+    def check(self) -> None:
+        """Raise ``NumericalFault`` for a skipped step since the last check (one host read)."""
+        if self.svi_step is not None:
+            self.svi_step.check()
+
+    def _bad_term(self, fault: NumericalFault, args, kwargs) -> str:
+        """Which part of the library's -ELBO is not finite on the batch: reconstruction or KL."""
+        from inference.evaluate.elbo import elbo_terms
+
+        if fault.term == "distribution parameter" or not args or not torch.is_tensor(args[0]):
+            return fault.term
+        try:
+            with torch.no_grad(), self.loss.store():
+                distortion, rate = elbo_terms(self.model, self.guide, args[0], kwargs.get("y"))
+        except Exception:  # a program outside the library's data convention: keep Pyro's own word
+            return fault.term
+        if not torch.isfinite(distortion).all():
+            return "reconstruction"
+        if not torch.isfinite(rate).all():
+            return "KL"
+        return fault.term
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def optimizer_state(self) -> dict:
+        if self.svi_step is None or self.svi_step.updater is None:
+            raise RuntimeError("the trainer has taken no step and has no optimizer state yet")
+        return updater_state(self.svi_step.updater, self.loss.param_names)
+
+    def load_optimizer_state(self, state: dict) -> None:
+        if self.svi_step is None or self.svi_step.updater is None:
+            raise RuntimeError("prepare the trainer (or take a step) before loading an optimizer state")
+        load_updater_state(self.svi_step.updater, state, self.loss.param_names)
+
+
+def make_trainer(model, guide, objective, lr: float = 1e-3, clip_norm: Optional[float] = None,
+                 compile: str = "auto", planned_steps: int = 0, examples=(), optim=None,
+                 param_state: Optional[dict] = None, parallel=None):
+    """The trainer ``vae train`` uses: ``SVITrainer`` prepared on ``examples`` (``(args, kwargs)`` each),
+    extended by the objective when it takes steps beyond the loss (``objective.extend_trainer``, the
+    adversarial autoencoder). Returns ``(trainer, notice)``."""
+    trainer = SVITrainer(model, guide, objective, optim, lr=lr, clip_norm=clip_norm, engine=compile,
+                         param_state=param_state, planned_steps=planned_steps, parallel=parallel)
+    notice = trainer.prepare(*examples) if examples else None
+    extend = getattr(objective, "extend_trainer", None)
+    return (extend(trainer) if extend else trainer), notice
+
