@@ -34,13 +34,13 @@ class AmortizedGuide(PyroModule):
     mixable = False
     posterior_kind = "flow"
 
-    def __init__(self, encoder: nn.Module, latent_dim: int, **options):
+    def __init__(self, encoder: nn.Module, latent_dim: int):
         super().__init__()
         self.encoder = encoder
         self.latent_dim = latent_dim
 
     @classmethod
-    def encoder_outputs(cls, latent_dim: int, **options) -> int:
+    def encoder_outputs(cls, latent_dim: int) -> int:
         return 2 * latent_dim
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:

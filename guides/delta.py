@@ -18,7 +18,7 @@ class DeltaGuide(AmortizedGuide):
     posterior_kind = "point"
 
     @classmethod
-    def encoder_outputs(cls, latent_dim: int, **options) -> int:
+    def encoder_outputs(cls, latent_dim: int) -> int:
         return latent_dim
 
     def posterior(self, x, y=None):

@@ -22,7 +22,7 @@ class DiagonalNormalGuide(AmortizedGuide):
     mixable = True
     posterior_kind = "gaussian"
 
-    def __init__(self, encoder, latent_dim: int, min_scale: float = 1e-5, **options):
+    def __init__(self, encoder, latent_dim: int, min_scale: float = 1e-5):
         super().__init__(encoder, latent_dim)
         self.min_scale = min_scale
 

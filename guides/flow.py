@@ -21,7 +21,7 @@ from .registry import GUIDES
 @GUIDES.register("iaf")
 class IAFGuide(AmortizedGuide):
     def __init__(self, encoder, latent_dim: int, num_flows: int = 2, context_dim: int = 0,
-                 min_scale: float = 1e-5, **options):
+                 min_scale: float = 1e-5):
         super().__init__(encoder, latent_dim)
         self.min_scale = min_scale
         self.context_dim = context_dim or 2 * latent_dim
@@ -30,7 +30,7 @@ class IAFGuide(AmortizedGuide):
                                     for _ in range(num_flows)])
 
     @classmethod
-    def encoder_outputs(cls, latent_dim: int, context_dim: int = 0, **options) -> int:
+    def encoder_outputs(cls, latent_dim: int, context_dim: int = 0) -> int:
         return 2 * latent_dim + (context_dim or 2 * latent_dim)
 
     def posterior(self, x, y=None):

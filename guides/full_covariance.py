@@ -16,7 +16,7 @@ class FullCovarianceGuide(AmortizedGuide):
     mixable = True
     posterior_kind = "gaussian"
 
-    def __init__(self, encoder, latent_dim: int, min_scale: float = 1e-5, **options):
+    def __init__(self, encoder, latent_dim: int, min_scale: float = 1e-5):
         super().__init__(encoder, latent_dim)
         self.min_scale = min_scale
         rows, cols = torch.tril_indices(latent_dim, latent_dim)
@@ -24,7 +24,7 @@ class FullCovarianceGuide(AmortizedGuide):
         self.register_buffer("cols", cols)
 
     @classmethod
-    def encoder_outputs(cls, latent_dim: int, **options) -> int:
+    def encoder_outputs(cls, latent_dim: int) -> int:
         return latent_dim + latent_dim * (latent_dim + 1) // 2
 
     def posterior_params(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:

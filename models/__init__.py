@@ -1,13 +1,26 @@
-"""Generative programs p(x, z): priors, likelihoods, decoder networks, the VAE model."""
-from . import entropy_model  # noqa: F401  (registers the "entropy_model" prior)
-from .likelihoods import LIKELIHOODS, BernoulliLikelihood, FixedScaleGaussianLikelihood, Likelihood
+"""Generative programs p(x, z): priors, likelihoods, decoder networks, the VAE model, and the linear-Gaussian
+and mixture models of the EM comparison."""
+from .conditional import LabelConditionedDecoder, LabelConditionedEncoder
+from .conv import ConvDecoder, ConvEncoder
+from .entropy_model import FactorizedEntropyPrior
+from .likelihoods import (LIKELIHOODS, BernoulliLikelihood, ContinuousBernoulliLikelihood, DecoderScaleGaussianLikelihood,
+                          DiscretizedLogisticLikelihood, FixedScaleGaussianLikelihood, GlobalScaleGaussianLikelihood,
+                          LaplaceLikelihood, Likelihood, PixelScaleGaussianLikelihood)
+from .linear_gaussian import PPCAModel
+from .mixture import BernoulliMixtureModel
 from .networks import MLPDecoder, MLPEncoder, mlp
-from .priors import PRIORS, StandardNormalPrior
+from .priors import (PRIORS, FlatPrior, FlowPrior, LaplacePrior, LearnedNormalPrior, MixtureOfGaussiansPrior, Prior,
+                     StandardNormalPrior, VampPrior)
 from .registry import Registry
 from .vae import VAEModel, data_plate
 
+__version__ = "0.2.0"
+
 __all__ = [
-    "LIKELIHOODS", "PRIORS", "Registry", "Likelihood", "BernoulliLikelihood",
-    "FixedScaleGaussianLikelihood", "StandardNormalPrior", "MLPDecoder", "MLPEncoder",
-    "mlp", "VAEModel", "data_plate",
+    "LIKELIHOODS", "PRIORS", "Registry", "Likelihood", "BernoulliLikelihood", "ContinuousBernoulliLikelihood",
+    "FixedScaleGaussianLikelihood", "LaplaceLikelihood", "GlobalScaleGaussianLikelihood", "PixelScaleGaussianLikelihood",
+    "DecoderScaleGaussianLikelihood", "DiscretizedLogisticLikelihood", "Prior", "StandardNormalPrior",
+    "LearnedNormalPrior", "MixtureOfGaussiansPrior", "VampPrior", "FlowPrior", "FlatPrior", "LaplacePrior",
+    "FactorizedEntropyPrior", "MLPDecoder", "MLPEncoder", "ConvDecoder", "ConvEncoder", "LabelConditionedDecoder",
+    "LabelConditionedEncoder", "mlp", "VAEModel", "data_plate", "PPCAModel", "BernoulliMixtureModel", "__version__",
 ]

@@ -63,8 +63,8 @@ class NoisyLogisticMixture(TorchDistribution):
 class FactorizedEntropyPrior(Prior):
     """p~(z) = prod_j p~_j(z_j): K logistics per dimension (``--prior-components``), all learned."""
 
-    def __init__(self, latent_dim: int, num_components: int = 3, **options):
-        super().__init__(latent_dim, **options)
+    def __init__(self, latent_dim: int, num_components: int = 3):
+        super().__init__(latent_dim)
         k = max(1, min(num_components, 5))
         self.logits = nn.Parameter(torch.zeros(latent_dim, k))
         self.locs = nn.Parameter(torch.linspace(-1.0, 1.0, k).repeat(latent_dim, 1))

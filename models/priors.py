@@ -3,7 +3,8 @@
 A prior is a ``PyroModule`` whose ``forward(batch_shape)`` returns the
 distribution of ``z`` with ``event_shape == (latent_dim,)``, so a learned prior
 holds its own parameters and the VAE model never changes when the prior does.
-Constructors share one signature; options a prior does not use are ignored.
+Each constructor takes ``latent_dim`` and its own options only (a misspelled option is an error);
+``inference/runs/build.py`` passes each prior the config's options its constructor names.
 """
 from __future__ import annotations
 
@@ -22,8 +23,7 @@ PRIORS: Registry = Registry("prior")
 
 
 class Prior(PyroModule):
-    def __init__(self, latent_dim: int, num_components: int = 10, num_flows: int = 2,
-                 event_shape: Optional[torch.Size] = None):
+    def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim
 
@@ -43,8 +43,8 @@ class Prior(PyroModule):
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I) (Kingma & Welling 2013; seed 000: p(Z) = N(0, 1))."""
 
-    def __init__(self, latent_dim: int, **options):
-        super().__init__(latent_dim, **options)
+    def __init__(self, latent_dim: int):
+        super().__init__(latent_dim)
         # Buffers follow the module to its device and stay out of the optimizer.
         self.register_buffer("loc", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
@@ -57,8 +57,8 @@ class StandardNormalPrior(Prior):
 class LearnedNormalPrior(Prior):
     """p(z) = N(m, diag(s^2)) with m and s = softplus(r) learned."""
 
-    def __init__(self, latent_dim: int, **options):
-        super().__init__(latent_dim, **options)
+    def __init__(self, latent_dim: int):
+        super().__init__(latent_dim)
         self.loc = nn.Parameter(torch.zeros(latent_dim))
         self.raw_scale = nn.Parameter(torch.full((latent_dim,), 0.5413))  # softplus(0.5413) = 1
 
@@ -70,8 +70,8 @@ class LearnedNormalPrior(Prior):
 class MixtureOfGaussiansPrior(Prior):
     """p(z) = sum_k pi_k N(z; m_k, diag(s_k^2)), K learned components (weights, means, scales)."""
 
-    def __init__(self, latent_dim: int, num_components: int = 10, **options):
-        super().__init__(latent_dim, **options)
+    def __init__(self, latent_dim: int, num_components: int = 10):
+        super().__init__(latent_dim)
         self.logits = nn.Parameter(torch.zeros(num_components))
         self.locs = nn.Parameter(torch.randn(num_components, latent_dim))
         self.raw_scales = nn.Parameter(torch.full((num_components, latent_dim), 0.5413))
@@ -86,9 +86,8 @@ class VampPrior(Prior):
     """p(z) = (1/K) sum_k q(z | u_k): the guide's posteriors at K learned pseudo-inputs
     u_k (Tomczak & Welling 2018). ``attach_guide`` links the guide after both are built."""
 
-    def __init__(self, latent_dim: int, num_components: int = 10, event_shape: Optional[torch.Size] = None,
-                 **options):
-        super().__init__(latent_dim, **options)
+    def __init__(self, latent_dim: int, num_components: int = 10, event_shape: Optional[torch.Size] = None):
+        super().__init__(latent_dim)
         if event_shape is None:
             raise ValueError("the VampPrior needs the data's event_shape for its pseudo-inputs")
         self.pseudo_inputs = nn.Parameter(torch.rand(num_components, *event_shape))
@@ -127,8 +126,8 @@ class FlowPrior(Prior):
     Papamakarios et al. 2017) from ``pyro.distributions.transforms``: log p(z) is
     one parallel pass; sampling inverts the layers dimension by dimension."""
 
-    def __init__(self, latent_dim: int, num_flows: int = 2, **options):
-        super().__init__(latent_dim, **options)
+    def __init__(self, latent_dim: int, num_flows: int = 2):
+        super().__init__(latent_dim)
         self.register_buffer("loc", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
         self.flows = nn.ModuleList([T.affine_autoregressive(latent_dim, hidden_dims=[4 * latent_dim + 8])

@@ -1,4 +1,4 @@
-"""Ex-post density estimation (inference/ex_post.py): EM for a full-covariance Gaussian mixture against the
+"""Ex-post density estimation (inference/experiments/ex_post.py): EM for a full-covariance Gaussian mixture against the
 closed form (one component) and against scikit-learn's EM from the same start."""
 import numpy as np
 import pytest

@@ -5,6 +5,7 @@ import torch
 
 from guides import DiagonalNormalGuide
 from models import PRIORS, MLPEncoder
+from inference.runs.build import construct
 
 EVENT = torch.Size([1, 2, 2])
 GRID = torch.linspace(-9, 9, 601, dtype=torch.float64)
@@ -13,7 +14,7 @@ CELL = (GRID[1] - GRID[0]).item() ** 2
 
 def _prior(name):
     pyro.set_rng_seed(0)
-    prior = PRIORS.get(name)(2, num_components=3, num_flows=2, event_shape=EVENT)
+    prior = construct(PRIORS.get(name), 2, num_components=3, num_flows=2, event_shape=EVENT)  # each its own
     if name == "vamp":
         prior.attach_guide(DiagonalNormalGuide(MLPEncoder(EVENT, 4, hidden_dim=8), 2))
     with torch.no_grad():  # move the learned parameters away from their initial values
@@ -60,3 +61,10 @@ def test_flat_prior_scores_zero_everywhere_and_has_no_samples():
     z = torch.randn(5, 3) * 100
     assert torch.equal(prior(torch.Size([5])).log_prob(z), torch.zeros(5))
     assert prior.can_sample is False and "flat" not in PROPER
+
+
+def test_a_misspelled_option_is_an_error_not_silently_ignored():
+    with pytest.raises(TypeError, match="num_component"):
+        PRIORS.get("mog")(2, num_component=3)
+    with pytest.raises(TypeError, match="min_scal"):
+        DiagonalNormalGuide(MLPEncoder(EVENT, 4), 2, min_scal=1e-3)

@@ -26,7 +26,7 @@ from inference.report.images import pyplot, save_figure, save_grid
 from inference.experiments.rd_sweep import run_sweep
 from inference.runs.folder import load_run, write_json
 
-FAMILIES = {
+COMPARED_FAMILIES = {  # the two families of the comparison (not the autoencoder presets of --family)
     "vae": {"model": {"prior": "normal"}, "guide": {"guide": "diagonal_normal"}},
     "rd_autoencoder": {"model": {"prior": "entropy_model"}, "guide": {"guide": "uniform_noise"}},
 }
@@ -35,8 +35,8 @@ FAMILIES = {
 def family_config(base: RunConfig, family: str, likelihood: str = "gaussian") -> RunConfig:
     raw = base.to_dict()
     raw["data"]["binarize"] = "none"
-    raw["model"].update(FAMILIES[family]["model"], likelihood=likelihood)
-    raw["guide"].update(FAMILIES[family]["guide"])
+    raw["model"].update(COMPARED_FAMILIES[family]["model"], likelihood=likelihood)
+    raw["guide"].update(COMPARED_FAMILIES[family]["guide"])
     raw["objective"].update(name="beta", analytic_kl=False)  # rd_sweep sets each beta
     return RunConfig.from_dict(raw)
 
@@ -61,7 +61,7 @@ def measure(run) -> dict:
 def run_comparison(base: RunConfig, betas: Sequence[float], out: Path, force: bool = False, log=print) -> dict:
     out = Path(out)
     results = {"betas": list(betas), "families": {}}
-    for family in FAMILIES:
+    for family in COMPARED_FAMILIES:
         rows = run_sweep(family_config(base, family), betas, out / family, force=force, log=log)
         results["families"][family] = [{**row, **measure(load_run(Path(row["run"])))} for row in rows]
     middle = sorted(betas)[len(betas) // 2]

@@ -15,11 +15,18 @@ from models.conv import ConvDecoder, ConvEncoder
 
 from inference.config.sections import GuideConfig, ModelConfig
 from inference.errors import UserError
+from inference.programs import accepted_keywords, select
+
+
+def construct(cls, *args, **options):
+    """``cls(*args, **options)`` with only the options its constructor names: each component takes its own
+    options, and a component with a misspelled option of its own fails here as a TypeError."""
+    return cls(*args, **select(options, accepted_keywords(cls)))
 
 
 def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
-    prior = PRIORS.get(config.prior)(config.latent_dim, num_components=config.prior_components,
-                                     num_flows=config.prior_flows, event_shape=event_shape)
+    prior = construct(PRIORS.get(config.prior), config.latent_dim, num_components=config.prior_components,
+                      num_flows=config.prior_flows, event_shape=event_shape)
     likelihood = LIKELIHOODS.get(config.likelihood)(event_shape, config.likelihood_scale)
     classes = config.num_classes if config.conditional else 0
     inputs = config.latent_dim + classes  # a conditional decoder reads [z, onehot(y)]
@@ -38,7 +45,7 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
     """The guide ``config`` names; with ``num_classes`` its encoder also reads the label (q(z | x, y))."""
     guide_cls = GUIDES.get(config.guide)
     options = {"num_flows": config.flows, "min_scale": config.min_scale}
-    width = guide_cls.encoder_outputs(latent_dim, **options)
+    width = guide_cls.encoder_outputs(latent_dim, **select(options, accepted_keywords(guide_cls.encoder_outputs)))
     features = config.hidden_dim if num_classes else width
     if config.arch == "conv":
         encoder = ConvEncoder(event_shape, features, config.channels, config.activation)
@@ -48,7 +55,7 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
         encoder = LabelConditionedEncoder(encoder, features, width, num_classes)
     if config.corruption != "none":  # the denoising autoencoder: the guide sees a corrupted input
         encoder = CorruptedInput(encoder, config.corruption, config.corruption_level)
-    return guide_cls(encoder, latent_dim, **options)
+    return construct(guide_cls, encoder, latent_dim, **options)
 
 
 def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):

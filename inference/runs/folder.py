@@ -1,18 +1,18 @@
 """A run folder: everything needed to reload, evaluate or retrain a model.
 
     config.json          RunConfig (rebuilds model and guide without the command line)
-    config.yaml          the same, as a file for ``vae train --config`` (inference/config_files.py)
+    config.yaml          the same, as a file for ``vae train --config`` (inference/config/files.py)
     versions.json        Python, torch, Pyro, NumPy versions, seed, device
-    weights.pt           {"model": state_dict, "guide": state_dict}  (weights_only)
-    checkpoint.pt        everything ``vae train --resume`` needs (inference/resume.py)
+    weights.pt           {"model": state_dict, "guide": state_dict, "params": the pyro.param values, if any}
+    checkpoint.pt        everything ``vae train --resume`` needs (inference/training/checkpoint.py)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
     samples.png          E[x | z], z ~ p(z)
-    samples_ex_post.png  E[x | z], z from a mixture fitted to the codes (``vae sample --ex-post K``, inference/ex_post.py)
+    samples_ex_post.png  E[x | z], z from a mixture fitted to the codes (``vae sample --ex-post K``, inference/experiments/ex_post.py)
     reconstructions.png  test images above their reconstructions
-    train.log            notices, logged steps and epochs (inference/monitors.py)
+    train.log            notices, logged steps and epochs (inference/training/monitors.py)
     tensorboard/         TensorBoard events, when installed (off: --no-tensorboard)
-    curves.png, latent_space.png, interpolations.png, neighbours.png, manifold.png (2-D codes): inference/plots.py
-    report.html          ``vae report RUN`` (inference/report.py)
+    curves.png, latent_space.png, interpolations.png, neighbours.png, manifold.png (2-D codes): inference/report/plots.py
+    report.html          ``vae report RUN`` (inference/report/html.py)
 """
 from __future__ import annotations
 
