@@ -5,7 +5,7 @@
 
 Every configuration is a real ``vae train`` into a fresh run folder; throughput is training images per
 second over the epochs after the first (``metrics.jsonl``'s per-epoch training seconds, evaluation
-excluded). For each engine (the fast engine's captured graph, and Pyro's own ``--compile off``) the
+excluded). For each engine (the captured engine (``--compile trace``), and Pyro's interpreter ``--compile off``) the
 reference, measured in the same run, is one process on that engine with one process's share of the
 cores (one thread when two processes share the 2-core CPU); one process with every core is shown too.
 Scaling efficiency = throughput(N) / (N x reference). Writes JSON to bench/results/.
@@ -49,7 +49,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     share = max(1, cores // max(args.nproc))
     batch = ["--batch-size", str(args.batch_size)]
-    engines = {"fast": batch, "pyro": [*batch, "--compile", "off"]}
+    engines = {"captured": batch, "interpreted": [*batch, "--compile", "off"]}
     result = {"device": args.device, "batch_size": args.batch_size, "cores": cores, "platform": platform.platform(), "epochs": args.epochs,
               "rows": []}
     print(f"{'configuration':44s} {'images/s':>10s} {'vs 1 process':>13s} {'efficiency':>11s}")
@@ -61,7 +61,7 @@ def main() -> None:
                 rows[f"1 process, {engine} engine, {cores} threads"] = (
                     1, throughput(Path(tmp, engine), flags, cores, args.epochs, args.device))
             for n in args.nproc:
-                rows[f"{n} processes, ddp, {engine} engine"] = (
+                rows[f"{n} processes, data-parallel, {engine} engine"] = (
                     n, throughput(Path(tmp, engine), [*flags, "--nproc", str(n)], share, args.epochs, args.device))
             for name, (n, value) in rows.items():
                 efficiency = value / (n * reference)

@@ -5,7 +5,7 @@
       config/         config dataclasses (one option = one field), presets, config files
       data/           datasets and minibatch streams
       objectives/     the losses: Trace_ELBO and friends, beta, IWAE, contractive (one per file)
-      train/          the loss module, engines, the one SVI step, the trainer, data-parallel, the epoch loop,
+      training/       the loss module, engines, the one SVI step, the trainer, data-parallel, the epoch loop,
                       monitors, checkpoint state, the adversarial autoencoder's extra steps
       evaluate/       ELBO terms, importance-sampled log p(x), posterior collapse, autoencoder measures
       em/             EM against SVI (vae compare-em)
@@ -16,7 +16,8 @@
       report/         image grids, plots, the HTML report
       cli/            the vae command line and its torchrun launcher
 
-The names below are imported on first use, so ``import inference`` (and ``vae --help``) stays light.
+The names below are imported on first use: ``import inference`` (and ``vae --help``) loads torch and Pyro but
+not torchvision, ArviZ, matplotlib or TensorBoard.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data-parallel SVI (inference/distributed.py): 2 gloo processes on localhost against one process."""
+"""Data-parallel SVI (inference/training/parallel.py): 2 gloo processes on localhost against one process."""
 import json
 import os
 import signal
@@ -66,6 +66,18 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path, engine, program):
         for name, value in expected.items():
             torch.testing.assert_close(rank["state"][name], value, rtol=0, atol=1e-4, msg=name)
         assert rank["losses"] == pytest.approx(losses, rel=1e-5)
+
+
+def test_a_model_without_the_data_plates_keywords_is_refused_for_data_parallel_training():
+    from inference.errors import UserError
+    from inference.training.parallel import DataParallelEngine
+
+    def model(x):  # scores its shard as if it were the whole batch: 1/W of the gradient
+        pass
+
+    trainer = SVITrainer(model, lambda x: None, Trace_ELBO(), parallel=DataParallelEngine)
+    with pytest.raises(UserError, match="must take num_data and subsample"):
+        trainer.prepare(((torch.zeros(4, 2),), {}))
 
 
 def trained_from_start(program: str) -> dict:

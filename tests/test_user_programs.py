@@ -44,7 +44,9 @@ def test_library_runs_leave_the_users_param_store_alone_and_train_their_own_pyro
 def test_a_runs_pyro_params_are_saved_with_its_weights_and_reloaded(tmp_path):
     train_run(_config(), tmp_path / "run", quiet=True, plots=False, tensorboard=False)
     state = torch.load(tmp_path / "run" / "weights.pt", weights_only=True)
-    assert set(state["params"]) == {"sigma"}
+    assert set(state["params"]) == {"sigma"} and abs(float(state["params"]["sigma"]) - 0.5) > 0.01  # the trained one
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert float(checkpoint["params"]["sigma"]) == float(state["params"]["sigma"])
     run = load_run(tmp_path / "run")
     with run.params():
         assert float(pyro.param("sigma")) == pytest.approx(float(state["params"]["sigma"]))

@@ -319,11 +319,12 @@ class RunConfig:
     def _check_prior_matches_guide(self) -> None:
         """Every prior x guide pair either trains or is refused here, before anything is loaded."""
         prior, guide = self.model.prior, self.guide.guide
-        problem = PRIORS.get(prior).pairing_problem(GUIDES.get(guide))
+        check = getattr(PRIORS.get(prior), "pairing_problem", lambda guide_cls: None)
+        problem = check(GUIDES.get(guide))
         if problem:
-            fits = [g for g in GUIDES.names() if not PRIORS.get(prior).pairing_problem(GUIDES.get(g))]
-            raise ConfigError(f"prior {prior!r} with guide {guide!r}: {problem}; use --guide "
-                              f"{' or '.join(fits)}, or another --prior")
+            fits = [g for g in GUIDES.names() if not check(GUIDES.get(g))]
+            instead = f"--guide {' or '.join(fits)}, or another --prior" if fits else "another --prior"
+            raise ConfigError(f"prior {prior!r} with guide {guide!r}: {problem}; use {instead}")
 
     def _check_likelihood_matches_data(self) -> None:
         kind, name, binarized = LIKELIHOODS.get(self.model.likelihood).data, self.model.likelihood, \

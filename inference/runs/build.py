@@ -19,8 +19,8 @@ from inference.programs import accepted_keywords, select
 
 
 def construct(cls, *args, **options):
-    """``cls(*args, **options)`` with only the options its constructor names: each component takes its own
-    options, and a component with a misspelled option of its own fails here as a TypeError."""
+    """``cls(*args, **options)`` with only the options its constructor names: each component declares its own
+    options (no ``**options`` that would swallow a misspelled one when called directly)."""
     return cls(*args, **select(options, accepted_keywords(cls)))
 
 

@@ -116,9 +116,7 @@ class CapturedLoss:
             raise CaptureError(f"keywords {sorted(other)} are not among the captured data keywords {DATA_KEYWORDS}")
         if not torch.is_tensor(x):
             raise CaptureError("the captured engine needs the batch x as a tensor")
-        if subsample is None:
-            subsample = torch.arange(x.shape[0], device=x.device)
-        num_data = x.shape[0] if num_data is None else int(num_data)
+        num_data = None if num_data is None else int(num_data)  # as given: the program sees what the interpreter would
         key = (tuple(x.shape), x.dtype, x.device, num_data, None if y is None else tuple(y.shape))
         graph = self.graphs.get(key)
         if graph is None:

@@ -130,7 +130,7 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
                                         y=None if labels is None else labels[idx])
                 except (NumericalFault, distributed.WorkerLost) as fault:
                     fail(fault, epoch)
-                state.epoch_values.append(-loss / stream.num_data)  # a device tensor on the fast engine: not read
+                state.epoch_values.append(-loss / stream.num_data)  # a device tensor on a captured engine: not read
                 state.step_in_epoch += 1
                 if (monitors or not quiet) and state.step_in_epoch % log_every == 0:
                     check_faults(epoch)

@@ -1,6 +1,6 @@
 """What watches a training run: a plain log file, TensorBoard (as Lightning's loggers, without Lightning).
 
-``inference.runs.folder.train(..., monitors=[LogFile(path), TensorBoard(folder)])`` calls each monitor's
+``inference.training.loop.train(..., monitors=[LogFile(path), TensorBoard(folder)])`` calls each monitor's
 ``note`` for one-line notices, ``log_step`` every ``LOG_EVERY`` steps with the minibatch figures
 (ELBO, distortion D, rate R in nats per point, gradient norm before clipping, learning rate, images
 per second) and ``end_epoch`` with the epoch's row of ``metrics.jsonl``; ``close`` at the end.

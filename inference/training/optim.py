@@ -54,10 +54,6 @@ class TorchUpdater:
             self.optim.found_inf = bad.float()  # the fused kernel leaves parameters and moments alone when set
         self.optim.step()
 
-    @property
-    def lr(self) -> float:
-        return float(self.optim.param_groups[0]["lr"])
-
     def state_dict(self) -> dict:
         return self.optim.state_dict()
 
@@ -75,19 +71,19 @@ class PyroUpdater:
         self.optim = optim
 
     def add(self, params) -> None:
-        """``PyroOptim`` makes an optimizer for each parameter the first time it sees it."""
+        """``PyroOptim`` makes an optimizer for each parameter the first time it sees it, by its name in the
+        param store (the caller has the program's store current)."""
+        import pyro
+
+        store = pyro.get_param_store()
+        unnamed = [p for p in params if store.param_name(p) is None]
+        if unnamed:
+            raise ValueError(f"a pyro.optim optimizer keeps its state by parameter name, and {len(unnamed)} parameter(s) "
+                             f"of an nn.Module program are not in Pyro's param store (register the module with "
+                             f"pyro.module, or pass a torch.optim class)")
 
     def step(self, params, bad: torch.Tensor) -> None:
         self.optim(params)
-
-    @property
-    def lr(self) -> float:
-        args = getattr(self.optim, "pt_optim_args", None)
-        if isinstance(args, dict) and "lr" in args:
-            return float(args["lr"])
-        if isinstance(args, dict) and isinstance(args.get("optim_args"), dict):  # a PyroLRScheduler
-            return float(args["optim_args"].get("lr", float("nan")))
-        return float("nan")
 
     def state_dict(self) -> dict:
         return self.optim.get_state()

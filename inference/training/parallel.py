@@ -163,9 +163,16 @@ class DataParallelEngine:
     def __init__(self, engine):
         self.inner, self.ctx = engine, current()
         self.name = f"{engine.name}"
-        self._synced = False
+        model, _ = engine.loss.calls
+        if model.names is not None and not {"num_data", "subsample"} <= model.names:
+            raise UserError("data-parallel training scores each process's shard inside the data plate, so the model "
+                            "must take num_data and subsample (pyro.plate('data', num_data, subsample=subsample))")
 
     def _shard(self, x, num_data, subsample, y):
+        """This rank's rows of the global batch, the plate's keywords (the global batch's, by default) and weight."""
+        if subsample is None:
+            subsample = torch.arange(x.shape[0], device=x.device)
+        num_data = x.shape[0] if num_data is None else num_data
         mine, weight = shard(torch.arange(subsample.numel(), device=subsample.device), self.ctx)
         return (x[mine],), {"num_data": num_data, "subsample": subsample[mine],
                             "y": None if y is None else y[mine]}, weight
@@ -173,38 +180,39 @@ class DataParallelEngine:
     def prepare(self, x, num_data=None, subsample=None, y=None) -> None:
         args, kwargs, _ = self._shard(x, num_data, subsample, y)
         self.inner.prepare(*args, **kwargs)
-        self._sync(self.inner.loss.params)
+        self._sync(self.inner.loss)
 
-    def _sync(self, params) -> None:
-        """Every rank starts from rank 0's values (once)."""
-        if self._synced or not self.ctx.active:
+    def _sync(self, loss) -> None:
+        """Every rank starts from rank 0's values, once per loss module (also when an engine is given up later)."""
+        if getattr(loss, "synced_over_ranks", False) or not self.ctx.active:
             return
-        for p in params:
+        for p in loss.params:
             with torch.no_grad():
                 broadcast(p.data)
-        self._synced = True
+        loss.synced_over_ranks = True
 
     def loss_and_grads(self, x, num_data=None, subsample=None, y=None):
-        if subsample is None:
-            subsample = torch.arange(x.shape[0], device=x.device)
         args, kwargs, weight = self._shard(x, num_data, subsample, y)
-        if not self._synced:
+        if not getattr(self.inner.loss, "synced_over_ranks", False):
             self.inner.prepare(*args, **kwargs)
-            self._sync(self.inner.loss.params)
+            self._sync(self.inner.loss)
         loss, params = self.inner.loss_and_grads(*args, **kwargs)
         for p in params:  # the shard's weight on the gradient (one scaling, after backward)
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            elif weight != 1.0:
+            if p.grad is not None and weight != 1.0:
                 p.grad.mul_(weight)
         return loss * weight, params
 
     def reduce(self, params, loss):
-        """Gradients and loss summed over the ranks: one all-reduce of one flat buffer."""
+        """Gradients and loss summed over the ranks: one all-reduce of one flat buffer, which also counts the
+        ranks that had a gradient for each parameter (none anywhere: it stays None, as in one process)."""
         if not self.ctx.active:
             return loss
-        tensors = [p.grad for p in params] + [loss.reshape(1).to(params[0].grad.dtype)]
-        flat = all_reduce_sum(_flatten_dense_tensors(tensors))
-        for t, reduced in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
-            t.copy_(reduced)
-        return tensors[-1][0]
+        had = [p.grad is not None for p in params]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        tail = torch.tensor(had + [0.0], dtype=grads[0].dtype, device=grads[0].device)
+        tail[-1] = loss.detach().to(tail.dtype)
+        flat = all_reduce_sum(_flatten_dense_tensors(grads + [tail]))
+        reduced = _unflatten_dense_tensors(flat, grads + [tail])
+        for p, g, r, anywhere in zip(params, grads, reduced[:-1], reduced[-1][:-1].tolist()):
+            p.grad = g.copy_(r) if anywhere else None
+        return reduced[-1][-1]

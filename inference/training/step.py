@@ -14,6 +14,7 @@ The objective's schedule (KL warm-up, beta_t) is read from the step count by the
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Optional
 
@@ -36,8 +37,9 @@ def clip_per_parameter(grads: list, norms: list, clip_norm: float) -> None:
 class SVIStep:
     """``step(*args, **kwargs)`` on ``engine`` with ``updater``; ``stable=True`` guards every update."""
 
-    def __init__(self, engine, updater_factory, clip_norm: Optional[float] = None, stable: bool = True):
-        self.engine, self.make_updater = engine, updater_factory
+    def __init__(self, engine, updater_factory, clip_norm: Optional[float] = None, stable: bool = True,
+                 store=contextlib.nullcontext):
+        self.engine, self.make_updater, self.store = engine, updater_factory, store  # store: the program's param store
         self.updater = None
         self.clip_norm, self.stable = clip_norm, stable
         self.steps = 0
@@ -52,7 +54,8 @@ class SVIStep:
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         """One update; returns the loss as a device tensor (not read here on a device-guarded optimizer)."""
         loss, params = self.engine.loss_and_grads(*args, **kwargs)
-        self.ensure_updater(params)
+        with self.store():
+            self.ensure_updater(params)
         loss = self.engine.reduce(params, loss)
         grads = [p.grad for p in params if p.grad is not None]
         norms = torch._foreach_norm(grads) if grads else []
@@ -66,7 +69,8 @@ class SVIStep:
             raise NumericalFault(step, "loss" if not math.isfinite(float(loss)) else "gradient")
         if self.clip_norm is not None and grads:
             clip_per_parameter(grads, norms, self.clip_norm)
-        self.updater.step(params, bad if self.stable and deferred else torch.zeros_like(bad))
+        with self.store():  # a pyro.optim optimizer names parameters through the program's param store
+            self.updater.step(params, bad if self.stable and deferred else torch.zeros_like(bad))
         _zero(params)
         self.steps = step
         if self.stable and deferred:

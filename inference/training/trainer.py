@@ -57,12 +57,13 @@ class SVITrainer:
         engine, self.notice = choose_engine(self.loss, self.compile, examples, self.planned_steps, self.parallel)
         previous, self._steps = self.svi_step, self.steps
         self.svi_step = SVIStep(engine, lambda params: make_updater(self.optim, params, self.lr), self.clip_norm,
-                                self.stable)
+                                self.stable, self.loss.store)
         self.svi_step.steps = self._steps
         if previous is not None:  # another engine for the same parameters: the optimizer's state goes on
             self.svi_step.updater = previous.updater
         if self.loss.params:
-            self.svi_step.ensure_updater(self.loss.params)
+            with self.loss.store():
+                self.svi_step.ensure_updater(self.loss.params)
         return self.notice
 
     @property
@@ -156,12 +157,14 @@ class SVITrainer:
     def optimizer_state(self) -> dict:
         if self.svi_step is None or self.svi_step.updater is None:
             raise RuntimeError("the trainer has taken no step and has no optimizer state yet")
-        return updater_state(self.svi_step.updater, self.loss.param_names)
+        with self.loss.store():
+            return updater_state(self.svi_step.updater, self.loss.param_names)
 
     def load_optimizer_state(self, state: dict) -> None:
         if self.svi_step is None or self.svi_step.updater is None:
             raise RuntimeError("prepare the trainer (or take a step) before loading an optimizer state")
-        load_updater_state(self.svi_step.updater, state, self.loss.param_names)
+        with self.loss.store():
+            load_updater_state(self.svi_step.updater, state, self.loss.param_names)
 
 
 def make_trainer(model, guide, objective, lr: float = 1e-3, clip_norm: Optional[float] = None,
