@@ -103,7 +103,8 @@ class ProgramLoss(ELBOModule):
 
     def read_params(self, *args, **kwargs) -> list[torch.Tensor]:
         """Run the loss once (on a private random stream, no backward pass) to create and record the parameters
-        the program reads; lazily built programs (autoguides) are initialized by it."""
+        the program reads; lazily built programs (autoguides) are initialized by it, so their initialization
+        draws come from that private stream, not from the training's (where ``SVI``'s first step takes them)."""
         self.drop_stale_entries(*args, **kwargs)
         with torch.random.fork_rng(devices=_cuda_devices(args)), self.store(), self.recording() as found:
             if self.single_loss:
