@@ -1,0 +1,1 @@
+"""Run folders: names to objects (build), setup and reload of a run, atomic file I/O."""

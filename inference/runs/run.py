@@ -1,0 +1,174 @@
+"""A run: a model, its guide, the data they are trained on, and the private param store of the program.
+
+The toolkit's own components keep their parameters in their modules (``state_dict``). A user's
+component may read ``pyro.param("sigma", ...)`` instead; a run keeps such parameters in its own param
+store (``param_state``, Pyro's ``ParamStoreDict.scope`` state), so two runs in one process never share
+them and the user's global store is left alone. ``with run.params():`` makes the run's store the current
+one (training, ``run.evaluate`` and the commands do it); ``weights.pt`` saves its values.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pyro
+import torch
+from torch import nn
+
+from inference.config.sections import RunConfig
+from inference.data.datasets import ImageData, load_dataset, prepare
+from inference.errors import UserError
+from inference.evaluate.elbo import evaluate_elbo
+from inference.runs.build import build_model_and_guide, resolve_device
+from inference.runs.files import load_module_state, load_state, save_state
+from inference.training import parallel as distributed
+from inference.training.loss import new_param_state
+
+WEIGHTS = "weights.pt"
+
+
+@dataclass
+class Run:
+    """A model, its guide and the data they were trained on, as loaded or trained."""
+
+    config: RunConfig
+    model: nn.Module
+    guide: nn.Module
+    data: ImageData
+    device: torch.device
+    path: Optional[Path] = None
+    param_state: dict = field(default_factory=new_param_state)
+    pending_params: dict = field(default_factory=dict)  # saved pyro.param values, set at the first params()
+    _depth: int = field(default=0, repr=False)  # params() blocks open (Pyro's scope writes back only at its exit)
+
+    @property
+    def can_sample(self) -> bool:
+        """False for a prior without samples (the flat prior of the plain autoencoder family)."""
+        return getattr(self.model.prior, "can_sample", True)
+
+    @property
+    def sample_label(self) -> Optional[int]:
+        """The class a conditional VAE's pictures of prior samples are drawn for (0); None when unconditional."""
+        return 0 if self.config.model.conditional else None
+
+    def labels(self, split: str = "test") -> Optional[torch.Tensor]:
+        """The labels a conditional VAE is conditioned on; None for an unconditional one."""
+        return getattr(self.data, f"{split}_y") if self.config.model.conditional else None
+
+    @contextlib.contextmanager
+    def params(self) -> Iterator[None]:
+        """The run's own param store is Pyro's current one inside the block (re-entrant: an inner block sees
+        the live store, not the state saved when the outer one began)."""
+        if self._depth:
+            yield
+            return
+        self._depth += 1
+        try:
+            with pyro.get_param_store().scope(self.param_state):
+                if self.pending_params:
+                    self._restore_params()
+                yield
+        finally:
+            self._depth -= 1
+
+    def _restore_params(self) -> None:
+        """Saved ``pyro.param`` values: the program creates each (with its constraint) on one test point,
+        then takes the saved value."""
+        saved, self.pending_params = self.pending_params, {}
+        y = self.labels()
+        with torch.no_grad():
+            evaluate_elbo(self.model, self.guide, self.data.test_x[:1], y=None if y is None else y[:1])
+        store = pyro.get_param_store()
+        for name, value in saved.items():
+            if name not in store:
+                raise UserError(f"{self.path / WEIGHTS if self.path else 'the weights'} hold the parameter "
+                                f"{name!r}, which this run's program does not read")
+            store[name] = value.to(self.device)
+
+    def store_params(self) -> dict:
+        """The run's ``pyro.param`` values (constrained) that are not module parameters."""
+        own = {id(t) for m in (self.model, self.guide) for t in m.parameters()}
+        with self.params():
+            store = pyro.get_param_store()
+            return {name: store[name].detach().clone() for name in store.keys()
+                    if id(store[name].unconstrained()) not in own}
+
+    def evaluate(self, seed: int = 0):
+        """Test ELBO, distortion and rate; in a data-parallel job each rank scores its shard and the sums meet."""
+        def on(x, y, s):
+            return evaluate_elbo(self.model, self.guide, x, self.config.train.eval_batch_size, s, y=y)
+
+        with self.params():
+            if distributed.current().active:
+                return distributed.sharded_evaluate(on, self.data.test_x, self.labels(), seed)
+            return on(self.data.test_x, self.labels(), seed)
+
+
+def setup(config: RunConfig, device: Optional[str] = None) -> Run:
+    """Seed, load and prepare the data, build model and guide on the device."""
+    config.validate()
+    dev = distributed.local_device(resolve_device(device or config.train.device))
+    data = place(prepare(load_dataset(config.data), config.data.binarize), dev, config.train.data_placement)
+    if config.model.conditional:
+        _check_labels(data, config.model.num_classes)
+    pyro.set_rng_seed(config.train.seed)
+    try:
+        model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)
+    except ValueError as err:  # e.g. a conv network for images whose size it cannot take
+        raise UserError(str(err)) from None
+    model, guide = model.to(dev), guide.to(dev)
+    return Run(config, model, guide, data, dev)
+
+
+def place(data: ImageData, device: torch.device, placement: str = "auto") -> ImageData:
+    """Everything on ``device``, except training images that are to be streamed from the host."""
+    on_device = placement == "device" or device.type != "cuda" or (
+        placement == "auto" and data.train_x.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0])
+    if on_device:
+        return data.to(device)
+    return ImageData(data.name, data.train_x, *(t.to(device) for t in (data.train_y, data.test_x, data.test_y)))
+
+
+def _check_labels(data: ImageData, num_classes: int) -> None:
+    for split in ("train", "test"):
+        y = getattr(data, f"{split}_y")
+        if y.numel() and not (0 <= int(y.min()) and int(y.max()) < num_classes):
+            raise UserError(f"the {split} labels lie in [{int(y.min())}, {int(y.max())}], outside 0..{num_classes - 1}; "
+                            f"the conditional VAE needs labels 0..K-1 with K = model.num_classes")
+
+
+def save_weights(run: Run, path: Path) -> None:
+    """``{"model", "guide"}`` state dicts, and ``"params"``: the run's ``pyro.param`` values, if any."""
+    state = {"model": run.model.state_dict(), "guide": run.guide.state_dict()}
+    extra = run.store_params()
+    if extra:
+        state["params"] = extra
+    save_state(path, state)
+
+
+def load_weights(run: Run, state: dict, where: Path) -> None:
+    for part in ("model", "guide"):
+        if not isinstance(state.get(part), dict):
+            raise UserError(f"{where} has no {part} state; it was not written by 'vae train'")
+    load_module_state(run.model, state["model"], "model")
+    load_module_state(run.guide, state["guide"], "guide")
+    params = state.get("params", {})
+    if not isinstance(params, dict) or not all(torch.is_tensor(v) for v in params.values()):
+        raise UserError(f"{where} has a malformed 'params' entry; it was not written by 'vae train'")
+    run.pending_params = dict(params)
+
+
+def load_run(path: Path, device: str = "cpu") -> Run:
+    """Rebuild model and guide from ``path/config.json`` and load ``path/weights.pt``."""
+    from inference.runs.folder import CONFIG
+
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"run folder {path} does not exist")
+    config = RunConfig.load(path / CONFIG)
+    run = setup(config, device)
+    run.path = path
+    load_weights(run, load_state(path / WEIGHTS, map_location=run.device), path / WEIGHTS)
+    return run
