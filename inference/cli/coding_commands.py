@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inference.cli.options import run_command
 from inference.errors import UserError
 
 def cmd_compress(args) -> int:
@@ -59,16 +60,13 @@ def cmd_decompress(args) -> int:
 
 def add_commands(sub) -> None:
     """This group's subcommands, each with its handler."""
-    p = sub.add_parser("compress", help="rate-distortion autoencoder: test images to bytes (ANS coding)")
-    p.add_argument("run", help="run folder written by 'vae train'")
+    p = run_command(sub, "compress", cmd_compress, "rate-distortion autoencoder: test images to bytes (ANS coding)")
     p.add_argument("--test-images", type=int, default=100, help="how many test images to code")
     p.add_argument("--start", type=int, default=0, help="first test image")
     p.add_argument("--lossless", action="store_true",
                    help="a VAE (bernoulli, normal prior, diagonal_normal guide): bits-back ANS, exact images")
     p.add_argument("-o", "--output", required=True, help="file to write")
-    p.set_defaults(handler=cmd_compress)
-    p = sub.add_parser("decompress", help="bytes from 'vae compress' back to images (a PNG grid)")
-    p.add_argument("run", help="the run folder the file was compressed with")
+    p = run_command(sub, "decompress", cmd_decompress,
+                    "bytes from 'vae compress' back to images (a PNG grid)", run_help="the run folder the file was compressed with")
     p.add_argument("file", help="file written by 'vae compress'")
     p.add_argument("-o", "--output", required=True, help="PNG to write")
-    p.set_defaults(handler=cmd_decompress)

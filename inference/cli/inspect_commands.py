@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inference.cli.options import run_command
 from inference.errors import UserError
 
 def cmd_report(args) -> int:
@@ -111,8 +112,7 @@ def cmd_diagnose(args) -> int:
 
 def add_commands(sub) -> None:
     """This group's subcommands, each with its handler."""
-    p = sub.add_parser("evaluate", help="test ELBO = -(D + R), importance-sampled log p(x), active units")
-    p.add_argument("run", help="run folder written by 'vae train'")
+    p = run_command(sub, "evaluate", cmd_evaluate, "test ELBO = -(D + R), importance-sampled log p(x), active units")
     p.add_argument("--batch-size", type=int, default=1000, help="test points per pass [default: 1000]")
     p.add_argument("--iw-samples", type=int, default=0,
                    help="importance samples for log p(x) (5000 as in the IWAE paper; 0: skip)")
@@ -120,13 +120,10 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the guide's draws [default: 0]")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto [default: cpu]")
     p.add_argument("--json", default=None, help="where to write the figures (default RUN/evaluation.json)")
-    p.set_defaults(handler=cmd_evaluate)
-    p = sub.add_parser("report", help="one self-contained HTML page of a run: config, metrics, plots, grids")
-    p.add_argument("run", help="run folder written by 'vae train'")
+    p = run_command(sub, "report", cmd_report, "one self-contained HTML page of a run: config, metrics, plots, grids")
     p.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
-    p.set_defaults(handler=cmd_report)
-    p = sub.add_parser("sample", help="a grid of images decoded from z ~ p(z) (or a mixture fitted to the codes)")
-    p.add_argument("run", help="run folder written by 'vae train'")
+    p = run_command(sub, "sample", cmd_sample,
+                    "a grid of images decoded from z ~ p(z) (or a mixture fitted to the codes)")
     p.add_argument("-n", type=int, default=64, help="how many images [default: 64]")
     p.add_argument("--label", type=int, default=None, help="class to draw (conditional VAE)")
     p.add_argument("--seed", type=int, default=0, help="seeds the draws of z [default: 0]")
@@ -135,9 +132,7 @@ def add_commands(sub) -> None:
     p.add_argument("--ex-post", type=int, default=0, metavar="K",
                    help="decode z from a K-component Gaussian mixture fitted by EM to the training codes "
                         "(Ghosh et al. 2020) instead of the prior; works for autoencoders without a prior")
-    p.set_defaults(handler=cmd_sample)
-    p = sub.add_parser("diagnose", help="NUTS reference posteriors, PSIS k-hat, gaps, collapse, PPC (ArviZ)")
-    p.add_argument("run", help="run folder written by 'vae train'")
+    p = run_command(sub, "diagnose", cmd_diagnose, "NUTS reference posteriors, PSIS k-hat, gaps, collapse, PPC (ArviZ)")
     p.add_argument("--points", type=int, default=20, help="random test points to examine")
     p.add_argument("--indices", type=int, nargs="+", default=None, help="these test points instead")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains per point [default: 4]")
@@ -146,4 +141,3 @@ def add_commands(sub) -> None:
     p.add_argument("--guide-samples", type=int, default=1000, help="draws of the guide per point [default: 1000]")
     p.add_argument("--iw-samples", type=int, default=5000, help="importance samples for log p(x)")
     p.add_argument("--seed", type=int, default=0, help="seeds the choice of points and every draw [default: 0]")
-    p.set_defaults(handler=cmd_diagnose)

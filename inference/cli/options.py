@@ -23,6 +23,14 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
+def run_command(sub, name: str, handler, help: str, run_help: str = "run folder written by 'vae train'"):
+    """A subcommand that reads a run folder: its parser, with the ``run`` argument and its handler set."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("run", help=run_help)
+    p.set_defaults(handler=handler)
+    return p
+
+
 def add_train_options(p: argparse.ArgumentParser) -> None:
     """``vae train``'s flags (also those of ``vae config --dump``, which prints what train would use)."""
     add_run_options(p)
@@ -117,13 +125,19 @@ def apply_config_file(args: argparse.Namespace, given: set[str]) -> None:
     args.file_config = raw
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then the family preset, then the config file, then the flags given."""
+def flag_values(args: argparse.Namespace) -> dict:
+    """The config fields the flags given on the command line set, by section (not yet validated)."""
     flags: dict = {}
     for dest in FLAG_FIELDS:
         if dest in getattr(args, "given", FLAG_FIELDS):
             value = getattr(args, dest)
             for section, key in FLAG_FIELDS[dest]:
                 flags.setdefault(section, {})[key] = (not value) if dest in NEGATED else value
+    return flags
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the family preset, then the config file, then the flags given."""
+    flags = flag_values(args)
     raw = merge(merge(apply_family({}, args.family), getattr(args, "file_config", {})), flags)
     return RunConfig.from_dict(raw)

@@ -76,6 +76,7 @@ class CapturedLoss:
         self.module_inputs: list[torch.Tensor] = []
         self.store_names: list[str] = []
         self.store_inputs: list[torch.Tensor] = []
+        self.inputs: list[torch.Tensor] = []  # the graph's parameter inputs: module tensors, then store tensors
         self.constraints: dict = {}
         self.graphs: dict = {}
 
@@ -95,6 +96,7 @@ class CapturedLoss:
         self.store_names = [n for n, p in zip(self.loss.param_names, self.loss.params) if id(p) not in own]
         self.store_inputs = [p for n, p in zip(self.loss.param_names, self.loss.params) if id(p) not in own]
         self.constraints = {n: constraints[n] for n in self.store_names}
+        self.inputs = self.module_inputs + self.store_inputs
 
     def _weight(self) -> Optional[torch.Tensor]:
         if not hasattr(self.loss.objective, "loss_at"):
@@ -108,8 +110,7 @@ class CapturedLoss:
 
     def __call__(self, x: torch.Tensor, num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
                  y: Optional[torch.Tensor] = None, **other) -> torch.Tensor:
-        graph, num_data, subsample = self._graph(x, num_data, subsample, y, other)
-        return graph(self.module_inputs + self.store_inputs, x, subsample, y, self._weight())
+        return self._graph(x, num_data, subsample, y, other)(self.inputs, x, subsample, y, self._weight())
 
     def _graph(self, x, num_data, subsample, y, other):
         if other:
@@ -117,11 +118,11 @@ class CapturedLoss:
         if not torch.is_tensor(x):
             raise CaptureError("the captured engine needs the batch x as a tensor")
         num_data = None if num_data is None else int(num_data)  # as given: the program sees what the interpreter would
-        key = (tuple(x.shape), x.dtype, x.device, num_data, None if y is None else tuple(y.shape))
+        key = (tuple(x.shape), x.dtype, x.device, num_data, subsample is None, None if y is None else tuple(y.shape))
         graph = self.graphs.get(key)
         if graph is None:
             graph = self.graphs[key] = self._capture(x, num_data, subsample, y)
-        return graph, num_data, subsample
+        return graph
 
     def _program(self, num_data: int) -> Callable:
         n = len(self.module_inputs)
@@ -143,7 +144,7 @@ class CapturedLoss:
             self.loss.read_params(x, **kwargs)
         self._collect_inputs()
         program, weight = self._program(num_data), self._weight()
-        inputs = self.module_inputs + self.store_inputs
+        inputs = self.inputs
         # Capturing runs the program once; fork_rng keeps that run from using up the training's draws.
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             try:
@@ -167,7 +168,7 @@ class CapturedLoss:
         wanted = torch.autograd.grad(expected, params, allow_unused=True)
         torch.manual_seed(seed)
         try:
-            got = graph(self.module_inputs + self.store_inputs, x, subsample, y, weight)
+            got = graph(self.inputs, x, subsample, y, weight)
             grads = torch.autograd.grad(got, params, allow_unused=True)
         except Exception as err:  # e.g. inductor without a C++ compiler
             raise CaptureError(f"{self.backend} failed: {one_line(err)}") from None

@@ -37,6 +37,7 @@ class TorchUpdater:
     """One torch optimizer over all parameters."""
 
     kind = "torch"
+    by_name = False  # keyed by position in its parameter groups
 
     def __init__(self, make: Callable[[list], torch.optim.Optimizer], params: list):
         self.optim = make(list(params))
@@ -66,6 +67,7 @@ class PyroUpdater:
 
     kind = "pyro"
     device_guard = False
+    by_name = True  # keyed by each parameter's name in the param store
 
     def __init__(self, optim: PyroOptim):
         self.optim = optim

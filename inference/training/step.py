@@ -49,13 +49,18 @@ class SVIStep:
     def ensure_updater(self, params: list) -> None:
         if self.updater is None:
             self.updater = self.make_updater(params)
-        self.updater.add(params)
+        with self._named():
+            self.updater.add(params)
+
+    def _named(self):
+        """The program's param store, for an optimizer that names its parameters through it (``pyro.optim``);
+        a torch optimizer needs none, and the hot loop enters no store scope for it."""
+        return self.store() if self.updater.by_name else contextlib.nullcontext()
 
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         """One update; returns the loss as a device tensor (not read here on a device-guarded optimizer)."""
         loss, params = self.engine.loss_and_grads(*args, **kwargs)
-        with self.store():
-            self.ensure_updater(params)
+        self.ensure_updater(params)
         loss = self.engine.reduce(params, loss)
         grads = [p.grad for p in params if p.grad is not None]
         norms = torch._foreach_norm(grads) if grads else []
@@ -69,7 +74,7 @@ class SVIStep:
             raise NumericalFault(step, "loss" if not math.isfinite(float(loss)) else "gradient")
         if self.clip_norm is not None and grads:
             clip_per_parameter(grads, norms, self.clip_norm)
-        with self.store():  # a pyro.optim optimizer names parameters through the program's param store
+        with self._named():
             self.updater.step(params, bad if self.stable and deferred else torch.zeros_like(bad))
         _zero(params)
         self.steps = step

@@ -59,11 +59,10 @@ class SVITrainer:
         self.svi_step = SVIStep(engine, lambda params: make_updater(self.optim, params, self.lr), self.clip_norm,
                                 self.stable, self.loss.store)
         self.svi_step.steps = self._steps
-        if previous is not None:  # another engine for the same parameters: the optimizer's state goes on
-            self.svi_step.updater = previous.updater
+        if previous is not None:  # another engine for the same parameters: the optimizer's state goes on, and
+            self.svi_step.updater, self.svi_step._first_bad = previous.updater, previous._first_bad  # a pending fault
         if self.loss.params:
-            with self.loss.store():
-                self.svi_step.ensure_updater(self.loss.params)
+            self.svi_step.ensure_updater(self.loss.params)
         return self.notice
 
     @property
