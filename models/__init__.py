@@ -2,9 +2,12 @@
 and mixture models of the EM comparison."""
 from .conditional import LabelConditionedDecoder, LabelConditionedEncoder
 from .conv import ConvDecoder, ConvEncoder
+from .counts import NegativeBinomialLikelihood, PoissonLikelihood, ZeroInflatedNegativeBinomialLikelihood
+from .discretized import (DiscretizedLogistic, DiscretizedLogisticLikelihood, DiscretizedLogisticMixture,
+                          DiscretizedLogisticMixtureLikelihood)
 from .entropy_model import FactorizedEntropyPrior
 from .likelihoods import (LIKELIHOODS, BernoulliLikelihood, ContinuousBernoulliLikelihood, DecoderScaleGaussianLikelihood,
-                          DiscretizedLogisticLikelihood, FixedScaleGaussianLikelihood, GlobalScaleGaussianLikelihood,
+                          FixedScaleGaussianLikelihood, GlobalScaleGaussianLikelihood,
                           LaplaceLikelihood, Likelihood, PixelScaleGaussianLikelihood)
 from .linear_gaussian import PPCAModel
 from .mixture import BernoulliMixtureModel
@@ -19,7 +22,9 @@ __version__ = "0.2.0"
 __all__ = [
     "LIKELIHOODS", "PRIORS", "Registry", "Likelihood", "BernoulliLikelihood", "ContinuousBernoulliLikelihood",
     "FixedScaleGaussianLikelihood", "LaplaceLikelihood", "GlobalScaleGaussianLikelihood", "PixelScaleGaussianLikelihood",
-    "DecoderScaleGaussianLikelihood", "DiscretizedLogisticLikelihood", "Prior", "StandardNormalPrior",
+    "DecoderScaleGaussianLikelihood", "DiscretizedLogisticLikelihood", "DiscretizedLogisticMixtureLikelihood",
+    "DiscretizedLogistic", "DiscretizedLogisticMixture", "PoissonLikelihood", "NegativeBinomialLikelihood",
+    "ZeroInflatedNegativeBinomialLikelihood", "Prior", "StandardNormalPrior",
     "LearnedNormalPrior", "MixtureOfGaussiansPrior", "VampPrior", "FlowPrior", "FlatPrior", "LaplacePrior",
     "FactorizedEntropyPrior", "MLPDecoder", "MLPEncoder", "ConvDecoder", "ConvEncoder", "LabelConditionedDecoder",
     "LabelConditionedEncoder", "mlp", "VAEModel", "data_plate", "PPCAModel", "BernoulliMixtureModel", "__version__",

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .networks import ACTIVATIONS
+from .networks import ACTIVATIONS, check_input
 
 UPSAMPLERS = ("transposed", "pixel_shuffle")
 
@@ -45,6 +45,7 @@ class ConvEncoder(nn.Module):
             nn.Flatten(), nn.Linear(2 * channels * (h // 4) * (w // 4), out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.event_shape)
         batch = x.shape[:-3]
         return self.net(x.reshape(-1, *self.event_shape)).reshape(*batch, -1)
 

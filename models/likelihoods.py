@@ -18,7 +18,9 @@ from .registry import Registry
 
 LIKELIHOODS: Registry = Registry("likelihood")
 
-BINARY, UNIT_INTERVAL, EIGHT_BIT, REAL = "binary", "unit_interval", "8bit", "real"
+BINARY, UNIT_INTERVAL, EIGHT_BIT, REAL, COUNT = "binary", "unit_interval", "8bit", "real", "count"
+DATA_KINDS = {BINARY: "0/1 values", UNIT_INTERVAL: "values in [0, 1]", EIGHT_BIT: "8-bit grey levels k/255 in [0, 1]",
+              REAL: "real values", COUNT: "counts (integers >= 0)"}
 
 
 class Likelihood(PyroModule):
@@ -149,55 +151,3 @@ class DecoderScaleGaussianLikelihood(_LearnedScaleGaussian):
 
     def _loc(self, decoded):
         return self._params(decoded)[0]
-
-
-class DiscretizedLogistic(dist.TorchDistribution):
-    """P(x = k/255) = F((k + 1/2)/255) - F((k - 1/2)/255), F the logistic CDF, with the
-    edges k = 0 and k = 255 taking the tails (Salimans et al. 2017, one component)."""
-
-    arg_constraints = {}
-    support = dist.constraints.unit_interval
-
-    def __init__(self, loc, log_scale, validate_args=None):
-        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
-        super().__init__(self.loc.shape, validate_args=False)
-
-    def expand(self, batch_shape, _instance=None):
-        shape = torch.Size(batch_shape)
-        return DiscretizedLogistic(self.loc.expand(shape), self.log_scale.expand(shape))
-
-    def log_prob(self, value):
-        inv_scale = torch.exp(-self.log_scale)
-        centred = value - self.loc
-        upper = inv_scale * (centred + 0.5 / 255)
-        lower = inv_scale * (centred - 0.5 / 255)
-        log_cdf_upper = F.logsigmoid(upper)  # log F(upper): the mass below the top edge (x = 255 only)
-        log_sf_lower = -F.softplus(lower)  # log (1 - F(lower)): the mass above the bottom edge (x = 0 only)
-        mid = torch.sigmoid(upper) - torch.sigmoid(lower)
-        # where the bin is far in a tail, use the density at its centre times the bin width
-        log_pdf_mid = inv_scale.log() + centred * inv_scale - 2 * F.softplus(centred * inv_scale) - torch.log(
-            torch.tensor(255.0, device=value.device))
-        log_mid = torch.where(mid > 1e-5, mid.clamp(min=1e-12).log(), log_pdf_mid)
-        return torch.where(value < 0.5 / 255, log_cdf_upper,
-                           torch.where(value > 1 - 0.5 / 255, log_sf_lower, log_mid))
-
-    def sample(self, sample_shape=torch.Size()):
-        u = torch.rand(self._extended_shape(sample_shape), device=self.loc.device).clamp(1e-5, 1 - 1e-5)
-        x = self.loc + self.log_scale.exp() * (u.log() - (-u).log1p())
-        return (x.clamp(0, 1) * 255).round() / 255
-
-
-@LIKELIHOODS.register("discretized_logistic")
-class DiscretizedLogisticLikelihood(Likelihood):
-    """8-bit grey levels x = k / 255 under a discretized logistic per pixel: an exact
-    probability mass, so -log p / (D log 2) is bits per dimension."""
-
-    params_per_pixel = 2
-    data = EIGHT_BIT
-
-    def forward(self, decoded):
-        loc, log_scale = self._params(decoded)
-        return self._event(DiscretizedLogistic(loc, log_scale.clamp(min=-7.0)))
-
-    def mean(self, decoded):
-        return self._params(decoded)[0].clamp(0, 1)

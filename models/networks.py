@@ -51,8 +51,23 @@ class MLPEncoder(nn.Module):
     def __init__(self, event_shape: torch.Size, out_dim: int, hidden_dim: int = 400,
                  num_hidden_layers: int = 1, activation: str = "relu"):
         super().__init__()
+        self.event_shape = torch.Size(event_shape)
         self.event_dims = len(event_shape)
         self.net = mlp(math.prod(event_shape), hidden_dim, num_hidden_layers, out_dim, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.event_shape)
         return self.net(x.flatten(-self.event_dims))
+
+
+def describe(event_shape) -> str:
+    """(3, 32, 32) -> '(3, 32, 32) (colour images)'."""
+    kind = {1: " (grey images)", 3: " (colour images)"}.get(event_shape[0]) if len(event_shape) == 3 else None
+    return f"{tuple(event_shape)}{kind or ''}"
+
+
+def check_input(x: torch.Tensor, event_shape: torch.Size) -> None:
+    """A data point of another shape than the network was built for is refused by name (not a matmul error)."""
+    if x.shape[x.dim() - len(event_shape):] != event_shape:
+        raise ValueError(f"this network was built for data of shape {describe(event_shape)}, got "
+                         f"{describe(x.shape[1:])}; build it for this data (or convert the data: --channels-mode)")

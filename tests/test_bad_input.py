@@ -84,7 +84,7 @@ TRAIN_CASES = [
     ("negative-lr", ["--lr", "-1"], "train.lr must be positive"),
     ("not-a-number", ["--epochs", "two"], "invalid int value"),
     ("unknown-flag", ["--foo", "1"], "unrecognized arguments"),
-    ("unknown-likelihood", ["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
+    ("unknown-likelihood", ["--likelihood", "cauchy"], "unknown likelihood 'cauchy'"),
     ("unknown-prior", ["--prior", "cauchy"], "unknown prior 'cauchy'"),
     ("unknown-guide", ["--guide", "nf"], "unknown guide 'nf'"),
     ("unknown-device", ["--device", "tpu"], "unknown device 'tpu'"),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models import LIKELIHOODS
-from models.likelihoods import DiscretizedLogistic
+from models.discretized import DiscretizedLogistic
 
 EVENT = torch.Size([1, 1, 2])  # two pixels: the closed forms below sum over them
 

@@ -50,7 +50,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_sample(args) -> int:
     from inference.experiments.ex_post import ex_post_report, fit_gaussian_mixture, report_table, training_codes
-    from inference.report.images import save_decoded, save_prior_samples
+    from inference.report.outputs import save_decoded_codes, save_samples
     from inference.runs.folder import SAMPLES, SAMPLES_EX_POST, load_run
 
     if args.n <= 0:
@@ -71,13 +71,13 @@ def cmd_sample(args) -> int:
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")
     if not args.ex_post:
-        save_prior_samples(run.model, out, n=args.n, seed=args.seed, label=label)
+        save_samples(run, out, n=args.n, seed=args.seed, label=label)
         print(f"wrote {args.n} samples to {out}")
         return 0
     train_codes = training_codes(run)
     mixture = fit_gaussian_mixture(train_codes, args.ex_post, seed=args.seed)
     report = ex_post_report(run, mixture, train_codes, seed=args.seed)
-    save_decoded(run.model, mixture.sample(args.n, args.seed), out, label=label)
+    save_decoded_codes(run, mixture.sample(args.n, args.seed), out, label=label)
     print(f"Gaussian mixture of {report['components']} components fitted by EM ({report['em_iterations']} "
           f"iterations) to {train_codes.shape[0]} training codes; on the test codes:")
     print(report_table(report, model_cfg.prior))

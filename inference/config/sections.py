@@ -21,15 +21,18 @@ from typing import Any, Optional
 from guides import GUIDES
 from guides.corruption import CORRUPTIONS
 from models import LIKELIHOODS, PRIORS
-from models.likelihoods import BINARY, EIGHT_BIT
+from models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
 from models.conv import UPSAMPLERS
 from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
 from inference.errors import UserError
 from inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options
 
-DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx")
-BINARIZATIONS = ("dynamic", "static", "none")
+DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx", "folder", "cifar10", "svhn", "celeba",
+            "array")
+IMAGE_SETS = tuple(d for d in DATASETS if d != "array")
+BINARIZATIONS = ("auto", "dynamic", "static", "none")
+CHANNEL_MODES = ("keep", "grey", "rgb")
 DEVICES = ("auto", "cpu", "cuda")
 COMPILE_MODES = ("auto", "off", "trace", "inductor")  # inference/training/engines.py
 PLACEMENTS = ("auto", "device", "host")
@@ -42,11 +45,13 @@ class ConfigError(UserError):
 
 
 def option(default: Any, help: str, *, flag: Optional[str] = None, choices: Any = None,
-           negated: Optional[str] = None) -> Any:
+           negated: Optional[str] = None, metavar: Optional[tuple] = None) -> Any:
     """A config field and everything its command-line flag needs: ``help``; ``choices`` (a tuple, or a
     registry: names read when shown; such a field's value accepts ``-`` for ``_``); ``flag`` (default
-    ``--field-name``); ``negated``: a boolean field set to False by this store-true flag instead."""
-    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "negated": negated})
+    ``--field-name``); ``negated``: a boolean field set to False by this store-true flag instead; ``metavar``:
+    the names of a list field's values (``("H", "W")``: the flag takes that many)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "negated": negated,
+                                            "metavar": metavar})
 
 
 def choice_names(choices) -> list[str]:
@@ -64,6 +69,12 @@ def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
         return float(value)
     if base in (int, float, str, bool) and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
         raise ConfigError(f"{where}.{name} must be {base.__name__}, got {value!r}")
+    if typing.get_origin(base) is list:
+        item = typing.get_args(base)[0]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, item) and not isinstance(v, bool)
+                                                           for v in value):
+            raise ConfigError(f"{where}.{name} must be a list of {item.__name__}, got {value!r}")
+        return list(value)
     return value
 
 
@@ -112,21 +123,42 @@ def _check_network(where: str, arch: str, hidden_dim: int, num_hidden_layers: in
 
 @dataclass
 class DataConfig(_Section):
-    """Which images, and how grey levels become observations."""
+    """Which data, and how its values become observations (``inference/data/``)."""
 
-    dataset: str = option("mnist-embedded", "the images: the embedded 5,000 MNIST digits, a folder of IDX .gz files "
-                          "(idx), or a torchvision set read from --data-dir", choices=DATASETS)
-    data_dir: Optional[str] = option(None, "folder of IDX .gz files, or torchvision's download root")
-    binarize: str = option("dynamic", "grey levels to binary pixels: a fresh Bernoulli draw per batch (dynamic), "
-                           "one draw (static), or keep the grey levels (none)", choices=BINARIZATIONS)
+    dataset: str = option("mnist-embedded", "the data: the embedded 5,000 MNIST digits; a folder of IDX .gz files "
+                          "(idx); a folder of images with train/ and test/ (folder); a torchvision set read from "
+                          "--data-dir; an .npz, .npy or .csv file (array)", choices=DATASETS)
+    data_dir: Optional[str] = option(None, "the data's folder (IDX files, images, torchvision's files or download "
+                                     "root), or the array file")
+    binarize: str = option("auto", "grey levels to binary pixels: a fresh Bernoulli draw per batch (dynamic), "
+                           "one draw (static), keep the values (none); auto: dynamic for a likelihood of binary "
+                           "pixels, else none", choices=BINARIZATIONS)
+    image_size: Optional[list[int]] = option(None, "resize every image to H x W (torchvision's resize)",
+                                             metavar=("H", "W"))
+    channels_mode: str = option("keep", "image channels: as the files have them (keep), grey, or rgb",
+                                choices=CHANNEL_MODES)
+    test_fraction: float = option(0.1, "array: share of an .npy/.csv file (or an .npz without test_x) held out "
+                                  "as the test set, drawn with a fixed seed")
+    standardize: bool = option(False, "real-valued data: shift and scale each feature to mean 0, sd 1 on the "
+                               "training set (undone in samples and reconstructions)")
 
     def validate(self):
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
         if self.binarize not in BINARIZATIONS:
             raise ConfigError(f"unknown binarization {self.binarize!r}; choose one of: {', '.join(BINARIZATIONS)}")
-        if self.dataset == "idx" and not self.data_dir:
-            raise ConfigError("dataset 'idx' needs --data-dir, a folder of IDX .gz files")
+        if self.channels_mode not in CHANNEL_MODES:
+            raise ConfigError(f"unknown channels mode {self.channels_mode!r}; choose one of: {', '.join(CHANNEL_MODES)}")
+        if self.dataset in ("idx", "folder", "array") and not self.data_dir:
+            what = {"idx": "a folder of IDX .gz files", "folder": "a folder with train/ and test/ image folders",
+                    "array": "an .npz, .npy or .csv file"}[self.dataset]
+            raise ConfigError(f"dataset {self.dataset!r} needs --data-dir, {what}")
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ConfigError(f"data.image_size must be two positive numbers H W, got {self.image_size}")
+        if self.dataset == "array" and (self.image_size is not None or self.channels_mode != "keep"):
+            raise ConfigError("--image-size and --channels-mode apply to images; an array is used as its file has it")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
 @dataclass
@@ -141,7 +173,9 @@ class ModelConfig(_Section):
     upsample: str = option("transposed", "conv decoder: transposed convolution or depth-to-space", choices=UPSAMPLERS)
     activation: str = option("relu", "hidden-layer nonlinearity of encoder and decoder", choices=ACTIVATIONS)
     likelihood: str = option("bernoulli", "p(x | z)", choices=LIKELIHOODS)
-    likelihood_scale: float = option(1.0, "sigma of gaussian, b of laplace, initial sigma of the learned Gaussians")
+    likelihood_scale: float = option(1.0, "sigma of gaussian, b of laplace, initial sigma of the learned Gaussians, "
+                                     "initial inverse dispersion theta of the negative binomials")
+    likelihood_components: int = option(5, "mixture components K of discretized_logistic_mixture")
     prior: str = option("normal", "p(z)", choices=PRIORS)
     prior_components: int = option(10, "mixture components K of the mog and vamp priors")
     prior_flows: int = option(2, "autoregressive layers of the flow prior")
@@ -155,6 +189,7 @@ class ModelConfig(_Section):
             raise ConfigError(f"unknown upsampling {self.upsample!r}; choose one of: {', '.join(UPSAMPLERS)}")
         _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale,
                   prior_components=self.prior_components, prior_flows=self.prior_flows,
+                  likelihood_components=self.likelihood_components,
                   num_classes=self.num_classes)
         if self.conditional and self.prior == "vamp":
             raise ConfigError("the VampPrior's pseudo-inputs carry no label; use another prior with --conditional")
@@ -327,13 +362,23 @@ class RunConfig:
             raise ConfigError(f"prior {prior!r} with guide {guide!r}: {problem}; use {instead}")
 
     def _check_likelihood_matches_data(self) -> None:
-        kind, name, binarized = LIKELIHOODS.get(self.model.likelihood).data, self.model.likelihood, \
-            self.data.binarize != "none"
-        if kind == BINARY and not binarized:
+        """The pairings of likelihood and data that can be refused before the data is read (the values are
+        checked once read: ``inference.data.checks``). Resolves ``binarize: auto``."""
+        kind, name, data = LIKELIHOODS.get(self.model.likelihood).data, self.model.likelihood, self.data
+        if data.binarize == "auto":
+            data.binarize = "dynamic" if kind == BINARY else "none"
+        binarized, images = data.binarize != "none", data.dataset in IMAGE_SETS
+        if kind == BINARY and not binarized and images:
             raise ConfigError(f"likelihood {name!r} models binary pixels but --binarize is 'none'; use --binarize "
                               f"dynamic or static, or --likelihood continuous_bernoulli for grey levels")
         if kind == EIGHT_BIT and binarized:
-            raise ConfigError(f"likelihood {name!r} models 8-bit grey levels; use --binarize none")
+            raise ConfigError(f"likelihood {name!r} models {DATA_KINDS[kind]}; use --binarize none")
+        if kind == COUNT and images:
+            raise ConfigError(f"likelihood {name!r} models counts, but {data.dataset!r} holds images with grey levels "
+                              f"in [0, 1]; count likelihoods need --dataset array with integer counts")
+        if data.standardize and kind != REAL:
+            raise ConfigError(f"--standardize makes real values of mean 0, which likelihood {name!r} does not model "
+                              f"({DATA_KINDS[kind]}); use a Gaussian or Laplace likelihood, or drop --standardize")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

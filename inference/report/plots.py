@@ -9,6 +9,8 @@
   image's code, then that image;
 - ``neighbours.png``: each row a prior sample E[x | z], z ~ p(z), then its nearest training images in
   pixel space (a sample that equals its neighbour is memorized, not generated).
+
+Manifold, interpolations and neighbours are drawn for image data only.
 """
 from __future__ import annotations
 
@@ -112,10 +114,13 @@ def nearest_neighbours(run, path: Path, n: int = 8, k: int = 5) -> None:
 def write_plots(run, out: Path, metrics: list[dict]) -> list[Path]:
     """Every plot that applies to ``run`` into ``out``; the paths written."""
     out = Path(out)
-    written = [out / CURVES, out / LATENT, out / INTERPOLATIONS]
+    written = [out / CURVES, out / LATENT]
     training_curves(metrics, out / CURVES)
     latent_space(run, out / LATENT)
+    if not run.data.is_image:  # the rest are pictures of decoded images
+        return written
     interpolations(run, out / INTERPOLATIONS)
+    written.append(out / INTERPOLATIONS)
     if run.can_sample:
         nearest_neighbours(run, out / NEIGHBOURS)
         written.append(out / NEIGHBOURS)

@@ -27,7 +27,8 @@ def construct(cls, *args, **options):
 def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
     prior = construct(PRIORS.get(config.prior), config.latent_dim, num_components=config.prior_components,
                       num_flows=config.prior_flows, event_shape=event_shape)
-    likelihood = LIKELIHOODS.get(config.likelihood)(event_shape, config.likelihood_scale)
+    likelihood = construct(LIKELIHOODS.get(config.likelihood), event_shape, scale=config.likelihood_scale,
+                           num_components=config.likelihood_components)
     classes = config.num_classes if config.conditional else 0
     inputs = config.latent_dim + classes  # a conditional decoder reads [z, onehot(y)]
     if config.arch == "conv":

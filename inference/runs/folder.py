@@ -6,9 +6,9 @@
     weights.pt           {"model": state_dict, "guide": state_dict, "params": the pyro.param values, if any}
     checkpoint.pt        everything ``vae train --resume`` needs (inference/training/checkpoint.py)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
-    samples.png          E[x | z], z ~ p(z)
+    samples.png          E[x | z], z ~ p(z): an image grid, or for arrays a heat map beside test rows (and samples.csv)
     samples_ex_post.png  E[x | z], z from a mixture fitted to the codes (``vae sample --ex-post K``, inference/experiments/ex_post.py)
-    reconstructions.png  test images above their reconstructions
+    reconstructions.png  test images above their reconstructions (arrays: heat maps, and reconstructions.csv)
     train.log            notices, logged steps and epochs (inference/training/monitors.py)
     tensorboard/         TensorBoard events, when installed (off: --no-tensorboard)
     curves.png, latent_space.png, interpolations.png, neighbours.png, manifold.png (2-D codes): inference/report/plots.py
@@ -30,7 +30,7 @@ import torch
 from inference.config.files import write_config_file
 from inference.config.sections import RunConfig
 from inference.errors import UserError
-from inference.report.images import save_prior_samples, save_reconstructions
+from inference.report.outputs import csv_path, save_run_reconstructions, save_samples
 from inference.report.plots import PLOTS, write_plots
 from inference.runs.build import resolve_device
 from inference.runs.files import atomic_write_text, load_module_state
@@ -96,8 +96,8 @@ def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], c
 
 def _write_pictures(run: Run, out: Path, metrics: list[dict], plots: bool) -> None:
     if run.can_sample:
-        save_prior_samples(run.model, out / SAMPLES, seed=run.config.train.seed, label=run.sample_label)
-    save_reconstructions(run.model, run.guide, run.data.test_x, out / RECONSTRUCTIONS, y=run.labels())
+        save_samples(run, out / SAMPLES, seed=run.config.train.seed, label=run.sample_label)
+    save_run_reconstructions(run, out / RECONSTRUCTIONS)
     if plots:
         write_plots(run, out, metrics)
 
@@ -119,7 +119,8 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
-        for stale in (EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, *PLOTS):  # --force: nothing of the old run survives
+        for stale in (EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, *PLOTS,
+                      *(csv_path(p) for p in (SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS))):  # --force: nothing of the old run survives
             (out / stale).unlink(missing_ok=True)
         shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
         write_json(out / CONFIG, config.to_dict())

@@ -17,7 +17,10 @@ import pyro
 import torch
 from torch import nn
 
+from models.networks import describe
+
 from inference.config.sections import RunConfig
+from inference.data.checks import check_fits, check_labels, standardize
 from inference.data.datasets import ImageData, load_dataset, prepare
 from inference.errors import UserError
 from inference.evaluate.elbo import evaluate_elbo
@@ -110,9 +113,8 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     """Seed, load and prepare the data, build model and guide on the device."""
     config.validate()
     dev = distributed.local_device(resolve_device(device or config.train.device))
-    data = place(prepare(load_dataset(config.data), config.data.binarize), dev, config.train.data_placement)
-    if config.model.conditional:
-        _check_labels(data, config.model.num_classes)
+    data = load_run_data(config)
+    data = place(data, dev, config.train.data_placement)
     pyro.set_rng_seed(config.train.seed)
     try:
         model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)
@@ -128,20 +130,24 @@ def place(data: ImageData, device: torch.device, placement: str = "auto") -> Ima
         placement == "auto" and data.train_x.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0])
     if on_device:
         return data.to(device)
-    return ImageData(data.name, data.train_x, *(t.to(device) for t in (data.train_y, data.test_x, data.test_y)))
+    return data.replace(**{k: getattr(data, k).to(device) for k in ("train_y", "test_x", "test_y")})
 
 
-def _check_labels(data: ImageData, num_classes: int) -> None:
-    for split in ("train", "test"):
-        y = getattr(data, f"{split}_y")
-        if y.numel() and not (0 <= int(y.min()) and int(y.max()) < num_classes):
-            raise UserError(f"the {split} labels lie in [{int(y.min())}, {int(y.max())}], outside 0..{num_classes - 1}; "
-                            f"the conditional VAE needs labels 0..K-1 with K = model.num_classes")
+def load_run_data(config: RunConfig) -> ImageData:
+    """The data ``config`` names, checked against its likelihood (and labels against a conditional VAE), then
+    binarized and standardized as it says."""
+    data = load_dataset(config.data)
+    check_fits(data, config.model.likelihood, config.data.binarize)
+    if config.model.conditional:
+        check_labels(data, config.model.num_classes)
+    data = prepare(data, config.data.binarize)
+    return standardize(data) if config.data.standardize else data
 
 
 def save_weights(run: Run, path: Path) -> None:
     """``{"model", "guide"}`` state dicts, and ``"params"``: the run's ``pyro.param`` values, if any."""
-    state = {"model": run.model.state_dict(), "guide": run.guide.state_dict()}
+    state = {"model": run.model.state_dict(), "guide": run.guide.state_dict(),
+             "event_shape": list(run.data.event_shape)}
     extra = run.store_params()
     if extra:
         state["params"] = extra
@@ -152,6 +158,11 @@ def load_weights(run: Run, state: dict, where: Path) -> None:
     for part in ("model", "guide"):
         if not isinstance(state.get(part), dict):
             raise UserError(f"{where} has no {part} state; it was not written by 'vae train'")
+    built_for = state.get("event_shape")
+    if built_for is not None and tuple(built_for) != tuple(run.data.event_shape):
+        raise UserError(f"the networks in {where} were built for data of shape {describe(built_for)}, but the data "
+                        f"now has shape {describe(run.data.event_shape)}; the data changed since training: restore "
+                        f"it, or train a new run on it")
     load_module_state(run.model, state["model"], "model")
     load_module_state(run.guide, state["guide"], "guide")
     params = state.get("params", {})

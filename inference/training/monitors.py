@@ -113,11 +113,12 @@ class TensorBoard(Monitor):
             self.writer.add_scalar(f"test/{key}", metrics[f"test_{key}"], step)
         x, y = run.data.test_x[:1000], run.labels()
         y = None if y is None else y[:1000]
-        if run.can_sample:
-            samples = prior_samples(run.model, 64, run.config.train.seed, run.sample_label)
+        if run.can_sample and run.data.is_image:
+            samples = run.data.original(prior_samples(run.model, 64, run.config.train.seed, run.sample_label))
             self.writer.add_image("samples", grid(samples, 8), step)
         with evaluation_mode(0, x.device, run.model, run.guide):
-            self.writer.add_image("reconstructions", reconstruction_grid(run.model, run.guide, x, y=y), step)
+            if run.data.is_image and run.data.shift is None:
+                self.writer.add_image("reconstructions", reconstruction_grid(run.model, run.guide, x, y=y), step)
             self.writer.add_histogram("latent_means", codes(run.guide, x, y), step)
         self.writer.flush()
 

@@ -1,0 +1,137 @@
+"""A file of numbers as a dataset: ``.npz`` (arrays ``train_x``, ``test_x``, optional ``train_y``, ``test_y``),
+``.npy`` (one array) or ``.csv`` (numeric columns, a header row detected). An ``.npy``/``.csv`` file, or an
+``.npz`` without ``test_x``, is split into train and test by ``test_fraction`` with a fixed seed.
+
+Shape (N, D) trains the MLPs; (N, C, H, W) (or (N, H, W), read as one channel) the image networks. Values
+are kept as the file has them (no rescaling): integer arrays are counts, exact in float32 up to 2**24.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from inference.data.datasets import ImageData
+from inference.errors import UserError
+
+SPLIT_SEED = 0  # fixed: the same train/test split of a file for every run
+EXACT_INTEGERS = 2 ** 24  # float32 holds every integer below this
+
+
+def split_indices(n: int, test_fraction: float, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random split of ``range(n)``: at least one point on each side."""
+    if n < 2:
+        raise UserError(f"{n} data point(s) cannot be split into train and test sets; it needs at least 2")
+    order = np.random.default_rng(seed).permutation(n)
+    test = min(n - 1, max(1, int(round(test_fraction * n))))
+    return np.sort(order[test:]), np.sort(order[:test])
+
+
+def _check_values(x: np.ndarray, where: str) -> np.ndarray:
+    """``x`` as float32 (N, D) or (N, C, H, W); NaN or Inf named by its first row."""
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise UserError(f"{where} holds {x.dtype} values; it needs numbers")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim not in (2, 4):
+        raise UserError(f"{where} has shape {x.shape}; it needs (N, D) for MLPs or (N, C, H, W) for images")
+    if len(x) == 0:
+        raise UserError(f"{where} is empty; it needs at least one row")
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{where} row {row} holds NaN or Inf; remove or impute it")
+    elif np.issubdtype(x.dtype, np.integer) and x.size and np.abs(x).max() >= EXACT_INTEGERS:
+        raise UserError(f"{where} holds integers beyond 2**24, which float32 cannot hold exactly")
+    return x.astype(np.float32)
+
+
+def _labels(y: Optional[np.ndarray], n: int, where: str) -> Optional[np.ndarray]:
+    if y is None:
+        return None
+    y = np.asarray(y).reshape(-1) if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] == 1 else np.asarray(y)
+    if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"{where} must be {n} integer labels, one per row, got {y.dtype} of shape {y.shape}")
+    return y.astype(np.int64)
+
+
+def _dataset(name: str, train_x, test_x, train_y=None, test_y=None) -> ImageData:
+    labelled = train_y is not None and test_y is not None
+    zeros = [np.zeros(len(a), dtype=np.int64) for a in (train_x, test_x)]
+    return ImageData(name, torch.from_numpy(train_x), torch.from_numpy(train_y if labelled else zeros[0]),
+                     torch.from_numpy(test_x), torch.from_numpy(test_y if labelled else zeros[1]), labelled=labelled)
+
+
+def _split(name: str, x: np.ndarray, y: Optional[np.ndarray], test_fraction: float) -> ImageData:
+    train, test = split_indices(len(x), test_fraction)
+    return _dataset(name, x[train], x[test], None if y is None else y[train], None if y is None else y[test])
+
+
+def read_npz(path: Path, test_fraction: float) -> ImageData:
+    with np.load(path, allow_pickle=False) as held:
+        arrays = {key: held[key] for key in held.files}
+    if "train_x" not in arrays:
+        raise UserError(f"{path} has no array 'train_x' (it has: {', '.join(sorted(arrays)) or 'none'}); "
+                        f"an .npz needs train_x and test_x, and may have train_y and test_y")
+    train_x = _check_values(arrays["train_x"], f"{path}: train_x")
+    train_y = _labels(arrays.get("train_y"), len(train_x), f"{path}: train_y")
+    if "test_x" not in arrays:
+        return _split(path.stem, train_x, train_y, test_fraction)
+    test_x = _check_values(arrays["test_x"], f"{path}: test_x")
+    if test_x.shape[1:] != train_x.shape[1:]:
+        raise UserError(f"{path}: test_x rows have shape {test_x.shape[1:]}, train_x rows {train_x.shape[1:]}")
+    return _dataset(path.stem, train_x, test_x, train_y, _labels(arrays.get("test_y"), len(test_x), f"{path}: test_y"))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def read_csv(path: Path) -> np.ndarray:
+    """The numeric table of a CSV file; a first row that is not all numbers is its header."""
+    with open(path, newline="") as fh:
+        rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+    if not rows:
+        raise UserError(f"{path} is empty; it needs rows of numbers")
+    header = None if all(_is_number(c) for c in rows[0]) else rows[0]
+    body = rows[1:] if header else rows
+    if not body:
+        raise UserError(f"{path} has a header row but no data rows")
+    width = len(header or body[0])
+    for line, row in enumerate(body, start=2 if header else 1):
+        if len(row) != width:
+            raise UserError(f"{path} line {line} has {len(row)} columns, the first row {width}")
+        for j, cell in enumerate(row):
+            if not _is_number(cell):
+                column = f"{header[j]!r} (number {j + 1})" if header else f"number {j + 1}"
+                raise UserError(f"{path}: column {column} is not numeric: line {line} holds {cell!r}; "
+                                f"remove that column or encode it as numbers")
+    table = np.array(body, dtype=np.float64)
+    integral = np.isfinite(table).all() and np.array_equal(table, np.round(table))
+    return table.astype(np.int64) if integral else table
+
+
+def load_array(path: Path, test_fraction: float = 0.1) -> ImageData:
+    """The dataset in the ``.npz``, ``.npy`` or ``.csv`` file at ``path``."""
+    if not path.is_file():
+        raise UserError(f"array file {path} does not exist or is not a file; --dataset array needs an .npz, "
+                        f".npy or .csv file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            return read_npz(path, test_fraction)
+        if suffix == ".npy":
+            return _split(path.stem, _check_values(np.load(path, allow_pickle=False), str(path)), None, test_fraction)
+        if suffix == ".csv":
+            return _split(path.stem, _check_values(read_csv(path), str(path)), None, test_fraction)
+    except (OSError, ValueError, EOFError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+    raise UserError(f"{path} is not an .npz, .npy or .csv file; --dataset array reads those three")

@@ -1,0 +1,76 @@
+"""What the data's values must be for the likelihood that models them, checked once the data is read (the
+pairings known from the config alone are refused before: ``RunConfig._check_likelihood_matches_data``), and
+the per-feature standardisation of ``--standardize``."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from models import LIKELIHOODS
+from models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL, UNIT_INTERVAL
+
+from inference.data.datasets import ImageData
+from inference.errors import UserError
+
+REMEDY = {
+    BINARY: "use --binarize dynamic or static for values in [0, 1], or a likelihood for the values the data holds",
+    UNIT_INTERVAL: "scale the data to [0, 1], or use a Gaussian or Laplace likelihood",
+    EIGHT_BIT: "use 8-bit images, or a likelihood for real values",
+    COUNT: "use a Gaussian or Laplace likelihood for real values",
+    REAL: "remove or impute those rows",
+}
+
+
+def _fits(x: torch.Tensor, kind: str, binarized: bool) -> torch.Tensor:
+    """Per value: whether the likelihood's kind of data (after binarization, if any) can hold it."""
+    finite = torch.isfinite(x)
+    if kind == BINARY and binarized or kind == UNIT_INTERVAL:
+        return finite & (x >= 0) & (x <= 1)
+    if kind == BINARY:
+        return (x == 0) | (x == 1)
+    if kind == EIGHT_BIT:
+        levels = x * 255
+        return finite & (x >= 0) & (x <= 1) & ((levels - levels.round()).abs() < 1e-3)
+    if kind == COUNT:
+        return finite & (x >= 0) & (x == x.round())
+    return finite
+
+
+def check_fits(data: ImageData, likelihood: str, binarize: str = "none") -> None:
+    """Refuse data the likelihood is not a density for, naming the first row that does not fit."""
+    kind = LIKELIHOODS.get(likelihood).data
+    for split in ("train", "test"):
+        x = getattr(data, f"{split}_x")
+        if x.numel() == 0:
+            raise UserError(f"the {data.name} {split} set is empty; it needs at least one data point")
+        bad = ~_fits(x, kind, binarize != "none").reshape(len(x), -1).all(1)
+        if bad.any():
+            row = int(bad.nonzero()[0])
+            value = x[row].flatten()[~_fits(x[row], kind, binarize != "none").flatten()][0].item()
+            what = f"{DATA_KINDS[BINARY if binarize == 'none' else UNIT_INTERVAL]}" if kind == BINARY else \
+                DATA_KINDS[kind]
+            raise UserError(f"likelihood {likelihood!r} models {what}, but {data.name} {split} row {row} holds "
+                            f"{value:g}; {REMEDY[kind]}")
+
+
+def standardize(data: ImageData) -> ImageData:
+    """Each feature shifted and scaled by its training-set mean and sd (sd 0: scale 1); ``data.original``
+    undoes it."""
+    shift = data.train_x.mean(0)
+    scale = data.train_x.std(0, unbiased=False)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return data.replace(train_x=(data.train_x - shift) / scale, test_x=(data.test_x - shift) / scale,
+                        shift=shift, scale=scale)
+
+
+def check_labels(data: ImageData, num_classes: Optional[int]) -> None:
+    """A conditional VAE needs labels 0..K-1 with K = ``num_classes``."""
+    if not data.labelled:
+        raise UserError(f"--conditional needs labels, and {data.name} has none: use class subfolders (image folders) "
+                        f"or train_y and test_y (.npz)")
+    for split in ("train", "test"):
+        y = getattr(data, f"{split}_y")
+        if y.numel() and not (0 <= int(y.min()) and int(y.max()) < num_classes):
+            raise UserError(f"the {split} labels lie in [{int(y.min())}, {int(y.max())}], outside 0..{num_classes - 1}; "
+                            f"the conditional VAE needs labels 0..K-1: pass --num-classes {int(y.max()) + 1}")

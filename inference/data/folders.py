@@ -1,0 +1,104 @@
+"""A folder of image files: ``DIR/train/`` and ``DIR/test/``, each holding the images directly or in one
+subfolder per class (the sorted class names are the labels 0..K-1, usable by ``--conditional``).
+
+Grey or colour as the files are (a set mixing both is read as colour) unless ``channels_mode`` says
+``grey`` or ``rgb``; ``image_size`` (H, W) resizes, and without it images of different sizes are refused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from inference.data.datasets import ImageData
+from inference.data.images import cache_key, cached_arrays, decode_all, image_files, parallel_map, read_header, \
+    to_unit
+from inference.errors import UserError
+
+SPLITS = ("train", "test")
+
+
+def split_files(folder: Path, split: str) -> tuple[list[Path], list[str]]:
+    """The image files of ``folder/split`` and the class name of each ('' without class folders)."""
+    where = folder / split
+    if not where.is_dir():
+        raise UserError(f"{folder} has no {split}/ folder; an image folder needs train/ and test/, each holding "
+                        f"images or one subfolder of images per class")
+    classes = sorted(d for d in where.iterdir() if d.is_dir() and not d.name.startswith("."))
+    direct = image_files(where)
+    if classes and direct:
+        raise UserError(f"{where} holds both images ({direct[0].name}) and class folders ({classes[0].name}/); "
+                        f"put every image in a class folder, or use no class folders")
+    if not classes:
+        if not direct:
+            raise UserError(f"{where} is empty: it holds no image files (PNG, JPEG or another format Pillow reads)")
+        return direct, [""] * len(direct)
+    files, names = [], []
+    for d in classes:
+        found = image_files(d)
+        if not found:
+            raise UserError(f"class folder {d} holds no image files; remove it or add its images")
+        files += found
+        names += [d.name] * len(found)
+    return files, names
+
+
+def _common_size(headers: list, files: list[Path]) -> tuple[int, int]:
+    sizes = {}
+    for (size, _), path in zip(headers, files):
+        sizes.setdefault(size, path)
+        if len(sizes) > 1:
+            (a, pa), (b, pb) = sizes.items()
+            raise UserError(f"images of different sizes: {pa} is {a[0]}x{a[1]} and {pb} is {b[0]}x{b[1]} "
+                            f"(width x height); pass --image-size H W to resize them all")
+    (width, height), = sizes
+    return height, width
+
+
+def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, channels_mode: str = "keep",
+                      name: str = "folder") -> ImageData:
+    """``folder``'s train and test images as (N, C, H, W) in [0, 1], with class labels where it has classes."""
+    if not folder.is_dir():
+        raise UserError(f"image folder {folder} does not exist or is not a folder")
+    found = {split: split_files(folder, split) for split in SPLITS}
+    named = {split: bool(names[0]) for split, (_, names) in found.items()}
+    if named["train"] != named["test"]:
+        with_classes = "train" if named["train"] else "test"
+        raise UserError(f"{folder / with_classes} has class folders but the other split does not; use class "
+                        f"folders in both train/ and test/, or in neither")
+    files = found["train"][0] + found["test"][0]
+    headers = parallel_map(read_header, files, "reading image headers")
+    size = tuple(image_size) if image_size is not None else _common_size(headers, files)
+    channels = {"grey": 1, "rgb": 3}.get(channels_mode) or max(c for _, c in headers)
+    classes = sorted(set(found["train"][1]) | set(found["test"][1])) if named["train"] else []
+    index = {c: i for i, c in enumerate(classes)}
+    key = cache_key(files, folder, size=size, channels=channels)
+
+    def build() -> dict:
+        return {split: decode_all(found[split][0], channels, size, f"decoding {folder / split}")
+                for split in SPLITS}
+
+    arrays = cached_arrays(folder, key, build)
+    labels = {split: torch.tensor([index.get(c, 0) for c in found[split][1]], dtype=torch.long) for split in SPLITS}
+    return ImageData(name, to_unit(arrays["train"]), labels["train"], to_unit(arrays["test"]), labels["test"],
+                     labelled=bool(classes), classes=tuple(classes))
+
+
+def write_image_folder(folder: Path, images: np.ndarray, labels: Optional[np.ndarray] = None,
+                       classes: Sequence[str] = (), fmt: str = "png") -> list[Path]:
+    """Write uint8 images (N, C, H, W) as files under ``folder`` (in ``classes[label]/`` when labels are given):
+    the inverse of ``split_files``, used to export a set (and by the tests)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, image in enumerate(images):
+        where = folder / classes[labels[i]] if labels is not None else folder
+        where.mkdir(exist_ok=True)
+        pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+        path = where / f"{i:06d}.{fmt}"
+        Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+        written.append(path)
+    return written

@@ -1,0 +1,156 @@
+"""Image files to uint8 tensors (Pillow reads the file, any format it knows; torchvision resizes), decoded
+by a pool of threads with a progress bar on the first pass and cached as one uint8 array beside the data.
+
+The cache, ``.vae-cache/<key>.npz`` in the data folder (or under ``~/.cache/pyro-vae`` when that folder is
+read-only), is keyed by every file's path, size and modification time and by the size and channels asked
+for: a changed, added or removed file, or another ``--image-size``, decodes afresh. ``bench/folder_loading.py``
+measures the first pass (1 thread and all cores) against a cached load.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from inference.errors import UserError
+
+CACHE_FOLDER, CACHE_VERSION = ".vae-cache", 1
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+CHANNEL_MODES = ("keep", "grey", "rgb")
+
+
+def image_extensions() -> set[str]:
+    from PIL import Image
+
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The files in ``folder`` (not its subfolders) whose extension Pillow reads, by name; hidden files skipped."""
+    known = image_extensions()
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() in known)
+
+
+def read_header(path: Path) -> tuple[tuple[int, int], int]:
+    """((width, height), channels) from the file's header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size, 1 if im.mode in GREY_MODES else 3
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UserError(f"cannot read image {path}: {err}; remove or replace the file") from None
+
+
+def decode(path: Path, channels: int, size: Optional[Sequence[int]] = None, crop_square: bool = False) -> np.ndarray:
+    """One image as uint8 (C, H, W), converted to ``channels`` (1: grey, 3: RGB), centre-cropped to a square if
+    ``crop_square``, and resized to ``size`` (H, W)."""
+    from PIL import Image, UnidentifiedImageError
+    import torchvision.transforms.functional as TF
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")  # decodes: a truncated file fails here
+            if crop_square:
+                im = TF.center_crop(im, [min(im.size)] * 2)
+            if size is not None and im.size != (size[1], size[0]):
+                im = TF.resize(im, list(size), antialias=True)
+            pixels = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise UserError(f"cannot decode image {path}: {err}; remove or replace the file") from None
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def workers() -> int:
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def parallel_map(fn: Callable, items: Sequence, desc: str, threads: Optional[int] = None) -> list:
+    """``[fn(item) ...]`` on a pool of threads (Pillow decodes without holding the GIL), with a progress bar
+    (shown on a terminal only)."""
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(threads or workers()) as pool:
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, unit="img", disable=None, leave=False))
+
+
+def decode_all(paths: Sequence[Path], channels: int, size: Sequence[int], desc: str,
+               threads: Optional[int] = None, crop_square: bool = False) -> np.ndarray:
+    """(N, C, H, W) uint8 of the files, decoded by ``threads`` threads."""
+    out = np.empty((len(paths), channels, *size), dtype=np.uint8)
+
+    def put(item):
+        i, path = item
+        out[i] = decode(path, channels, size, crop_square)
+
+    parallel_map(put, list(enumerate(paths)), desc, threads)
+    return out
+
+
+def cache_key(paths: Sequence[Path], root: Path, **options) -> str:
+    """A digest of every file's path (relative to ``root``), size and modification time, and the options."""
+    h = hashlib.sha256(json.dumps({"version": CACHE_VERSION, **options}, sort_keys=True).encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def cached_arrays(root: Path, key: str, build: Callable[[], dict]) -> dict:
+    """The arrays cached under ``key`` for the data in ``root``, or ``build()``'s, written to the cache
+    atomically (a cache that cannot be read is rebuilt; one that cannot be written is skipped)."""
+    from inference.data.datasets import DEFAULT_ROOT
+
+    places = [root / CACHE_FOLDER, DEFAULT_ROOT / "image-cache"]
+    for place in places:
+        path = place / f"{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as saved:
+                    return {name: saved[name] for name in saved.files}
+            except (OSError, ValueError, EOFError):
+                path.unlink(missing_ok=True)
+    arrays = build()
+    for place in places:
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+            tmp = place / f".{key}.{os.getpid()}.tmp.npz"
+            np.savez(tmp, **arrays)
+            os.replace(tmp, place / f"{key}.npz")
+            break
+        except OSError:
+            continue
+    return arrays
+
+
+def to_unit(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 k / 255."""
+    return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+
+
+def adjust_images(data, image_size: Optional[Sequence[int]], channels_mode: str):
+    """Images of a set already in memory resized to ``image_size`` (H, W) and given the channels
+    ``channels_mode`` asks for (grey: ITU-R 601 luma; rgb: the grey level in each channel), kept on the
+    8-bit grid k / 255."""
+    import torchvision.transforms.functional as TF
+
+    def adjust(x: torch.Tensor) -> torch.Tensor:
+        changed = False
+        if channels_mode == "grey" and x.shape[1] == 3:
+            x, changed = TF.rgb_to_grayscale(x), True
+        elif channels_mode == "rgb" and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1).contiguous()
+        if image_size is not None and tuple(x.shape[-2:]) != tuple(image_size):
+            x, changed = TF.resize(x, list(image_size), antialias=True), True
+        return (x.clamp(0, 1) * 255).round_().div_(255) if changed else x
+
+    if len(data.event_shape) != 3:
+        return data
+    return data.replace(train_x=adjust(data.train_x), test_x=adjust(data.test_x))

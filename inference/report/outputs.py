@@ -1,0 +1,90 @@
+"""A run's samples and reconstructions in the form its data has: image grids for images; for arrays (a
+(N, D) matrix of measurements or counts) a heat map beside the data's and a CSV of the rows. Both are in
+the data's own units (``--standardize`` undone)."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from inference.evaluate.elbo import evaluation_mode
+from inference.report.images import decoded, pyplot, save_figure, save_grid, save_picture, prior_draws, \
+    reconstruction_grid, _square
+from inference.runs.files import atomic_write_text
+
+ROWS_SHOWN = 32
+
+
+def csv_path(path: Path) -> Path:
+    """``samples.png`` -> ``samples.csv``: the numbers behind an array run's heat map."""
+    return Path(path).with_suffix(".csv")
+
+
+def write_rows(path: Path, rows: torch.Tensor, first: Optional[tuple[str, list]] = None) -> None:
+    """Rows (n, ...) flattened to a CSV with a header x0, x1, ...; ``first``: a leading (name, values) column."""
+    flat = rows.detach().flatten(1).cpu().tolist()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(([first[0]] if first else []) + [f"x{j}" for j in range(len(flat[0]) if flat else 0)])
+    for i, row in enumerate(flat):
+        writer.writerow(([first[1][i]] if first else []) + [f"{v:.6g}" for v in row])
+    atomic_write_text(Path(path), out.getvalue())
+
+
+def save_heat_maps(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
+    """Side-by-side heat maps of (n, D) rows on one colour scale (the first panel's range), one row per point."""
+    plt = pyplot()
+    mats = [t.detach().flatten(1).float().cpu().numpy() for _, t in panels]
+    lo, hi = float(mats[0].min()), float(mats[0].max())
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    for ax, (title, _), mat in zip(axes[0], panels, mats):
+        shown = ax.imshow(mat, aspect="auto", interpolation="nearest", cmap="viridis", vmin=lo, vmax=hi)
+        ax.set(title=title, xlabel="feature", ylabel="row")
+    fig.colorbar(shown, ax=axes[0][-1])
+    save_figure(fig, path)
+
+
+def _test_rows(run, n: int) -> torch.Tensor:
+    x = run.data.test_x
+    return torch.linspace(0, x.shape[0] - 1, min(n, x.shape[0]), device=x.device).long()
+
+
+@torch.no_grad()
+def save_decoded_codes(run, z: torch.Tensor, path: Path, label: Optional[int] = None,
+                       what: str = "samples E[x | z]") -> None:
+    """E[x | z] for the rows of ``z``: a grid of images, or (arrays) a heat map beside test rows and a CSV."""
+    means = run.data.original(decoded(run.model, z, label))
+    if run.data.is_image:
+        save_grid(means, path, nrow=_square(z.shape[0]))
+        return
+    data = run.data.original(run.data.test_x[_test_rows(run, z.shape[0])])
+    save_heat_maps([("test data", data), (what, means)], path)
+    write_rows(csv_path(path), means)
+
+
+def save_samples(run, path: Path, n: int = 64, seed: int = 0, label: Optional[int] = None) -> None:
+    """E[x | z], z ~ p(z): ``n`` samples from the run's prior, on a private stream seeded by ``seed``."""
+    save_decoded_codes(run, prior_draws(run.model, n, seed), path, label)
+
+
+@torch.no_grad()
+def save_run_reconstructions(run, path: Path, n: int = ROWS_SHOWN) -> None:
+    """Test points above (images) or beside (arrays) their reconstructions E[x | z], z ~ q(z | x)."""
+    x, y = run.data.test_x, run.labels()
+    if run.data.is_image and run.data.shift is None:
+        save_picture(reconstruction_grid(run.model, run.guide, x, n, y=y), path)
+        return
+    pick = _test_rows(run, n)
+    with evaluation_mode(0, x.device, run.model, run.guide):
+        recon = run.model.decode_mean(run.guide(x[pick], None if y is None else y[pick]),
+                                      None if y is None else y[pick])
+    data, recon = run.data.original(x[pick]), run.data.original(recon)
+    if run.data.is_image:
+        rows = torch.stack([data, recon], 1).reshape(-1, *data.shape[1:])
+        save_grid(rows, path, nrow=8)
+        return
+    save_heat_maps([("test data", data), ("reconstructions E[x | z]", recon)], path)
+    write_rows(csv_path(path), recon, ("test_row", pick.tolist()))
