@@ -50,7 +50,7 @@ def check_fits(data: ImageData, likelihood: str, binarize: str = "none") -> None
             value = x[row].flatten()[~_fits(x[row], kind, binarize != "none").flatten()][0].item()
             what = f"{DATA_KINDS[BINARY if binarize == 'none' else UNIT_INTERVAL]}" if kind == BINARY else \
                 DATA_KINDS[kind]
-            raise UserError(f"likelihood {likelihood!r} models {what}, but {data.name} {split} row {row} holds "
+            raise UserError(f"likelihood {likelihood!r} models {what}, but row {row} of the {split} set ({data.name}) holds "
                             f"{value:g}; {REMEDY[kind]}")
 
 

@@ -35,10 +35,13 @@ def write_rows(path: Path, rows: torch.Tensor, first: Optional[tuple[str, list]]
 
 
 def save_heat_maps(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
-    """Side-by-side heat maps of (n, D) rows on one colour scale (the first panel's range), one row per point."""
+    """Side-by-side heat maps of (n, D) rows on one colour scale (the first panel's 1st to 99th percentile:
+    counts are heavy-tailed), one row per point."""
+    import numpy as np
+
     plt = pyplot()
     mats = [t.detach().flatten(1).float().cpu().numpy() for _, t in panels]
-    lo, hi = float(mats[0].min()), float(mats[0].max())
+    lo, hi = (float(v) for v in np.percentile(mats[0], [1, 99]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
     for ax, (title, _), mat in zip(axes[0], panels, mats):
         shown = ax.imshow(mat, aspect="auto", interpolation="nearest", cmap="viridis", vmin=lo, vmax=hi)
