@@ -71,3 +71,15 @@ def check_input(x: torch.Tensor, event_shape: torch.Size) -> None:
     if x.shape[x.dim() - len(event_shape):] != event_shape:
         raise ValueError(f"this network was built for data of shape {describe(event_shape)}, got "
                          f"{describe(x.shape[1:])}; build it for this data (or convert the data: --channels-mode)")
+
+
+class Log1pInput(nn.Module):
+    """encoder(log(1 + x)): counts spanning orders of magnitude enter the encoder on a log scale, as scVI's
+    encoder sees them (Lopez et al. 2018); the likelihood still scores the raw counts."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
+        return self.encoder(torch.log1p(x), *args)

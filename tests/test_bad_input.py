@@ -91,7 +91,7 @@ TRAIN_CASES = [
     ("unknown-compile-mode", ["--compile", "fast"], "unknown compile mode 'fast'"),
     ("unknown-data-placement", ["--data-placement", "gpu"], "unknown data placement 'gpu'"),
     ("bernoulli-on-grey", ["--binarize", "none"], "models binary pixels"),
-    ("8bit-on-binary", ["--likelihood", "discretized_logistic"], "models 8-bit grey levels"),
+    ("8bit-on-binary", ["--likelihood", "discretized_logistic", "--binarize", "dynamic"], "models 8-bit grey levels"),
     ("beta-without-beta-objective", ["--beta", "4"], "objective.beta does not apply to objective 'elbo'"),
     ("dreg-without-iwae", ["--dreg"], "objective.dreg does not apply to objective 'elbo'"),
     ("unknown-schedule", ["--objective", "beta", "--kl-schedule", "cosine"], "unknown KL schedule"),

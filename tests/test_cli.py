@@ -84,7 +84,7 @@ def _truncated_folder(tmp_path):
     (["--batch-size", "-5"], "train.batch_size must be positive"),
     (["--latent-dim", "0"], "model.latent_dim must be positive"),
     (["--epochs", "two"], "invalid int value"),
-    (["--likelihood", "poisson"], "unknown likelihood"),
+    (["--likelihood", "cauchy"], "unknown likelihood"),
     (["--beta", "4"], "objective.beta does not apply to objective 'elbo'"),
     (["--objective", "iwae", "--num-particles", "0"], "num_particles must be positive"),
 ])

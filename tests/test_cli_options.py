@@ -33,6 +33,8 @@ def _other_value(f, kind):
         return name, name
     if kind is str or kind == Optional[str]:
         return "/some/where", "/some/where"
+    if kind == Optional[list[int]]:  # --image-size H W
+        return ["12", "20"], [12, 20]
     base = float if kind in (float, Optional[float]) else int
     value = base((f.default or 1) * 3 + 2)
     return str(value), value
@@ -48,7 +50,7 @@ def test_every_config_field_is_set_by_its_flag_through_the_real_parser():
             flag = f.metadata.get("negated") or f.metadata.get("flag") or "--" + f.name.replace("_", "-")
             word, value = _other_value(f, hints[f.name])
             if flag not in argv:
-                argv += [flag] if word is None else [flag, word]
+                argv += [flag] if word is None else [flag, *word] if isinstance(word, list) else [flag, word]
             expected.setdefault(section, {})[f.name] = value
     args = build_parser().parse_args(argv)
     args.given = {a.lstrip("-").replace("-", "_") for a in argv[1:] if a.startswith("--")}

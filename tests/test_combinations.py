@@ -9,7 +9,7 @@ import torch
 from guides import GUIDES
 from inference import RunConfig, SVITrainer, UserError, build_model_and_guide, prepare, train_run
 from models import LIKELIHOODS, PRIORS
-from models.likelihoods import BINARY
+from models.likelihoods import BINARY, COUNT
 
 STEPS = 30
 
@@ -17,12 +17,15 @@ STEPS = 30
 def _train(embedded, likelihood="bernoulli", guide="diagonal_normal", prior="normal", arch="mlp",
            upsample="transposed"):
     binarize = "dynamic" if LIKELIHOODS.get(likelihood).data == BINARY else "none"
+    counts = LIKELIHOODS.get(likelihood).data == COUNT  # trained on the grey levels as counts 0..20
     cfg = RunConfig.from_dict({
-        "data": {"binarize": binarize},
+        "data": {"binarize": binarize, **({"dataset": "array", "data_dir": "counts.npz"} if counts else {})},
         "model": {"latent_dim": 4, "hidden_dim": 64, "likelihood": likelihood, "prior": prior,
                   "prior_components": 3, "likelihood_scale": 0.3, "arch": arch, "channels": 8, "upsample": upsample},
         "guide": {"guide": guide, "hidden_dim": 64, "arch": arch, "channels": 8}})
     data = prepare(embedded, binarize)
+    if counts:
+        data = data.replace(train_x=(data.train_x * 20).round())
     pyro.set_rng_seed(0)
     model, q = build_model_and_guide(cfg.model, cfg.guide, data.event_shape)
     trainer = SVITrainer(model, q, lr=1e-3)

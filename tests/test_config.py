@@ -17,7 +17,7 @@ def test_round_trip_through_json():
     ({"model": {"latent_dim": 0}}, "model.latent_dim must be positive"),
     ({"model": {"latent_dim": "20"}}, "model.latent_dim must be int"),
     ({"model": {"latent_dim": True}}, "model.latent_dim must be int"),
-    ({"model": {"likelihood": "poisson"}}, "unknown likelihood 'poisson'"),
+    ({"model": {"likelihood": "cauchy"}}, "unknown likelihood 'cauchy'"),
     ({"guide": {"guide": "flow"}}, "unknown guide 'flow'"),
     ({"train": {"lr": -1.0}}, "train.lr must be positive"),
     ({"train": {"epochs": 2, "momentum": 0.9}}, "unknown key 'momentum'"),
@@ -32,7 +32,8 @@ def test_round_trip_through_json():
     ({"objective": {"name": "renyi"}}, "unknown objective 'renyi'"),
     ({"model": {"activation": "gelu"}}, "unknown activation 'gelu'"),
     ({"data": {"binarize": "none"}}, "models binary pixels but --binarize is 'none'"),
-    ({"model": {"likelihood": "discretized_logistic"}}, "models 8-bit grey levels .*; use --binarize none"),
+    ({"model": {"likelihood": "discretized_logistic"}, "data": {"binarize": "static"}},
+     "models 8-bit grey levels .*; use --binarize none"),
     ({"model": {"likelihood": "laplace", "likelihood_scale": 0.0}}, "likelihood_scale must be positive"),
 ])
 def test_bad_configs_are_refused_with_a_message_naming_the_problem(raw, message):

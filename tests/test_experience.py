@@ -213,7 +213,7 @@ def test_the_example_script_trains_from_a_config_file_and_writes_a_report():
 
 
 def test_toml_leaves_out_null_values_and_reads_them_back_as_defaults():
-    raw = RunConfig().to_dict()
+    raw = RunConfig().validate().to_dict()  # validated: binarize 'auto' resolved, as a run folder records it
     text = dumps(raw, "toml")
     assert "clip_norm" not in text and "data_dir" not in text
     import tomllib

@@ -12,6 +12,8 @@ from guides.corruption import CorruptedInput
 from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
 from models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
 from models.conv import ConvDecoder, ConvEncoder
+from models.likelihoods import COUNT
+from models.networks import Log1pInput
 
 from inference.config.sections import GuideConfig, ModelConfig
 from inference.errors import UserError
@@ -42,8 +44,10 @@ def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
     return VAEModel(prior, decoder, likelihood)
 
 
-def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, num_classes: int = 0):
-    """The guide ``config`` names; with ``num_classes`` its encoder also reads the label (q(z | x, y))."""
+def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, num_classes: int = 0,
+                counts: bool = False):
+    """The guide ``config`` names; with ``num_classes`` its encoder also reads the label (q(z | x, y)); with
+    ``counts`` it reads log(1 + x) (``Log1pInput``)."""
     guide_cls = GUIDES.get(config.guide)
     options = {"num_flows": config.flows, "min_scale": config.min_scale}
     width = guide_cls.encoder_outputs(latent_dim, **select(options, accepted_keywords(guide_cls.encoder_outputs)))
@@ -54,6 +58,8 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
         encoder = MLPEncoder(event_shape, features, config.hidden_dim, config.num_hidden_layers, config.activation)
     if num_classes:
         encoder = LabelConditionedEncoder(encoder, features, width, num_classes)
+    if counts:
+        encoder = Log1pInput(encoder)
     if config.corruption != "none":  # the denoising autoencoder: the guide sees a corrupted input
         encoder = CorruptedInput(encoder, config.corruption, config.corruption_level)
     return construct(guide_cls, encoder, latent_dim, **options)
@@ -63,7 +69,8 @@ def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, 
     """Model and guide, linked where a component needs both (the VampPrior uses the guide)."""
     model = build_model(model_config, event_shape)
     guide = build_guide(guide_config, model_config.latent_dim, event_shape,
-                        model_config.num_classes if model_config.conditional else 0)
+                        model_config.num_classes if model_config.conditional else 0,
+                        counts=LIKELIHOODS.get(model_config.likelihood).data == COUNT)
     if hasattr(model.prior, "attach_guide"):
         model.prior.attach_guide(guide)
     return model, guide
