@@ -2,7 +2,7 @@
 
     python bench/own_data.py colour      # a conv VAE on a colour image folder: bits per dimension against PNG
     python bench/own_data.py counts      # count VAEs on known low-rank NB counts: log p(x) against the exact one
-    python bench/own_data.py loading     # decoding a folder of PNGs: 1 thread, all cores, then the cached load
+    python bench/own_data.py loading     # decoding a folder of PNGs: 1 process, all cores, then the cached load
 
 ``colour``: 32 x 32 patches cut from scikit-learn's two sample photographs (``china.jpg``, ``flower.jpg``) into
 an image folder with one class folder per photograph; ``vae train --dataset folder --arch conv --likelihood
@@ -87,7 +87,7 @@ def counts(out: Path, epochs: int, iw_samples: int) -> dict:
 
 
 def loading(out: Path, images: int) -> dict:
-    """Seconds to read a folder of ``images`` 32 x 32 colour PNGs: decoded by one thread, by all cores, then
+    """Seconds to read a folder of ``images`` 32 x 32 colour PNGs: decoded by one process, by all cores, then
     from the uint8 cache the first pass wrote."""
     from inference.config.sections import DataConfig
     from inference.data import images as image_io
@@ -103,7 +103,7 @@ def loading(out: Path, images: int) -> dict:
         write_image_folder(folder / split, part)
     config = DataConfig(dataset="folder", data_dir=str(folder))
     timings = {}
-    for name, threads in (("decode_1_thread", 1), ("decode_all_cores", image_io.workers())):
+    for name, threads in (("decode_1_process", 1), ("decode_all_cores", image_io.workers())):
         shutil.rmtree(folder / image_io.CACHE_FOLDER, ignore_errors=True)
         original = image_io.workers
         image_io.workers = lambda: threads
@@ -114,9 +114,9 @@ def loading(out: Path, images: int) -> dict:
     start = time.perf_counter()
     load_dataset(config)
     timings["cached"] = time.perf_counter() - start
-    base = timings["decode_1_thread"]
+    base = timings["decode_1_process"]
     return {"images": images, "cores": os.cpu_count(), "seconds": timings,
-            "speedup_vs_1_thread": {k: base / v for k, v in timings.items()}}
+            "speedup_vs_1_process": {k: base / v for k, v in timings.items()}}
 
 
 def main() -> None:

@@ -161,3 +161,15 @@ def test_a_run_on_grey_images_refuses_the_folder_once_it_is_colour(capsys, tmp_p
     err = _refuse(capsys, ["evaluate", run])
     assert "built for data of shape (1, 16, 16) (grey images), but the data now has shape (3, 16, 16)" in err
     assert _snapshot(run) == before
+
+
+def test_the_readme_table_lists_every_case_with_its_message(tmp_path):
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for i, case in enumerate(CASES):
+        (tmp_path / str(i)).mkdir()
+        _, message = case(tmp_path / str(i))
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{case.__name__.strip('_')}` |")), "")
+        assert message in row, case.__name__
+    assert "`colour-on-grey-network`" in readme

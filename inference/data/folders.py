@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from inference.data.datasets import ImageData
-from inference.data.images import cache_key, cached_arrays, decode_all, image_files, parallel_map, read_header, \
-    to_unit
+from inference.data.images import cache_key, cached_arrays, decode_all, image_files, read_headers, to_unit
 from inference.errors import UserError
 
 SPLITS = ("train", "test")
@@ -69,14 +68,14 @@ def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, 
         raise UserError(f"{folder / with_classes} has class folders but the other split does not; use class "
                         f"folders in both train/ and test/, or in neither")
     files = found["train"][0] + found["test"][0]
-    headers = parallel_map(read_header, files, "reading image headers")
-    size = tuple(image_size) if image_size is not None else _common_size(headers, files)
-    channels = {"grey": 1, "rgb": 3}.get(channels_mode) or max(c for _, c in headers)
     classes = sorted(set(found["train"][1]) | set(found["test"][1])) if named["train"] else []
     index = {c: i for i, c in enumerate(classes)}
-    key = cache_key(files, folder, size=size, channels=channels)
+    key = cache_key(files, folder, image_size=list(image_size) if image_size else None, channels_mode=channels_mode)
 
-    def build() -> dict:
+    def build() -> dict:  # the first pass: every header (sizes, channels), then every image decoded
+        headers = read_headers(files)
+        size = tuple(image_size) if image_size is not None else _common_size(headers, files)
+        channels = {"grey": 1, "rgb": 3}.get(channels_mode) or max(c for _, c in headers)
         return {split: decode_all(found[split][0], channels, size, f"decoding {folder / split}")
                 for split in SPLITS}
 

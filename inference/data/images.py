@@ -1,17 +1,18 @@
 """Image files to uint8 tensors (Pillow reads the file, any format it knows; torchvision resizes), decoded
-by a pool of threads with a progress bar on the first pass and cached as one uint8 array beside the data.
+by a pool of processes with a progress bar on the first pass and cached as one uint8 array beside the data.
 
 The cache, ``.vae-cache/<key>.npz`` in the data folder (or under ``~/.cache/pyro-vae`` when that folder is
 read-only), is keyed by every file's path, size and modification time and by the size and channels asked
 for: a changed, added or removed file, or another ``--image-size``, decodes afresh. ``bench/folder_loading.py``
-measures the first pass (1 thread and all cores) against a cached load.
+measures the first pass (1 process and all cores) against a cached load.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -21,6 +22,7 @@ import torch
 from inference.errors import UserError
 
 CACHE_FOLDER, CACHE_VERSION = ".vae-cache", 1
+CHUNK = 512  # files per decoding task
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 CHANNEL_MODES = ("keep", "grey", "rgb")
 
@@ -72,25 +74,50 @@ def workers() -> int:
     return max(1, min(16, os.cpu_count() or 1))
 
 
-def parallel_map(fn: Callable, items: Sequence, desc: str, threads: Optional[int] = None) -> list:
-    """``[fn(item) ...]`` on a pool of threads (Pillow decodes without holding the GIL), with a progress bar
-    (shown on a terminal only)."""
+def _headers(paths: list) -> list:
+    return [read_header(p) for p in paths]
+
+
+def _decode_chunk(task) -> np.ndarray:
+    paths, channels, size, crop_square = task
+    return np.stack([decode(p, channels, size, crop_square) for p in paths])
+
+
+def in_chunks(fn: Callable, tasks: list, sizes: list, desc: str, processes: Optional[int] = None):
+    """``fn(task)`` for each task (a chunk of ``size`` files), in order, on a pool of forked processes (Pillow
+    holds the GIL for small images, so threads do not help; one process for a single chunk), with a progress
+    bar counting files (shown on a terminal only)."""
     from tqdm import tqdm
 
-    with ThreadPoolExecutor(threads or workers()) as pool:
-        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, unit="img", disable=None, leave=False))
+    processes = min(processes or workers(), len(tasks))
+    pool = None
+    if processes > 1 and "fork" in mp.get_all_start_methods():
+        pool = ProcessPoolExecutor(processes, mp_context=mp.get_context("fork"))
+    bar = tqdm(total=sum(sizes), desc=desc, unit="img", disable=None, leave=False)
+    try:
+        for size, result in zip(sizes, pool.map(fn, tasks) if pool else map(fn, tasks)):
+            bar.update(size)
+            yield result
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def read_headers(paths: Sequence[Path], processes: Optional[int] = None) -> list:
+    """``read_header`` of every file, in order."""
+    chunks = [list(paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)]
+    return [h for part in in_chunks(_headers, chunks, [len(c) for c in chunks], "reading image headers", processes)
+            for h in part]
 
 
 def decode_all(paths: Sequence[Path], channels: int, size: Sequence[int], desc: str,
-               threads: Optional[int] = None, crop_square: bool = False) -> np.ndarray:
-    """(N, C, H, W) uint8 of the files, decoded by ``threads`` threads."""
+               processes: Optional[int] = None, crop_square: bool = False) -> np.ndarray:
+    """(N, C, H, W) uint8 of the files, decoded in chunks of ``CHUNK`` files by ``processes`` processes."""
+    tasks = [(list(paths[i:i + CHUNK]), channels, tuple(size), crop_square) for i in range(0, len(paths), CHUNK)]
     out = np.empty((len(paths), channels, *size), dtype=np.uint8)
-
-    def put(item):
-        i, path = item
-        out[i] = decode(path, channels, size, crop_square)
-
-    parallel_map(put, list(enumerate(paths)), desc, threads)
+    for i, chunk in enumerate(in_chunks(_decode_chunk, tasks, [len(t[0]) for t in tasks], desc, processes)):
+        out[i * CHUNK:i * CHUNK + len(chunk)] = chunk
     return out
 
 
