@@ -53,3 +53,15 @@ def test_a_users_own_pyro_program_trains_on_the_captured_engine_and_evaluates():
     elbo, ll = (float(v) for v in re.search(r"test ELBO (-?\d+\.\d) nats; log p\(x\) of 100 test images (-?\d+\.\d)",
                                              proc.stdout).groups())
     assert -400 < elbo < 0 and -400 < ll < 0
+
+
+def test_the_own_counts_example_is_in_the_readme_and_comes_close_to_the_exact_log_likelihood(tmp_path):
+    script = ROOT / "examples" / "own_counts.py"
+    assert script.read_text() in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    found = re.search(r"test log p\(x\): (-?\d+\.\d+) nats per row; exact under the true model: (-?\d+\.\d+)",
+                      proc.stdout)
+    estimate, exact = float(found.group(1)), float(found.group(2))
+    assert exact - 10 < estimate < exact + 0.5  # a lower bound, within 10 nats of the truth
