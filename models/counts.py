@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import pyro.distributions as dist
 from torch import nn
 
-from .likelihoods import COUNT, LIKELIHOODS, Likelihood
+from .likelihoods import COUNT, LIKELIHOODS, Likelihood, inverse_softplus
 
 MIN_MEAN = 1e-6
 
@@ -42,7 +42,7 @@ class _Dispersed(Likelihood):
         super().__init__(event_shape)
         if not scale > 0:
             raise ValueError(f"the initial inverse dispersion must be positive, got {scale}")
-        self.raw_dispersion = nn.Parameter(torch.full(self.event_shape, float(scale)).expm1().log())
+        self.raw_dispersion = nn.Parameter(inverse_softplus(torch.full(self.event_shape, float(scale))))
 
     @property
     def dispersion(self) -> torch.Tensor:

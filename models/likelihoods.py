@@ -23,6 +23,11 @@ DATA_KINDS = {BINARY: "0/1 values", UNIT_INTERVAL: "values in [0, 1]", EIGHT_BIT
               REAL: "real values", COUNT: "counts (integers >= 0)"}
 
 
+def inverse_softplus(value: torch.Tensor) -> torch.Tensor:
+    """r with softplus(r) = value, computed as value + log(1 - exp(-value)) (no overflow for large values)."""
+    return value + torch.log(-torch.expm1(-value))
+
+
 class Likelihood(PyroModule):
     params_per_pixel: int = 1
     data: str = REAL  # BINARY needs binarized data; EIGHT_BIT needs the raw 256 grey levels
@@ -121,7 +126,7 @@ class GlobalScaleGaussianLikelihood(_LearnedScaleGaussian):
 
     def __init__(self, event_shape, scale: float = 1.0):
         super().__init__(event_shape)
-        self.raw_scale = nn.Parameter(torch.tensor(float(scale)).expm1().log())
+        self.raw_scale = nn.Parameter(inverse_softplus(torch.tensor(float(scale))))
 
     def forward(self, decoded):
         return self._event(dist.Normal(decoded, self._scale(self.raw_scale)))
@@ -133,7 +138,7 @@ class PixelScaleGaussianLikelihood(_LearnedScaleGaussian):
 
     def __init__(self, event_shape, scale: float = 1.0):
         super().__init__(event_shape)
-        self.raw_scale = nn.Parameter(torch.full(self.event_shape, float(scale)).expm1().log())
+        self.raw_scale = nn.Parameter(inverse_softplus(torch.full(self.event_shape, float(scale))))
 
     def forward(self, decoded):
         return self._event(dist.Normal(decoded, self._scale(self.raw_scale)))
@@ -151,3 +156,11 @@ class DecoderScaleGaussianLikelihood(_LearnedScaleGaussian):
 
     def _loc(self, decoded):
         return self._params(decoded)[0]
+
+
+def __getattr__(name):  # the discretized logistic moved to models/discretized.py; old imports keep working
+    if name in ("DiscretizedLogistic", "DiscretizedLogisticLikelihood"):
+        from . import discretized
+
+        return getattr(discretized, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

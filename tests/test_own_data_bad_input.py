@@ -109,7 +109,7 @@ def _bernoulli_outside_01(tmp_path):
     (tmp_path / "data").mkdir()
     np.save(tmp_path / "data" / "a.npy", np.full((10, 3), 2.0))
     return ["--dataset", "array", "--data-dir", tmp_path / "data" / "a.npy", "--likelihood", "bernoulli"], \
-        "models values in [0, 1], but row 0 of the train set (a) holds 2"
+        "models values in [0, 1], but data row 0 of a (0-based) holds 2"
 
 
 def _count_likelihood_on_images(tmp_path):
@@ -173,3 +173,132 @@ def test_the_readme_table_lists_every_case_with_its_message(tmp_path):
         row = next((line for line in readme.splitlines() if line.startswith(f"| `{case.__name__.strip('_')}` |")), "")
         assert message in row, case.__name__
     assert "`colour-on-grey-network`" in readme
+
+
+# ---- found by a review: each once a traceback or a silently wrong load ----
+
+def test_colour_set_without_data_dir_uses_the_default_root(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+    from inference.data import colour_sets
+    from inference.config.sections import DataConfig
+    from inference.data.datasets import load_dataset
+    from inference import UserError
+
+    monkeypatch.setattr(colour_sets, "DEFAULT_ROOT", tmp_path / "cache")
+    monkeypatch.setattr(tvd, "CIFAR10", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("offline")))
+    with pytest.raises(UserError, match=f"cifar10 is not in {tmp_path / 'cache' / 'cifar10'}"):
+        load_dataset(DataConfig(dataset="cifar10"))
+
+
+def test_sixteen_bit_and_float_grey_images_keep_their_levels(tmp_path):
+    from inference.data.images import decode
+
+    ramp = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257)  # 0..65535
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    assert np.array_equal(decode(tmp_path / "g16.png", 1)[0], (ramp >> 8).astype(np.uint8))
+    floats = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(floats).save(tmp_path / "f.tiff")
+    assert np.array_equal(decode(tmp_path / "f.tiff", 1)[0], np.round(floats * 255).astype(np.uint8))
+
+
+def test_a_damaged_cache_is_decoded_again(tmp_path):
+    from inference.config.sections import DataConfig
+    from inference.data.datasets import load_dataset
+
+    folder = _folder(tmp_path)
+    first = load_dataset(DataConfig(dataset="folder", data_dir=str(folder)))
+    cache, = (folder / image_io.CACHE_FOLDER).glob("*.npz")
+    cache.write_bytes(cache.read_bytes()[:300])
+    again = load_dataset(DataConfig(dataset="folder", data_dir=str(folder)))
+    assert np.array_equal(again.train_x.numpy(), first.train_x.numpy())
+
+
+def _write(tmp_path, name, content):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    path = tmp_path / "data" / name
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("cut.npz", lambda p: p.write_bytes(_npz_bytes()[:200]), "cannot read"),
+    ("renamed.npz", lambda p: np.save(open(p, "wb"), np.ones((4, 3))), "a single .npy array, not an .npz archive"),
+])
+def test_broken_npz_files(capsys, tmp_path, name, make, message):
+    (tmp_path / "data").mkdir()
+    make(tmp_path / "data" / name)
+    assert message in _refused_keeping_everything(capsys, tmp_path, ["--dataset", "array", "--data-dir",
+                                                                     tmp_path / "data" / name])
+
+
+def _npz_bytes():
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, train_x=np.ones((20, 3)), test_x=np.ones((5, 3)))
+    return buffer.getvalue()
+
+
+def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
+    from inference.data.arrays import read_csv
+
+    path = _write(tmp_path, "bom.csv", b"\xef\xbb\xbf1,2\n3,4\n5,6\n")
+    assert read_csv(path).tolist() == [[1, 2], [3, 4], [5, 6]]
+
+
+def test_large_whole_numbers_stay_real_and_a_count_likelihood_refuses_them(capsys, tmp_path):
+    from inference.data.arrays import read_csv
+
+    path = _write(tmp_path, "big.csv", "a,b\n" + "\n".join(f"{3e7 + i},{1e30}" for i in range(12)) + "\n")
+    assert read_csv(path).dtype == np.float64
+    err = _refused_keeping_everything(capsys, tmp_path, ["--dataset", "array", "--data-dir", path,
+                                                         "--likelihood", "poisson"])
+    assert "counts are integers from 0 to 2**24" in err
+
+
+def test_value_errors_name_the_row_of_the_file(capsys, tmp_path):
+    rows = [[1, 2]] * 60
+    rows[49] = [-4, 2]
+    path = _write(tmp_path, "neg.csv", "\n".join(f"{a},{b}" for a, b in rows) + "\n")
+    err = _refused_keeping_everything(capsys, tmp_path, ["--dataset", "array", "--data-dir", path,
+                                                         "--likelihood", "poisson"])
+    assert "data row 49 of neg (0-based) holds -4" in err
+
+
+def test_a_test_class_without_training_images_is_refused(capsys, tmp_path):
+    folder = _folder(tmp_path)
+    next(d for d in sorted((folder / "test").iterdir()) if d.is_dir()).rename(folder / "test" / "bird")
+    err = _refused_keeping_everything(capsys, tmp_path, ["--dataset", "folder", "--data-dir", folder])
+    assert "test/bird is a class with no folder in" in err
+
+
+def test_standardize_with_binarization_is_refused(capsys, tmp_path):
+    assert "cannot be binarized" in _refuse(capsys, ["train", "--likelihood", "gaussian", "--binarize", "dynamic",
+                                                     "--standardize", "--out", tmp_path / "o"])
+
+
+def test_prepare_refuses_an_unresolved_binarization(embedded):
+    from inference.data.datasets import prepare
+
+    with pytest.raises(ValueError, match="'auto' is resolved by RunConfig.validate"):
+        prepare(embedded, "auto")
+
+
+def test_a_large_initial_dispersion_stays_finite():
+    import torch
+    from models import LIKELIHOODS
+
+    lik = LIKELIHOODS.get("negative_binomial")(torch.Size([2]), scale=500.0)
+    assert torch.isfinite(lik.dispersion).all() and abs(lik.dispersion[0].item() - 500) < 0.1
+
+
+def test_counts_with_gaussian_input_noise_train(tmp_path):
+    from inference.cli.main import main as vae
+
+    _write(tmp_path, "x", "")
+    x = np.random.default_rng(0).poisson(0.3, (200, 6))
+    np.save(tmp_path / "data" / "c.npy", x)
+    assert vae(["train", "--dataset", "array", "--data-dir", str(tmp_path / "data" / "c.npy"), "--likelihood",
+                "poisson", "--corruption", "gaussian", "--corruption-level", "1", "--epochs", "1", "--quiet",
+                "--no-plots", "--no-tensorboard", "--hidden-dim", "16", "--latent-dim", "2",
+                "--out", str(tmp_path / "run")]) == 0

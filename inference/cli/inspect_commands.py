@@ -42,6 +42,11 @@ def cmd_evaluate(args) -> int:
     if args.iw_samples:
         print(f"  (Monte Carlo standard error of log p(x): {ll.standard_error:.3f} nats)")
     print(f"  active units {collapse.active_units} of {len(collapse.activity)} (Cov_x E_q[z_u] > {collapse.threshold})")
+    if run.data.scale is not None:  # --standardize: densities of the standardized values
+        log_det = float(run.data.scale.double().log().sum())
+        figures["standardized_log_det_scale"] = log_det
+        print(f"  (standardized data: densities are of the standardized values; subtract {log_det:.3f} nats from "
+              f"log p(x) for the data's own units)")
     out = Path(args.json) if args.json else run.path / EVALUATION
     write_json(out, figures)
     print(f"wrote {out}")

@@ -376,6 +376,8 @@ class RunConfig:
         if kind == COUNT and images:
             raise ConfigError(f"likelihood {name!r} models counts, but {data.dataset!r} holds images with grey levels "
                               f"in [0, 1]; count likelihoods need --dataset array with integer counts")
+        if data.standardize and binarized:
+            raise ConfigError("--standardize makes real values of mean 0, which cannot be binarized; use --binarize none")
         if data.standardize and kind != REAL:
             raise ConfigError(f"--standardize makes real values of mean 0, which likelihood {name!r} does not model "
                               f"({DATA_KINDS[kind]}); use a Gaussian or Laplace likelihood, or drop --standardize")

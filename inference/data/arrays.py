@@ -3,11 +3,13 @@
 ``.npz`` without ``test_x``, is split into train and test by ``test_fraction`` with a fixed seed.
 
 Shape (N, D) trains the MLPs; (N, C, H, W) (or (N, H, W), read as one channel) the image networks. Values
-are kept as the file has them (no rescaling): integer arrays are counts, exact in float32 up to 2**24.
+are kept as the file has them (no rescaling), as float32: counts are exact up to 2**24 (a count likelihood
+refuses larger ones).
 """
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +34,7 @@ def split_indices(n: int, test_fraction: float, seed: int = SPLIT_SEED) -> tuple
 
 def _check_values(x: np.ndarray, where: str) -> np.ndarray:
     """``x`` as float32 (N, D) or (N, C, H, W); NaN or Inf named by its first row."""
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+    if x.dtype == object or np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise UserError(f"{where} holds {x.dtype} values; it needs numbers")
     if x.ndim == 3:
         x = x[:, None]
@@ -40,14 +42,13 @@ def _check_values(x: np.ndarray, where: str) -> np.ndarray:
         raise UserError(f"{where} has shape {x.shape}; it needs (N, D) for MLPs or (N, C, H, W) for images")
     if len(x) == 0:
         raise UserError(f"{where} is empty; it needs at least one row")
-    if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"{where} row {row} holds NaN or Inf; remove or impute it")
-    elif np.issubdtype(x.dtype, np.integer) and x.size and np.abs(x).max() >= EXACT_INTEGERS:
-        raise UserError(f"{where} holds integers beyond 2**24, which float32 cannot hold exactly")
-    return x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    bad = ~np.isfinite(x32.reshape(len(x32), -1)).all(1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{where} row {row} holds NaN or Inf (or a value beyond float32's range); remove or impute it")
+    return x32
 
 
 def _labels(y: Optional[np.ndarray], n: int, where: str) -> Optional[np.ndarray]:
@@ -68,11 +69,15 @@ def _dataset(name: str, train_x, test_x, train_y=None, test_y=None) -> ImageData
 
 def _split(name: str, x: np.ndarray, y: Optional[np.ndarray], test_fraction: float) -> ImageData:
     train, test = split_indices(len(x), test_fraction)
-    return _dataset(name, x[train], x[test], None if y is None else y[train], None if y is None else y[test])
+    data = _dataset(name, x[train], x[test], None if y is None else y[train], None if y is None else y[test])
+    return data.replace(source_rows=(train, test))
 
 
 def read_npz(path: Path, test_fraction: float) -> ImageData:
-    with np.load(path, allow_pickle=False) as held:
+    held = np.load(path, allow_pickle=False)
+    if not isinstance(held, np.lib.npyio.NpzFile):
+        raise UserError(f"{path} is a single .npy array, not an .npz archive; rename it to .npy")
+    with held:
         arrays = {key: held[key] for key in held.files}
     if "train_x" not in arrays:
         raise UserError(f"{path} has no array 'train_x' (it has: {', '.join(sorted(arrays)) or 'none'}); "
@@ -97,7 +102,7 @@ def _is_number(cell: str) -> bool:
 
 def read_csv(path: Path) -> np.ndarray:
     """The numeric table of a CSV file; a first row that is not all numbers is its header."""
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: a byte-order mark is not a header
         rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
     if not rows:
         raise UserError(f"{path} is empty; it needs rows of numbers")
@@ -115,7 +120,8 @@ def read_csv(path: Path) -> np.ndarray:
                 raise UserError(f"{path}: column {column} is not numeric: line {line} holds {cell!r}; "
                                 f"remove that column or encode it as numbers")
     table = np.array(body, dtype=np.float64)
-    integral = np.isfinite(table).all() and np.array_equal(table, np.round(table))
+    integral = np.isfinite(table).all() and np.array_equal(table, np.round(table)) and \
+        (table.size == 0 or np.abs(table).max() < EXACT_INTEGERS)
     return table.astype(np.int64) if integral else table
 
 
@@ -132,6 +138,6 @@ def load_array(path: Path, test_fraction: float = 0.1) -> ImageData:
             return _split(path.stem, _check_values(np.load(path, allow_pickle=False), str(path)), None, test_fraction)
         if suffix == ".csv":
             return _split(path.stem, _check_values(read_csv(path), str(path)), None, test_fraction)
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
     raise UserError(f"{path} is not an .npz, .npy or .csv file; --dataset array reads those three")

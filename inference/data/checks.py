@@ -13,11 +13,12 @@ from models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL, UNIT_
 from inference.data.datasets import ImageData
 from inference.errors import UserError
 
+EXACT_INTEGERS = 2 ** 24  # float32 holds every integer below this
 REMEDY = {
-    BINARY: "use --binarize dynamic or static for values in [0, 1], or a likelihood for the values the data holds",
+    BINARY: "for counts use --likelihood poisson or negative_binomial, for real values gaussian or laplace",
     UNIT_INTERVAL: "scale the data to [0, 1], or use a Gaussian or Laplace likelihood",
-    EIGHT_BIT: "use 8-bit images, or a likelihood for real values",
-    COUNT: "use a Gaussian or Laplace likelihood for real values",
+    EIGHT_BIT: "8-bit levels are k / 255 (divide 0..255 arrays by 255), or use a likelihood for real values",
+    COUNT: "counts are integers from 0 to 2**24; for real values use a Gaussian or Laplace likelihood",
     REAL: "remove or impute those rows",
 }
 
@@ -33,7 +34,7 @@ def _fits(x: torch.Tensor, kind: str, binarized: bool) -> torch.Tensor:
         levels = x * 255
         return finite & (x >= 0) & (x <= 1) & ((levels - levels.round()).abs() < 1e-3)
     if kind == COUNT:
-        return finite & (x >= 0) & (x == x.round())
+        return finite & (x >= 0) & (x == x.round()) & (x < EXACT_INTEGERS)
     return finite
 
 
@@ -47,11 +48,13 @@ def check_fits(data: ImageData, likelihood: str, binarize: str = "none") -> None
         bad = ~_fits(x, kind, binarize != "none").reshape(len(x), -1).all(1)
         if bad.any():
             row = int(bad.nonzero()[0])
+            where = f"row {row} of the {split} set ({data.name})" if data.source_rows is None else \
+                f"data row {int(data.source_rows[split == 'test'][row])} of {data.name} (0-based)"
             value = x[row].flatten()[~_fits(x[row], kind, binarize != "none").flatten()][0].item()
             what = f"{DATA_KINDS[BINARY if binarize == 'none' else UNIT_INTERVAL]}" if kind == BINARY else \
                 DATA_KINDS[kind]
-            raise UserError(f"likelihood {likelihood!r} models {what}, but row {row} of the {split} set ({data.name}) holds "
-                            f"{value:g}; {REMEDY[kind]}")
+            raise UserError(f"likelihood {likelihood!r} models {what}, but {where} holds {value:g}; "
+                            f"{REMEDY[kind]}")
 
 
 def standardize(data: ImageData) -> ImageData:

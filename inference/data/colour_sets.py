@@ -91,7 +91,7 @@ def read_celeba(root: Path, image_size: Optional[Sequence[int]]) -> ImageData:
         return {split: decode_all(paths, 3, size, f"decoding CelebA {split}", crop_square=True)
                 for split, paths in files.items()}
 
-    arrays = cached_arrays(root, key, build)
+    arrays = cached_arrays(root, key, build, {split: len(paths) for split, paths in files.items()})
     none = torch.zeros(len(files["train"]), dtype=torch.long), torch.zeros(len(files["test"]), dtype=torch.long)
     return ImageData("celeba", to_unit(arrays["train"]), none[0], to_unit(arrays["test"]), none[1], labelled=False)
 

@@ -48,7 +48,8 @@ class ImageData:
 
     ``labelled``: the labels are real classes (class folders, a label file), not zeros; ``classes``: their
     names where the data has them. ``shift`` and ``scale``: the per-feature standardisation applied
-    (``--standardize``), undone by ``original``."""
+    (``--standardize``), undone by ``original``. ``source_rows``: for a file split into train and test, the
+    row of the file each point came from (error messages name it)."""
 
     name: str
     train_x: torch.Tensor
@@ -59,6 +60,7 @@ class ImageData:
     classes: tuple = ()
     shift: Optional[torch.Tensor] = None
     scale: Optional[torch.Tensor] = None
+    source_rows: Optional[tuple] = None  # (train, test): each point's row in the file it was split from
 
     @property
     def event_shape(self) -> torch.Size:
@@ -174,7 +176,7 @@ def _load(config: DataConfig) -> ImageData:
     if config.dataset in ("folder", "array", "cifar10", "svhn", "celeba"):
         from inference.data import arrays, colour_sets, folders
 
-        path = Path(config.data_dir).expanduser()
+        path = Path(config.data_dir).expanduser() if config.data_dir else None
         if config.dataset == "folder":
             return folders.load_image_folder(path, config.image_size, config.channels_mode)
         if config.dataset == "array":
@@ -211,6 +213,9 @@ def check_unit_interval(data: ImageData) -> None:
 def prepare(data: ImageData, binarize: str) -> ImageData:
     """Apply the fixed part of the binarization (values checked to lie in [0, 1]): ``static`` for train and
     test, and the test set of ``dynamic`` runs (train batches are drawn afresh); ``none`` keeps the data."""
+    if binarize not in ("dynamic", "static", "none"):
+        raise ValueError(f"binarize must be 'dynamic', 'static' or 'none', got {binarize!r} ('auto' is resolved by "
+                         f"RunConfig.validate from the likelihood)")
     if binarize == "none":
         return data
     check_unit_interval(data)

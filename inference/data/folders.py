@@ -67,6 +67,10 @@ def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, 
         with_classes = "train" if named["train"] else "test"
         raise UserError(f"{folder / with_classes} has class folders but the other split does not; use class "
                         f"folders in both train/ and test/, or in neither")
+    unknown = sorted(set(found["test"][1]) - set(found["train"][1]))
+    if unknown:
+        raise UserError(f"{folder / 'test' / unknown[0]} is a class with no folder in {folder / 'train'}; every test "
+                        f"class needs training images")
     files = found["train"][0] + found["test"][0]
     classes = sorted(set(found["train"][1]) | set(found["test"][1])) if named["train"] else []
     index = {c: i for i, c in enumerate(classes)}
@@ -79,7 +83,7 @@ def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, 
         return {split: decode_all(found[split][0], channels, size, f"decoding {folder / split}")
                 for split in SPLITS}
 
-    arrays = cached_arrays(folder, key, build)
+    arrays = cached_arrays(folder, key, build, {split: len(found[split][0]) for split in SPLITS})
     labels = {split: torch.tensor([index.get(c, 0) for c in found[split][1]], dtype=torch.long) for split in SPLITS}
     return ImageData(name, to_unit(arrays["train"]), labels["train"], to_unit(arrays["test"]), labels["test"],
                      labelled=bool(classes), classes=tuple(classes))

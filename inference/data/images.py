@@ -3,7 +3,7 @@ by a pool of processes with a progress bar on the first pass and cached as one u
 
 The cache, ``.vae-cache/<key>.npz`` in the data folder (or under ``~/.cache/pyro-vae`` when that folder is
 read-only), is keyed by every file's path, size and modification time and by the size and channels asked
-for: a changed, added or removed file, or another ``--image-size``, decodes afresh. ``bench/folder_loading.py``
+for: a changed, added or removed file, or another ``--image-size``, decodes afresh. ``bench/own_data.py loading``
 measures the first pass (1 process and all cores) against a cached load.
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ from inference.errors import UserError
 
 CACHE_FOLDER, CACHE_VERSION = ".vae-cache", 1
 CHUNK = 512  # files per decoding task
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # grey levels beyond 8 bits
 CHANNEL_MODES = ("keep", "grey", "rgb")
 
 
@@ -59,6 +60,7 @@ def decode(path: Path, channels: int, size: Optional[Sequence[int]] = None, crop
 
     try:
         with Image.open(path) as im:
+            im = _eight_bit(im, path) if im.mode in WIDE_MODES else im
             im = im.convert("L" if channels == 1 else "RGB")  # decodes: a truncated file fails here
             if crop_square:
                 im = TF.center_crop(im, [min(im.size)] * 2)
@@ -68,6 +70,23 @@ def decode(path: Path, channels: int, size: Optional[Sequence[int]] = None, crop
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UserError(f"cannot decode image {path}: {err}; remove or replace the file") from None
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def _eight_bit(im, path: Path):
+    """A 16-bit, 32-bit or float grey image as 8-bit levels (Pillow's own conversion clips at 255): 16-bit
+    integers keep their top 8 bits, floats in [0, 1] are scaled by 255; other ranges are refused."""
+    from PIL import Image
+
+    values = np.asarray(im)
+    if values.dtype.kind == "f":
+        if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+            raise UserError(f"{path} holds floating-point grey levels outside [0, 1] (range {values.min():g} to "
+                            f"{values.max():g}); save it as an 8- or 16-bit image, or as floats in [0, 1]")
+        return Image.fromarray(np.round(values * 255).astype(np.uint8))
+    if values.min() < 0 or values.max() > 65535:
+        raise UserError(f"{path} holds grey levels outside 0..65535; save it as an 8- or 16-bit image")
+    sixteen = im.mode.startswith("I;16") or values.max() > 255
+    return Image.fromarray((values.astype(np.uint32) >> 8 if sixteen else values).astype(np.uint8))
 
 
 def workers() -> int:
@@ -115,7 +134,11 @@ def decode_all(paths: Sequence[Path], channels: int, size: Sequence[int], desc: 
                processes: Optional[int] = None, crop_square: bool = False) -> np.ndarray:
     """(N, C, H, W) uint8 of the files, decoded in chunks of ``CHUNK`` files by ``processes`` processes."""
     tasks = [(list(paths[i:i + CHUNK]), channels, tuple(size), crop_square) for i in range(0, len(paths), CHUNK)]
-    out = np.empty((len(paths), channels, *size), dtype=np.uint8)
+    try:
+        out = np.empty((len(paths), channels, *size), dtype=np.uint8)
+    except (MemoryError, ValueError):
+        raise UserError(f"{len(paths)} images of {channels} x {size[0]} x {size[1]} do not fit in memory; "
+                        f"pass a smaller --image-size") from None
     for i, chunk in enumerate(in_chunks(_decode_chunk, tasks, [len(t[0]) for t in tasks], desc, processes)):
         out[i * CHUNK:i * CHUNK + len(chunk)] = chunk
     return out
@@ -130,9 +153,10 @@ def cache_key(paths: Sequence[Path], root: Path, **options) -> str:
     return h.hexdigest()[:20]
 
 
-def cached_arrays(root: Path, key: str, build: Callable[[], dict]) -> dict:
+def cached_arrays(root: Path, key: str, build: Callable[[], dict], lengths: dict) -> dict:
     """The arrays cached under ``key`` for the data in ``root``, or ``build()``'s, written to the cache
-    atomically (a cache that cannot be read is rebuilt; one that cannot be written is skipped)."""
+    atomically. A cache that cannot be read, or whose arrays are not ``lengths`` (name -> rows) long, is
+    rebuilt; one that cannot be written is skipped."""
     from inference.data.datasets import DEFAULT_ROOT
 
     places = [root / CACHE_FOLDER, DEFAULT_ROOT / "image-cache"]
@@ -141,9 +165,12 @@ def cached_arrays(root: Path, key: str, build: Callable[[], dict]) -> dict:
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as saved:
-                    return {name: saved[name] for name in saved.files}
-            except (OSError, ValueError, EOFError):
-                path.unlink(missing_ok=True)
+                    arrays = {name: saved[name] for name in lengths}
+                if all(len(arrays[name]) == n for name, n in lengths.items()):
+                    return arrays
+            except Exception:  # noqa: BLE001 -- any damage (BadZipFile, KeyError, EOFError...) means: decode again
+                pass
+            path.unlink(missing_ok=True)
     arrays = build()
     for place in places:
         try:

@@ -58,10 +58,10 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
         encoder = MLPEncoder(event_shape, features, config.hidden_dim, config.num_hidden_layers, config.activation)
     if num_classes:
         encoder = LabelConditionedEncoder(encoder, features, width, num_classes)
-    if counts:
-        encoder = Log1pInput(encoder)
     if config.corruption != "none":  # the denoising autoencoder: the guide sees a corrupted input
         encoder = CorruptedInput(encoder, config.corruption, config.corruption_level)
+    if counts:  # outermost: the corruption acts on log(1 + x), which is defined for any count
+        encoder = Log1pInput(encoder)
     return construct(guide_cls, encoder, latent_dim, **options)
 
 

@@ -109,6 +109,8 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
     and the caller's own ``monitors``."""
     out = Path(out)
     config.validate()
+    if config.data.data_dir:  # recorded absolute: the run folder reloads from any working directory
+        config.data.data_dir = str(Path(config.data.data_dir).expanduser().resolve())
     ctx = distributed.initialize(resolve_device(config.train.device))  # a torchrun job: join it
     check_output_folder(out, force)  # before the data load: fail fast, touch nothing
     distributed.barrier()  # every rank has looked before rank 0 writes
