@@ -12,7 +12,6 @@ of the same patches as lossless PNG files (bits per dimension), the reference a 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil

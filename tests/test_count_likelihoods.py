@@ -2,7 +2,6 @@
 (scipy.stats for the Poisson and the negative binomial)."""
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -243,14 +243,14 @@ def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
     from inference.data.arrays import read_csv
 
     path = _write(tmp_path, "bom.csv", b"\xef\xbb\xbf1,2\n3,4\n5,6\n")
-    assert read_csv(path).tolist() == [[1, 2], [3, 4], [5, 6]]
+    assert read_csv(path)[0].tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
 def test_large_whole_numbers_stay_real_and_a_count_likelihood_refuses_them(capsys, tmp_path):
     from inference.data.arrays import read_csv
 
     path = _write(tmp_path, "big.csv", "a,b\n" + "\n".join(f"{3e7 + i},{1e30}" for i in range(12)) + "\n")
-    assert read_csv(path).dtype == np.float64
+    assert read_csv(path)[0].dtype == np.float64
     err = _refused_keeping_everything(capsys, tmp_path, ["--dataset", "array", "--data-dir", path,
                                                          "--likelihood", "poisson"])
     assert "counts are integers from 0 to 2**24" in err
@@ -302,3 +302,17 @@ def test_counts_with_gaussian_input_noise_train(tmp_path):
                 "poisson", "--corruption", "gaussian", "--corruption-level", "1", "--epochs", "1", "--quiet",
                 "--no-plots", "--no-tensorboard", "--hidden-dim", "16", "--latent-dim", "2",
                 "--out", str(tmp_path / "run")]) == 0
+
+
+def test_a_pandas_index_column_is_dropped_and_the_column_names_kept(tmp_path):
+    from inference.data.arrays import read_csv
+
+    path = _write(tmp_path, "p.csv", ",height,weight\n0,1.5,60\n1,1.7,72\n2,1.6,65\n")
+    table, names = read_csv(path)
+    assert names == ("height", "weight") and table.tolist() == [[1.5, 60], [1.7, 72], [1.6, 65]]
+
+
+def test_an_empty_csv_cell_is_named_a_missing_value(capsys, tmp_path):
+    path = _write(tmp_path, "m.csv", "a,b\n1,2\n3,\n5,6\n")
+    assert "column 'b' (number 2) is empty on line 3: a missing value" in _refused_keeping_everything(
+        capsys, tmp_path, ["--dataset", "array", "--data-dir", path, "--likelihood", "gaussian"])

@@ -58,6 +58,8 @@ def test_colour_run_files_and_bits_per_dimension(colour_run, tmp_path):
     from PIL import Image
 
     assert Image.open(colour_run / "samples.png").mode == "RGB"
+    described = json.loads((colour_run / "data.json").read_text())
+    assert described["classes"] == list(own_data.CLASSES) and described["event_shape"] == [3, 16, 16]
     result = run_vae("evaluate", colour_run, "--iw-samples", "8", "--json", tmp_path / "e.json")
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "e.json").read_text())

@@ -100,8 +100,9 @@ def _is_number(cell: str) -> bool:
         return False
 
 
-def read_csv(path: Path) -> np.ndarray:
-    """The numeric table of a CSV file; a first row that is not all numbers is its header."""
+def read_csv(path: Path) -> tuple[np.ndarray, tuple]:
+    """The numeric table of a CSV file and its column names (``()`` without a header): a first row that is not
+    all numbers is the header; an unnamed first column holding 0, 1, 2, ... (pandas' index) is dropped."""
     with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: a byte-order mark is not a header
         rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
     if not rows:
@@ -117,12 +118,19 @@ def read_csv(path: Path) -> np.ndarray:
         for j, cell in enumerate(row):
             if not _is_number(cell):
                 column = f"{header[j]!r} (number {j + 1})" if header else f"number {j + 1}"
+                if not cell.strip():
+                    raise UserError(f"{path}: column {column} is empty on line {line}: a missing value; remove "
+                                    f"or impute it")
                 raise UserError(f"{path}: column {column} is not numeric: line {line} holds {cell!r}; "
                                 f"remove that column or encode it as numbers")
     table = np.array(body, dtype=np.float64)
+    if header and header[0].strip() in ("", "Unnamed: 0") and np.array_equal(table[:, 0], np.arange(len(table))):
+        table, header = table[:, 1:], header[1:]
+    if table.shape[1] == 0:
+        raise UserError(f"{path} holds no columns of data besides its index")
     integral = np.isfinite(table).all() and np.array_equal(table, np.round(table)) and \
         (table.size == 0 or np.abs(table).max() < EXACT_INTEGERS)
-    return table.astype(np.int64) if integral else table
+    return (table.astype(np.int64) if integral else table), tuple(c.strip() for c in header or ())
 
 
 def load_array(path: Path, test_fraction: float = 0.1) -> ImageData:
@@ -137,7 +145,9 @@ def load_array(path: Path, test_fraction: float = 0.1) -> ImageData:
         if suffix == ".npy":
             return _split(path.stem, _check_values(np.load(path, allow_pickle=False), str(path)), None, test_fraction)
         if suffix == ".csv":
-            return _split(path.stem, _check_values(read_csv(path), str(path)), None, test_fraction)
+            table, names = read_csv(path)
+            return _split(path.stem, _check_values(table, str(path)), None, test_fraction).replace(
+                feature_names=names)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
     raise UserError(f"{path} is not an .npz, .npy or .csv file; --dataset array reads those three")

@@ -61,6 +61,7 @@ class ImageData:
     shift: Optional[torch.Tensor] = None
     scale: Optional[torch.Tensor] = None
     source_rows: Optional[tuple] = None  # (train, test): each point's row in the file it was split from
+    feature_names: tuple = ()  # a CSV's column names: the columns of the sample and reconstruction CSVs
 
     @property
     def event_shape(self) -> torch.Size:

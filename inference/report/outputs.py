@@ -23,12 +23,15 @@ def csv_path(path: Path) -> Path:
     return Path(path).with_suffix(".csv")
 
 
-def write_rows(path: Path, rows: torch.Tensor, first: Optional[tuple[str, list]] = None) -> None:
-    """Rows (n, ...) flattened to a CSV with a header x0, x1, ...; ``first``: a leading (name, values) column."""
+def write_rows(path: Path, rows: torch.Tensor, first: Optional[tuple[str, list]] = None, names=()) -> None:
+    """Rows (n, ...) flattened to a CSV with a header of the data's column ``names`` (else x0, x1, ...);
+    ``first``: a leading (name, values) column."""
     flat = rows.detach().flatten(1).cpu().tolist()
+    width = len(flat[0]) if flat else 0
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(([first[0]] if first else []) + [f"x{j}" for j in range(len(flat[0]) if flat else 0)])
+    writer.writerow(([first[0]] if first else []) + (list(names) if len(names) == width else
+                                                      [f"x{j}" for j in range(width)]))
     for i, row in enumerate(flat):
         writer.writerow(([first[1][i]] if first else []) + [f"{v:.6g}" for v in row])
     atomic_write_text(Path(path), out.getvalue())
@@ -65,7 +68,7 @@ def save_decoded_codes(run, z: torch.Tensor, path: Path, label: Optional[int] = 
         return
     data = run.data.original(run.data.test_x[_test_rows(run, z.shape[0])])
     save_heat_maps([("test data", data), (what, means)], path)
-    write_rows(csv_path(path), means)
+    write_rows(csv_path(path), means, names=run.data.feature_names)
 
 
 def save_samples(run, path: Path, n: int = 64, seed: int = 0, label: Optional[int] = None) -> None:
@@ -90,4 +93,4 @@ def save_run_reconstructions(run, path: Path, n: int = ROWS_SHOWN) -> None:
         save_grid(rows, path, nrow=8)
         return
     save_heat_maps([("test data", data), ("reconstructions E[x | z]", recon)], path)
-    write_rows(csv_path(path), recon, ("test_row", pick.tolist()))
+    write_rows(csv_path(path), recon, ("test_row", pick.tolist()), names=run.data.feature_names)

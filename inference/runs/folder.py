@@ -3,6 +3,7 @@
     config.json          RunConfig (rebuilds model and guide without the command line)
     config.yaml          the same, as a file for ``vae train --config`` (inference/config/files.py)
     versions.json        Python, torch, Pyro, NumPy versions, seed, device
+    data.json            the data as trained on: name, shape, sizes, class names (label i is classes[i]), columns
     weights.pt           {"model": state_dict, "guide": state_dict, "params": the pyro.param values, if any}
     checkpoint.pt        everything ``vae train --resume`` needs (inference/training/checkpoint.py)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
@@ -40,7 +41,7 @@ from inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, Train
 from inference.training.loop import METRICS, stop_on_signals, train
 from inference.training.monitors import LOG, TENSORBOARD, Monitor, default_monitors
 
-CONFIG, VERSIONS = "config.json", "versions.json"
+CONFIG, VERSIONS, DATA = "config.json", "versions.json", "data.json"
 CONFIG_FILE = "config.yaml"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
 SAMPLES_EX_POST, REPORT = "samples_ex_post.png", "report.html"  # written after training, by vae sample / report
@@ -52,6 +53,13 @@ def library_versions() -> dict:
 
     return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
             "pyro": pyro.__version__, "numpy": np.__version__, "arviz": arviz.__version__}
+
+
+def describe_data(data) -> dict:
+    """What ``data.json`` records: enough to read the labels and columns of a run's outputs."""
+    return {"name": data.name, "event_shape": list(data.event_shape), "train": int(data.train_x.shape[0]),
+            "test": int(data.test_x.shape[0]), "labelled": data.labelled, "classes": list(data.classes),
+            "feature_names": list(data.feature_names), "standardized": data.shift is not None}
 
 
 def check_output_folder(out: Path, force: bool) -> None:
@@ -121,12 +129,13 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
-        for stale in (EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, *PLOTS,
+        for stale in (EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, DATA, *PLOTS,
                       *(csv_path(p) for p in (SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS))):  # --force: nothing of the old run survives
             (out / stale).unlink(missing_ok=True)
         shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
         write_json(out / CONFIG, config.to_dict())
         write_config_file(out / CONFIG_FILE, config.to_dict())
+        write_json(out / DATA, describe_data(run.data))
         write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
                                     "processes": ctx.world_size})
     return _finish(run, out, quiet, None, checkpoint_every, tensorboard, plots, monitors)
