@@ -142,3 +142,16 @@ def test_a_network_built_for_one_channel_refuses_a_colour_image():
         guide = build_guide(GuideConfig(arch=arch, hidden_dim=8, channels=4), 2, torch.Size([1, 8, 8]))
         with pytest.raises(ValueError, match=r"built for data of shape \(1, 8, 8\) \(grey images\), got \(3, 8, 8\)"):
             guide(torch.rand(5, 3, 8, 8))
+
+
+def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((4, 8, 3), np.uint8)
+    pixels[0, 0] = 255  # top-left red corner of a landscape picture
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(pixels).save(tmp_path / "p.jpg", exif=exif, quality=100)
+    shown = image_io.decode(tmp_path / "p.jpg", 3)
+    assert shown.shape == (3, 8, 4)  # portrait, as a viewer shows it
+    assert shown[0, 0, -1] > 200  # the red corner is now top-right

@@ -55,11 +55,12 @@ def read_header(path: Path) -> tuple[tuple[int, int], int]:
 def decode(path: Path, channels: int, size: Optional[Sequence[int]] = None, crop_square: bool = False) -> np.ndarray:
     """One image as uint8 (C, H, W), converted to ``channels`` (1: grey, 3: RGB), centre-cropped to a square if
     ``crop_square``, and resized to ``size`` (H, W)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
     import torchvision.transforms.functional as TF
 
     try:
         with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)  # a photo's EXIF orientation, as viewers show it
             im = _eight_bit(im, path) if im.mode in WIDE_MODES else im
             im = im.convert("L" if channels == 1 else "RGB")  # decodes: a truncated file fails here
             if crop_square:
