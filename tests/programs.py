@@ -13,7 +13,8 @@ from inference import RunConfig
 from inference.objectives import build_objective
 from inference.runs.build import build_model_and_guide
 from models import MLPDecoder, MLPEncoder, StandardNormalPrior, VAEModel, data_plate
-from models.likelihoods import Likelihood
+from models import LIKELIHOODS
+from models.likelihoods import BINARY, COUNT, EIGHT_BIT, REAL, Likelihood
 
 EVENT = torch.Size([1, 8, 8])
 N, B, Z = 200, 16, 3
@@ -55,6 +56,10 @@ REGISTRY_CASES = {
     "guide-uniform_noise": {"guide": {"guide": "uniform_noise"}},
     "conditional": {"model": {"conditional": True}},
     "likelihood-gaussian_learned": {"model": {"likelihood": "gaussian_learned"}, "data": {"binarize": "none"}},
+    "likelihood-discretized_logistic_mixture": {"model": {"likelihood": "discretized_logistic_mixture",
+                                                          "likelihood_components": 3}},
+    **{f"likelihood-{name}": {"model": {"likelihood": name}, "data": {"dataset": "array", "data_dir": "counts.npz"}}
+       for name in ("poisson", "negative_binomial", "zero_inflated_negative_binomial")},
 }
 USER_CASES = ("pyro-param-likelihood", "function-guide", "function-model", "autonormal-guide")
 CASES = tuple(REGISTRY_CASES) + USER_CASES
@@ -69,7 +74,8 @@ def _registry_pair(sections: dict):
                                "guide": {"hidden_dim": 16, **sections.get("guide", {})},
                                "objective": sections.get("objective", {}), "data": sections.get("data", {})})
     model, guide = build_model_and_guide(cfg.model, cfg.guide, EVENT)
-    return model, guide, build_objective(cfg.objective), cfg.data.binarize != "none", cfg.model.conditional
+    kind = BINARY if cfg.data.binarize != "none" else LIKELIHOODS.get(cfg.model.likelihood).data
+    return model, guide, build_objective(cfg.objective), kind, cfg.model.conditional
 
 
 def _function_guide():
@@ -97,13 +103,13 @@ def _function_model():
 def build(case: str, seed: int = 0):
     """``(model, guide, objective, x, kwargs)``: the same parameters and batch for the same seed."""
     pyro.set_rng_seed(seed)
-    binary, conditional = True, False
+    kind, conditional = BINARY, False
     objective = pyro.infer.Trace_ELBO()
     if case in REGISTRY_CASES:
-        model, guide, objective, binary, conditional = _registry_pair(REGISTRY_CASES[case])
+        model, guide, objective, kind, conditional = _registry_pair(REGISTRY_CASES[case])
     elif case == "pyro-param-likelihood":
         model = VAEModel(StandardNormalPrior(Z), MLPDecoder(Z, EVENT, hidden_dim=16), ParamScaleGaussian(EVENT))
-        guide, binary = _registry_pair({})[1], False
+        guide, kind = _registry_pair({})[1], REAL
     elif case == "function-guide":
         model, guide = _registry_pair({})[0], _function_guide()
     elif case == "function-model":
@@ -115,8 +121,12 @@ def build(case: str, seed: int = 0):
     else:
         raise KeyError(case)
     x = torch.rand((B,) + EVENT, generator=torch.Generator().manual_seed(seed))
-    if binary:
+    if kind == BINARY:
         x = x.bernoulli(generator=torch.Generator().manual_seed(seed + 1))
+    elif kind == EIGHT_BIT:
+        x = (x * 255).round() / 255
+    elif kind == COUNT:
+        x = (x * 12).round()
     kwargs = {"num_data": N, "subsample": torch.arange(B) * 3}
     if conditional:
         kwargs["y"] = torch.randint(0, 10, (B,), generator=torch.Generator().manual_seed(seed))
