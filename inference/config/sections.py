@@ -105,6 +105,12 @@ class _Section:
         pass
 
 
+def _one_of(what: str, value: str, choices) -> None:
+    """Refuse a name that is not among ``choices`` (a tuple or a registry), listing them."""
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+
+
 def _positive(where: str, **values: float) -> None:
     for name, value in values.items():
         if not value > 0:
@@ -113,12 +119,10 @@ def _positive(where: str, **values: float) -> None:
 
 def _check_network(where: str, arch: str, hidden_dim: int, num_hidden_layers: int, activation: str) -> None:
     _positive(where, hidden_dim=hidden_dim)
-    if arch not in ARCHS:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
+    _one_of("architecture", arch, ARCHS)
     if num_hidden_layers < 0:
         raise ConfigError(f"{where}.num_hidden_layers must be >= 0, got {num_hidden_layers}")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    _one_of("activation", activation, ACTIVATIONS)
 
 
 @dataclass
@@ -143,12 +147,9 @@ class DataConfig(_Section):
                                "training set (undone in samples and reconstructions)")
 
     def validate(self):
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
-        if self.binarize not in BINARIZATIONS:
-            raise ConfigError(f"unknown binarization {self.binarize!r}; choose one of: {', '.join(BINARIZATIONS)}")
-        if self.channels_mode not in CHANNEL_MODES:
-            raise ConfigError(f"unknown channels mode {self.channels_mode!r}; choose one of: {', '.join(CHANNEL_MODES)}")
+        _one_of("dataset", self.dataset, DATASETS)
+        _one_of("binarization", self.binarize, BINARIZATIONS)
+        _one_of("channels mode", self.channels_mode, CHANNEL_MODES)
         if self.dataset in ("idx", "folder", "array") and not self.data_dir:
             what = {"idx": "a folder of IDX .gz files", "folder": "a folder with train/ and test/ image folders",
                     "array": "an .npz, .npy or .csv file"}[self.dataset]
@@ -185,18 +186,15 @@ class ModelConfig(_Section):
     def validate(self):
         _check_network("model", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
         _positive("model", channels=self.channels)
-        if self.upsample not in UPSAMPLERS:
-            raise ConfigError(f"unknown upsampling {self.upsample!r}; choose one of: {', '.join(UPSAMPLERS)}")
+        _one_of("upsampling", self.upsample, UPSAMPLERS)
         _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale,
                   prior_components=self.prior_components, prior_flows=self.prior_flows,
                   likelihood_components=self.likelihood_components,
                   num_classes=self.num_classes)
         if self.conditional and self.prior == "vamp":
             raise ConfigError("the VampPrior's pseudo-inputs carry no label; use another prior with --conditional")
-        if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
-        if self.prior not in PRIORS:
-            raise ConfigError(f"unknown prior {self.prior!r}; choose one of: {', '.join(PRIORS)}")
+        _one_of("likelihood", self.likelihood, LIKELIHOODS)
+        _one_of("prior", self.prior, PRIORS)
 
 
 @dataclass
@@ -217,15 +215,13 @@ class GuideConfig(_Section):
 
     def validate(self):
         _check_network("guide", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
-        if self.corruption not in CORRUPTIONS:
-            raise ConfigError(f"unknown corruption {self.corruption!r}; choose one of: {', '.join(CORRUPTIONS)}")
+        _one_of("corruption", self.corruption, CORRUPTIONS)
         if not 0 <= self.corruption_level < (1 if self.corruption == "mask" else float("inf")):
             raise ConfigError(f"guide.corruption_level must be in [0, 1) for masking and >= 0 for noise, "
                               f"got {self.corruption_level}")
         _positive("guide", channels=self.channels)
         _positive("guide", flows=self.flows, min_scale=self.min_scale)
-        if self.guide not in GUIDES:
-            raise ConfigError(f"unknown guide {self.guide!r}; choose one of: {', '.join(GUIDES)}")
+        _one_of("guide", self.guide, GUIDES)
 
 
 @dataclass
@@ -247,16 +243,14 @@ class ObjectiveConfig(_Section):
     discriminator_steps: int = option(5, "objective adversarial: discriminator steps per minibatch")
 
     def validate(self):
-        if self.name not in OBJECTIVES:
-            raise ConfigError(f"unknown objective {self.name!r}; choose one of: {', '.join(OBJECTIVES)}")
+        _one_of("objective", self.name, OBJECTIVES)
         _positive("objective", num_particles=self.num_particles, beta=self.beta, adversarial_lr=self.adversarial_lr,
                   discriminator_steps=self.discriminator_steps)
         if self.contractive_weight < 0:
             raise ConfigError(f"objective.contractive_weight must be >= 0, got {self.contractive_weight}")
         if self.free_bits < 0 or self.warmup_steps < 0:
             raise ConfigError("objective.free_bits and objective.warmup_steps must be >= 0")
-        if self.kl_schedule not in SCHEDULES:
-            raise ConfigError(f"unknown KL schedule {self.kl_schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        _one_of("KL schedule", self.kl_schedule, SCHEDULES)
         misplaced = misplaced_options(self)
         if misplaced:
             own = [f.name for f in fields(OBJECTIVES.get(self.name).Config)]
@@ -286,12 +280,9 @@ class TrainConfig(_Section):
                   eval_batch_size=self.eval_batch_size)
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ConfigError(f"train.clip_norm must be positive, got {self.clip_norm}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
-        if self.data_placement not in PLACEMENTS:
-            raise ConfigError(f"unknown data placement {self.data_placement!r}; choose one of: {', '.join(PLACEMENTS)}")
-        if self.compile not in COMPILE_MODES:
-            raise ConfigError(f"unknown compile mode {self.compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
+        _one_of("device", self.device, DEVICES)
+        _one_of("data placement", self.data_placement, PLACEMENTS)
+        _one_of("compile mode", self.compile, COMPILE_MODES)
 
 
 # The autoencoder family of seeds 000 and 002, each a (model, guide, objective) setting (``vae train --family``).
@@ -311,8 +302,7 @@ FAMILIES = {
 def apply_family(raw: dict, family: str) -> dict:
     """``raw`` (a RunConfig dict) with the family's settings laid over it (``denoising-vae`` = ``denoising_vae``)."""
     family = family.replace("-", "_")
-    if family not in FAMILIES:
-        raise ConfigError(f"unknown family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    _one_of("family", family, FAMILIES)
     out = {section: dict(values) for section, values in raw.items()}
     for section, values in FAMILIES[family].items():
         out.setdefault(section, {}).update(values)
