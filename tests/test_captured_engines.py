@@ -17,25 +17,16 @@ from inference.training.loss import ProgramLoss
 from inference.training.step import NumericalFault
 from inference.training.trainer import SVITrainer, make_trainer
 
+from .programs import REGISTRY_CASES
+
 EVENT = torch.Size([1, 28, 28])
-CASES = {
-    "elbo": {},
-    "elbo-3-particles": {"objective": {"num_particles": 3}},
-    "mean_field": {"objective": {"name": "mean_field"}},
-    "beta-linear-warmup": {"objective": {"name": "beta", "beta": 4.0, "kl_schedule": "linear", "warmup_steps": 10}},
-    "beta-free-bits": {"objective": {"name": "beta", "free_bits": 0.3}},
-    "iwae-dreg": {"objective": {"name": "iwae", "num_particles": 4, "dreg": True}},
-    "conditional": {"model": {"conditional": True}},
-    "vamp-prior": {"model": {"prior": "vamp"}},
-    "iaf-guide": {"guide": {"guide": "iaf"}},
-    "gaussian-learned": {"model": {"likelihood": "gaussian_learned"}, "data": {"binarize": "none"}},
-}
 
 
 def _pair(case, seed=0):
-    raw = {"model": {"latent_dim": 4, "hidden_dim": 32, **CASES[case].get("model", {})},
-           "guide": {"hidden_dim": 32, **CASES[case].get("guide", {})},
-           "objective": CASES[case].get("objective", {}), "data": CASES[case].get("data", {})}
+    sections = REGISTRY_CASES[case]  # the differential matrix's components, on 28 x 28 images
+    raw = {"model": {"latent_dim": 4, "hidden_dim": 32, **sections.get("model", {})},
+           "guide": {"hidden_dim": 32, **sections.get("guide", {})},
+           "objective": sections.get("objective", {}), "data": sections.get("data", {})}
     cfg = RunConfig.from_dict(raw)
     pyro.set_rng_seed(seed)
     model, guide = build_model_and_guide(cfg.model, cfg.guide, EVENT)
@@ -61,7 +52,7 @@ def _captured(model, guide, objective, x, num_data=500, y=None):
 
 
 def test_the_beta_weight_follows_the_schedule_after_capture():
-    model, guide, objective, x, y = _pair("beta-linear-warmup")
+    model, guide, objective, x, y = _pair("beta-warm-up")
     captured = _captured(model, guide, objective, x)
     values = []
     for step in (0, 5, 10):  # beta_t = 4 * min(1, t / 10): 0, 2, 4
@@ -76,7 +67,7 @@ def test_the_beta_weight_follows_the_schedule_after_capture():
 
 def test_the_trainer_sets_the_schedule_from_its_step_count():
     """One place: before step t the objective's schedule reads t (also after a resume sets the count)."""
-    model, guide, objective, x, _ = _pair("beta-linear-warmup")
+    model, guide, objective, x, _ = _pair("beta-warm-up")
     trainer = SVITrainer(model, guide, objective, engine="trace")
     seen = []
     for _ in range(3):
