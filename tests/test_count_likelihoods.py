@@ -2,9 +2,9 @@
 (scipy.stats for the Poisson and the negative binomial)."""
 import math
 
+import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from scipy import stats
 
 from models import LIKELIHOODS
@@ -55,11 +55,13 @@ def test_zero_inflated_negative_binomial_matches_its_closed_form(k):
 
 def test_count_likelihoods_sum_over_features_into_one_event():
     lik = _build("negative_binomial", [3])
-    decoded = torch.zeros(4, 3, dtype=torch.float64)
-    x = torch.tensor([[0.0, 1, 2]] * 4, dtype=torch.float64)
-    per_feature = torch.distributions.NegativeBinomial(lik.dispersion, logits=lik._negative_binomial_logits(
-        F.softplus(decoded) + 1e-6)).log_prob(x)
-    assert torch.allclose(lik(decoded).log_prob(x), per_feature.sum(-1))
+    mu = np.array([0.5, 2.0, 9.0])
+    decoded = _inverse_softplus(torch.tensor(mu) - 1e-6).expand(4, 3)
+    x = np.array([[0, 1, 2], [3, 0, 1], [7, 9, 12], [0, 0, 0]])
+    theta = lik.dispersion.detach().numpy()
+    by_scipy = stats.nbinom.logpmf(x, theta, theta / (theta + mu)).sum(-1)
+    got = lik(decoded).log_prob(torch.tensor(x, dtype=torch.float64)).detach().numpy()
+    assert np.allclose(got, by_scipy, atol=1e-5)
 
 
 def test_discretized_logistic_mixture_sums_to_one_over_the_256_levels_of_each_channel():

@@ -81,6 +81,15 @@ def test_entropy_coding_round_trips_and_costs_what_the_model_promises(rd_autoenc
     assert coded >= 0.99 * promised  # the model cannot be beaten by more than its rounding
 
 
+def test_codes_that_are_all_equal_round_trip(rd_autoencoder):
+    """One symbol in use (a barely trained run codes everything as 0): still coded, and decoded exactly."""
+    codes = torch.zeros(5, rd_autoencoder.model.prior.latent_dim, dtype=torch.long)
+    data = encode_codes(rd_autoencoder.model.prior, codes)
+    assert torch.equal(decode_codes(rd_autoencoder.model.prior, data), codes)
+    promised = float(model_rate_bits(rd_autoencoder.model.prior, codes).sum())
+    assert 8 * (len(data) - HEADER.size) <= 1.01 * promised + 64
+
+
 def test_compress_and_decompress_commands(rd_autoencoder, tmp_path):
     packed, png = tmp_path / "codes.bin", tmp_path / "back.png"
     done = run_vae("compress", rd_autoencoder.path, "--test-images", 50, "-o", packed)

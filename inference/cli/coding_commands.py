@@ -34,11 +34,10 @@ def cmd_compress(args) -> int:
 
 
 def cmd_decompress(args) -> int:
-    import torch
-
     from inference.coding.bits_back import LOSSLESS_MAGIC, decode_lossless
     from inference.coding.entropy_coding import decode_codes, require_entropy_model
     from inference.report.images import save_grid
+    from inference.report.outputs import save_decoded_codes
     from inference.runs.folder import load_run
 
     run = load_run(Path(args.run))
@@ -48,12 +47,11 @@ def cmd_decompress(args) -> int:
         raise UserError(f"cannot read {args.file}: {err.strerror}") from None
     if data[:4] == LOSSLESS_MAGIC:
         images = decode_lossless(run.model, run.guide, data)
-    else:
+        save_grid(images, Path(args.output), nrow=int(max(1, images.shape[0] ** 0.5)))
+    else:  # E[x | code]: an image grid, or for arrays a heat map and a CSV, in the data's own units
         require_entropy_model(run.model, run.guide)
-        codes = decode_codes(run.model.prior, data)
-        with torch.no_grad():
-            images = run.model.decode_mean(codes.float().to(run.device)).clamp(0, 1).cpu()
-    save_grid(images, Path(args.output), nrow=int(max(1, images.shape[0] ** 0.5)))
+        images = decode_codes(run.model.prior, data)
+        save_decoded_codes(run, images, Path(args.output), what="decoded E[x | code]")
     print(f"decoded {images.shape[0]} images from {args.file} into {args.output}")
     return 0
 
@@ -67,6 +65,6 @@ def add_commands(sub) -> None:
                    help="a VAE (bernoulli, normal prior, diagonal_normal guide): bits-back ANS, exact images")
     p.add_argument("-o", "--output", required=True, help="file to write")
     p = run_command(sub, "decompress", cmd_decompress,
-                    "bytes from 'vae compress' back to images (a PNG grid)", run_help="the run folder the file was compressed with")
+                    "bytes from 'vae compress' back to images (a PNG grid; arrays: a heat map and a CSV)", run_help="the run folder the file was compressed with")
     p.add_argument("file", help="file written by 'vae compress'")
     p.add_argument("-o", "--output", required=True, help="PNG to write")

@@ -48,7 +48,8 @@ def encode_codes(prior, codes: torch.Tensor) -> bytes:
 
     codes = codes.cpu().long()
     count, latent = codes.shape
-    low, high = int(codes.min()), int(codes.max())
+    low = int(codes.min())
+    high = max(int(codes.max()), low + 1)  # constriction's categorical needs two symbols (all codes equal: one)
     model, tables = _model_and_tables(prior, low, high, count)
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse((codes - low).flatten().numpy().astype(np.int32), model, tables)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from inference.config.sections import DataConfig
+from inference.data.images import to_unit
 from inference.errors import UserError
 
 IDX_FILES = {
@@ -111,7 +112,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _from_uint8(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0).unsqueeze(1)
+    """Grey images (N, H, W) uint8 -> (N, 1, H, W) float32 k / 255."""
+    return to_unit(images[:, None])
 
 
 def load_idx_folder(folder: Path, name: str) -> ImageData:
