@@ -99,7 +99,7 @@ def test_compress_and_decompress_commands(rd_autoencoder, tmp_path):
     broken = tmp_path / "broken.bin"
     broken.write_bytes(b"nonsense")
     bad = run_vae("decompress", rd_autoencoder.path, broken, "-o", tmp_path / "x.png")
-    assert bad.returncode == 2 and "bad magic number" in bad.stderr and not (tmp_path / "x.png").exists()
+    assert bad.returncode == 2 and "not a file written by 'vae compress'" in bad.stderr and not (tmp_path / "x.png").exists()
 
 
 @pytest.fixture(scope="module")

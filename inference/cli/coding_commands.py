@@ -1,15 +1,17 @@
 """vae compress and decompress: test images to bytes and back with a trained run."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from inference.cli.options import run_command
 from inference.errors import UserError
 
 def cmd_compress(args) -> int:
+    from inference.coding import container
     from inference.coding.bits_back import BitsBackCoder, encode_lossless
-    from inference.runs.files import atomic_write
     from inference.coding.entropy_coding import encode_codes, model_rate_bits, require_entropy_model
+    from inference.runs.files import atomic_write
     from inference.runs.folder import load_run
 
     if args.test_images <= 0 or args.start < 0:
@@ -19,40 +21,54 @@ def cmd_compress(args) -> int:
     if x.shape[0] == 0:
         raise UserError(f"--start {args.start} is past the {run.data.test_x.shape[0]} test images")
     if args.lossless:
-        data, result = encode_lossless(BitsBackCoder(run.model, run.guide), x)
+        payload, result = encode_lossless(BitsBackCoder(run.model, run.guide), x)
+        kind = container.LOSSLESS
         promised = -run.evaluate().elbo / 0.6931471805599453
         detail = f"net {result.net_bits_per_image:.1f} bits per image by bits-back (test -ELBO: {promised:.1f} bits)"
     else:
         require_entropy_model(run.model, run.guide)
         codes = run.guide.quantized_code(x)
-        data = encode_codes(run.model.prior, codes)
+        payload, kind = encode_codes(run.model.prior, codes), container.CODES
         detail = f"the entropy model's rate: {float(model_rate_bits(run.model.prior, codes).mean()):.1f} bits per image"
+    data = container.pack(kind, run.fingerprint(), payload)
     atomic_write(Path(args.output), lambda f: f.write(data))
     print(f"wrote {len(data)} bytes for {x.shape[0]} images to {args.output}: "
           f"{8 * len(data) / x.shape[0]:.1f} bits per image ({detail})")
     return 0
 
 
-def cmd_decompress(args) -> int:
-    from inference.coding.bits_back import LOSSLESS_MAGIC, decode_lossless
+def decompress(run, path: Path):
+    """``(kind, tensor)``: the images (``container.LOSSLESS``) or codes (``container.CODES``) of a file from
+    ``vae compress``, after every check of ``inference.coding.container`` and the decoder's own; a damaged,
+    truncated, foreign or random file raises ``UserError`` before anything is written."""
+    from inference.coding import container
+    from inference.coding.bits_back import decode_lossless
     from inference.coding.entropy_coding import decode_codes, require_entropy_model
+
+    packed = container.read_file(path, run.fingerprint())
+    if not packed.checked:
+        print(f"vae: notice: {path} is in the unchecked format of earlier versions (no checksum, no run "
+              f"fingerprint); its decoding cannot be verified", file=sys.stderr)
+    if packed.kind == container.LOSSLESS:
+        return packed.kind, decode_lossless(run.model, run.guide, packed.payload, run.data.event_shape, name=path)
+    require_entropy_model(run.model, run.guide)
+    return packed.kind, decode_codes(run.model.prior, packed.payload, name=path, legacy=not packed.checked)
+
+
+def cmd_decompress(args) -> int:
+    from inference.coding import container
     from inference.report.images import save_grid
     from inference.report.outputs import save_decoded_codes
     from inference.runs.folder import load_run
 
     run = load_run(Path(args.run))
-    try:
-        data = Path(args.file).read_bytes()
-    except OSError as err:
-        raise UserError(f"cannot read {args.file}: {err.strerror}") from None
-    if data[:4] == LOSSLESS_MAGIC:
-        images = decode_lossless(run.model, run.guide, data)
-        save_grid(images, Path(args.output), nrow=int(max(1, images.shape[0] ** 0.5)))
+    path = Path(args.file)
+    kind, decoded = decompress(run, path)
+    if kind == container.LOSSLESS:
+        save_grid(decoded, Path(args.output), nrow=int(max(1, decoded.shape[0] ** 0.5)))
     else:  # E[x | code]: an image grid, or for arrays a heat map and a CSV, in the data's own units
-        require_entropy_model(run.model, run.guide)
-        images = decode_codes(run.model.prior, data)
-        save_decoded_codes(run, images, Path(args.output), what="decoded E[x | code]")
-    print(f"decoded {images.shape[0]} images from {args.file} into {args.output}")
+        save_decoded_codes(run, decoded, Path(args.output), what="decoded E[x | code]")
+    print(f"decoded {decoded.shape[0]} images from {args.file} into {args.output}")
     return 0
 
 

@@ -24,6 +24,14 @@ from models import BernoulliLikelihood, StandardNormalPrior
 from inference.errors import UserError
 
 
+SEED_WORDS, SEED = 32, 0
+
+
+def initial_words() -> np.ndarray:
+    """The random words the stack starts from (the first z is popped from them); decoding ends on them."""
+    return np.random.default_rng(SEED).integers(1, 2 ** 32, SEED_WORDS, dtype=np.uint32)
+
+
 @dataclass
 class BitsBackResult:
     words: np.ndarray  # the stack after coding, uint32
@@ -70,11 +78,10 @@ class BitsBackCoder:
         m = constriction.stream.model
         return m.Categorical(perfect=False), m.Uniform(self.buckets), m.Bernoulli(perfect=False)
 
-    def encode(self, images: torch.Tensor, seed_words: int = 32, seed: int = 0) -> BitsBackResult:
+    def encode(self, images: torch.Tensor) -> BitsBackResult:
         import constriction
 
-        rng = np.random.default_rng(seed)
-        coder = constriction.stream.stack.AnsCoder(rng.integers(1, 2 ** 32, seed_words, dtype=np.uint32))
+        coder = constriction.stream.stack.AnsCoder(initial_words())
         initial = coder.num_bits()
         posterior, uniform, bernoulli = self._models()
         for x in images:
@@ -103,20 +110,39 @@ class BitsBackCoder:
         return torch.stack(out[::-1])
 
 
-LOSSLESS_MAGIC = b"VAEL"
+PAYLOAD = "<u4"  # five of them: N, bucket bits, C, H, W; then the ANS words
 
 
 def encode_lossless(coder: BitsBackCoder, images: torch.Tensor) -> tuple[bytes, BitsBackResult]:
-    """A file: b"VAEL" | uint32 N | uint32 bucket bits | uint32 C, H, W | uint32 words (little-endian)."""
+    """The payload of a lossless file (``inference.coding.container`` wraps it): uint32 N | bucket bits |
+    C | H | W | the stack's words."""
     result = coder.encode(images)
     c, h, w = images.shape[1:]
-    header = np.array([images.shape[0], int(np.log2(coder.buckets)), c, h, w], dtype="<u4").tobytes()
-    return LOSSLESS_MAGIC + header + result.words.astype("<u4").tobytes(), result
+    header = np.array([images.shape[0], int(np.log2(coder.buckets)), c, h, w], dtype=PAYLOAD).tobytes()
+    return header + result.words.astype("<u4").tobytes(), result
 
 
-def decode_lossless(model, guide, data: bytes) -> torch.Tensor:
-    if data[:4] != LOSSLESS_MAGIC or len(data) < 24:
-        raise UserError("not a file written by 'vae compress --lossless' (bad magic number)")
-    count, bucket_bits, c, h, w = (int(v) for v in np.frombuffer(data[4:24], dtype="<u4"))
-    words = np.frombuffer(data[24:], dtype="<u4").astype(np.uint32)
-    return BitsBackCoder(model, guide, bucket_bits).decode(words, count, torch.Size([c, h, w]))
+def decode_lossless(model, guide, payload: bytes, event_shape=None, name="the file") -> torch.Tensor:
+    """The images of a payload from ``encode_lossless``, checked: its sizes must be those of this model, and
+    the decoder must end on exactly the stack's initial seed words (anything else means damage)."""
+    from inference.coding.container import damaged
+    from inference.memory import require_memory
+
+    if len(payload) < 20 or len(payload) % 4:
+        raise damaged(name, f"its payload of {len(payload)} bytes is not a header and whole 32-bit words")
+    count, bucket_bits, c, h, w = (int(v) for v in np.frombuffer(payload[:20], dtype=PAYLOAD))
+    if event_shape is not None and (c, h, w) != tuple(event_shape):
+        raise UserError(f"{name} holds images of shape {c}x{h}x{w}; this run's model takes "
+                        f"{'x'.join(map(str, event_shape))}: decompress it with the run that wrote it")
+    if not 1 <= bucket_bits <= 16 or count < 1:
+        raise damaged(name, f"it states {count} images in 2^{bucket_bits} buckets")
+    require_memory(4 * count * c * h * w, f"decoding {count} images of {c}x{h}x{w}")
+    words = np.frombuffer(payload[20:], dtype="<u4").astype(np.uint32)
+    coder = BitsBackCoder(model, guide, bucket_bits)
+    try:
+        images = coder.decode(words, count, torch.Size([c, h, w]))
+    except (ValueError, AssertionError) as err:
+        raise damaged(name, f"the ANS decoder refused it ({str(err).splitlines()[0][:120]})") from None
+    if not np.array_equal(coder.remaining, initial_words()):
+        raise damaged(name, "the bits-back decoder did not end on the stack's initial words")
+    return images

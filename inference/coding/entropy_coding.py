@@ -2,9 +2,10 @@
 
 Lossy (the rate-distortion autoencoder): codes round(g_a(x)) coded dimension by dimension with the
 entropy model's integer masses (``FactorizedEntropyPrior.integer_masses``); the file's size is
-checked against the model's rate -sum log2 p~(code). File layout (little-endian):
+checked against the model's rate -sum log2 p~(code). Payload layout (little-endian; the file around it,
+with its checksums and the run's fingerprint, is ``inference.coding.container``):
 
-    b"VAEZ" | uint32 version | uint32 Z | uint32 N | int32 low | int32 high | uint32 words...
+    uint32 Z | uint32 N | int32 low | int32 high | uint32 words...
 
 Decoding rebuilds the same probability tables from the same weights, so decode(encode(codes)) is
 exact. Lossless bits-back coding with the VAE lives in ``inference.coding.bits_back``.
@@ -19,8 +20,8 @@ import torch
 
 from inference.errors import UserError
 
-MAGIC, VERSION = b"VAEZ", 1
-HEADER = struct.Struct("<4sIIIii")
+HEADER = struct.Struct("<IIii")
+LEGACY_VERSION = struct.Struct("<I")  # the unchecked b"VAEZ" files put a version before the header
 
 
 def require_entropy_model(model, guide) -> None:
@@ -43,7 +44,7 @@ def _model_and_tables(prior, low: int, high: int, count: int):
 
 
 def encode_codes(prior, codes: torch.Tensor) -> bytes:
-    """The integer codes (N, Z) as bytes: a header and one ANS stream."""
+    """The integer codes (N, Z) as a payload: a header and one ANS stream."""
     import constriction
 
     codes = codes.cpu().long()
@@ -54,21 +55,39 @@ def encode_codes(prior, codes: torch.Tensor) -> bytes:
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse((codes - low).flatten().numpy().astype(np.int32), model, tables)
     words = coder.get_compressed().astype("<u4")
-    return HEADER.pack(MAGIC, VERSION, latent, count, low, high) + words.tobytes()
+    return HEADER.pack(latent, count, low, high) + words.tobytes()
 
 
-def decode_codes(prior, data: bytes) -> torch.Tensor:
+def decode_codes(prior, payload: bytes, name="the file", legacy: bool = False) -> torch.Tensor:
+    """The codes of a payload from ``encode_codes``, checked: sizes of this model, and the ANS stack empty
+    at the end (``legacy``: the payload of an unchecked b"VAEZ" file, which begins with a version)."""
     import constriction
 
-    if len(data) < HEADER.size or data[:4] != MAGIC:
-        raise UserError("not a file written by 'vae compress' (bad magic number)")
-    _, version, latent, count, low, high = HEADER.unpack_from(data)
-    if version != VERSION or latent != prior.latent_dim:
-        raise UserError(f"the file holds {latent}-dimensional codes (format {version}); this run's model has "
-                        f"{prior.latent_dim}: decompress with the run that compressed it")
-    words = np.frombuffer(data[HEADER.size:], dtype="<u4").astype(np.uint32)
+    from inference.coding.container import damaged
+    from inference.memory import require_memory
+
+    if legacy:
+        if len(payload) < LEGACY_VERSION.size or LEGACY_VERSION.unpack_from(payload)[0] != 1:
+            raise damaged(name, "its format version is not 1")
+        payload = payload[LEGACY_VERSION.size:]
+    if len(payload) < HEADER.size or (len(payload) - HEADER.size) % 4:
+        raise damaged(name, f"its payload of {len(payload)} bytes is not a header and whole 32-bit words")
+    latent, count, low, high = HEADER.unpack_from(payload)
+    if latent != prior.latent_dim:
+        raise UserError(f"{name} holds {latent}-dimensional codes; this run's model has {prior.latent_dim}: "
+                        f"decompress it with the run that wrote it")
+    if count < 1 or high <= low:
+        raise damaged(name, f"it states {count} codes in [{low}, {high}]")
+    require_memory(8 * (high - low + 1) * (latent + count * latent), f"the probability tables of {count} codes")
+    words = np.frombuffer(payload[HEADER.size:], dtype="<u4").astype(np.uint32)
     if sys.byteorder == "big":
         words = words.byteswap()
     model, tables = _model_and_tables(prior, low, high, count)
-    symbols = constriction.stream.stack.AnsCoder(words).decode(model, tables)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        symbols = coder.decode(model, tables)
+    except (ValueError, AssertionError) as err:
+        raise damaged(name, f"the ANS decoder refused it ({str(err).splitlines()[0][:120]})") from None
+    if not coder.is_empty():
+        raise damaged(name, "words are left on the ANS stack after the last code")
     return torch.from_numpy(symbols.astype(np.int64)).reshape(count, latent) + low

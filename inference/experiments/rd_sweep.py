@@ -21,6 +21,7 @@ from inference.config.sections import RunConfig
 from inference.errors import UserError
 from inference.report.images import pyplot, save_figure
 from inference.training.checkpoint import CHECKPOINT
+from inference.runs import lock
 from inference.runs.folder import CONFIG, WEIGHTS, load_run, read_metrics, resume_run, train_run, write_json
 
 TABLE_FIELDS = ("beta", "rate", "distortion", "neg_elbo", "rate_bits_per_dim", "distortion_bits_per_dim", "run")
@@ -56,33 +57,37 @@ def _state(folder: Path, config: RunConfig) -> str:
 
 def run_sweep(base: RunConfig, betas: Sequence[float], out: Path, force: bool = False, quiet: bool = True,
               log=print) -> list[dict]:
-    """Train (or reuse) one run per beta under ``out``; return the table of test rate and distortion."""
+    """Train (or reuse) one run per beta under ``out``; return the table of test rate and distortion. The sweep
+    holds ``out``'s writer lock (``inference.runs.lock``), each run its own."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; choose another --out")
-    rows = []
-    for beta in betas:
-        config = beta_config(base, beta)
-        folder = out / f"beta-{beta:g}"
-        state = "new" if force else _state(folder, config)
-        if state == "new":
-            log(f"beta {beta:g}: training into {folder}")
-            train_run(config, folder, force=True, quiet=quiet)
-        elif state == "partial":
-            log(f"beta {beta:g}: resuming {folder}")
-            resume_run(folder, quiet=quiet)
-        else:
-            log(f"beta {beta:g}: {folder} is finished; reusing it")
-        run = load_run(folder)
-        report = run.evaluate(seed=config.train.seed)
-        dims = run.data.event_shape.numel()
-        rows.append({"beta": beta, "rate": report.rate, "distortion": report.distortion,
-                     "neg_elbo": report.rate + report.distortion,
-                     "rate_bits_per_dim": report.rate / (dims * 0.6931471805599453),
-                     "distortion_bits_per_dim": report.distortion / (dims * 0.6931471805599453),
-                     "run": str(folder)})
-    write_table(rows, out)
+    with lock.writing(out):
+        rows = [_beta_row(base, beta, out, force, quiet, log) for beta in betas]
+        write_table(rows, out)
     return rows
+
+
+def _beta_row(base: RunConfig, beta: float, out: Path, force: bool, quiet: bool, log) -> dict:
+    config = beta_config(base, beta)
+    folder = out / f"beta-{beta:g}"
+    state = "new" if force else _state(folder, config)
+    if state == "new":
+        log(f"beta {beta:g}: training into {folder}")
+        train_run(config, folder, force=True, quiet=quiet)
+    elif state == "partial":
+        log(f"beta {beta:g}: resuming {folder}")
+        resume_run(folder, quiet=quiet)
+    else:
+        log(f"beta {beta:g}: {folder} is finished; reusing it")
+    run = load_run(folder)
+    report = run.evaluate(seed=config.train.seed)
+    dims = run.data.event_shape.numel()
+    return {"beta": beta, "rate": report.rate, "distortion": report.distortion,
+            "neg_elbo": report.rate + report.distortion,
+            "rate_bits_per_dim": report.rate / (dims * 0.6931471805599453),
+            "distortion_bits_per_dim": report.distortion / (dims * 0.6931471805599453),
+            "run": str(folder)}
 
 
 def write_table(rows: list[dict], out: Path) -> None:

@@ -5,6 +5,8 @@
     versions.json        Python, torch, Pyro, NumPy versions, seed, device
     data.json            the data as trained on: name, shape, sizes, class names (label i is classes[i]), columns
     weights.pt           {"model": state_dict, "guide": state_dict, "params": the pyro.param values, if any}
+    run.lock             the writer's lock: its pid and command while it writes (inference/runs/lock.py)
+    snapshot.lock        held while a snapshot (config; metrics, weights, checkpoint) is replaced
     checkpoint.pt        everything ``vae train --resume`` needs (inference/training/checkpoint.py)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
     samples.png          E[x | z], z ~ p(z): an image grid, or for arrays a heat map beside test rows (and samples.csv)
@@ -17,6 +19,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -33,6 +36,7 @@ from inference.config.sections import RunConfig
 from inference.errors import UserError
 from inference.report.outputs import csv_path, save_run_reconstructions, save_samples
 from inference.report.plots import PLOTS, write_plots
+from inference.runs import lock
 from inference.runs.build import resolve_device
 from inference.runs.files import atomic_write_text, load_module_state
 from inference.runs.run import WEIGHTS, Run, load_run, setup  # noqa: F401  (load_run: the run folder's reader)
@@ -63,7 +67,10 @@ def describe_data(data) -> dict:
 
 
 def check_output_folder(out: Path, force: bool) -> None:
-    """Refuse to write into a folder that holds a run unless ``force``; refuse a file."""
+    """Refuse a folder another process is writing, one that holds a run unless ``force``, and a file."""
+    writer = lock.writer_active(out)
+    if writer:
+        raise UserError(f"run folder {out} is in use: {writer} is writing it; wait for it to end or choose another --out")
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; choose another --out")
     if not force and out.is_dir() and any((out / name).exists() for name in RUN_MARKERS):
@@ -114,45 +121,51 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
               tensorboard: Optional[bool] = None, plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
     """``vae train``: validate everything, then train into the run folder ``out``; ``train.log`` always,
     TensorBoard events in ``out/tensorboard`` (``None``: when installed), the plots of ``inference.report.plots``,
-    and the caller's own ``monitors``."""
+    and the caller's own ``monitors``. The folder's writer lock (``inference.runs.lock``) is held throughout:
+    a second writer is refused, by name."""
     out = Path(out)
     config.validate()
     if config.data.data_dir:  # recorded absolute: the run folder reloads from any working directory
         config.data.data_dir = str(Path(config.data.data_dir).expanduser().resolve())
     ctx = distributed.initialize(resolve_device(config.train.device))  # a torchrun job: join it
     check_output_folder(out, force)  # before the data load: fail fast, touch nothing
-    distributed.barrier()  # every rank has looked before rank 0 writes
-    run = setup(config)
-    run.path = out
-    if ctx.is_main:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create output folder {out}: {err.strerror}; choose another --out") from None
-        for stale in (EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, DATA, *PLOTS,
-                      *(csv_path(p) for p in (SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS))):  # --force: nothing of the old run survives
-            (out / stale).unlink(missing_ok=True)
-        shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
-        write_json(out / CONFIG, config.to_dict())
-        write_config_file(out / CONFIG_FILE, config.to_dict())
-        write_json(out / DATA, describe_data(run.data))
-        write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
-                                    "processes": ctx.world_size})
-    return _finish(run, out, quiet, None, checkpoint_every, tensorboard, plots, monitors)
+    with lock.writing(out) if ctx.is_main else contextlib.nullcontext():  # rank 0 writes, so rank 0 holds it
+        check_output_folder(out, force)  # again, now that nobody else can be writing it
+        distributed.barrier()  # every rank has looked before rank 0 writes
+        run = setup(config)
+        run.path = out
+        if ctx.is_main:
+            with lock.snapshot(out, write=True):  # readers see the old run or the new one, never a mixture
+                for stale in (WEIGHTS, METRICS, EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, DATA, *PLOTS,
+                              *(csv_path(p) for p in (SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS))):
+                    (out / stale).unlink(missing_ok=True)  # --force: nothing of the old run survives
+                shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
+                write_json(out / CONFIG, config.to_dict())
+                write_config_file(out / CONFIG_FILE, config.to_dict())
+                write_json(out / DATA, describe_data(run.data))
+                write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
+                                            "processes": ctx.world_size})
+        return _finish(run, out, quiet, None, checkpoint_every, tensorboard, plots, monitors)
 
 
 def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensorboard: Optional[bool] = None,
                plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
-    """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped."""
+    """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped, holding
+    the folder's writer lock."""
     out = Path(out)
+    writer = lock.writer_active(out)
+    if writer:
+        raise UserError(f"run folder {out} is in use: {writer} is writing it; wait for it to end")
     if not (out / CHECKPOINT).is_file():
         raise UserError(f"{out} has no {CHECKPOINT} to resume from; was it written by 'vae train'?")
     config = RunConfig.load(out / CONFIG)
-    distributed.initialize(resolve_device(config.train.device))
-    run = setup(config)
-    modules, state = load_checkpoint(out / CHECKPOINT, map_location=run.device)
-    load_module_state(run.model, modules["model"], "model")
-    load_module_state(run.guide, modules["guide"], "guide")
-    run.pending_params = dict(modules.get("params") or {})
-    run.path = out
-    return _finish(run, out, quiet, state, checkpoint_every, tensorboard, plots, monitors)
+    ctx = distributed.initialize(resolve_device(config.train.device))
+    with lock.writing(out, remedy="wait for it to end") if ctx.is_main else contextlib.nullcontext():
+        config = RunConfig.load(out / CONFIG)  # as the last writer left it
+        run = setup(config)
+        modules, state = load_checkpoint(out / CHECKPOINT, map_location=run.device)
+        load_module_state(run.model, modules["model"], "model")
+        load_module_state(run.guide, modules["guide"], "guide")
+        run.pending_params = dict(modules.get("params") or {})
+        run.path = out
+        return _finish(run, out, quiet, state, checkpoint_every, tensorboard, plots, monitors)

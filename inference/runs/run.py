@@ -9,6 +9,8 @@ one (training, ``run.evaluate`` and the commands do it); ``weights.pt`` saves it
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
@@ -98,6 +100,21 @@ class Run:
             return {name: store[name].detach().clone() for name in store.keys()
                     if id(store[name].unconstrained()) not in own}
 
+    def fingerprint(self) -> bytes:
+        """SHA-256 of what decoding depends on: the model and guide config, the data's shape, and every tensor
+        of the model, the guide and the run's ``pyro.param`` store (``inference.coding.container``)."""
+        digest = hashlib.sha256(json.dumps({"model": self.config.to_dict()["model"],
+                                            "guide": self.config.to_dict()["guide"],
+                                            "event_shape": list(self.data.event_shape)}, sort_keys=True).encode())
+        for part, state in (("model", self.model.state_dict()), ("guide", self.guide.state_dict()),
+                            ("params", self.store_params())):
+            for name in sorted(state):
+                tensor = state[name].detach().cpu().contiguous()
+                digest.update(f"{part}.{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+                digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else
+                              tensor.float().numpy().tobytes())
+        return digest.digest()
+
     def evaluate(self, seed: int = 0):
         """Test ELBO, distortion and rate; in a data-parallel job each rank scores its shard and the sums meet."""
         def on(x, y, s):
@@ -172,14 +189,23 @@ def load_weights(run: Run, state: dict, where: Path) -> None:
 
 
 def load_run(path: Path, device: str = "cpu") -> Run:
-    """Rebuild model and guide from ``path/config.json`` and load ``path/weights.pt``."""
+    """Rebuild model and guide from ``path/config.json`` and load ``path/weights.pt``: the two read as one
+    snapshot (``inference.runs.lock``), so a run still training gives the config and weights of one epoch."""
+    from inference.runs import lock
     from inference.runs.folder import CONFIG
 
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"run folder {path} does not exist")
-    config = RunConfig.load(path / CONFIG)
+    with lock.snapshot(path):
+        missing = next((name for name in (CONFIG, WEIGHTS) if not (path / name).is_file()), None)
+        writer = lock.writer_active(path) if missing else None
+        if writer:
+            raise UserError(f"run folder {path} has no {missing} yet: {writer} is training it; try again when "
+                            f"its first epoch has ended")
+        config = RunConfig.load(path / CONFIG)
+        state = load_state(path / WEIGHTS)  # on the CPU; load_weights copies into the modules on the device
     run = setup(config, device)
     run.path = path
-    load_weights(run, load_state(path / WEIGHTS, map_location=run.device), path / WEIGHTS)
+    load_weights(run, state, path / WEIGHTS)
     return run

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from inference.data.datasets import MinibatchStream
 from inference.errors import UserError
 from inference.objectives import build_objective
+from inference.runs import lock
 from inference.runs.files import atomic_write_text
 from inference.runs.run import WEIGHTS, Run, save_weights
 from inference.training import parallel as distributed
@@ -164,9 +165,10 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
         for monitor in monitors:
             monitor.end_epoch(run, state.metrics[-1])
         if out is not None:
-            atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
-            save_weights(run, out / WEIGHTS)
-            checkpoint(epoch)
+            with lock.snapshot(out, write=True):  # a reader loads weights and metrics of one epoch
+                atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
+                save_weights(run, out / WEIGHTS)
+                checkpoint(epoch)
     return state.metrics
 
 

@@ -1,0 +1,153 @@
+"""One writer per run folder, and readers that see a consistent snapshot of it.
+
+A writer (``vae train``, ``--resume``, ``--force``, ``rd-sweep``) holds an exclusive ``flock`` on
+``RUN/run.lock`` for as long as it writes; the kernel drops the lock when the process ends however it
+ends, so a ``kill -9`` never leaves a stale lock. The holder writes its pid and command line into the
+file, and a second writer is refused in one line naming them.
+
+Readers (``evaluate``, ``sample``, ``report``, ``diagnose``, ``compress``) need the config and the weights
+of the same epoch. The writer replaces the files of a snapshot (config at the start; metrics, weights and
+checkpoint at each epoch end) while holding ``RUN/snapshot.lock`` exclusively, for milliseconds; a reader
+loads them holding it shared, waiting up to ``SNAPSHOT_WAIT`` seconds for a writer to finish.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from inference.errors import UserError
+
+LOCK, SNAPSHOT_LOCK = "run.lock", "snapshot.lock"
+LOCK_FILES = (LOCK, SNAPSHOT_LOCK)
+SNAPSHOT_WAIT = 30.0  # seconds a reader waits for a writer to finish replacing a snapshot
+
+_held: dict[str, list] = {}  # resolved folder -> [fd, depth]: this process's writer locks (re-entrant)
+
+
+def command_line() -> str:
+    """This process's command as the user typed it: ``vae train --out runs/a`` (not the interpreter's path)."""
+    argv = list(sys.argv) or ["python"]
+    first = Path(argv[0]).name
+    if first in ("__main__.py", "vae") or argv[0].endswith("inference/cli/__main__.py"):
+        first = "vae"
+    return shlex.join([first, *argv[1:]])
+
+
+def holder(folder: Path) -> str:
+    """Who holds ``folder``'s writer lock, from what it wrote into the lock file: ``process 123 (vae train ...)``."""
+    try:
+        text = (Path(folder) / LOCK).read_text(errors="replace")
+    except OSError:
+        text = ""
+    pid, _, command = text.partition("\n")
+    if not pid.strip().isdigit():
+        return "another process"
+    command = command.strip()
+    return f"process {pid.strip()}" + (f" ({command})" if command else "")
+
+
+def writer_active(folder: Path) -> Optional[str]:
+    """The holder of ``folder``'s writer lock (``holder``) if one is held now, else None. Takes nothing."""
+    path = Path(folder) / LOCK
+    if not path.is_file() or str(Path(folder).resolve()) in _held:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return holder(folder)
+    finally:
+        os.close(fd)  # closing drops a lock taken just now
+
+
+def _refusal(folder: Path, remedy: str) -> UserError:
+    return UserError(f"run folder {folder} is in use: {holder(folder)} is writing it; {remedy}")
+
+
+@contextlib.contextmanager
+def writing(folder: Path, remedy: str = "wait for it to end or choose another --out") -> Iterator[Path]:
+    """Hold ``folder``'s writer lock inside the block (creating the folder if need be; a folder this call
+    created and nothing but the lock files went into is removed again at the end). A lock another process
+    holds is refused at once with ``remedy``; this process's own lock is re-entrant."""
+    folder = Path(folder)
+    key = str(folder.resolve())
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield folder
+        finally:
+            _held[key][1] -= 1
+        return
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"output path {folder} exists and is not a folder; choose another --out")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise UserError(f"cannot create {folder / LOCK if folder.is_dir() else folder}: {err.strerror}; "
+                        f"choose another --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise _refusal(folder, remedy) from None
+    _held[key] = [fd, 1]
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n{command_line()}\n".encode(), 0)
+        yield folder
+    finally:
+        del _held[key]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # an ended writer leaves no name behind (a killed one leaves a name but no lock)
+        os.close(fd)
+        if created and set(os.listdir(folder)) <= set(LOCK_FILES):
+            with contextlib.suppress(OSError):
+                for name in LOCK_FILES:
+                    (folder / name).unlink(missing_ok=True)
+                folder.rmdir()
+
+
+def _snapshot_fd(folder: Path, write: bool) -> Optional[int]:
+    try:
+        return os.open(Path(folder) / SNAPSHOT_LOCK, (os.O_RDWR if write else os.O_RDONLY) | os.O_CREAT, 0o644)
+    except OSError as err:
+        if write or err.errno not in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT):
+            raise
+        return None  # a read-only run folder: nobody can be writing it
+
+
+@contextlib.contextmanager
+def snapshot(folder: Path, write: bool = False, wait: float = SNAPSHOT_WAIT) -> Iterator[None]:
+    """Inside the block, nobody else replaces ``folder``'s snapshot (``write``: this process is replacing it;
+    otherwise it is reading it). Waits up to ``wait`` seconds for the other side."""
+    fd = _snapshot_fd(folder, write)
+    if fd is None:
+        yield
+        return
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if write else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UserError(f"run folder {folder} is being rewritten by {holder(folder)} and did not "
+                                    f"settle within {wait:g} s; try again when it has finished") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
