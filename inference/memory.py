@@ -59,5 +59,5 @@ def require_memory(nbytes: float, what: str, remedy: str = "ask for less", devic
     if nbytes > free:
         where = f"the {torch.device(device).type.upper()} device" if device is not None and \
             torch.device(device).type == "cuda" else "this machine"
-        raise UserError(f"{what} would need {format_bytes(nbytes)} of memory at once, more than the "
+        raise UserError(f"{what} would need at least {format_bytes(nbytes)} of memory at once, more than the "
                         f"{format_bytes(free)} {where} has free; {remedy}")

@@ -6,15 +6,17 @@ from PIL import Image
 
 from inference.cli.main import main
 from inference.data import images as image_io
+from inference.runs import lock
 
 from . import own_data
 from .test_bad_input import _refuse
 
 
 def _snapshot(folder):
-    """Every file's bytes, but the decoded-image cache (an addition, which a later run reuses)."""
+    """Every file's bytes, but the decoded-image cache (an addition, which a later run reuses) and the run
+    folder's lock files (empty once the refused writer has let go)."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and image_io.CACHE_FOLDER not in p.parts}
+            if p.is_file() and image_io.CACHE_FOLDER not in p.parts and p.name not in lock.LOCK_FILES}
 
 
 def _refused_keeping_everything(capsys, tmp_path, data_args, extra=()):

@@ -55,12 +55,14 @@ def cmd_evaluate(args) -> int:
 
 def cmd_sample(args) -> int:
     from inference.experiments.ex_post import ex_post_report, fit_gaussian_mixture, report_table, training_codes
-    from inference.report.outputs import save_decoded_codes, save_samples
+    from inference.report.outputs import check_picture_count, save_decoded_codes, save_samples
     from inference.runs.folder import SAMPLES, SAMPLES_EX_POST, load_run
 
     if args.n <= 0:
         raise UserError(f"-n must be positive, got {args.n}")
+    check_picture_count(args.n)  # before the run is loaded: at once
     run = load_run(Path(args.run), device=args.device)
+    check_picture_count(args.n, run)
     model_cfg = run.config.model
     if args.label is not None and not model_cfg.conditional:
         raise UserError("--label needs a conditional VAE (trained with --conditional)")

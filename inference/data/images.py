@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from inference.errors import UserError
+from inference.memory import require_memory
 
 CACHE_FOLDER, CACHE_VERSION = ".vae-cache", 1
 CHUNK = 512  # files per decoding task
@@ -48,7 +49,7 @@ def read_header(path: Path) -> tuple[tuple[int, int], int]:
     try:
         with Image.open(path) as im:
             return im.size, 1 if im.mode in GREY_MODES else 3
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as err:
         raise UserError(f"cannot read image {path}: {err}; remove or replace the file") from None
 
 
@@ -68,7 +69,7 @@ def decode(path: Path, channels: int, size: Optional[Sequence[int]] = None, crop
             if size is not None and im.size != (size[1], size[0]):
                 im = TF.resize(im, list(size), antialias=True)
             pixels = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as err:
         raise UserError(f"cannot decode image {path}: {err}; remove or replace the file") from None
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
@@ -135,11 +136,9 @@ def decode_all(paths: Sequence[Path], channels: int, size: Sequence[int], desc: 
                processes: Optional[int] = None, crop_square: bool = False) -> np.ndarray:
     """(N, C, H, W) uint8 of the files, decoded in chunks of ``CHUNK`` files by ``processes`` processes."""
     tasks = [(list(paths[i:i + CHUNK]), channels, tuple(size), crop_square) for i in range(0, len(paths), CHUNK)]
-    try:
-        out = np.empty((len(paths), channels, *size), dtype=np.uint8)
-    except (MemoryError, ValueError):
-        raise UserError(f"{len(paths)} images of {channels} x {size[0]} x {size[1]} do not fit in memory; "
-                        f"pass a smaller --image-size") from None
+    require_memory(5 * len(paths) * channels * size[0] * size[1], f"{len(paths)} images of {channels} x {size[0]} x "
+                   f"{size[1]} (as bytes, then float32)", "pass a smaller --image-size")
+    out = np.empty((len(paths), channels, *size), dtype=np.uint8)
     for i, chunk in enumerate(in_chunks(_decode_chunk, tasks, [len(t[0]) for t in tasks], desc, processes)):
         out[i * CHUNK:i * CHUNK + len(chunk)] = chunk
     return out
@@ -208,4 +207,8 @@ def adjust_images(data, image_size: Optional[Sequence[int]], channels_mode: str)
 
     if len(data.event_shape) != 3:
         return data
+    if image_size is not None:
+        count, channels = data.train_x.shape[0] + data.test_x.shape[0], 3 if channels_mode == "rgb" else 1
+        require_memory(2 * 4 * count * max(channels, data.event_shape[0]) * image_size[0] * image_size[1],
+                       f"{count} images resized to {image_size[0]} x {image_size[1]}", "pass a smaller --image-size")
     return data.replace(train_x=adjust(data.train_x), test_x=adjust(data.test_x))

@@ -17,7 +17,7 @@ import torch
 
 from inference.em.nonlinear import log_joint
 from inference.evaluate.elbo import frozen
-from inference.evaluate.marginal_likelihood import importance_log_likelihood
+from inference.evaluate.marginal_likelihood import importance_log_likelihood, points_per_pass
 from inference.diagnostics.reference import coords
 
 
@@ -64,17 +64,24 @@ def moment_comparison(reference: np.ndarray, guide: np.ndarray) -> dict:
                                  + 2 * np.log(sd_ref / sd_q))}
 
 
+def chunked_log_joint(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """log p(x_n, z_sn) for (S, P, Z) draws, decoded a chunk of draws at a time: each pass within the
+    evaluator's budget of decoder outputs (``points_per_pass``), whatever S is."""
+    step = max(1, points_per_pass(model, x) // x.shape[0])
+    return torch.cat([log_joint(model, x, z[i:i + step]) for i in range(0, z.shape[0], step)])
+
+
 @torch.no_grad()
 def psis_khat(model, guide, x: torch.Tensor, num_draws: int = 1000) -> np.ndarray:
     z, log_q = guide_draws(guide, x, num_draws)
-    log_w = (log_joint(model, x, z) - log_q).double().cpu().numpy()  # (S, P)
+    log_w = (chunked_log_joint(model, x, z) - log_q).double().cpu().numpy()  # (S, P)
     _, khat = az.psislw(log_w.T)  # samples on the last axis
     return np.asarray(khat)
 
 
 def elbo_per_point(model, x: torch.Tensor, q, num_draws: int) -> torch.Tensor:
     z = q.rsample(torch.Size([num_draws]))
-    return (log_joint(model, x, z) - q.log_prob(z)).mean(0)
+    return (chunked_log_joint(model, x, z) - q.log_prob(z)).mean(0)
 
 
 def optimize_local_gaussians(model, guide, x: torch.Tensor, steps: int = 300, particles: int = 16,

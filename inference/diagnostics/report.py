@@ -20,6 +20,7 @@ import torch
 
 from inference.evaluate.collapse import posterior_collapse
 from inference.errors import UserError
+from inference.memory import require_memory
 from inference.report.images import pyplot, save_figure
 from inference.runs.folder import write_json
 from inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_shares, moment_comparison, psis_khat
@@ -47,9 +48,21 @@ def _figure(path: Path, draw) -> None:
     save_figure(draw(pyplot()), path, dpi=90)
 
 
+def diagnosis_bytes(points: int, latent: int, pixels: int, chains: int, draws: int, guide_samples: int) -> int:
+    """What ``diagnose`` holds at once, at least: the NUTS draws (float32 as sampled, then float32 and float64
+    copies for ArviZ), one batched decoder pass over every chain and point with its gradient, the guide's draws
+    (two sets and a float64 centred copy) and their log weights."""
+    return (16 * chains * draws * points * latent + 12 * chains * points * pixels
+            + 16 * guide_samples * points * latent + 16 * guide_samples * points)
+
+
 def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,
              guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> dict:
     start = time.perf_counter()
+    require_memory(diagnosis_bytes(len(indices), run.model.latent_dim, run.data.event_shape.numel(), chains, draws,
+                                   guide_samples),
+                   f"diagnosing {len(indices)} points ({chains} chains x {draws} NUTS draws, {guide_samples} guide "
+                   f"draws)", "ask for fewer --draws, --chains, --guide-samples or --points")
     out.mkdir(parents=True, exist_ok=True)
     x = run.data.test_x[torch.as_tensor(indices)]
     model, guide = run.model.eval(), run.guide.eval()

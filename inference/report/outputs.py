@@ -13,9 +13,22 @@ import torch
 from inference.evaluate.elbo import evaluation_mode
 from inference.report.images import decoded, pyplot, save_figure, save_grid, save_picture, prior_draws, \
     reconstruction_grid, _square
+from inference.errors import UserError
+from inference.memory import require_memory
 from inference.runs.files import atomic_write_text
 
 ROWS_SHOWN = 32
+MAX_PICTURES = 4096  # images in one grid (a 64 x 64 grid); more are drawn as several grids, by --seed
+
+
+def check_picture_count(n: int, run=None) -> None:
+    """Refuse a grid of more than ``MAX_PICTURES`` images, and (given the run) one whose decoded means cannot
+    fit in memory: the images, their 8-bit grid and a copy, 12 bytes a number."""
+    if n > MAX_PICTURES:
+        raise UserError(f"a grid holds at most {MAX_PICTURES} images, not {n}; draw several grids of at most "
+                        f"{MAX_PICTURES} (with different --seed values)")
+    if run is not None:
+        require_memory(12 * n * run.data.event_shape.numel(), f"{n} decoded samples")
 
 
 def csv_path(path: Path) -> Path:

@@ -37,7 +37,9 @@ def command_line() -> str:
     first = Path(argv[0]).name
     if first in ("__main__.py", "vae") or argv[0].endswith("inference/cli/__main__.py"):
         first = "vae"
-    return shlex.join([first, *argv[1:]])
+    elif first == "-c":
+        first = "python -c"
+    return " ".join([first, shlex.join(argv[1:])]).strip()
 
 
 def holder(folder: Path) -> str:
@@ -94,10 +96,12 @@ def writing(folder: Path, remedy: str = "wait for it to end or choose another --
     created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create output folder {folder}: {err.strerror}; choose another --out") from None
+    try:
         fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        raise UserError(f"cannot create {folder / LOCK if folder.is_dir() else folder}: {err.strerror}; "
-                        f"choose another --out") from None
+        raise UserError(f"cannot create the lock file {folder / LOCK}: {err.strerror}; choose another --out") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -27,6 +27,7 @@ from inference.data.datasets import ImageData, load_dataset, prepare
 from inference.errors import UserError
 from inference.evaluate.elbo import evaluate_elbo
 from inference.runs.build import build_model_and_guide, resolve_device
+from inference.runs.sizes import check_model_fits
 from inference.runs.files import load_module_state, load_state, save_state
 from inference.training import parallel as distributed
 from inference.training.loss import new_param_state
@@ -132,6 +133,7 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     dev = distributed.local_device(resolve_device(device or config.train.device))
     data = load_run_data(config)
     data = place(data, dev, config.train.data_placement)
+    check_model_fits(config, data.event_shape, data.train_x.shape[0], dev)
     pyro.set_rng_seed(config.train.seed)
     try:
         model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)

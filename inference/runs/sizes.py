@@ -1,0 +1,83 @@
+"""What a run's config asks of memory, checked before anything is allocated (``inference.memory``).
+
+The networks are counted exactly by building them on PyTorch's ``meta`` device (shapes, no storage); a
+training step holds each parameter four times (the weights, their gradients, Adam's two moments). Counts
+that make Python objects one by one (layers, flows) are bounded first, so that even the count of a huge
+number of layers takes no time.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import torch
+
+from guides import GUIDES
+from models import PRIORS
+
+from inference.config.sections import RunConfig
+from inference.memory import require_memory
+from inference.programs import accepted_keywords
+from inference.runs.build import build_model_and_guide
+
+FLOAT = 4
+COPIES = 4  # weights, gradients, Adam's first and second moments
+LAYER_BYTES = 1000  # Python's memory for one layer object, at least
+
+
+def _flows(config: RunConfig) -> int:
+    """Flow layers the prior and the guide build (each names ``num_flows`` when it builds any)."""
+    prior = config.model.prior_flows if "num_flows" in accepted_keywords(PRIORS.get(config.model.prior)) else 0
+    guide = config.guide.flows if "num_flows" in accepted_keywords(GUIDES.get(config.guide.guide)) else 0
+    return prior + guide
+
+
+def _flow_parameters(latent_dim: int) -> int:
+    """An autoregressive flow layer's parameters, at least: latent -> 4 latent + 8 -> 2 latent (Pyro's MADE)."""
+    hidden = 4 * latent_dim + 8
+    return latent_dim * hidden + hidden * 2 * latent_dim
+
+
+def _floor_bytes(config: RunConfig) -> int:
+    """Bytes the layers, convolutions and flows need at least, from their sizes alone (also keeps sizes whose
+    tensors PyTorch cannot even describe from reaching the meta build)."""
+    m, g = config.model, config.guide
+    layers = (m.num_hidden_layers if m.arch == "mlp" else 0) + (g.num_hidden_layers if g.arch == "mlp" else 0)
+    weights = (m.num_hidden_layers * m.hidden_dim ** 2 if m.arch == "mlp" else 0) + \
+        (g.num_hidden_layers * g.hidden_dim ** 2 if g.arch == "mlp" else 0)
+    convolutions = sum(2 * c.channels ** 2 * 16 for c in (m, g) if c.arch == "conv")  # channels -> 2 channels, 4x4
+    flows = _flows(config)
+    return (layers + flows) * LAYER_BYTES + COPIES * FLOAT * (weights + convolutions
+                                                              + flows * _flow_parameters(m.latent_dim))
+
+
+def _meta_count(config: RunConfig, event_shape: torch.Size) -> int:
+    with torch.device("meta"):
+        model, guide = build_model_and_guide(config.model, config.guide, event_shape)
+    return sum(t.numel() for module in (model, guide) for t in itertools.chain(module.parameters(), module.buffers()))
+
+
+def parameter_count(config: RunConfig, event_shape: torch.Size) -> int:
+    """Numbers in the model's and guide's parameters and buffers, counted without allocating them."""
+    try:
+        return _meta_count(config, event_shape)
+    except RuntimeError:  # Pyro's autoregressive networks read values while they are built: counted apart
+        no_flows = replace(config, model=replace(config.model, prior_flows=0), guide=replace(config.guide, flows=0))
+        return _meta_count(no_flows, event_shape) + _flows(config) * _flow_parameters(config.model.latent_dim)
+
+
+def check_model_fits(config: RunConfig, event_shape: torch.Size, num_train: int, device=None) -> None:
+    """Refuse, in one line with the size, networks whose training state, or a training step over
+    ``num_train`` points in batches, cannot fit in ``device``'s memory."""
+    remedy = ("choose smaller networks (--latent-dim, --hidden-dim, --num-hidden-layers, --channels, --prior-components, "
+              "flows)")
+    require_memory(_floor_bytes(config), "the networks' layers", remedy, device)
+    count = parameter_count(config, event_shape)
+    require_memory(COPIES * FLOAT * count, f"the networks' {count:,} parameters (weights, gradients and Adam's "
+                   f"moments)", remedy, device)
+    batch = min(config.train.batch_size, num_train)
+    particles = config.objective.num_particles
+    outputs = event_shape.numel() * 2  # at least the decoder's outputs and their gradients, per draw
+    require_memory(FLOAT * particles * batch * outputs, f"a training step of {particles} particles x {batch} "
+                   f"points", "ask for fewer --num-particles or a smaller --batch-size", device)
+

@@ -1,0 +1,119 @@
+"""One writer per run folder (an flock named by its holder), no stale lock after kill -9, and readers that
+load the config and weights of one epoch."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from inference import RunConfig
+from inference.errors import UserError
+from inference.runs import lock
+from inference.runs.folder import load_run, train_run
+
+from .conftest import ROOT, VAE, run_vae
+
+TINY = ["--latent-dim", "2", "--hidden-dim", "16", "--quiet", "--no-plots", "--no-tensorboard", "--compile", "off"]
+
+
+def _hold(folder, what="writing", seconds=60):
+    """A helper process holding ``folder``'s writer lock (or its snapshot lock for writing); it says when."""
+    body = (f"with lock.writing(folder):\n    print('held', flush=True); time.sleep({seconds})" if what == "writing"
+            else f"with lock.snapshot(folder, write=True):\n    print('held', flush=True); time.sleep({seconds})")
+    code = f"import sys, time\nfrom inference.runs import lock\nfolder = sys.argv[1]\n{body}\n"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _wait_for_writer(folder, proc, limit=120.0):
+    deadline = time.monotonic() + limit
+    while not lock.writer_active(folder):
+        assert proc.poll() is None, "the first writer ended before it was seen"
+        assert time.monotonic() < deadline, "the first writer never took the lock"
+        time.sleep(0.2)
+
+
+def test_two_vae_train_processes_on_one_folder(tmp_path):
+    out = tmp_path / "same"
+    first = subprocess.Popen([*VAE, "train", "--out", str(out), "--epochs", "100000", *TINY], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_writer(out, first)
+        second = run_vae("train", "--out", out, "--force", "--epochs", 1, "--seed", 1, *TINY)
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1
+        assert f"is in use: process {first.pid} (vae train --out {out}" in second.stderr
+        resumed = run_vae("train", "--resume", out)
+        assert resumed.returncode == 2 and f"process {first.pid}" in resumed.stderr
+        assert json.loads((out / "config.json").read_text())["train"]["seed"] == 0  # untouched by the refused ones
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert str(first.pid) in (out / lock.LOCK).read_text()  # a kill -9 leaves its name behind, but no lock
+    assert lock.writer_active(out) is None
+    third = run_vae("train", "--out", out, "--force", "--epochs", 1, "--seed", 1, *TINY)
+    assert third.returncode == 0, third.stderr
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 1
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert (out / lock.LOCK).read_text() == ""  # an ended writer clears its name
+
+
+def test_a_held_lock_refuses_in_process_writers_by_name_and_a_finished_one_does_not(tmp_path):
+    cfg = RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
+                               "train": {"epochs": 1, "compile": "off"}})
+    out = tmp_path / "run"
+    holder = _hold(out)
+    try:
+        assert lock.writer_active(out) == f"process {holder.pid} (python -c {out})"
+        with pytest.raises(UserError, match=f"run folder {out} is in use: process {holder.pid}"):
+            train_run(cfg, out, force=True, quiet=True, plots=False, tensorboard=False)
+        with pytest.raises(UserError, match=f"process {holder.pid}"):
+            with lock.writing(out):
+                pass
+    finally:
+        holder.terminate()
+        holder.wait()
+    assert train_run(cfg, out, quiet=True, plots=False, tensorboard=False)[-1]["epoch"] == 1
+    with lock.writing(out):  # this process's own lock is re-entrant
+        with lock.writing(out):
+            assert lock.writer_active(out) is None  # (not another process)
+
+
+def test_a_refused_new_folder_is_not_left_behind(tmp_path):
+    out = tmp_path / "new"
+    with pytest.raises(UserError):
+        with lock.writing(out):
+            raise UserError("bad config")
+    assert not out.exists()
+
+
+def test_readers_wait_for_a_snapshot_and_name_a_writer_that_does_not_finish(tmp_path):
+    cfg = RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
+                               "train": {"epochs": 1, "compile": "off"}})
+    out = tmp_path / "run"
+    train_run(cfg, out, quiet=True, plots=False, tensorboard=False)
+    writer = _hold(out, "snapshot", seconds=1.5)
+    start = time.monotonic()
+    with pytest.raises(UserError, match=f"being rewritten by .*did not settle within 0.2 s"):
+        with lock.snapshot(out, wait=0.2):
+            pass
+    run = load_run(out)  # waits until the writer is done, then reads
+    assert time.monotonic() - start > 1.0 and run.model.latent_dim == 2
+    writer.wait()
+
+
+def test_a_run_being_set_up_is_named_not_misread(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = _hold(out)
+    try:
+        with pytest.raises(UserError, match=f"has no config.json yet: process {holder.pid} .* is training it"):
+            load_run(out)
+    finally:
+        holder.terminate()
+        holder.wait()
+    with pytest.raises(UserError, match="no config file"):
+        load_run(out)
