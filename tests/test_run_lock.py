@@ -97,7 +97,7 @@ def test_readers_wait_for_a_snapshot_and_name_a_writer_that_does_not_finish(tmp_
     train_run(cfg, out, quiet=True, plots=False, tensorboard=False)
     writer = _hold(out, "snapshot", seconds=1.5)
     start = time.monotonic()
-    with pytest.raises(UserError, match=f"being rewritten by .*did not settle within 0.2 s"):
+    with pytest.raises(UserError, match="being rewritten by .*did not settle within 0.2 s"):
         with lock.snapshot(out, wait=0.2):
             pass
     run = load_run(out)  # waits until the writer is done, then reads

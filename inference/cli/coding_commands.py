@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 from inference.cli.options import run_command
 from inference.errors import UserError
@@ -37,15 +38,16 @@ def cmd_compress(args) -> int:
     return 0
 
 
-def decompress(run, path: Path):
+def decompress(run, path: Path, fingerprint: Optional[bytes] = None):
     """``(kind, tensor)``: the images (``container.LOSSLESS``) or codes (``container.CODES``) of a file from
     ``vae compress``, after every check of ``inference.coding.container`` and the decoder's own; a damaged,
-    truncated, foreign or random file raises ``UserError`` before anything is written."""
+    truncated, foreign or random file raises ``UserError`` before anything is written. ``fingerprint``: the
+    run's, if already computed (``Run.fingerprint``)."""
     from inference.coding import container
     from inference.coding.bits_back import decode_lossless
     from inference.coding.entropy_coding import decode_codes, require_entropy_model
 
-    packed = container.read_file(path, run.fingerprint())
+    packed = container.read_file(path, fingerprint or run.fingerprint())
     if not packed.checked:
         print(f"vae: notice: {path} is in the unchecked format of earlier versions (no checksum, no run "
               f"fingerprint); its decoding cannot be verified", file=sys.stderr)

@@ -66,9 +66,10 @@ def describe_data(data) -> dict:
             "feature_names": list(data.feature_names), "standardized": data.shift is not None}
 
 
-def check_output_folder(out: Path, force: bool) -> None:
-    """Refuse a folder another process is writing, one that holds a run unless ``force``, and a file."""
-    writer = lock.writer_active(out)
+def check_output_folder(out: Path, force: bool, writer_lock: bool = True) -> None:
+    """Refuse a folder another process is writing (``writer_lock``: not for the other ranks of a data-parallel
+    job, whose rank 0 holds it), one that holds a run unless ``force``, and a file."""
+    writer = lock.writer_active(out) if writer_lock else None
     if writer:
         raise UserError(f"run folder {out} is in use: {writer} is writing it; wait for it to end or choose another --out")
     if out.exists() and not out.is_dir():
@@ -128,9 +129,10 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
     if config.data.data_dir:  # recorded absolute: the run folder reloads from any working directory
         config.data.data_dir = str(Path(config.data.data_dir).expanduser().resolve())
     ctx = distributed.initialize(resolve_device(config.train.device))  # a torchrun job: join it
-    check_output_folder(out, force)  # before the data load: fail fast, touch nothing
+    check_output_folder(out, force, writer_lock=ctx.is_main)  # before the data load: fail fast, touch nothing
     with lock.writing(out) if ctx.is_main else contextlib.nullcontext():  # rank 0 writes, so rank 0 holds it
-        check_output_folder(out, force)  # again, now that nobody else can be writing it
+        if ctx.is_main:
+            check_output_folder(out, force)  # again, now that nobody else can be writing it
         distributed.barrier()  # every rank has looked before rank 0 writes
         run = setup(config)
         run.path = out
@@ -153,7 +155,7 @@ def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensor
     """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped, holding
     the folder's writer lock."""
     out = Path(out)
-    writer = lock.writer_active(out)
+    writer = lock.writer_active(out) if distributed.main_process() else None  # a job's rank 0 holds it
     if writer:
         raise UserError(f"run folder {out} is in use: {writer} is writing it; wait for it to end")
     if not (out / CHECKPOINT).is_file():

@@ -133,9 +133,9 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     dev = distributed.local_device(resolve_device(device or config.train.device))
     data = load_run_data(config)
     data = place(data, dev, config.train.data_placement)
-    check_model_fits(config, data.event_shape, data.train_x.shape[0], dev)
-    pyro.set_rng_seed(config.train.seed)
     try:
+        check_model_fits(config, data.event_shape, data.train_x.shape[0], dev)
+        pyro.set_rng_seed(config.train.seed)
         model, guide = build_model_and_guide(config.model, config.guide, data.event_shape)
     except ValueError as err:  # e.g. a conv network for images whose size it cannot take
         raise UserError(str(err)) from None
