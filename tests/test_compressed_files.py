@@ -15,7 +15,9 @@ from inference.coding.entropy_coding import encode_codes
 from inference.errors import UserError
 from inference.runs.folder import load_run, train_run
 
-from .conftest import run_vae
+from inference.cli.main import main
+
+from .test_bad_input import _refuse
 
 IMAGES = 6
 
@@ -149,12 +151,11 @@ def test_the_rate_distortion_codes_file_detects_damage_too(tmp_path_factory, tmp
         assert " is truncated: " in _outcome(run, tmp_path, good[:length], fingerprint)
 
 
-def test_vae_decompress_refuses_in_one_line_and_writes_nothing(vae, other_vae, tmp_path):
+def test_vae_decompress_refuses_in_one_line_and_writes_nothing(vae, other_vae, tmp_path, capsys):
     good = tmp_path / "codes.bb"
-    done = run_vae("compress", vae.path, "--lossless", "--test-images", IMAGES, "-o", good)
-    assert done.returncode == 0, done.stderr
+    assert main(["compress", str(vae.path), "--lossless", "--test-images", str(IMAGES), "-o", str(good)]) == 0
     back = tmp_path / "back.png"
-    assert run_vae("decompress", vae.path, good, "-o", back).returncode == 0 and back.is_file()
+    assert main(["decompress", str(vae.path), str(good), "-o", str(back)]) == 0 and back.is_file()
     data = bytearray(good.read_bytes())
     data[len(data) // 2] ^= 4
     flipped = tmp_path / "flipped.bb"
@@ -164,6 +165,5 @@ def test_vae_decompress_refuses_in_one_line_and_writes_nothing(vae, other_vae, t
     for file, run, reason in ((flipped, vae, "is damaged: its checksum does not match"),
                               (cut, vae, "is truncated"), (good, other_vae, "was compressed with another run")):
         out = tmp_path / "refused.png"
-        refused = run_vae("decompress", run.path, file, "-o", out)
-        assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and reason in refused.stderr
+        assert reason in _refuse(capsys, ["decompress", run.path, file, "-o", out])
         assert not out.exists()
