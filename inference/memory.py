@@ -26,12 +26,16 @@ def format_bytes(n: float) -> str:
 
 
 def _cgroup_free() -> Optional[int]:
+    """What a cgroup (v2) memory limit leaves: the limit less what is used, not counting the page cache the
+    kernel can reclaim (``inactive_file``)."""
     root = Path("/sys/fs/cgroup")
     try:
         limit = (root / "memory.max").read_text().strip()
         if limit == "max":
             return None
-        return int(limit) - int((root / "memory.current").read_text())
+        used = int((root / "memory.current").read_text())
+        stat = dict(line.split() for line in (root / "memory.stat").read_text().splitlines() if line.count(" ") == 1)
+        return int(limit) - used + int(stat.get("inactive_file", 0))
     except (OSError, ValueError):
         return None
 
@@ -39,7 +43,9 @@ def _cgroup_free() -> Optional[int]:
 def available_bytes(device: Optional[torch.device] = None) -> int:
     """Bytes that can be allocated now on ``device`` (the host's memory by default)."""
     if device is not None and torch.device(device).type == "cuda":
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        device = torch.device(device)  # free on the device, and what PyTorch holds cached but unused
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(torch.cuda.mem_get_info(device)[0]) + cached
     free = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -20,9 +20,11 @@ TINY = ["--latent-dim", "2", "--hidden-dim", "16", "--quiet", "--no-plots", "--n
 
 
 def _hold(folder, what="writing", seconds=60):
-    """A helper process holding ``folder``'s writer lock (or its snapshot lock for writing); it says when."""
-    body = (f"with lock.writing(folder):\n    print('held', flush=True); time.sleep({seconds})" if what == "writing"
-            else f"with lock.snapshot(folder, write=True):\n    print('held', flush=True); time.sleep({seconds})")
+    """A helper process holding ``folder``'s writer lock, or its snapshot lock as the writer ("snapshot") or as
+    a reader ("reading"); it says when."""
+    block = {"writing": "lock.writing(folder)", "snapshot": "lock.snapshot(folder, write=True)",
+             "reading": "lock.snapshot(folder)"}[what]
+    body = f"with {block}:\n    print('held', flush=True); time.sleep({seconds})"
     code = f"import sys, time\nfrom inference.runs import lock\nfolder = sys.argv[1]\n{body}\n"
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
@@ -117,3 +119,26 @@ def test_a_run_being_set_up_is_named_not_misread(tmp_path):
         holder.wait()
     with pytest.raises(UserError, match="no config file"):
         load_run(out)
+
+
+def test_the_writer_waits_for_a_reader_at_an_epoch_end(tmp_path):
+    cfg = RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
+                               "train": {"epochs": 1, "compile": "off"}})
+    out = tmp_path / "run"
+    train_run(cfg, out, quiet=True, plots=False, tensorboard=False)
+    reader = _hold(out, "reading", seconds=1.5)
+    start = time.monotonic()
+    with lock.snapshot(out, write=True, wait=0.1):  # no deadline for the writer: readers are brief
+        waited = time.monotonic() - start
+    reader.wait()
+    assert waited > 1.0
+
+
+def test_a_folder_a_writer_made_and_left_empty_is_removed_and_the_next_writer_locks_a_fresh_file(tmp_path):
+    """The removal happens while the lock is held; the next writer's descriptor is the file at the path."""
+    out = tmp_path / "made"
+    holder = _hold(out, seconds=1.0)  # creates the folder, holds, then removes folder and lock at its end
+    holder.wait()
+    assert not out.exists()
+    with lock.writing(out):
+        assert os.stat(out / lock.LOCK).st_ino == os.fstat(lock._held[str(out.resolve())][0]).st_ino

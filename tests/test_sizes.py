@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from inference import RunConfig
+from inference.data.datasets import MinibatchStream
 from inference.diagnostics import choose_points, diagnose
 from inference.errors import UserError
 from inference.evaluate import marginal_likelihood
@@ -88,7 +89,9 @@ def test_a_huge_batch_is_the_whole_training_set():
     cfg = RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
                                "train": {"batch_size": BIG, "eval_batch_size": BIG, "epochs": 1, "compile": "off"}})
     run = setup(cfg)  # batches are cut from the data: min(batch, N) points, which are in memory already
-    assert run.model.latent_dim == 2
+    stream = MinibatchStream(run.data.train_x, BIG)
+    batches = list(stream.batches(stream.permutation()))
+    assert len(stream) == len(batches) == 1 and batches[0][1].shape == run.data.train_x.shape
 
 
 def test_command_line_sizes_end_in_one_line_with_status_2(tiny_run, tmp_path, capsys):

@@ -125,7 +125,7 @@ def encode_lossless(coder: BitsBackCoder, images: torch.Tensor) -> tuple[bytes, 
 def decode_lossless(model, guide, payload: bytes, event_shape=None, name="the file") -> torch.Tensor:
     """The images of a payload from ``encode_lossless``, checked: its sizes must be those of this model, and
     the decoder must end on exactly the stack's initial seed words (anything else means damage)."""
-    from inference.coding.container import damaged
+    from inference.coding.container import damaged, first_line
     from inference.memory import require_memory
 
     if len(payload) < 20 or len(payload) % 4:
@@ -136,13 +136,13 @@ def decode_lossless(model, guide, payload: bytes, event_shape=None, name="the fi
                         f"{'x'.join(map(str, event_shape))}: decompress it with the run that wrote it")
     if not 1 <= bucket_bits <= 16 or count < 1:
         raise damaged(name, f"it states {count} images in 2^{bucket_bits} buckets")
-    require_memory(4 * count * c * h * w, f"decoding {count} images of {c}x{h}x{w}")
+    require_memory(8 * count * c * h * w, f"decoding {count} images of {c}x{h}x{w}")  # a list, then its stack
     words = np.frombuffer(payload[20:], dtype="<u4").astype(np.uint32)
     coder = BitsBackCoder(model, guide, bucket_bits)
     try:
         images = coder.decode(words, count, torch.Size([c, h, w]))
     except (ValueError, AssertionError) as err:
-        raise damaged(name, f"the ANS decoder refused it ({str(err).splitlines()[0][:120]})") from None
+        raise damaged(name, f"the ANS decoder refused it ({first_line(err)})") from None
     if not np.array_equal(coder.remaining, initial_words()):
         raise damaged(name, "the bits-back decoder did not end on the stack's initial words")
     return images

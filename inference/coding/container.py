@@ -15,6 +15,7 @@ unchecked formats (``b"VAEL"``, ``b"VAEZ"``) are still read, with a notice that 
 """
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from inference.errors import UserError
+from inference.memory import require_memory
 
 MAGIC, VERSION = b"VAEC", 1
 LOSSLESS, CODES = 1, 2
@@ -52,6 +54,11 @@ def pack(kind: int, fingerprint: bytes, payload: bytes) -> bytes:
     return head + payload + CRC.pack(_crc(head + payload))
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's message, one line of it, or its type's name when it has none."""
+    return (str(err).strip() or type(err).__name__).splitlines()[0][:120]
+
+
 def damaged(name, what: str) -> UserError:
     return UserError(f"{name} is damaged: {what}; it cannot be decoded (compress the images again)")
 
@@ -75,11 +82,14 @@ def _header(head: bytes, name) -> tuple[int, int, bytes, int]:
 
 
 def read(stream: BinaryIO, name, fingerprint: bytes) -> Compressed:
-    """Read and check a compressed file from ``stream``: refused in one line if it is random, truncated,
-    damaged or written with another run (fingerprint); memory is bounded by the length its checked header
-    states."""
+    """Read and check a compressed file from a seekable ``stream``: refused in one line if it is random,
+    truncated, damaged or written with another run (fingerprint). The length its checked header states is
+    compared with the file's before it is read."""
     head = stream.read(HEADER_SIZE)
     if head[:4] in LEGACY:
+        size = stream.seek(0, io.SEEK_END)
+        require_memory(size, f"reading {name}")
+        stream.seek(len(head))
         return Compressed(LEGACY[head[:4]], head[4:] + stream.read(), checked=False)
     if len(head) < HEADER_SIZE:
         if head[:4] != MAGIC[:len(head)]:
@@ -87,12 +97,15 @@ def read(stream: BinaryIO, name, fingerprint: bytes) -> Compressed:
         raise UserError(f"{name} is truncated: it ends after {len(head)} bytes, inside its {HEADER_SIZE}-byte "
                         f"header")
     _, kind, stored_fingerprint, length = _header(head, name)
+    here = stream.tell()
+    size = stream.seek(0, io.SEEK_END)  # compared before anything of that length is read
+    stream.seek(here)
+    promised = HEADER_SIZE + length + CRC.size
+    if size < promised:
+        raise UserError(f"{name} is truncated: it holds {size} bytes, its header promises {promised}")
+    if size > promised:
+        raise damaged(name, f"{size - promised} bytes follow the {promised} its header promises")
     body = stream.read(length + CRC.size)
-    if len(body) < length + CRC.size:
-        raise UserError(f"{name} is truncated: it holds {HEADER_SIZE + len(body)} bytes, its header promises "
-                        f"{HEADER_SIZE + length + CRC.size}")
-    if stream.read(1):
-        raise damaged(name, f"bytes follow the {HEADER_SIZE + length + CRC.size} its header promises")
     payload = body[:length]
     if _crc(head + payload) != CRC.unpack_from(body, length)[0]:
         raise damaged(name, "its checksum does not match (a changed bit?)")

@@ -63,7 +63,7 @@ def decode_codes(prior, payload: bytes, name="the file", legacy: bool = False) -
     at the end (``legacy``: the payload of an unchecked b"VAEZ" file, which begins with a version)."""
     import constriction
 
-    from inference.coding.container import damaged
+    from inference.coding.container import damaged, first_line
     from inference.memory import require_memory
 
     if legacy:
@@ -87,7 +87,7 @@ def decode_codes(prior, payload: bytes, name="the file", legacy: bool = False) -
         coder = constriction.stream.stack.AnsCoder(words)
         symbols = coder.decode(model, tables)
     except (ValueError, AssertionError) as err:
-        raise damaged(name, f"the ANS decoder refused it ({str(err).splitlines()[0][:120]})") from None
+        raise damaged(name, f"the ANS decoder refused it ({first_line(err)})") from None
     if not coder.is_empty():
         raise damaged(name, "words are left on the ANS stack after the last code")
     return torch.from_numpy(symbols.astype(np.int64)).reshape(count, latent) + low

@@ -207,8 +207,9 @@ def adjust_images(data, image_size: Optional[Sequence[int]], channels_mode: str)
 
     if len(data.event_shape) != 3:
         return data
-    if image_size is not None:
-        count, channels = data.train_x.shape[0] + data.test_x.shape[0], 3 if channels_mode == "rgb" else 1
-        require_memory(2 * 4 * count * max(channels, data.event_shape[0]) * image_size[0] * image_size[1],
+    if image_size is not None and tuple(data.event_shape[1:]) != tuple(image_size):  # the new tensors, beside the old
+        count = data.train_x.shape[0] + data.test_x.shape[0]
+        channels = {"rgb": 3, "grey": 1}.get(channels_mode, data.event_shape[0])
+        require_memory(4 * count * channels * image_size[0] * image_size[1],
                        f"{count} images resized to {image_size[0]} x {image_size[1]}", "pass a smaller --image-size")
     return data.replace(train_x=adjust(data.train_x), test_x=adjust(data.test_x))

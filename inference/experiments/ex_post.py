@@ -17,6 +17,7 @@ import torch
 
 from inference.evaluate.autoencoders import codes, mmd_squared
 from inference.errors import UserError
+from inference.memory import require_memory
 from inference.report.images import prior_draws
 
 @dataclass
@@ -72,6 +73,10 @@ def fit_gaussian_mixture(z: torch.Tensor, components: int, iterations: int = 300
     if not 1 <= components <= n:
         raise UserError(f"cannot fit a mixture of {components} components to {n} codes; "
                         f"choose between 1 and {n} components (vae sample --ex-post K)")
+    # the E-step's (N, K) densities, responsibilities and their products with z; K covariances and factors
+    require_memory(8 * (4 * n * components + n * components * dim + 3 * components * dim * dim),
+                   f"a mixture of {components} components on {n} codes of {dim} dimensions",
+                   "ask for fewer components (--ex-post K)")
     eye = torch.eye(dim, dtype=z.dtype)
     if init is None:
         locs = kmeans_plus_plus(z, components, torch.Generator().manual_seed(seed))

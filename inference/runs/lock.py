@@ -13,7 +13,6 @@ loads them holding it shared, waiting up to ``SNAPSHOT_WAIT`` seconds for a writ
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import shlex
@@ -27,6 +26,7 @@ from inference.errors import UserError
 LOCK, SNAPSHOT_LOCK = "run.lock", "snapshot.lock"
 LOCK_FILES = (LOCK, SNAPSHOT_LOCK)
 SNAPSHOT_WAIT = 30.0  # seconds a reader waits for a writer to finish replacing a snapshot
+PROBE_WAIT = 0.5  # seconds a new writer retries a lock held shared by another process's probe
 
 _held: dict[str, list] = {}  # resolved folder -> [fd, depth]: this process's writer locks (re-entrant)
 
@@ -77,6 +77,45 @@ def _refusal(folder: Path, remedy: str) -> UserError:
     return UserError(f"run folder {folder} is in use: {holder(folder)} is writing it; {remedy}")
 
 
+def _forget_in_child() -> None:
+    """In a forked child (an image-decoding pool), close the inherited lock descriptors: the lock then dies
+    with the writer, never with an orphaned worker."""
+    for fd, _ in _held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _acquire(folder: Path) -> Optional[int]:
+    """An exclusive lock on ``folder/run.lock`` (the file as it is now at that path), or None if another
+    process holds it. A probe (``writer_active``) holds it shared for microseconds: retried briefly."""
+    path = folder / LOCK
+    deadline = time.monotonic() + PROBE_WAIT
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise UserError(f"cannot create the lock file {path}: {err.strerror}; choose another --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the file was removed (a writer that created the folder gave it back): take the new one
+
+
 @contextlib.contextmanager
 def writing(folder: Path, remedy: str = "wait for it to end or choose another --out") -> Iterator[Path]:
     """Hold ``folder``'s writer lock inside the block (creating the folder if need be; a folder this call
@@ -98,60 +137,55 @@ def writing(folder: Path, remedy: str = "wait for it to end or choose another --
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create output folder {folder}: {err.strerror}; choose another --out") from None
-    try:
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise UserError(f"cannot create the lock file {folder / LOCK}: {err.strerror}; choose another --out") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise _refusal(folder, remedy) from None
+    fd = _acquire(folder)
+    if fd is None:
+        raise _refusal(folder, remedy)
     _held[key] = [fd, 1]
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{command_line()}\n".encode(), 0)
+        os.close(os.open(folder / SNAPSHOT_LOCK, os.O_RDONLY | os.O_CREAT, 0o644))  # readers lock it from now on
         yield folder
     finally:
         del _held[key]
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)  # an ended writer leaves no name behind (a killed one leaves a name but no lock)
-        os.close(fd)
-        if created and set(os.listdir(folder)) <= set(LOCK_FILES):
-            with contextlib.suppress(OSError):
+            if created and set(os.listdir(folder)) <= set(LOCK_FILES):  # removed while still locked
                 for name in LOCK_FILES:
                     (folder / name).unlink(missing_ok=True)
                 folder.rmdir()
-
-
-def _snapshot_fd(folder: Path, write: bool) -> Optional[int]:
-    try:
-        return os.open(Path(folder) / SNAPSHOT_LOCK, (os.O_RDWR if write else os.O_RDONLY) | os.O_CREAT, 0o644)
-    except OSError as err:
-        if write or err.errno not in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT):
-            raise
-        return None  # a read-only run folder: nobody can be writing it
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def snapshot(folder: Path, write: bool = False, wait: float = SNAPSHOT_WAIT) -> Iterator[None]:
-    """Inside the block, nobody else replaces ``folder``'s snapshot (``write``: this process is replacing it;
-    otherwise it is reading it). Waits up to ``wait`` seconds for the other side."""
-    fd = _snapshot_fd(folder, write)
+    """Inside the block, nobody else replaces ``folder``'s snapshot. ``write``: this process (the writer)
+    replaces it, waiting for readers as long as they read; otherwise it reads it, waiting up to ``wait``
+    seconds for the writer. A folder without ``snapshot.lock`` has had no writer since it was made (a writer
+    creates the file before it writes anything): nothing to wait for."""
+    try:
+        fd = os.open(Path(folder) / SNAPSHOT_LOCK, os.O_RDONLY | (os.O_CREAT if write else 0), 0o644)
+    except FileNotFoundError:
+        fd = None
+    except OSError as err:
+        raise UserError(f"cannot open {Path(folder) / SNAPSHOT_LOCK}: {err.strerror}") from None
     if fd is None:
         yield
         return
     deadline = time.monotonic() + wait
     try:
-        while True:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_EX if write else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise UserError(f"run folder {folder} is being rewritten by {holder(folder)} and did not "
-                                    f"settle within {wait:g} s; try again when it has finished") from None
-                time.sleep(0.05)
+        if write:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # readers hold it for the time of a file read
+        else:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise UserError(f"run folder {folder} is being rewritten by {holder(folder)} and did not "
+                                        f"settle within {wait:g} s; try again when it has finished") from None
+                    time.sleep(0.05)
         yield
     finally:
         os.close(fd)
