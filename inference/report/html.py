@@ -14,6 +14,7 @@ from pathlib import Path
 from inference.runs.files import atomic_write_text
 from inference.errors import UserError
 from inference.report.plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
+from inference.runs import lock
 from inference.runs.folder import RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST, load_run, read_metrics
 CAPTIONS = {
     CURVES: "Training curves: train objective and test ELBO; test distortion and rate (nats per image).",
@@ -105,5 +106,7 @@ def write_report(folder: Path, out: Path | None = None, draw_plots: bool = True)
     if draw_plots and (folder / "weights.pt").exists() and not (folder / CURVES).exists():
         write_plots(load_run(folder), folder, read_metrics(folder))
     out = Path(out) if out else folder / REPORT
-    atomic_write_text(out, render(folder))
+    with lock.snapshot(folder):  # config and metrics of one epoch, though the run is still training
+        text = render(folder)
+    atomic_write_text(out, text)
     return out
