@@ -20,19 +20,38 @@ from models.vae import data_plate
 
 
 class BottomUpGuide(PyroModule):
-    """``layers[0]`` maps x to the distribution of z_1 (its input flattened), ``layers[l]`` z_l to z_{l+1}."""
+    """``layers[0]`` maps x to the distribution of z_1 (its input flattened; ``log1p``: log(1 + x), for
+    counts), ``layers[l]`` z_l to z_{l+1}. Its codes are z_1's: ``posterior(x)`` = q(z_1 | x), ``code(x)``
+    = E_q[z_1 | x], and the program returns z_1 (what the decoder reads)."""
 
-    def __init__(self, layers: Sequence[nn.Module], event_shape: torch.Size):
+    posterior_kind = "gaussian"
+
+    def __init__(self, layers: Sequence[nn.Module], event_shape: torch.Size, log1p: bool = False):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.event_dims = len(event_shape)
+        self.log1p = log1p
+
+    @property
+    def latent_dim(self) -> int:
+        return self.layers[0].out_dim
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(-self.event_dims)
+        return torch.log1p(h) if self.log1p else h
+
+    def posterior(self, x: torch.Tensor, y=None):
+        return self.layers[0](self._input(x))
+
+    def code(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        return self.posterior(x).mean
 
     def forward(self, x: Optional[torch.Tensor] = None, num_data: Optional[int] = None,
                 subsample: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
         if x is None:
             raise ValueError("the guide q(z | x) needs data x")
         with data_plate(x.shape[0], num_data, subsample, x.device):
-            h = x.flatten(-self.event_dims)
+            codes = [self._input(x)]
             for layer, link in enumerate(self.layers, start=1):
-                h = pyro.sample(site(layer), link(h))
-            return h
+                codes.append(pyro.sample(site(layer), link(codes[-1])))
+            return codes[1]

@@ -80,9 +80,16 @@ class HierarchicalVAEModel(PyroModule):
                 z = pyro.sample(site(layer), self.conditionals[layer - 1](z))
             return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
-    def decode(self, z1: torch.Tensor) -> torch.Tensor:
-        """The decoder's output (the likelihood's parameters) for codes z_1."""
+    def descend(self, top: torch.Tensor) -> torch.Tensor:
+        """z_1 drawn down the layers from draws ``top`` of z_L: what a prior sample decodes from."""
+        z = top
+        for layer in range(len(self.latent_dims) - 1, 0, -1):
+            z = self.conditionals[layer - 1](z).sample()
+        return z
+
+    def decode(self, z1: torch.Tensor, y: None = None) -> torch.Tensor:
+        """The decoder's output (the likelihood's parameters) for codes z_1 (unconditional: ``y`` is None)."""
         return self.decoder(z1)
 
-    def decode_mean(self, z1: torch.Tensor) -> torch.Tensor:
+    def decode_mean(self, z1: torch.Tensor, y: None = None) -> torch.Tensor:
         return self.likelihood.mean(self.decode(z1))

@@ -55,6 +55,9 @@ REGISTRY_CASES = {
     "guide-delta": {"guide": {"guide": "delta"}},
     "guide-uniform_noise": {"guide": {"guide": "uniform_noise"}},
     "conditional": {"model": {"conditional": True}},
+    "hierarchy": {"model": {"hierarchy": [8]}},
+    "hierarchy-iwae-dreg": {"model": {"hierarchy": [8, 6], "prior": "mog", "prior_components": 3},
+                            "objective": {"name": "iwae", "num_particles": 4, "dreg": True}},
     "likelihood-gaussian_learned": {"model": {"likelihood": "gaussian_learned"}, "data": {"binarize": "none"}},
     "likelihood-discretized_logistic_mixture": {"model": {"likelihood": "discretized_logistic_mixture",
                                                           "likelihood_components": 3}},
@@ -70,8 +73,9 @@ INTERPRETED = {
 
 
 def _registry_pair(sections: dict):
-    cfg = RunConfig.from_dict({"model": {"latent_dim": Z, "hidden_dim": 16, **sections.get("model", {})},
-                               "guide": {"hidden_dim": 16, **sections.get("guide", {})},
+    width = {} if "hierarchy" in sections.get("model", {}) else {"hidden_dim": 16}  # a hierarchy sets its own
+    cfg = RunConfig.from_dict({"model": {"latent_dim": Z, **width, **sections.get("model", {})},
+                               "guide": {**width, **sections.get("guide", {})},
                                "objective": sections.get("objective", {}), "data": sections.get("data", {})})
     model, guide = build_model_and_guide(cfg.model, cfg.guide, EVENT)
     kind = BINARY if cfg.data.binarize != "none" else LIKELIHOODS.get(cfg.model.likelihood).data

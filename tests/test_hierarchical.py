@@ -1,6 +1,8 @@
 """The hierarchical VAE as a Pyro program: Trace_ELBO is the hand-written sum of its log-densities, the
 importance-sampled log p(x) matches the closed form of a linear-Gaussian hierarchy, and SVI trains it."""
+import json
 import math
+import re
 
 import pyro
 import pyro.distributions as dist
@@ -16,8 +18,12 @@ from models.hierarchical import GaussianLayer, HierarchicalVAEModel
 from models.likelihoods import FixedScaleGaussianLikelihood
 from models.networks import MLPDecoder
 
+from inference import RunConfig
+from inference.cli.main import main
+from inference.errors import UserError
 from inference.evaluate.elbo import evaluate_elbo
 from inference.evaluate.marginal_likelihood import importance_log_likelihood
+from inference.runs.folder import load_run, train_run
 
 EVENT = torch.Size([1, 28, 28])
 
@@ -116,3 +122,76 @@ def test_svi_raises_the_test_elbo_of_a_two_layer_vae(embedded):
         svi.step(x[idx], num_data=x.shape[0], subsample=idx)
     after = evaluate_elbo(model, guide, test, seed=0).elbo
     assert after > before + 200 and math.isfinite(after)  # from about -545 nats
+
+
+@pytest.fixture(scope="module")
+def hierarchy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hierarchy") / "run"
+    cfg = RunConfig.from_dict({"model": {"hierarchy": [12], "latent_dim": 4, "num_hidden_layers": 2,
+                                         "activation": "tanh"},
+                               "guide": {"num_hidden_layers": 2, "activation": "tanh"},
+                               "train": {"epochs": 2, "compile": "off"}})
+    train_run(cfg, out, quiet=True, plots=False, tensorboard=False)
+    return out
+
+
+def test_a_hierarchical_run_trains_evaluates_by_layer_and_samples(hierarchy_run, capsys):
+    run = load_run(hierarchy_run)
+    assert isinstance(run.model, HierarchicalVAEModel) and run.model.latent_dims == (12, 4)
+    assert [m.net[0].out_features for m in run.guide.layers] == [24, 8]  # twice the layer above each link
+    assert main(["evaluate", str(hierarchy_run), "--limit", "100", "--iw-samples", "20"]) == 0
+    printed = capsys.readouterr().out
+    found = re.search(r"active units (\d+) of 16 .*; by layer: z1 (\d+) of 12, z2 (\d+) of 4", printed)
+    assert found and int(found[1]) == int(found[2]) + int(found[3]), printed
+    figures = json.loads((hierarchy_run / "evaluation.json").read_text())
+    assert figures["collapse"]["layers"] == {"z1": {"active_units": int(found[2]), "units": 12},
+                                             "z2": {"active_units": int(found[3]), "units": 4}}
+    assert figures["log_likelihood"]["log_likelihood"] >= figures["elbo"]["elbo"] - 1.0  # the IW bound is tighter
+    assert main(["sample", str(hierarchy_run), "-n", "16"]) == 0 and (hierarchy_run / "samples.png").is_file()
+
+
+def test_the_top_layers_activity_averages_over_the_layer_below(hierarchy_run):
+    """E_q[z_2 | x] = E_{q(z_1 | x)} E[z_2 | z_1]: the collapse report's means against 4000 draws by hand."""
+    from inference.evaluate.collapse import _means
+    from inference.objectives.weights import particle_trace, sample_sites
+
+    run = load_run(hierarchy_run)
+    x = run.data.test_x[:5]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        sites = sample_sites(particle_trace(run.guide, 1, x))
+        means = _means(run.guide, x, None, sites)
+        z1 = run.guide.posterior(x).sample(torch.Size([4000]))
+        by_hand = run.guide.layers[1](z1).mean.mean(0)
+    assert torch.allclose(means[:, :12], run.guide.code(x), atol=1e-6)
+    assert torch.allclose(means[:, 12:], by_hand, atol=0.15)
+
+
+@pytest.mark.parametrize("sections, why", [
+    ({"model": {"arch": "conv"}}, "takes MLP links only"),
+    ({"model": {"conditional": True}}, "is not conditional"),
+    ({"guide": {"guide": "iaf"}}, "has a bottom-up guide of diagonal Gaussians"),
+    ({"model": {"prior": "vamp"}}, "cannot form the VampPrior"),
+    ({"guide": {"guide": "delta"}, "objective": {"name": "adversarial"}}, "has a bottom-up guide"),
+    ({"objective": {"name": "adversarial"}}, "cannot train adversarially"),
+    ({"model": {"hidden_dim": 64}}, "sets each link twice as wide as the layer above it, so --hidden-dim does not apply"),
+])
+def test_what_a_hierarchy_does_not_combine_with_is_refused_in_one_line(sections, why):
+    raw = {"model": {"hierarchy": [10], **sections.get("model", {})}, **{k: v for k, v in sections.items()
+                                                                         if k != "model"}}
+    with pytest.raises(UserError, match=re.escape(f"a hierarchical VAE (--hierarchy 10) {why}")):
+        RunConfig.from_dict(raw).validate()
+    with pytest.raises(UserError, match="must be the units of one or more layers below the top"):
+        RunConfig.from_dict({"model": {"hierarchy": [10, 0]}}).validate()
+
+
+def test_diagnose_refuses_a_hierarchy_and_the_config_round_trips(hierarchy_run, capsys, tmp_path):
+    from .test_bad_input import _refuse
+
+    assert "examines VAEs of one stochastic layer; this run has 2" in _refuse(capsys, ["diagnose", hierarchy_run])
+    assert main(["config", "--dump", "--hierarchy", "100", "--latent-dim", "50", "--format", "json"]) == 0
+    dumped = json.loads(capsys.readouterr().out)
+    assert dumped["model"]["hierarchy"] == [100] and dumped["model"]["latent_dim"] == 50
+    (tmp_path / "c.json").write_text(json.dumps(dumped))
+    assert main(["config", "--dump", "--config", str(tmp_path / "c.json"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["hierarchy"] == [100]

@@ -41,7 +41,10 @@ def cmd_evaluate(args) -> int:
         print(f"  {name:<26} {nats:10.3f} {bits:10.4f}")
     if args.iw_samples:
         print(f"  (Monte Carlo standard error of log p(x): {ll.standard_error:.3f} nats)")
-    print(f"  active units {collapse.active_units} of {len(collapse.activity)} (Cov_x E_q[z_u] > {collapse.threshold})")
+    layers = collapse.active_by_layer() if len(collapse.layers) > 1 else {}
+    by_layer = f"; by layer: {', '.join(f'{name} {a} of {n}' for name, (a, n) in layers.items())}" if layers else ""
+    print(f"  active units {collapse.active_units} of {len(collapse.activity)} (Cov_x E_q[z_u] > {collapse.threshold})"
+          f"{by_layer}")
     if run.data.scale is not None:  # --standardize: densities of the standardized values
         log_det = float(run.data.scale.double().log().sum())
         figures["standardized_log_det_scale"] = log_det

@@ -83,10 +83,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, action="store_true", help=_help(f))
             continue
         base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
-        if typing.get_origin(base) is list:  # --image-size H W
+        if typing.get_origin(base) is list:  # --image-size H W (a tuple of names: that many), --hierarchy UNITS ...
             names = f.metadata["metavar"]
-            p.add_argument(flag, type=typing.get_args(base)[0], nargs=len(names), metavar=names, default=f.default,
-                           help=_help(f))
+            p.add_argument(flag, type=typing.get_args(base)[0], nargs="+" if isinstance(names, str) else len(names),
+                           metavar=names, default=f.default, help=_help(f))
             continue
         metavar = "NAME" if f.metadata.get("choices") is not None else {int: "N", float: "X"}.get(base, "VALUE")
         p.add_argument(flag, type=base, default=f.default, help=_help(f), metavar=metavar)

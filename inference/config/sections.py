@@ -25,6 +25,7 @@ from models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
 from models.conv import UPSAMPLERS
 from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
+from inference.config.hierarchy import check_hierarchy
 from inference.errors import UserError
 from inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options
 
@@ -180,6 +181,10 @@ class ModelConfig(_Section):
     prior: str = option("normal", "p(z)", choices=PRIORS)
     prior_components: int = option(10, "mixture components K of the mog and vamp priors")
     prior_flows: int = option(2, "autoregressive layers of the flow prior")
+    hierarchy: Optional[list[int]] = option(None, "stochastic layers below the top one (of --latent-dim units), "
+                                            "from x up: '--hierarchy 100 --latent-dim 50' is Burda et al.'s two-layer "
+                                            "VAE; each link has --num-hidden-layers layers twice as wide as the "
+                                            "layer above it", metavar="UNITS")
     conditional: bool = option(False, "conditional VAE on the labels: p(x | z, y), q(z | x, y) (seed 002)")
     num_classes: int = option(10, "label classes of the conditional VAE")
 
@@ -339,6 +344,7 @@ class RunConfig:
             getattr(self, name).validate()
         self._check_likelihood_matches_data()
         self._check_prior_matches_guide()
+        check_hierarchy(self)
         return self
 
     def _check_prior_matches_guide(self) -> None:

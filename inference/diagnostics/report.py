@@ -59,6 +59,10 @@ def diagnosis_bytes(points: int, latent: int, pixels: int, chains: int, draws: i
 def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,
              guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> dict:
     start = time.perf_counter()
+    if run.config.model.hierarchy:
+        raise UserError(f"vae diagnose examines VAEs of one stochastic layer; this run has "
+                        f"{len(run.config.model.hierarchy) + 1} (--hierarchy): their joint NUTS reference is not "
+                        f"built yet")
     require_memory(diagnosis_bytes(len(indices), run.model.latent_dim, run.data.event_shape.numel(), chains, draws,
                                    guide_samples),
                    f"diagnosing {len(indices)} points ({chains} chains x {draws} NUTS draws, {guide_samples} guide "

@@ -5,7 +5,7 @@ KL per dimension: E_x KL(q(z_u | x) || p(z_u)) for guides and priors that factor
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -14,9 +14,12 @@ from guides.base import posterior_mean
 
 from inference.evaluate.elbo import evaluation_mode, split_batches
 from inference.objectives import rate_terms, weight_terms
-from inference.objectives.weights import sample_sites
+from inference.objectives.weights import particle_trace, sample_sites
 
 ACTIVITY_THRESHOLD = 0.01
+
+
+LOWER_LAYER_DRAWS = 32  # draws of the layers below that E_q[z_l | x] of a higher layer averages over
 
 
 @dataclass
@@ -24,27 +27,50 @@ class CollapseReport:
     activity: list[float]  # Cov_x(E_q[z_u]) per dimension
     kl_per_dim: Optional[list[float]]  # nats, None when q or p does not factorize
     threshold: float = ACTIVITY_THRESHOLD
+    layers: list = field(default_factory=list)  # [(site, units)] of a guide with several latent sites
 
     @property
     def active_units(self) -> int:
         return sum(a > self.threshold for a in self.activity)
 
+    def active_by_layer(self) -> dict:
+        """``{site: (active units, units)}`` of each latent site, in the guide's order."""
+        out, start = {}, 0
+        for name, units in self.layers:
+            out[name] = (sum(a > self.threshold for a in self.activity[start:start + units]), units)
+            start += units
+        return out
+
     def to_dict(self) -> dict:
-        return {"active_units": self.active_units, "latent_dim": len(self.activity), "threshold": self.threshold,
-                "activity": self.activity, "kl_per_dim": self.kl_per_dim}
+        out = {"active_units": self.active_units, "latent_dim": len(self.activity), "threshold": self.threshold,
+               "activity": self.activity, "kl_per_dim": self.kl_per_dim}
+        if len(self.layers) > 1:
+            out["layers"] = {name: {"active_units": a, "units": n} for name, (a, n) in self.active_by_layer().items()}
+        return out
+
+
+def _means(guide, batch: torch.Tensor, labels, sites) -> torch.Tensor:
+    """E_q[z | x] of every latent site (B, sum of units); a site above the first averages over
+    ``LOWER_LAYER_DRAWS`` draws of the layers below (E_q[z_2 | x] = E_{q(z_1 | x)} E[z_2 | z_1])."""
+    if len(sites) > 1:
+        sites = sample_sites(particle_trace(guide, LOWER_LAYER_DRAWS, batch, y=labels))
+        return torch.cat([posterior_mean(s["fn"]).reshape(LOWER_LAYER_DRAWS, batch.shape[0], -1).mean(0)
+                          for s in sites], -1)
+    return torch.cat([posterior_mean(s["fn"]).reshape(batch.shape[0], -1) for s in sites], -1)
 
 
 def posterior_collapse(model, guide, x: torch.Tensor, batch_size: int = 1000,
                        seed: int = 0, y: Optional[torch.Tensor] = None) -> CollapseReport:
-    means, kls = [], []
+    means, kls, layers = [], [], []
     with evaluation_mode(seed, x.device, model, guide):
         for batch, labels in split_batches(x, y, batch_size):
             terms = weight_terms(model, guide, 1, batch, y=labels)
             sites = sample_sites(terms.guide_trace)
-            means.append(torch.cat([posterior_mean(s["fn"]).reshape(batch.shape[0], -1) for s in sites], -1))
+            layers = [(s["name"], s["fn"].event_shape.numel()) for s in sites]
+            means.append(_means(guide, batch, labels, sites))
             _, per_dim = rate_terms(terms, analytic=True)
             kls.append(None if per_dim is None else per_dim[0])
     mean = torch.cat(means).double()
     activity = mean.var(0, unbiased=False).tolist()
     kl = None if any(k is None for k in kls) else torch.cat(kls).double().mean(0).tolist()
-    return CollapseReport(activity, kl)
+    return CollapseReport(activity, kl, layers=layers)

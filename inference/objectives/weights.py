@@ -56,11 +56,16 @@ def _per_point(sites, like: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def particle_trace(program: Callable, num_particles: int, *args, **kwargs):
+    """The trace of ``program`` (given only the keywords it accepts) vectorized over ``num_particles``."""
+    return poutine.trace(_in_particle_plate(accepting(program), num_particles)).get_trace(*args, **kwargs)
+
+
 def trace_pair(model: Callable, guide: Callable, num_particles: int, *args, **kwargs):
     """Guide trace and the model trace replayed on it, vectorized over particles; each program gets only
     the keywords it accepts (``inference.programs``)."""
-    model, guide = accepting(model), accepting(guide)
-    guide_trace = poutine.trace(_in_particle_plate(guide, num_particles)).get_trace(*args, **kwargs)
+    model = accepting(model)
+    guide_trace = particle_trace(guide, num_particles, *args, **kwargs)
     model_trace = poutine.trace(
         poutine.replay(_in_particle_plate(model, num_particles), trace=guide_trace)).get_trace(*args, **kwargs)
     return guide_trace, model_trace

@@ -39,7 +39,8 @@ def prior_draws(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return model.prior(torch.Size([n])).sample()
+        z = model.prior(torch.Size([n])).sample()
+        return model.descend(z) if hasattr(model, "descend") else z  # a hierarchy: z_1, what the decoder reads
 
 
 def prior_samples(model: nn.Module, n: int, seed: int = 0, label: Optional[int] = None) -> torch.Tensor:

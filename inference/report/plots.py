@@ -124,7 +124,7 @@ def write_plots(run, out: Path, metrics: list[dict]) -> list[Path]:
     if run.can_sample:
         nearest_neighbours(run, out / NEIGHBOURS)
         written.append(out / NEIGHBOURS)
-        if run.config.model.latent_dim == 2:
+        if run.model.latent_dim == 2:  # the codes the decoder reads (z_1 of a hierarchy)
             manifold(run, out / MANIFOLD)
             written.append(out / MANIFOLD)
     return written

@@ -9,12 +9,15 @@ import torch
 
 from guides import GUIDES
 from guides.corruption import CorruptedInput
+from guides.hierarchical import BottomUpGuide
 from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
 from models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
 from models.conv import ConvDecoder, ConvEncoder
+from models.hierarchical import GaussianLayer, HierarchicalVAEModel
 from models.likelihoods import COUNT
 from models.networks import Log1pInput
 
+from inference.config.hierarchy import link_widths
 from inference.config.sections import GuideConfig, ModelConfig
 from inference.errors import UserError
 from inference.programs import accepted_keywords, select
@@ -26,11 +29,16 @@ def construct(cls, *args, **options):
     return cls(*args, **select(options, accepted_keywords(cls)))
 
 
-def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
+def _prior_and_likelihood(config: ModelConfig, event_shape: torch.Size):
     prior = construct(PRIORS.get(config.prior), config.latent_dim, num_components=config.prior_components,
                       num_flows=config.prior_flows, event_shape=event_shape)
     likelihood = construct(LIKELIHOODS.get(config.likelihood), event_shape, scale=config.likelihood_scale,
                            num_components=config.likelihood_components)
+    return prior, likelihood
+
+
+def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
+    prior, likelihood = _prior_and_likelihood(config, event_shape)
     classes = config.num_classes if config.conditional else 0
     inputs = config.latent_dim + classes  # a conditional decoder reads [z, onehot(y)]
     if config.arch == "conv":
@@ -65,8 +73,28 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
     return construct(guide_cls, encoder, latent_dim, **options)
 
 
+def build_hierarchical(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
+    """``--hierarchy``: the model of ``models/hierarchical.py`` (layers ``hierarchy`` below a top layer of
+    ``latent_dim`` units) and its bottom-up guide; each link twice as wide as the layer above it."""
+    m, g = model_config, guide_config
+    dims = [*m.hierarchy, m.latent_dim]
+    widths = link_widths(m.hierarchy, m.latent_dim)
+    prior, likelihood = _prior_and_likelihood(m, event_shape)
+    decoder = MLPDecoder(dims[0], event_shape, widths[0], m.num_hidden_layers, m.activation,
+                         likelihood.params_per_pixel)
+    downward = [GaussianLayer(dims[i + 1], dims[i], widths[i + 1], m.num_hidden_layers, m.activation)
+                for i in range(len(dims) - 1)]
+    upward = [GaussianLayer(event_shape.numel(), dims[0], widths[0], g.num_hidden_layers, g.activation, g.min_scale)]
+    upward += [GaussianLayer(dims[i], dims[i + 1], widths[i + 1], g.num_hidden_layers, g.activation, g.min_scale)
+               for i in range(len(dims) - 1)]
+    model = HierarchicalVAEModel(prior, downward, decoder, likelihood, dims)
+    return model, BottomUpGuide(upward, event_shape, log1p=LIKELIHOODS.get(m.likelihood).data == COUNT)
+
+
 def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
     """Model and guide, linked where a component needs both (the VampPrior uses the guide)."""
+    if model_config.hierarchy:
+        return build_hierarchical(model_config, guide_config, torch.Size(event_shape))
     model = build_model(model_config, event_shape)
     guide = build_guide(guide_config, model_config.latent_dim, event_shape,
                         model_config.num_classes if model_config.conditional else 0,

@@ -1,0 +1,36 @@
+"""What a hierarchical VAE (``--hierarchy``, ``models/hierarchical.py``) combines with: checked with the
+config, before anything is loaded; every other combination is refused in one line saying why."""
+from __future__ import annotations
+
+
+def link_widths(units: list[int], top: int) -> list[int]:
+    """Hidden width of each link x - z_1 - ... - z_L: twice the units of the stochastic layer above it
+    (Burda et al. 2015: 200 between x and z_1 of 100 units, 100 between z_1 and z_2 of 50)."""
+    return [2 * u for u in [*units, top]]
+
+
+def check_hierarchy(config) -> None:
+    from inference.config.sections import ConfigError, GuideConfig, ModelConfig
+
+    units = config.model.hierarchy
+    if units is None:
+        return
+    if not units or min(units) < 1:
+        raise ConfigError(f"model.hierarchy must be the units of one or more layers below the top, all positive; "
+                          f"got {units}")
+    m, g, default = config.model, config.guide, ModelConfig()
+    refusals = [
+        (m.arch != "mlp" or g.arch != "mlp", "takes MLP links only; use --arch mlp"),
+        (m.conditional, "is not conditional; drop --conditional"),
+        (g.guide != "diagonal_normal", "has a bottom-up guide of diagonal Gaussians; use --guide diagonal_normal"),
+        (g.corruption != "none", "does not corrupt its input; use --corruption none"),
+        (m.prior == "vamp", "cannot form the VampPrior (q(z_L | u) of its bottom-up guide has no closed form); "
+                            "use another --prior"),
+        (config.objective.name == "adversarial", "cannot train adversarially (its codes are z_1, the prior is over "
+                                                  "the top layer); use another objective"),
+        (m.hidden_dim != default.hidden_dim or g.hidden_dim != GuideConfig().hidden_dim,
+         "sets each link twice as wide as the layer above it, so --hidden-dim does not apply; drop it"),
+    ]
+    for refused, why in refusals:
+        if refused:
+            raise ConfigError(f"a hierarchical VAE (--hierarchy {' '.join(map(str, units))}) {why}")
