@@ -13,6 +13,7 @@ from typing import Sequence
 
 from inference.config.sections import FAMILIES, RunConfig, apply_family, choice_names
 from inference.config.files import RUN_SECTION, merge, read_config_file
+from inference.config.recipes import read_recipe, recipe_names
 from inference.errors import UserError
 
 
@@ -75,6 +76,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "flags given here override it")
     p.add_argument("--family", default="vae", help=f"autoencoder family preset: sets prior, guide and objective "
                    f"(one of: {', '.join(FAMILIES)}; see the README) [default: vae]")
+    p.add_argument("--recipe", metavar="NAME", default=None,
+                   help=f"start from a paper's settings (one of: {', '.join(recipe_names())}; see the README's "
+                        f"Recipes); --config and the flags given override it")
     for flag, group in _flag_groups().items():
         section, f = group[0]
         hints = typing.get_type_hints(RunConfig.SECTIONS[section])
@@ -142,7 +146,8 @@ def flag_values(args: argparse.Namespace) -> dict:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then the family preset, then the config file, then the flags given."""
+    """Defaults, then the family preset, then the recipe, then the config file, then the flags given."""
     flags = flag_values(args)
-    raw = merge(merge(apply_family({}, args.family), getattr(args, "file_config", {})), flags)
+    recipe = read_recipe(args.recipe) if getattr(args, "recipe", None) else {}
+    raw = merge(merge(merge(apply_family({}, args.family), recipe), getattr(args, "file_config", {})), flags)
     return RunConfig.from_dict(raw)
