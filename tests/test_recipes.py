@@ -14,7 +14,8 @@ from .test_bad_input import _refuse
 
 PAPERS = {"kingma-welling-2013": "Kingma & Welling 2013", "burda-2015-vae": "Burda", "burda-2015-iwae": "Burda",
           "burda-2015-vae-2layer": "Burda", "burda-2015-iwae-2layer": "Burda",
-          "tomczak-welling-2018-vampprior": "Tomczak & Welling 2018", "kingma-2016-iaf": "Kingma et al. 2016",
+          "tomczak-welling-2018-vampprior": "Tomczak & Welling 2018", "tomczak-welling-2018-normal": "Tomczak & Welling 2018",
+          "kingma-2016-iaf": "Kingma et al. 2016",
           "toolkit-best": "toolkit", "vae-default": "toolkit's default"}
 
 
