@@ -69,9 +69,8 @@ def describe_data(data) -> dict:
 def check_output_folder(out: Path, force: bool, writer_lock: bool = True) -> None:
     """Refuse a folder another process is writing (``writer_lock``: not for the other ranks of a data-parallel
     job, whose rank 0 holds it), one that holds a run unless ``force``, and a file."""
-    writer = lock.writer_active(out) if writer_lock else None
-    if writer:
-        raise UserError(f"run folder {out} is in use: {writer} is writing it; wait for it to end or choose another --out")
+    if writer_lock:
+        lock.refuse_if_writing(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; choose another --out")
     if not force and out.is_dir() and any((out / name).exists() for name in RUN_MARKERS):
@@ -155,9 +154,8 @@ def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensor
     """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped, holding
     the folder's writer lock."""
     out = Path(out)
-    writer = lock.writer_active(out) if distributed.main_process() else None  # a job's rank 0 holds it
-    if writer:
-        raise UserError(f"run folder {out} is in use: {writer} is writing it; wait for it to end")
+    if distributed.main_process():  # a job's rank 0 holds it
+        lock.refuse_if_writing(out, remedy="wait for it to end")
     if not (out / CHECKPOINT).is_file():
         raise UserError(f"{out} has no {CHECKPOINT} to resume from; was it written by 'vae train'?")
     config = RunConfig.load(out / CONFIG)

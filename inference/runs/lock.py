@@ -73,8 +73,15 @@ def writer_active(folder: Path) -> Optional[str]:
         os.close(fd)  # closing drops a lock taken just now
 
 
-def _refusal(folder: Path, remedy: str) -> UserError:
-    return UserError(f"run folder {folder} is in use: {holder(folder)} is writing it; {remedy}")
+def _refusal(folder: Path, remedy: str, who: Optional[str] = None) -> UserError:
+    return UserError(f"run folder {folder} is in use: {who or holder(folder)} is writing it; {remedy}")
+
+
+def refuse_if_writing(folder: Path, remedy: str = "wait for it to end or choose another --out") -> None:
+    """Refuse, naming the holder, a folder another process is writing now (takes nothing)."""
+    who = writer_active(folder)
+    if who:
+        raise _refusal(folder, remedy, who)
 
 
 def _forget_in_child() -> None:

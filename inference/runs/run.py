@@ -104,8 +104,8 @@ class Run:
     def fingerprint(self) -> bytes:
         """SHA-256 of what decoding depends on: the model and guide config, the data's shape, and every tensor
         of the model, the guide and the run's ``pyro.param`` store (``inference.coding.container``)."""
-        digest = hashlib.sha256(json.dumps({"model": self.config.to_dict()["model"],
-                                            "guide": self.config.to_dict()["guide"],
+        sections = self.config.to_dict()
+        digest = hashlib.sha256(json.dumps({"model": sections["model"], "guide": sections["guide"],
                                             "event_shape": list(self.data.event_shape)}, sort_keys=True).encode())
         for part, state in (("model", self.model.state_dict()), ("guide", self.guide.state_dict()),
                             ("params", self.store_params())):
