@@ -11,12 +11,44 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import pyro
+import pyro.distributions as dist
 import torch
+from torch.distributions import constraints
 from pyro.nn import PyroModule
 from torch import nn
 
 from models.hierarchical import site
 from models.vae import data_plate
+
+
+class LayeredPosterior(dist.TorchDistribution):
+    """q(z_1 | x) prod_l q(z_{l+1} | z_l) as one distribution over the concatenated code [z_1, ..., z_L]:
+    draws descend the guide's layers (reparameterized), ``log_prob`` sums the factors."""
+
+    arg_constraints = {}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, first: dist.TorchDistribution, links: Sequence[nn.Module], dims: Sequence[int]):
+        self.first, self.links, self.dims = first, list(links), list(dims)
+        super().__init__(first.batch_shape, torch.Size([sum(dims)]), validate_args=False)
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        codes = [self.first.rsample(sample_shape)]
+        for link in self.links:
+            codes.append(link(codes[-1]).rsample())
+        return torch.cat(codes, dim=-1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        parts = z.split(self.dims, dim=-1)
+        total = self.first.log_prob(parts[0])
+        for link, below, above in zip(self.links, parts, parts[1:]):
+            total = total + link(below).log_prob(above)
+        return total
 
 
 class BottomUpGuide(PyroModule):
@@ -42,6 +74,14 @@ class BottomUpGuide(PyroModule):
 
     def posterior(self, x: torch.Tensor, y=None):
         return self.layers[0](self._input(x))
+
+    def joint_posterior(self, x: torch.Tensor, y=None) -> LayeredPosterior:
+        """q(z_1, ..., z_L | x) over the concatenated code (what ``vae diagnose`` holds against NUTS)."""
+        first = self.posterior(x)
+        dims = [first.event_shape[0]]
+        for link in self.layers[1:]:  # each link's width, from its distribution at one code
+            dims.append(link(first.mean.new_zeros(1, dims[-1])).event_shape[0])
+        return LayeredPosterior(first, self.layers[1:], dims)
 
     def code(self, x: torch.Tensor, y=None) -> torch.Tensor:
         return self.posterior(x).mean

@@ -80,6 +80,20 @@ class HierarchicalVAEModel(PyroModule):
                 z = pyro.sample(site(layer), self.conditionals[layer - 1](z))
             return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
+    def layer_slices(self) -> dict:
+        """``{site: slice}``: where each layer's units sit in the concatenated code [z_1, ..., z_L]."""
+        bounds = [0] + torch.tensor(self.latent_dims).cumsum(0).tolist()
+        return {site(layer): slice(bounds[layer - 1], bounds[layer]) for layer in range(1, len(bounds))}
+
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x_n, z_n) = log p(z_L) + sum_l log p(z_l | z_{l+1}) + log p(x_n | z_1) per point, for
+        concatenated codes ``z`` (..., N, sum of units) in the order of ``layer_slices()``."""
+        parts = z.split(self.latent_dims, dim=-1)
+        total = self.prior(torch.Size([x.shape[0]])).log_prob(parts[-1])
+        for layer in range(len(parts) - 1, 0, -1):
+            total = total + self.conditionals[layer - 1](parts[layer]).log_prob(parts[layer - 1])
+        return total + self.likelihood(self.decoder(parts[0])).log_prob(x)
+
     def descend(self, top: torch.Tensor) -> torch.Tensor:
         """z_1 drawn down the layers from draws ``top`` of z_L: what a prior sample decodes from."""
         z = top

@@ -17,6 +17,7 @@ import pyro.distributions.transforms as T
 from pyro.nn import PyroModule
 from torch import nn
 
+from .diagonal_mixture import DiagonalNormalMixture
 from .registry import Registry
 
 PRIORS: Registry = Registry("prior")
@@ -77,8 +78,7 @@ class MixtureOfGaussiansPrior(Prior):
         self.raw_scales = nn.Parameter(torch.full((num_components, latent_dim), 0.5413))
 
     def distribution(self):
-        components = dist.Normal(self.locs, F.softplus(self.raw_scales)).to_event(1)
-        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components)
+        return DiagonalNormalMixture(self.logits, self.locs, F.softplus(self.raw_scales))
 
 
 @PRIORS.register("vamp")
@@ -117,7 +117,7 @@ class VampPrior(Prior):
             raise RuntimeError("VampPrior.attach_guide(guide) must be called before use")
         components = self._guide[0].posterior(self.pseudo_inputs)
         weights = torch.zeros(self.pseudo_inputs.shape[0], device=self.pseudo_inputs.device)
-        return dist.MixtureSameFamily(dist.Categorical(logits=weights), components)
+        return DiagonalNormalMixture.of(weights, components)
 
 
 @PRIORS.register("flow")

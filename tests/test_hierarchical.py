@@ -185,10 +185,56 @@ def test_what_a_hierarchy_does_not_combine_with_is_refused_in_one_line(sections,
         RunConfig.from_dict({"model": {"hierarchy": [10, 0]}}).validate()
 
 
-def test_diagnose_refuses_a_hierarchy_and_the_config_round_trips(hierarchy_run, capsys, tmp_path):
-    from .test_bad_input import _refuse
+def test_the_joint_log_densities_of_model_and_guide_are_the_closed_form_ones():
+    """With the exact posterior as guide, log q(z_1, z_2 | x) + log p(x) = log p(x, z_1, z_2) at every draw."""
+    model, guide, marginal = _linear_hierarchy(perturb=0.0)
+    torch.manual_seed(0)
+    x = marginal.sample(torch.Size([6]))
+    q = guide.joint_posterior(x)
+    z = q.sample(torch.Size([4]))  # (S, P, 3 + 2)
+    assert z.shape == (4, 6, 5) and q.event_shape == (5,)
+    torch.testing.assert_close(q.log_prob(z) + marginal.log_prob(x), model.log_joint(x, z), rtol=0, atol=1e-9)
+    assert model.layer_slices() == {"z1": slice(0, 3), "z2": slice(3, 5)}
 
-    assert "examines VAEs of one stochastic layer; this run has 2" in _refuse(capsys, ["diagnose", hierarchy_run])
+
+def test_the_nuts_reference_of_a_hierarchy_finds_its_exact_posterior_layer_by_layer():
+    from inference.diagnostics.reference import nuts_reference
+
+    model, guide, marginal = _linear_hierarchy(perturb=0.0)
+    torch.manual_seed(1)
+    x = marginal.sample(torch.Size([3]))
+    exact = guide.joint_posterior(x).sample(torch.Size([20_000]))  # the exact posterior's draws
+    ref = nuts_reference(model, x, [4, 5, 6], exact.mean(0), num_chains=4, num_draws=500, warmup=300, seed=0)
+    post = ref.idata.posterior
+    assert set(post.data_vars) == {"z1", "z2"} and post["z1"].shape == (4, 500, 3, 3) and post["z2"].shape[-1] == 2
+    assert ref.max_rhat < 1.02 and ref.min_ess_bulk > 400
+    for name, part in model.layer_slices().items():
+        draws = torch.as_tensor(post[name].values).reshape(-1, 3, part.stop - part.start)
+        sd = exact[..., part].std(0)
+        error = (draws.mean(0) - exact[..., part].mean(0)).abs() / sd
+        assert error.max() < 0.25, name  # well inside what 2,000 correlated draws allow
+        assert ((draws.std(0) / sd - 1).abs() < 0.2).all(), name
+
+
+def test_diagnose_examines_a_hierarchy_layer_by_layer(hierarchy_run, capsys):
+    import arviz as az
+
+    args = ["diagnose", str(hierarchy_run), "--points", "2", "--chains", "2", "--draws", "60", "--warmup", "60",
+            "--guide-samples", "200", "--iw-samples", "200"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"z1 \(12 units, \d+ active\): mean error [\d.]+ posterior sd", out)
+    assert re.search(r"z2 \(4 units, \d+ active\)", out)
+    folder = hierarchy_run / "diagnostics"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary["by_layer"]) == {"z1", "z2"} and summary["by_layer"]["z2"]["units"] == 4
+    for name in ("reference.nc", "guide.nc"):
+        idata = az.from_netcdf(folder / name)
+        assert idata.posterior["z1"].shape[-2:] == (2, 12) and idata.posterior["z2"].shape[-2:] == (2, 4)
+    assert az.summary(az.from_netcdf(folder / "reference.nc"), var_names=["z2"]).shape[0] == 8
+
+
+def test_the_hierarchy_config_round_trips(capsys, tmp_path):
     assert main(["config", "--dump", "--hierarchy", "100", "--latent-dim", "50", "--format", "json"]) == 0
     dumped = json.loads(capsys.readouterr().out)
     assert dumped["model"]["hierarchy"] == [100] and dumped["model"]["latent_dim"] == 50

@@ -68,3 +68,39 @@ def test_a_misspelled_option_is_an_error_not_silently_ignored():
         PRIORS.get("mog")(2, num_component=3)
     with pytest.raises(TypeError, match="min_scal"):
         DiagonalNormalGuide(MLPEncoder(EVENT, 4), 2, min_scal=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_diagonal_mixture_matches_mixture_same_family_in_value_and_gradient(dtype):
+    """The matrix-product log-density equals torch's elementwise MixtureSameFamily, with scales from 0.01
+    to 3 and points both at the components' means (the expansion's worst cancellation) and far away."""
+    import pyro.distributions as dist
+    from models.diagonal_mixture import DiagonalNormalMixture
+    g = torch.Generator().manual_seed(0)
+    k, d = 7, 40
+    logits = torch.randn(k, generator=g, dtype=dtype).requires_grad_()
+    loc = (3 * torch.randn(k, d, generator=g, dtype=dtype)).requires_grad_()
+    scale = torch.exp(torch.empty(k, d, dtype=dtype).uniform_(-4.6, 1.1, generator=g)).requires_grad_()
+    z = torch.cat([loc.detach()[:3] + 1e-3 * torch.randn(3, d, generator=g, dtype=dtype),
+                   6 * torch.randn(5, d, generator=g, dtype=dtype)]).reshape(2, 4, d)
+    ours = DiagonalNormalMixture(logits, loc, scale).expand(torch.Size([4]))
+    theirs = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale).to_event(1))
+    a, b = ours.log_prob(z), theirs.log_prob(z)
+    assert a.shape == b.shape == (2, 4) and ours.batch_shape == (4,) and ours.event_shape == (d,)
+    tol = dict(rtol=1e-10, atol=1e-9) if dtype == torch.float64 else dict(rtol=1e-5, atol=2e-3)
+    torch.testing.assert_close(a, b, **tol)
+    grads = [torch.autograd.grad(f.sum(), (logits, loc, scale)) for f in (a, b)]
+    for ga, gb in zip(*grads):
+        torch.testing.assert_close(ga, gb, rtol=1e-4 if dtype == torch.float32 else 1e-9,
+                                   atol=1e-2 if dtype == torch.float32 else 1e-8)
+    torch.testing.assert_close(ours.mean[0], theirs.mean)
+    torch.testing.assert_close(ours.variance[0], theirs.variance)
+
+
+def test_vamp_prior_of_a_full_covariance_guide_stays_a_mixture_same_family():
+    import pyro.distributions as dist
+    from guides import GUIDES
+    prior = PRIORS.get("vamp")(2, num_components=3, event_shape=EVENT)
+    prior.attach_guide(construct(GUIDES.get("full_covariance"), MLPEncoder(EVENT, 5, hidden_dim=8), 2))
+    assert isinstance(prior.distribution(), dist.MixtureSameFamily)
+    assert type(_prior("vamp").distribution()).__name__ == "DiagonalNormalMixture"

@@ -113,6 +113,10 @@ def cmd_diagnose(args) -> int:
     print(f"guide vs NUTS: mean error {mean['mean_error_in_sd']:.3f} posterior sd, Gaussian KL {mean['gaussian_kl']:.3f}"
           f" nats; PSIS k-hat > 0.7 for {100 * k['share_above_0.7']:.0f}% of points, 0.5-0.7 for "
           f"{100 * k['share_0.5_to_0.7']:.0f}%")
+    for name, layer in (s["by_layer"] or {}).items():
+        active = s["collapse"]["layers"][name]["active_units"]
+        print(f"  {name} ({layer['units']} units, {active} active): mean error {layer['mean_error_in_sd']:.3f} "
+              f"posterior sd, Gaussian KL {layer['gaussian_kl']:.3f} nats")
     print(f"gaps (nats per point): amortization {mean['amortization_gap']:.3f}, approximation "
           f"{mean['approximation_gap']:.3f}; active units {s['collapse']['active_units']} of "
           f"{s['collapse']['latent_dim']}; {s['seconds']:.0f} s")

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import arviz as az
 import numpy as np
 import torch
@@ -18,20 +20,27 @@ import torch
 from inference.em.nonlinear import log_joint
 from inference.evaluate.elbo import frozen
 from inference.evaluate.marginal_likelihood import importance_log_likelihood, points_per_pass
-from inference.diagnostics.reference import coords
+from inference.diagnostics.reference import latent_variables
+
+
+def joint_posterior(guide, x: torch.Tensor):
+    """q(z | x) over the whole latent code: a hierarchy's guide gives all its layers (``joint_posterior``),
+    a one-layer guide its ``posterior``."""
+    return getattr(guide, "joint_posterior", guide.posterior)(x)
 
 
 @torch.no_grad()
 def guide_draws(guide, x: torch.Tensor, num_draws: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(S, P, Z) draws of q(z | x_n) and their (S, P) log-densities."""
-    q = guide.posterior(x)
+    q = joint_posterior(guide, x)
     z = q.sample(torch.Size([num_draws]))
     return z, q.log_prob(z)
 
 
-def guide_idata(z: torch.Tensor, indices) -> az.InferenceData:
-    return az.from_dict(posterior={"z": z.unsqueeze(0).cpu().numpy()}, coords=coords(indices, z.shape[-1]),
-                        dims={"z": ["point", "latent"]})
+def guide_idata(z: torch.Tensor, indices, layout: Optional[dict] = None) -> az.InferenceData:
+    posterior, names, dims = latent_variables(z.unsqueeze(0).cpu().numpy(), indices,
+                                              layout or {"z": slice(0, z.shape[-1])})
+    return az.from_dict(posterior=posterior, coords=names, dims=dims)
 
 
 def _gaussian(draws: np.ndarray):
@@ -108,7 +117,7 @@ def gaps(model, guide, x: torch.Tensor, elbo_draws: int = 2000, iw_samples: int 
          seed: int = 0) -> dict:
     torch.manual_seed(seed)
     with torch.no_grad():
-        elbo_q = elbo_per_point(model, x, guide.posterior(x), elbo_draws)
+        elbo_q = elbo_per_point(model, x, joint_posterior(guide, x), elbo_draws)
     q_star = optimize_local_gaussians(model, guide, x, steps)
     with torch.no_grad():  # q* is the better of the optimized Gaussian and the start, point by point
         elbo_star = torch.maximum(elbo_per_point(model, x, q_star, elbo_draws), elbo_q)

@@ -42,9 +42,31 @@ def coords(indices, latent_dim: int) -> dict:
     return {"point": np.asarray(indices), "latent": np.arange(latent_dim)}
 
 
+def layer_layout(model) -> dict:
+    """``{variable: slice}`` of the latent code: ``{"z": all}`` for one stochastic layer, one entry per layer
+    (``z1``, ``z2``, ...) of a hierarchy, whose code is the concatenation [z_1, ..., z_L]."""
+    return model.layer_slices() if hasattr(model, "layer_slices") else {"z": slice(0, model.latent_dim)}
+
+
+def latent_variables(draws: np.ndarray, indices, layout: dict) -> tuple[dict, dict, dict]:
+    """(posterior, coords, dims) for ``arviz.from_dict`` from draws (..., P, Z): one variable per layer,
+    each with its own units dimension (``latent`` for a one-layer ``z``, ``z1_latent`` ... for a hierarchy)."""
+    if list(layout) == ["z"]:
+        return {"z": draws}, coords(indices, draws.shape[-1]), {"z": ["point", "latent"]}
+    posterior = {name: draws[..., part] for name, part in layout.items()}
+    units = {f"{name}_latent": np.arange(part.stop - part.start) for name, part in layout.items()}
+    return (posterior, {"point": np.asarray(indices), **units},
+            {name: ["point", f"{name}_latent"] for name in layout})
+
+
+def _extreme(dataset, pick) -> float:
+    return float(pick([float(pick(v.values)) for v in dataset.data_vars.values()]))
+
+
 def nuts_reference(model, x: torch.Tensor, indices, init: torch.Tensor, num_chains: int = 4, num_draws: int = 500,
                    warmup: int = 500, seed: int = 0, max_tree_depth: int = 8) -> Reference:
-    """NUTS draws of p(z | x) for the rows of ``x``; ``init`` (P, Z) centres the chains' starting points."""
+    """NUTS draws of p(z | x) for the rows of ``x``; ``init`` (P, Z) centres the chains' starting points.
+    A hierarchy's layers are sampled jointly (z = [z_1, ..., z_L]) and stored as one variable each."""
     torch.manual_seed(seed)
     start = init.unsqueeze(0) + 2.0 * torch.randn((num_chains,) + init.shape, device=init.device)  # (C, P, Z)
     mcmc = posterior_mcmc(model, x, start, num_draws, warmup, NUTS, adapt_mass_matrix=True, full_mass=False,
@@ -54,11 +76,12 @@ def nuts_reference(model, x: torch.Tensor, indices, init: torch.Tensor, num_chai
     flags = np.zeros(num_draws, dtype=bool)
     flags[[i for i in mcmc.diagnostics()["divergences"]["chain 0"] if i < num_draws]] = True
     diverging = np.broadcast_to(flags, (num_chains, num_draws))
-    idata = az.from_dict(posterior={"z": draws}, sample_stats={"diverging": diverging.copy()},
+    posterior, latent_coords, latent_dims = latent_variables(draws, indices, layer_layout(model))
+    idata = az.from_dict(posterior=posterior, sample_stats={"diverging": diverging.copy()},
                          observed_data={"x": x.flatten(1).cpu().numpy()},
-                         coords={**coords(indices, init.shape[1]), "pixel": np.arange(x[0].numel())},
-                         dims={"z": ["point", "latent"], "x": ["point", "pixel"]})
-    rhat = az.rhat(idata, var_names=["z"])["z"].values  # unrounded (az.summary rounds to 2 decimals)
-    bulk = az.ess(idata, var_names=["z"], method="bulk")["z"].values
-    tail = az.ess(idata, var_names=["z"], method="tail")["z"].values
-    return Reference(idata, float(rhat.max()), float(bulk.min()), float(tail.min()), int(flags.sum()))
+                         coords={**latent_coords, "pixel": np.arange(x[0].numel())},
+                         dims={**latent_dims, "x": ["point", "pixel"]})
+    names = list(posterior)  # unrounded (az.summary rounds to 2 decimals)
+    return Reference(idata, _extreme(az.rhat(idata, var_names=names), np.max),
+                     _extreme(az.ess(idata, var_names=names, method="bulk"), np.min),
+                     _extreme(az.ess(idata, var_names=names, method="tail"), np.min), int(flags.sum()))

@@ -21,10 +21,10 @@ import torch
 from inference.evaluate.collapse import posterior_collapse
 from inference.errors import UserError
 from inference.memory import require_memory
-from inference.report.images import pyplot, save_figure
+from inference.report.images import prior_draws, pyplot, save_figure
 from inference.runs.folder import write_json
 from inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_shares, moment_comparison, psis_khat
-from inference.diagnostics.reference import nuts_reference
+from inference.diagnostics.reference import layer_layout, nuts_reference
 
 
 def choose_points(num_test: int, count: int, indices: Optional[Sequence[int]], seed: int) -> list[int]:
@@ -59,11 +59,9 @@ def diagnosis_bytes(points: int, latent: int, pixels: int, chains: int, draws: i
 def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,
              guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> dict:
     start = time.perf_counter()
-    if run.config.model.hierarchy:
-        raise UserError(f"vae diagnose examines VAEs of one stochastic layer; this run has "
-                        f"{len(run.config.model.hierarchy) + 1} (--hierarchy): their joint NUTS reference is not "
-                        f"built yet")
-    require_memory(diagnosis_bytes(len(indices), run.model.latent_dim, run.data.event_shape.numel(), chains, draws,
+    layout = layer_layout(run.model)  # a hierarchy: every layer, sampled jointly, reported one by one
+    units = max(part.stop for part in layout.values())
+    require_memory(diagnosis_bytes(len(indices), units, run.data.event_shape.numel(), chains, draws,
                                    guide_samples),
                    f"diagnosing {len(indices)} points ({chains} chains x {draws} NUTS draws, {guide_samples} guide "
                    f"draws)", "ask for fewer --draws, --chains, --guide-samples or --points")
@@ -73,18 +71,19 @@ def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int
     torch.manual_seed(seed)
     z_guide, _ = guide_draws(guide, x, guide_samples)
     reference = nuts_reference(model, x, indices, z_guide.mean(0), chains, draws, warmup, seed)
-    ref_draws = reference.idata.posterior["z"].values.reshape(-1, len(indices), z_guide.shape[-1])
+    ref_draws = np.concatenate([reference.idata.posterior[name].values for name in layout], -1)
+    ref_draws = ref_draws.reshape(-1, len(indices), z_guide.shape[-1])  # (chains x draws, P, Z)
     moments = moment_comparison(ref_draws, z_guide.cpu().numpy())
     khat = psis_khat(model, guide, x, guide_samples)
     gap = gaps(model, guide, x, iw_samples=iw_samples, seed=seed)
     collapse = posterior_collapse(model, guide, run.data.test_x, seed=seed, y=run.labels())
     _save_netcdf(reference.idata, out / "reference.nc")
-    _save_netcdf(guide_idata(z_guide, indices), out / "guide.nc")
+    _save_netcdf(guide_idata(z_guide, indices, layout), out / "guide.nc")
     ppc = posterior_predictive(run, out / "ppc.png", seed)
     worst = int(np.argmax(moments["gaussian_kl"]))
     dims = np.argsort(moments["kl_per_dim"][worst])[::-1][:2].tolist()
     _figure(out / "pair.png", lambda plt: _pair(plt, ref_draws[:, worst, dims], z_guide[:, worst, dims].cpu().numpy(),
-                                                indices[worst], dims))
+                                                indices[worst], [unit_name(layout, d) for d in dims]))
     _figure(out / "khat.png", lambda plt: _khat(plt, khat, indices))
     _figure(out / "kl_per_dim.png", lambda plt: _kl_bars(plt, collapse.kl_per_dim))
     rate_share = None if collapse.kl_per_dim is None else \
@@ -97,18 +96,40 @@ def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int
         "khat": khat_shares(khat),
         "mean": {k: float(np.mean(v)) for k, v in {**moments, **gap}.items() if np.ndim(v) == 1},
         "collapse": {**collapse.to_dict(), "rate_share": rate_share}, "ppc": ppc,
+        "by_layer": None if len(layout) == 1 else by_layer(ref_draws, z_guide.cpu().numpy(), layout),
         "seconds": time.perf_counter() - start,
     }
     write_json(out / "summary.json", summary)
     return summary
 
 
+def unit_name(layout: dict, index: int) -> str:
+    """``z[7]`` for one layer, ``z2[3]`` for unit 3 of a hierarchy's second layer."""
+    for name, part in layout.items():
+        if part.start <= index < part.stop:
+            return f"{name}[{index - part.start}]"
+    raise IndexError(index)
+
+
+def by_layer(reference: np.ndarray, guide: np.ndarray, layout: dict) -> dict:
+    """The guide against NUTS one layer at a time (the means over points of each layer's own moment figures):
+    which layer's posterior the guide misses."""
+    out = {}
+    for name, part in layout.items():
+        moments = moment_comparison(reference[..., part], guide[..., part])
+        out[name] = {"units": part.stop - part.start, "mean_error_in_sd": float(np.mean(moments["mean_error_in_sd"])),
+                     "gaussian_kl": float(np.mean(moments["gaussian_kl"])),
+                     "sd_ratio_min": float(np.min(moments["sd_ratio_min"])),
+                     "sd_ratio_max": float(np.max(moments["sd_ratio_max"]))}
+    return out
+
+
 def _pair(plt, ref, guide, point, dims):
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     az.plot_kde(ref[:, 0], ref[:, 1], ax=ax, contour_kwargs={"colors": "k"}, contourf_kwargs={"alpha": 0.3})
     ax.scatter(guide[:300, 0], guide[:300, 1], s=4, color="C1", alpha=0.5, label="guide q(z|x)")
-    ax.set_xlabel(f"z[{dims[0]}]")
-    ax.set_ylabel(f"z[{dims[1]}]")
+    ax.set_xlabel(dims[0])
+    ax.set_ylabel(dims[1])
     ax.set_title(f"test point {point}: NUTS (KDE) vs guide", fontsize=9)
     ax.legend(fontsize=7)
     return fig
@@ -142,7 +163,7 @@ def posterior_predictive(run, path: Path, seed: int, count: int = 500) -> dict:
     x = run.data.test_x[:count]
     model, guide = run.model, run.guide
     recon = model.decode_mean(guide.posterior(x).sample())
-    samples = model.decode_mean(model.prior(torch.Size([x.shape[0]])).sample())
+    samples = model.decode_mean(prior_draws(model, x.shape[0], seed))  # a hierarchy: descended to z_1
     image = run.data.is_image and run.data.shift is None
     if image:
         recon, samples = recon.clamp(0, 1), samples.clamp(0, 1)

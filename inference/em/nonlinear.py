@@ -31,7 +31,10 @@ from inference.training.trainer import SVITrainer
 
 def log_joint(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """log p(x_n, z_n) = log p(z_n) + log p(x_n | z_n) from the model's own prior and likelihood;
-    ``z`` may carry leading sample dimensions (S, N, Z)."""
+    ``z`` may carry leading sample dimensions (S, N, Z). A model of several stochastic layers scores the
+    concatenated code itself (``HierarchicalVAEModel.log_joint``)."""
+    if hasattr(model, "log_joint"):
+        return model.log_joint(x, z)
     prior = model.prior(torch.Size([x.shape[0]]))
     return prior.log_prob(z) + model.likelihood(model.decode(z)).log_prob(x)
 
