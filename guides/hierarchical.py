@@ -83,6 +83,14 @@ class BottomUpGuide(PyroModule):
             dims.append(link(first.mean.new_zeros(1, dims[-1])).event_shape[0])
         return LayeredPosterior(first, self.layers[1:], dims)
 
+    def top_posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
+        """q(z_L | m_{L-1}(x)): the top layer's factor with the layers below passed by their means
+        (m_1(x) = E q(z_1 | x), m_{l+1} = E q(z_{l+1} | m_l)); what the VampPrior mixes at its pseudo-inputs."""
+        h = self._input(x)
+        for link in self.layers[:-1]:
+            h = link(h).mean
+        return self.layers[-1](h)
+
     def code(self, x: torch.Tensor, y=None) -> torch.Tensor:
         return self.posterior(x).mean
 
@@ -95,3 +103,20 @@ class BottomUpGuide(PyroModule):
             for layer, link in enumerate(self.layers, start=1):
                 codes.append(pyro.sample(site(layer), link(codes[-1])))
             return codes[1]
+
+
+class TopLayerView:
+    """The bottom-up guide as the VampPrior at the top of a hierarchy sees it: ``posterior(u)`` =
+    ``top_posterior(u)``, a diagonal Gaussian over z_L for each pseudo-input u. Tomczak & Welling (2018)'s
+    two-layer model mixes q(z_2 | u) of a guide that reaches z_2 from x directly; a bottom-up guide reaches it
+    through z_1, whose draws have no closed-form mixture, so the view passes z_1 by its mean. The prior is
+    p(z_L) = (1/K) sum_k q(z_L | m_{L-1}(u_k)): a proper mixture of Gaussians whatever the view's choice."""
+
+    mixable = True
+    posterior_kind = "gaussian"
+
+    def __init__(self, guide: BottomUpGuide):
+        self.guide = guide
+
+    def posterior(self, u: torch.Tensor, y=None) -> dist.TorchDistribution:
+        return self.guide.top_posterior(u)

@@ -44,6 +44,12 @@ class DiagonalNormalMixture(dist.TorchDistribution):
             return cls(mixing_logits, loc, scale)
         return dist.MixtureSameFamily(dist.Categorical(logits=mixing_logits), components)
 
+    @staticmethod
+    def numbers_per_draw(num_components: int) -> int:
+        """float32-sized numbers ``log_prob`` holds per point: K float64 log-densities (two each), their
+        float32 copy and the weighted sum."""
+        return 4 * num_components
+
     def expand(self, batch_shape, _instance=None):
         return type(self)(self.logits, self.loc, self.scale, torch.Size(batch_shape),
                           validate_args=self.__dict__.get("_validate_args"))

@@ -34,6 +34,11 @@ class Prior(PyroModule):
     def distribution(self) -> dist.TorchDistribution:
         raise NotImplementedError
 
+    def numbers_per_draw(self) -> int:
+        """Numbers held at once to score one draw z, beside z itself (0: a few per unit); an evaluator adds
+        them to the decoder's outputs when it sizes its passes."""
+        return 0
+
     @classmethod
     def pairing_problem(cls, guide_cls) -> Optional[str]:
         """Why this prior cannot be trained with guides of class ``guide_cls`` (None: it can)."""
@@ -80,6 +85,9 @@ class MixtureOfGaussiansPrior(Prior):
     def distribution(self):
         return DiagonalNormalMixture(self.logits, self.locs, F.softplus(self.raw_scales))
 
+    def numbers_per_draw(self) -> int:
+        return DiagonalNormalMixture.numbers_per_draw(self.logits.shape[0])
+
 
 @PRIORS.register("vamp")
 class VampPrior(Prior):
@@ -118,6 +126,13 @@ class VampPrior(Prior):
         components = self._guide[0].posterior(self.pseudo_inputs)
         weights = torch.zeros(self.pseudo_inputs.shape[0], device=self.pseudo_inputs.device)
         return DiagonalNormalMixture.of(weights, components)
+
+    def numbers_per_draw(self) -> int:
+        """K log-densities (float64, then float32): MixtureSameFamily's (K x D) for non-diagonal components."""
+        k = self.pseudo_inputs.shape[0]
+        with torch.no_grad():
+            diagonal = isinstance(self.distribution(), DiagonalNormalMixture)
+        return DiagonalNormalMixture.numbers_per_draw(k) if diagonal else k * (self.latent_dim + 4)
 
 
 @PRIORS.register("flow")

@@ -56,6 +56,8 @@ REGISTRY_CASES = {
     "guide-uniform_noise": {"guide": {"guide": "uniform_noise"}},
     "conditional": {"model": {"conditional": True}},
     "hierarchy": {"model": {"hierarchy": [8]}},
+    "hierarchy-vamp": {"model": {"hierarchy": [8], "prior": "vamp", "prior_components": 3}},
+    "hierarchy-ladder": {"model": {"hierarchy": [8]}, "guide": {"hierarchy_guide": "ladder"}},
     "hierarchy-iwae-dreg": {"model": {"hierarchy": [8, 6], "prior": "mog", "prior_components": 3},
                             "objective": {"name": "iwae", "num_particles": 4, "dreg": True}},
     "likelihood-gaussian_learned": {"model": {"likelihood": "gaussian_learned"}, "data": {"binarize": "none"}},

@@ -171,7 +171,6 @@ def test_the_top_layers_activity_averages_over_the_layer_below(hierarchy_run):
     ({"model": {"arch": "conv"}}, "takes MLP links only"),
     ({"model": {"conditional": True}}, "is not conditional"),
     ({"guide": {"guide": "iaf"}}, "has a bottom-up guide of diagonal Gaussians"),
-    ({"model": {"prior": "vamp"}}, "cannot form the VampPrior"),
     ({"guide": {"guide": "delta"}, "objective": {"name": "adversarial"}}, "has a bottom-up guide"),
     ({"objective": {"name": "adversarial"}}, "cannot train adversarially"),
     ({"model": {"hidden_dim": 64}}, "sets each link twice as wide as the layer above it, so --hidden-dim does not apply"),
@@ -183,6 +182,29 @@ def test_what_a_hierarchy_does_not_combine_with_is_refused_in_one_line(sections,
         RunConfig.from_dict(raw).validate()
     with pytest.raises(UserError, match="must be the units of one or more layers below the top"):
         RunConfig.from_dict({"model": {"hierarchy": [10, 0]}}).validate()
+
+
+def test_the_vamp_prior_at_the_top_mixes_the_guides_top_factor_at_its_pseudo_inputs():
+    """p(z_2) = (1/K) sum_k q(z_2 | E q(z_1 | u_k)): each component by hand from the guide's networks, and the
+    mixture's density is the hand-written log-mean-exp of theirs."""
+    from inference.runs.build import build_model_and_guide
+
+    cfg = RunConfig.from_dict({"model": {"hierarchy": [6], "latent_dim": 3, "prior": "vamp", "prior_components": 4,
+                                         "num_hidden_layers": 2, "activation": "tanh"},
+                               "guide": {"num_hidden_layers": 2, "activation": "tanh"}})
+    cfg.validate()
+    torch.manual_seed(0)
+    model, guide = build_model_and_guide(cfg.model, cfg.guide, EVENT)
+    u = model.prior.pseudo_inputs
+    loc, scale = guide.layers[1].params(guide.layers[0].params(u.flatten(1))[0])
+    z = torch.randn(5, 3)
+    by_hand = torch.logsumexp(torch.distributions.Normal(loc, scale).log_prob(z[:, None]).sum(-1), -1) - math.log(4)
+    with torch.no_grad():
+        torch.testing.assert_close(model.prior(torch.Size([5])).log_prob(z), by_hand)
+    x = torch.rand(7, *EVENT).round()
+    pyro.set_rng_seed(0)
+    loss = Trace_ELBO().loss(model, guide, x)
+    assert math.isfinite(loss) and set(n for n, _ in model.named_parameters()) >= {"prior.pseudo_inputs"}
 
 
 def test_the_joint_log_densities_of_model_and_guide_are_the_closed_form_ones():

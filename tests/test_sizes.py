@@ -138,3 +138,16 @@ def test_the_sample_grid_limit_is_named(tiny_run, tmp_path):
     check_picture_count(MAX_PICTURES, tiny_run)
     with pytest.raises(UserError, match=re.escape(f"a grid holds at most {MAX_PICTURES} images, not {MAX_PICTURES + 1}")):
         check_picture_count(MAX_PICTURES + 1)
+
+
+@pytest.mark.parametrize("prior, guide, extra", [("normal", "diagonal_normal", 0), ("mog", "diagonal_normal", 4 * 50),
+                                                 ("vamp", "diagonal_normal", 4 * 50),
+                                                 ("vamp", "full_covariance", 50 * (8 + 4))])
+def test_the_evaluators_passes_count_what_a_mixture_prior_holds(prior, guide, extra):
+    """A mixture prior's K = 50 component densities per draw (float64 then float32 for diagonal components;
+    MixtureSameFamily's K x D for full-covariance ones) shrink the pass beside the 784 decoder outputs."""
+    cfg = RunConfig.from_dict({"model": {"prior": prior, "prior_components": 50, "latent_dim": 8},
+                               "guide": {"guide": guide}})
+    model, _ = build_model_and_guide(cfg.model, cfg.guide, EVENT)
+    x = torch.zeros(3, *EVENT)
+    assert marginal_likelihood.points_per_pass(model, x) == marginal_likelihood.DECODED_PER_PASS // (784 + extra)

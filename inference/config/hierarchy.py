@@ -3,6 +3,9 @@ config, before anything is loaded; every other combination is refused in one lin
 from __future__ import annotations
 
 
+HIERARCHY_GUIDES = ("bottom_up", "ladder")
+
+
 def link_widths(units: list[int], top: int) -> list[int]:
     """Hidden width of each link x - z_1 - ... - z_L: twice the units of the stochastic layer above it
     (Burda et al. 2015: 200 between x and z_1 of 100 units, 100 between z_1 and z_2 of 50)."""
@@ -14,6 +17,9 @@ def check_hierarchy(config) -> None:
 
     units = config.model.hierarchy
     if units is None:
+        if config.guide.hierarchy_guide != "bottom_up":
+            raise ConfigError(f"--hierarchy-guide {config.guide.hierarchy_guide} is the guide of a hierarchical VAE; "
+                              f"add --hierarchy UNITS or drop it")
         return
     if not units or min(units) < 1:
         raise ConfigError(f"model.hierarchy must be the units of one or more layers below the top, all positive; "
@@ -24,8 +30,6 @@ def check_hierarchy(config) -> None:
         (m.conditional, "is not conditional; drop --conditional"),
         (g.guide != "diagonal_normal", "has a bottom-up guide of diagonal Gaussians; use --guide diagonal_normal"),
         (g.corruption != "none", "does not corrupt its input; use --corruption none"),
-        (m.prior == "vamp", "cannot form the VampPrior (q(z_L | u) of its bottom-up guide has no closed form); "
-                            "use another --prior"),
         (config.objective.name == "adversarial", "cannot train adversarially (its codes are z_1, the prior is over "
                                                   "the top layer); use another objective"),
         (m.hidden_dim != default.hidden_dim or g.hidden_dim != GuideConfig().hidden_dim,

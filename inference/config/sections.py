@@ -25,7 +25,7 @@ from models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
 from models.conv import UPSAMPLERS
 from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
-from inference.config.hierarchy import check_hierarchy
+from inference.config.hierarchy import HIERARCHY_GUIDES, check_hierarchy
 from inference.errors import UserError
 from inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options
 
@@ -217,8 +217,12 @@ class GuideConfig(_Section):
     corruption: str = option("none", "denoising: corrupt the encoder's input by masking or Gaussian noise",
                              choices=CORRUPTIONS)
     corruption_level: float = option(0.3, "masking probability, or the noise's standard deviation")
+    hierarchy_guide: str = option("bottom_up", "a --hierarchy's guide: bottom_up, q(z1|x) q(z2|z1) (Burda et al. "
+                                  "2015), or ladder, top-down along the model's own layers (Sonderby et al. 2016)",
+                                  choices=HIERARCHY_GUIDES)
 
     def validate(self):
+        _one_of("guide.hierarchy_guide", self.hierarchy_guide, HIERARCHY_GUIDES)
         _check_network("guide", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
         _one_of("corruption", self.corruption, CORRUPTIONS)
         if not 0 <= self.corruption_level < (1 if self.corruption == "mask" else float("inf")):

@@ -49,11 +49,18 @@ class CollapseReport:
         return out
 
 
-def _means(guide, batch: torch.Tensor, labels, sites) -> torch.Tensor:
+def _in_layer_order(sites, model) -> list:
+    """A hierarchy's latent sites z1 .. zL from x up, whichever order its guide samples them in (a ladder
+    guide samples from the top)."""
+    order = list(model.layer_slices()) if hasattr(model, "layer_slices") else None
+    return sorted(sites, key=lambda s: order.index(s["name"])) if order else list(sites)
+
+
+def _means(guide, batch: torch.Tensor, labels, sites, model=None) -> torch.Tensor:
     """E_q[z | x] of every latent site (B, sum of units); a site above the first averages over
     ``LOWER_LAYER_DRAWS`` draws of the layers below (E_q[z_2 | x] = E_{q(z_1 | x)} E[z_2 | z_1])."""
     if len(sites) > 1:
-        sites = sample_sites(particle_trace(guide, LOWER_LAYER_DRAWS, batch, y=labels))
+        sites = _in_layer_order(sample_sites(particle_trace(guide, LOWER_LAYER_DRAWS, batch, y=labels)), model)
         return torch.cat([posterior_mean(s["fn"]).reshape(LOWER_LAYER_DRAWS, batch.shape[0], -1).mean(0)
                           for s in sites], -1)
     return torch.cat([posterior_mean(s["fn"]).reshape(batch.shape[0], -1) for s in sites], -1)
@@ -65,10 +72,15 @@ def posterior_collapse(model, guide, x: torch.Tensor, batch_size: int = 1000,
     with evaluation_mode(seed, x.device, model, guide):
         for batch, labels in split_batches(x, y, batch_size):
             terms = weight_terms(model, guide, 1, batch, y=labels)
-            sites = sample_sites(terms.guide_trace)
+            sampled = sample_sites(terms.guide_trace)  # the guide's order, as rate_terms concatenates them
+            sites = _in_layer_order(sampled, model)
             layers = [(s["name"], s["fn"].event_shape.numel()) for s in sites]
-            means.append(_means(guide, batch, labels, sites))
+            means.append(_means(guide, batch, labels, sites, model))
             _, per_dim = rate_terms(terms, analytic=True)
+            if per_dim is not None and len(sites) > 1:  # into layer order, as the activities
+                chunks = dict(zip([s["name"] for s in sampled],
+                                  per_dim.split([s["fn"].event_shape.numel() for s in sampled], -1)))
+                per_dim = torch.cat([chunks[name] for name, _ in layers], -1)
             kls.append(None if per_dim is None else per_dim[0])
     mean = torch.cat(means).double()
     activity = mean.var(0, unbiased=False).tolist()

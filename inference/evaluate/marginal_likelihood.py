@@ -62,8 +62,11 @@ DECODED_PER_PASS = 50_000 * 784  # decoder outputs per model pass: about 160 MB 
 
 def points_per_pass(model, x: torch.Tensor) -> int:
     """(particle, data point) pairs per model pass that keep the decoder's output near ``DECODED_PER_PASS``
-    numbers (the likelihood's ``params_per_pixel`` per pixel, 1 for a model without one)."""
+    numbers (the likelihood's ``params_per_pixel`` per pixel, 1 for a model without one), counting what the
+    prior holds to score a draw (a mixture prior's K component densities)."""
     per_point = x[0].numel() * getattr(getattr(model, "likelihood", None), "params_per_pixel", 1)
+    prior = getattr(model, "prior", None)
+    per_point += prior.numbers_per_draw() if hasattr(prior, "numbers_per_draw") else 0
     return max(1, DECODED_PER_PASS // per_point)
 
 

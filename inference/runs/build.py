@@ -9,7 +9,8 @@ import torch
 
 from guides import GUIDES
 from guides.corruption import CorruptedInput
-from guides.hierarchical import BottomUpGuide
+from guides.hierarchical import BottomUpGuide, TopLayerView
+from guides.ladder import LadderGuide, LadderStep
 from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
 from models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
 from models.conv import ConvDecoder, ConvEncoder
@@ -75,7 +76,8 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
 
 def build_hierarchical(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
     """``--hierarchy``: the model of ``models/hierarchical.py`` (layers ``hierarchy`` below a top layer of
-    ``latent_dim`` units) and its bottom-up guide; each link twice as wide as the layer above it."""
+    ``latent_dim`` units) and its bottom-up guide (``--hierarchy-guide ladder``: the top-down guide of
+    ``guides/ladder.py``); each link twice as wide as the layer above it."""
     m, g = model_config, guide_config
     dims = [*m.hierarchy, m.latent_dim]
     widths = link_widths(m.hierarchy, m.latent_dim)
@@ -84,11 +86,22 @@ def build_hierarchical(model_config: ModelConfig, guide_config: GuideConfig, eve
                          likelihood.params_per_pixel)
     downward = [GaussianLayer(dims[i + 1], dims[i], widths[i + 1], m.num_hidden_layers, m.activation)
                 for i in range(len(dims) - 1)]
-    upward = [GaussianLayer(event_shape.numel(), dims[0], widths[0], g.num_hidden_layers, g.activation, g.min_scale)]
-    upward += [GaussianLayer(dims[i], dims[i + 1], widths[i + 1], g.num_hidden_layers, g.activation, g.min_scale)
-               for i in range(len(dims) - 1)]
     model = HierarchicalVAEModel(prior, downward, decoder, likelihood, dims)
-    return model, BottomUpGuide(upward, event_shape, log1p=LIKELIHOODS.get(m.likelihood).data == COUNT)
+    counts = LIKELIHOODS.get(m.likelihood).data == COUNT
+    if g.hierarchy_guide == "ladder":  # upward features as wide as the links; down the model's own path
+        inputs = [event_shape.numel(), *widths[:-1]]
+        steps = [LadderStep(inputs[i], dims[i], widths[i], g.num_hidden_layers, g.activation, g.min_scale)
+                 for i in range(len(dims))]
+        guide = LadderGuide(steps, model, event_shape, log1p=counts)
+    else:
+        upward = [GaussianLayer(event_shape.numel(), dims[0], widths[0], g.num_hidden_layers, g.activation,
+                                g.min_scale)]
+        upward += [GaussianLayer(dims[i], dims[i + 1], widths[i + 1], g.num_hidden_layers, g.activation,
+                                 g.min_scale) for i in range(len(dims) - 1)]
+        guide = BottomUpGuide(upward, event_shape, log1p=counts)
+    if hasattr(prior, "attach_guide"):  # the VampPrior over the top layer mixes the guide's top factor
+        prior.attach_guide(TopLayerView(guide))
+    return model, guide
 
 
 def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
