@@ -7,9 +7,10 @@ scored by one estimator: importance-sampled test log p(x) with k = ``--iw-sample
 and KL on the same images, active units (per layer for a hierarchy), training seconds and seconds per
 epoch, and the parameter count. Each component is held against its matching baseline at equal epochs
 (``COMPARISONS``: the direction its paper reports). Finished runs and scores are reused and a run stopped
-mid-way resumes from its checkpoint, so the script picks up where it stopped. Writes ``--out/leaderboard.json``
-and ``bench/results/leaderboard.json`` (``leaderboard-screening.json`` for fewer epochs, images or draws)
-and prints the Markdown table with the machine named.
+mid-way resumes from its checkpoint, so the script picks up where it stopped; rows already in the results
+file with the same settings and machine are kept, so the table grows recipe by recipe. Writes
+``--out/leaderboard.json`` and ``bench/results/leaderboard.json`` (``leaderboard-screening.json`` for fewer
+epochs, images or draws) and prints the Markdown table with the machine named.
 
     python bench/leaderboard.py                                               # the table (hours on 2 cores)
     python bench/leaderboard.py --epochs 2 --test-images 500 --iw-samples 500   # a screening run
@@ -90,6 +91,17 @@ def score(folder: Path, args) -> dict:
     return figures
 
 
+def earlier_rows(results: Path, settings: dict, names: list) -> dict:
+    """The rows of an earlier results file measured with the same settings on the same machine, less those
+    rerun now: the table grows recipe by recipe (a run folder may be gone; its scored row stays)."""
+    if not results.is_file():
+        return {}
+    earlier = json.loads(results.read_text())
+    if earlier.get("settings") != settings or earlier.get("machine") != machine():
+        return {}
+    return {name: row for name, row in earlier["rows"].items() if name not in names}
+
+
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} (CPU)"
 
@@ -101,12 +113,12 @@ def table(rows: dict, comparisons: list) -> str:
         units = f"{r['active_units']} of {r['latent_units']}" + (
             " (" + ", ".join(f"{k}: {a}/{n}" for k, (a, n) in r["active_by_layer"].items()) + ")"
             if r["active_by_layer"] else "")
-        lines.append(f"| `{name}` | {r['log_likelihood']:.2f} ± {r['standard_error']:.2f} | {r['test_elbo']:.2f} | "
+        lines.append(f"| `{name}` | {r['log_likelihood']:.2f} ± {r['standard_error']:.3f} | {r['test_elbo']:.2f} | "
                      f"{r['kl']:.2f} | {units} | {r['parameters']:,} | {r['train_seconds']:.0f} | "
                      f"{r['seconds_per_epoch']:.1f} |")
     lines += ["", "| component | recipe − baseline (nats) | the paper's direction |", "| --- | --- | --- |"]
     lines += [f"| {c['component']} (`{c['recipe']}` − `{c['baseline']}`) | {c['difference']:+.2f} ± "
-              f"{c['standard_error']:.2f} | {'holds' if c['holds'] else 'does not hold'} |" for c in comparisons]
+              f"{c['standard_error']:.3f} | {'holds' if c['holds'] else 'does not hold'} |" for c in comparisons]
     return "\n".join(lines)
 
 
@@ -128,18 +140,22 @@ def main() -> None:
     for name in names:
         rows[name] = {"summary": recipe_summary(name), **score(trained(name, args, log), args)}
         log(f"{name}: log p(x) {rows[name]['log_likelihood']:.2f} ± {rows[name]['standard_error']:.2f}")
+    settings = {k: getattr(args, k) for k in ("dataset", "epochs", "test_images", "iw_samples", "seed")}
+    full = args.dataset == "fashion-mnist" and all(getattr(args, k) >= v for k, v in FULL.items())
+    results = Path(args.results) if args.results else RESULTS / f"leaderboard{'' if full else '-screening'}.json"
+    kept = earlier_rows(results, settings, names)
+    if kept:
+        log(f"kept from {results} (same settings and machine): {', '.join(kept)}")
+    rows = {**kept, **rows}
     comparisons = [{"component": c, "recipe": a, "baseline": b,
                     "difference": rows[a]["log_likelihood"] - rows[b]["log_likelihood"],
                     "standard_error": (rows[a]["standard_error"] ** 2 + rows[b]["standard_error"] ** 2) ** 0.5,
                     "holds": rows[a]["log_likelihood"] > rows[b]["log_likelihood"]}
                    for c, a, b in COMPARISONS if a in rows and b in rows]
-    full = args.dataset == "fashion-mnist" and all(getattr(args, k) >= v for k, v in FULL.items())
-    settings = {k: getattr(args, k) for k in ("dataset", "epochs", "test_images", "iw_samples", "seed")}
     out = {"machine": machine(), "settings": settings, "full_estimator": full, "rows": rows,
            "comparisons": comparisons}
     write_json(Path(args.out) / "leaderboard.json", out)
-    write_json(Path(args.results) if args.results else RESULTS / f"leaderboard{'' if full else '-screening'}.json",
-               out)
+    write_json(results, out)
     print(f"\n{args.dataset}, {args.epochs} epochs, k = {args.iw_samples} on {args.test_images} test images; "
           f"{machine()}\n")
     print(table(rows, comparisons))

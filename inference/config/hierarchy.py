@@ -32,6 +32,10 @@ def check_hierarchy(config) -> None:
         (g.corruption != "none", "does not corrupt its input; use --corruption none"),
         (config.objective.name == "adversarial", "cannot train adversarially (its codes are z_1, the prior is over "
                                                   "the top layer); use another objective"),
+        (config.objective.name == "mean_field" and g.hierarchy_guide == "bottom_up",
+         "cannot use --objective mean_field with the bottom-up guide: Pyro's TraceMeanField_ELBO takes "
+         "KL(q(z_l | x) || p(z_l | z_{l+1})) at the guide's z_{l+1}, drawn after z_l and from it, which is not the "
+         "ELBO; use --objective elbo or beta (closed form only where exact) or --hierarchy-guide ladder"),
         (m.hidden_dim != default.hidden_dim or g.hidden_dim != GuideConfig().hidden_dim,
          "sets each link twice as wide as the layer above it, so --hidden-dim does not apply; drop it"),
     ]
