@@ -123,5 +123,93 @@ def test_vae_diagnose_writes_the_run_folder_files(tmp_path):
     assert len(summary["points"]) == 3 and len(summary["per_point"]["khat"]) == 3
     assert summary["collapse"]["latent_dim"] == 3
     assert az.from_netcdf(out / "guide.nc").posterior["z"].shape == (1, 200, 3, 3)
-    for name in ("pair.png", "khat.png", "kl_per_dim.png", "ppc.png"):
+    reference = az.from_netcdf(out / "reference.nc")
+    assert set(reference.groups()) >= {"posterior", "sample_stats", "log_likelihood", "posterior_predictive",
+                                       "observed_data"}
+    assert reference.posterior_predictive["x"].shape == (2, 25, 3, 784) and "energy" in reference.sample_stats
+    for name in ("pair.png", "khat.png", "energy.png", "ppc_arviz.png", "kl_per_dim.png", "ppc.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def complete_reference(points):
+    model, guide, params = _exact_pair()
+    ref = nuts_reference(model, points, list(range(12)), torch.zeros(12, 2), num_chains=4, num_draws=400,
+                         warmup=300, predictive_draws=100)
+    return model, params, ref
+
+
+def test_the_reference_has_arvizs_groups_and_its_log_likelihood_is_the_closed_form_one(points, complete_reference):
+    """log_likelihood['x'][c, d, n] = log N(x_n; W z_cdn + b, I), each image's pixels summed, at the drawn z;
+    az.loo and az.waic leave one image out and give a finite elpd."""
+    model, params, ref = complete_reference
+    idata = ref.idata
+    assert set(idata.groups()) >= {"posterior", "sample_stats", "log_likelihood", "posterior_predictive",
+                                   "observed_data"}
+    z = torch.as_tensor(idata.posterior["z"].values, dtype=torch.float64)  # (C, D, P, Z)
+    mean = z @ params.weight.T + params.bias
+    by_hand = torch.distributions.Normal(mean, 1.0).log_prob(points.flatten(1).double()).sum(-1)
+    assert idata.log_likelihood["x"].dims == ("chain", "draw", "point")
+    assert np.allclose(idata.log_likelihood["x"].values, by_hand.numpy(), atol=1e-4)
+    loo, waic = az.loo(idata), az.waic(idata)
+    assert np.isfinite(loo.elpd_loo) and np.isfinite(waic.elpd_waic) and loo.n_data_points == 12
+
+
+def test_the_reference_records_each_chains_energy_and_the_tree_statistics(points, complete_reference):
+    """energy[c, d] = U_c + K_c at the start of each iteration: it is at least the chain's potential at the
+    draw before (K >= 0) and its E-BFMI is healthy on a Gaussian posterior; the tree statistics agree
+    (n_steps <= 2^depth - 1)."""
+    model, params, ref = complete_reference
+    stats = ref.idata.sample_stats
+    assert {"energy", "step_size", "tree_depth", "n_steps", "acceptance_rate", "diverging"} <= set(stats.data_vars)
+    assert stats["energy"].dims == ("chain", "draw") and stats["energy"].shape == (4, 400)
+    bfmi = az.bfmi(ref.idata)
+    assert bfmi.shape == (4,) and (bfmi > 0.3).all()
+    z = torch.as_tensor(ref.idata.posterior["z"].values[:, :-1], dtype=torch.float32)  # the start of draw d + 1
+    with torch.no_grad():
+        potential = -(model.prior(torch.Size([12])).log_prob(z)
+                      + model.likelihood(model.decode(z)).log_prob(points)).sum(-1).double().numpy()
+    assert (stats["energy"].values[:, 1:] >= potential - 1e-3).all()
+    kinetic = stats["energy"].values[:, 1:] - potential  # K_c = |r|^2 / 2 with r ~ N(0, I_{P Z}): mean P Z / 2
+    assert kinetic.mean() == pytest.approx(12 * 2 / 2, rel=0.15)
+    depth, steps = stats["tree_depth"].values, stats["n_steps"].values
+    assert (depth >= 1).all() and (steps <= 2 ** depth - 1).all() and (steps >= 2 ** (depth - 1)).all()
+    assert 0.0 < float(stats["acceptance_rate"].mean()) <= 1.0 and len(np.unique(stats["step_size"].values)) == 1
+
+
+def test_the_posterior_predictive_mean_is_the_closed_form_one(points, complete_reference):
+    """E[x_rep | x_n] = W E[z | x_n] + b: the predictive draws' mean within 5 Monte Carlo standard errors
+    (Var x_rep = W Cov[z | x] W^T + I, over the thinned draws' effective number)."""
+    model, params, ref = complete_reference
+    x_rep = ref.idata.posterior_predictive["x"].values  # (C, D', P, pixels)
+    assert x_rep.shape == (4, 100, 12, 6)
+    means, cov = ppca_posterior(points.flatten(1).double(), params)
+    expected = (means @ params.weight.T + params.bias).numpy()
+    var = (params.weight @ cov @ params.weight.T).diagonal().numpy() + 1.0
+    se = np.sqrt(var / (0.5 * 400))  # at least half of the 400 predictive draws' worth: NUTS on a Gaussian
+    assert (np.abs(x_rep.reshape(-1, 12, 6).mean(0) - expected) < 5 * se).all()
+
+
+def test_examine_gives_inference_data_that_arviz_compares_from_one_set_of_guide_draws(tmp_path):
+    """The Python entry: the guide's log_likelihood is log p(x_n | z) at its own draws, az.loo and az.compare
+    take the two objects as they are, and the amortized ELBO is the mean log weight of those same draws."""
+    from inference import RunConfig
+    from inference.diagnostics import examine
+    from inference.runs.folder import load_run, train_run
+
+    folder = tmp_path / "run"
+    train_run(RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
+                                   "train": {"epochs": 1}}), folder, quiet=True)
+    run = load_run(folder)
+    found = examine(run, [3, 8], chains=2, draws=80, warmup=80, guide_samples=300, iw_samples=300)
+    x = run.data.test_x[[3, 8]]
+    z = torch.as_tensor(found.guide.posterior["z"].values[0])  # (S, P, Z)
+    with torch.no_grad():
+        log_lik = run.model.likelihood(run.model.decode(z)).log_prob(x)
+        log_w = run.model.prior(torch.Size([2])).log_prob(z) + log_lik - run.guide.posterior(x).log_prob(z)
+    assert np.allclose(found.guide.log_likelihood["x"].values[0], log_lik.numpy(), atol=1e-3)
+    assert np.allclose(found.summary["per_point"]["elbo_amortized"], log_w.mean(0).numpy(), atol=1e-3)
+    assert found.guide.posterior["z"].dims == found.reference.posterior["z"].dims
+    assert np.isfinite(az.loo(found.reference).elpd_loo)
+    table = az.compare({"nuts": found.reference, "guide": found.guide})
+    assert set(table.index) == {"nuts", "guide"} and np.isfinite(table["elpd_loo"]).all()

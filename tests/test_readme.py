@@ -65,3 +65,17 @@ def test_the_own_counts_example_is_in_the_readme_and_comes_close_to_the_exact_lo
                       proc.stdout)
     estimate, exact = float(found.group(1)), float(found.group(2))
     assert exact - 10 < estimate < exact + 0.5  # a lower bound, within 10 nats of the truth
+
+
+def test_the_arviz_example_is_in_the_readme_and_runs_on_a_run(tmp_path):
+    from inference.runs.folder import train_run
+
+    script = ROOT / "examples" / "diagnose_in_arviz.py"
+    assert script.read_text() in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    train_run(RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
+                                   "train": {"epochs": 1}}), tmp_path / "run", quiet=True)
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(script), str(tmp_path / "run")], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "elpd_loo" in proc.stdout and re.search(r"^nuts ", proc.stdout, flags=re.M) \
+        and re.search(r"^guide ", proc.stdout, flags=re.M) and "r_hat" in proc.stdout

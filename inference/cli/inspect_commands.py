@@ -120,7 +120,8 @@ def cmd_diagnose(args) -> int:
     print(f"gaps (nats per point): amortization {mean['amortization_gap']:.3f}, approximation "
           f"{mean['approximation_gap']:.3f}; active units {s['collapse']['active_units']} of "
           f"{s['collapse']['latent_dim']}; {s['seconds']:.0f} s")
-    print(f"wrote {out}/ (reference.nc, guide.nc, summary.json, pair.png, khat.png, kl_per_dim.png, ppc.png)")
+    print(f"wrote {out}/ (reference.nc, guide.nc, summary.json, pair.png, khat.png, energy.png, ppc_arviz.png, "
+          f"kl_per_dim.png, ppc.png)")
     return 0
 
 

@@ -20,6 +20,7 @@ import torch
 from inference.em.nonlinear import log_joint
 from inference.evaluate.elbo import frozen
 from inference.evaluate.marginal_likelihood import importance_log_likelihood, points_per_pass
+from inference.diagnostics.predictive import inference_data
 from inference.diagnostics.reference import latent_variables
 
 
@@ -37,9 +38,15 @@ def guide_draws(guide, x: torch.Tensor, num_draws: int) -> tuple[torch.Tensor, t
     return z, q.log_prob(z)
 
 
-def guide_idata(z: torch.Tensor, indices, layout: Optional[dict] = None) -> az.InferenceData:
-    posterior, names, dims = latent_variables(z.unsqueeze(0).cpu().numpy(), indices,
-                                              layout or {"z": slice(0, z.shape[-1])})
+def guide_idata(z: torch.Tensor, indices, layout: Optional[dict] = None, model=None, x: Optional[torch.Tensor] = None,
+                predictive_draws: int = 100) -> az.InferenceData:
+    """The guide's (S, P, Z) draws as one chain, with the reference's dims and coords; given the model and
+    the points, also their log_likelihood, posterior_predictive (``predictive_draws`` of them) and
+    observed_data, so ``az.compare({"nuts": reference, "guide": this})`` takes both."""
+    layout = layout or {"z": slice(0, z.shape[-1])}
+    if model is not None:
+        return inference_data(model, x, z.unsqueeze(0), indices, layout, predictive_draws)
+    posterior, names, dims = latent_variables(z.unsqueeze(0).cpu().numpy(), indices, layout)
     return az.from_dict(posterior=posterior, coords=names, dims=dims)
 
 
@@ -81,9 +88,16 @@ def chunked_log_joint(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def psis_khat(model, guide, x: torch.Tensor, num_draws: int = 1000) -> np.ndarray:
-    z, log_q = guide_draws(guide, x, num_draws)
-    log_w = (chunked_log_joint(model, x, z) - log_q).double().cpu().numpy()  # (S, P)
+def log_weights(model, guide, x: torch.Tensor, num_draws: int = 1000, draws=None) -> torch.Tensor:
+    """log w = log p(x_n, z) - log q(z | x_n), (S, P), at ``draws`` = (z, log q) from ``guide_draws`` or at
+    ``num_draws`` new ones: one set of draws serves the moments, k-hat and the amortized ELBO."""
+    z, log_q = draws if draws is not None else guide_draws(guide, x, num_draws)
+    return chunked_log_joint(model, x, z) - log_q
+
+
+@torch.no_grad()
+def psis_khat(model, guide, x: torch.Tensor, num_draws: int = 1000, draws=None) -> np.ndarray:
+    log_w = log_weights(model, guide, x, num_draws, draws).double().cpu().numpy()  # (S, P)
     _, khat = az.psislw(log_w.T)  # samples on the last axis
     return np.asarray(khat)
 
@@ -114,10 +128,13 @@ def optimize_local_gaussians(model, guide, x: torch.Tensor, steps: int = 300, pa
 
 
 def gaps(model, guide, x: torch.Tensor, elbo_draws: int = 2000, iw_samples: int = 5000, steps: int = 300,
-         seed: int = 0) -> dict:
+         seed: int = 0, log_w: Optional[torch.Tensor] = None) -> dict:
+    """Cremer et al.'s gaps per point; ``log_w`` (S, P): the amortized guide's log weights at draws already
+    made (``log_weights``), whose mean is its ELBO, instead of ``elbo_draws`` new ones."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        elbo_q = elbo_per_point(model, x, joint_posterior(guide, x), elbo_draws)
+        elbo_q = log_w.mean(0) if log_w is not None else \
+            elbo_per_point(model, x, joint_posterior(guide, x), elbo_draws)
     q_star = optimize_local_gaussians(model, guide, x, steps)
     with torch.no_grad():  # q* is the better of the optimized Gaussian and the start, point by point
         elbo_star = torch.maximum(elbo_per_point(model, x, q_star, elbo_draws), elbo_q)
@@ -134,4 +151,4 @@ def khat_shares(khat: np.ndarray) -> dict:
             "max": float(khat.max()), "median": float(np.median(khat))}
 
 
-__all__ = ["guide_draws", "guide_idata", "moment_comparison", "gaussian_kl", "psis_khat", "gaps", "khat_shares"]
+__all__ = ["guide_draws", "guide_idata", "log_weights", "moment_comparison", "gaussian_kl", "psis_khat", "gaps", "khat_shares"]

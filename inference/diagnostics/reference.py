@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import torch
-from pyro.infer.mcmc import NUTS
 
-from inference.em.nonlinear import posterior_mcmc
+from inference.diagnostics.predictive import inference_data
+from inference.diagnostics.sampler import RecordingNUTS
+from inference.em.nonlinear import log_joint, posterior_mcmc
 
 RHAT_LIMIT = 1.01
 
@@ -64,24 +65,23 @@ def _extreme(dataset, pick) -> float:
 
 
 def nuts_reference(model, x: torch.Tensor, indices, init: torch.Tensor, num_chains: int = 4, num_draws: int = 500,
-                   warmup: int = 500, seed: int = 0, max_tree_depth: int = 8) -> Reference:
+                   warmup: int = 500, seed: int = 0, max_tree_depth: int = 8, predictive_draws: int = 25) -> Reference:
     """NUTS draws of p(z | x) for the rows of ``x``; ``init`` (P, Z) centres the chains' starting points.
-    A hierarchy's layers are sampled jointly (z = [z_1, ..., z_L]) and stored as one variable each."""
+    A hierarchy's layers are sampled jointly (z = [z_1, ..., z_L]) and stored as one variable each. The
+    InferenceData has ArviZ's groups: posterior, sample_stats (each chain's energy, the shared step size,
+    tree depth, leapfrog steps, acceptance and divergences: ``sampler.py``), log_likelihood and
+    posterior_predictive (``predictive.py``: ``predictive_draws`` per chain), observed_data."""
     torch.manual_seed(seed)
     start = init.unsqueeze(0) + 2.0 * torch.randn((num_chains,) + init.shape, device=init.device)  # (C, P, Z)
-    mcmc = posterior_mcmc(model, x, start, num_draws, warmup, NUTS, adapt_mass_matrix=True, full_mass=False,
-                          max_tree_depth=max_tree_depth)
-    samples = mcmc.get_samples()["z"].cpu().numpy()  # (D, C, P, Z)
-    draws = np.moveaxis(samples, 1, 0)  # (C, D, P, Z)
+    mcmc = posterior_mcmc(model, x, start, num_draws, warmup, RecordingNUTS, adapt_mass_matrix=True,
+                          full_mass=False, max_tree_depth=max_tree_depth, num_chains=num_chains,
+                          chain_potential=lambda z: -log_joint(model, x, z).sum(-1))
+    z = mcmc.get_samples()["z"].transpose(0, 1)  # (D, C, P, Z) -> (C, D, P, Z)
     flags = np.zeros(num_draws, dtype=bool)
     flags[[i for i in mcmc.diagnostics()["divergences"]["chain 0"] if i < num_draws]] = True
-    diverging = np.broadcast_to(flags, (num_chains, num_draws))
-    posterior, latent_coords, latent_dims = latent_variables(draws, indices, layer_layout(model))
-    idata = az.from_dict(posterior=posterior, sample_stats={"diverging": diverging.copy()},
-                         observed_data={"x": x.flatten(1).cpu().numpy()},
-                         coords={**latent_coords, "pixel": np.arange(x[0].numel())},
-                         dims={**latent_dims, "x": ["point", "pixel"]})
-    names = list(posterior)  # unrounded (az.summary rounds to 2 decimals)
+    stats = {**mcmc.kernel.sample_stats(num_draws), "diverging": np.broadcast_to(flags, (num_chains, num_draws)).copy()}
+    idata = inference_data(model, x, z, indices, layer_layout(model), predictive_draws, stats)
+    names = list(idata.posterior.data_vars)  # unrounded (az.summary rounds to 2 decimals)
     return Reference(idata, _extreme(az.rhat(idata, var_names=names), np.max),
                      _extreme(az.ess(idata, var_names=names, method="bulk"), np.min),
                      _extreme(az.ess(idata, var_names=names, method="tail"), np.min), int(flags.sum()))

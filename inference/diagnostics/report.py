@@ -1,16 +1,22 @@
 """``vae diagnose RUN``: can the guide be trusted? Everything into ``RUN/diagnostics/``.
 
-    reference.nc     NUTS reference posterior (groups posterior, sample_stats with ``diverging``, observed_data)
-    guide.nc         the guide's draws for the same points (same dims and coords)
+    reference.nc     NUTS reference posterior: posterior, sample_stats (energy, step size, tree depth, leapfrog
+                     steps, acceptance, divergences), log_likelihood (per image), posterior_predictive
+                     (25 draws per chain), observed_data
+    guide.nc         the guide's draws for the same points (same dims and coords; its log_likelihood and
+                     100 posterior_predictive draws)
     summary.json     R-hat / ESS, per-point moment errors and Gaussian KL, PSIS k-hat, gaps, collapse report, PPC
-    pair.png         NUTS (KDE) against the guide (dots): worst point, its two dimensions of largest KL
-    khat.png         PSIS k-hat per point;   kl_per_dim.png   rate carried by each latent dimension
+    pair.png         az.plot_pair: NUTS (KDE) against the guide (dots), worst point, its two units of largest KL
+    khat.png         az.plot_khat: PSIS k-hat per point;   energy.png   az.plot_energy of the reference
+    ppc_arviz.png    az.plot_ppc of the reference and of the guide
+    kl_per_dim.png   rate carried by each latent dimension
     ppc.png          mean images (arrays: mean rows) of data, reconstructions and samples; calibration
 """
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -23,7 +29,8 @@ from inference.errors import UserError
 from inference.memory import require_memory
 from inference.report.images import prior_draws, pyplot, save_figure
 from inference.runs.folder import write_json
-from inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_shares, moment_comparison, psis_khat
+from inference.diagnostics.guide_check import (gaps, guide_draws, guide_idata, khat_shares, log_weights,
+                                               moment_comparison, psis_khat)
 from inference.diagnostics.reference import layer_layout, nuts_reference
 
 
@@ -51,13 +58,28 @@ def _figure(path: Path, draw) -> None:
 def diagnosis_bytes(points: int, latent: int, pixels: int, chains: int, draws: int, guide_samples: int) -> int:
     """What ``diagnose`` holds at once, at least: the NUTS draws (float32 as sampled, then float32 and float64
     copies for ArviZ), one batched decoder pass over every chain and point with its gradient, the guide's draws
-    (two sets and a float64 centred copy) and their log weights."""
+    (two sets and a float64 centred copy) and their log weights, the per-image log-likelihoods of both and
+    the posterior predictive images (25 per chain, 100 of the guide's)."""
     return (16 * chains * draws * points * latent + 12 * chains * points * pixels
-            + 16 * guide_samples * points * latent + 16 * guide_samples * points)
+            + 16 * guide_samples * points * latent + 16 * guide_samples * points
+            + 8 * (chains * draws + guide_samples) * points + 4 * (25 * chains + 100) * points * pixels)
 
 
-def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,
-             guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> dict:
+@dataclass
+class Diagnosis:
+    """What ``examine`` finds for a run's test points: the NUTS reference and the guide's draws as
+    InferenceData with the same dims and coords (posterior, log_likelihood, posterior_predictive,
+    observed_data; the reference also sample_stats), and the summary ``vae diagnose`` stores."""
+    reference: az.InferenceData
+    guide: az.InferenceData
+    summary: dict
+
+
+def examine(run, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,
+            guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> Diagnosis:
+    """The guide against NUTS on the test points ``indices``: one set of ``guide_samples`` guide draws serves
+    the moments, PSIS k-hat and the amortized ELBO of the gaps. ``az.loo(d.reference)``,
+    ``az.compare({"nuts": d.reference, "guide": d.guide})`` and ``az.plot_pair`` take the result as it is."""
     start = time.perf_counter()
     layout = layer_layout(run.model)  # a hierarchy: every layer, sampled jointly, reported one by one
     units = max(part.stop for part in layout.values())
@@ -65,27 +87,18 @@ def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int
                                    guide_samples),
                    f"diagnosing {len(indices)} points ({chains} chains x {draws} NUTS draws, {guide_samples} guide "
                    f"draws)", "ask for fewer --draws, --chains, --guide-samples or --points")
-    out.mkdir(parents=True, exist_ok=True)
     x = run.data.test_x[torch.as_tensor(indices)]
     model, guide = run.model.eval(), run.guide.eval()
     torch.manual_seed(seed)
-    z_guide, _ = guide_draws(guide, x, guide_samples)
+    z_guide, log_q = guide_draws(guide, x, guide_samples)
     reference = nuts_reference(model, x, indices, z_guide.mean(0), chains, draws, warmup, seed)
     ref_draws = np.concatenate([reference.idata.posterior[name].values for name in layout], -1)
     ref_draws = ref_draws.reshape(-1, len(indices), z_guide.shape[-1])  # (chains x draws, P, Z)
     moments = moment_comparison(ref_draws, z_guide.cpu().numpy())
-    khat = psis_khat(model, guide, x, guide_samples)
-    gap = gaps(model, guide, x, iw_samples=iw_samples, seed=seed)
+    log_w = log_weights(model, guide, x, draws=(z_guide, log_q))
+    khat = psis_khat(model, guide, x, draws=(z_guide, log_q))
+    gap = gaps(model, guide, x, iw_samples=iw_samples, seed=seed, log_w=log_w)
     collapse = posterior_collapse(model, guide, run.data.test_x, seed=seed, y=run.labels())
-    _save_netcdf(reference.idata, out / "reference.nc")
-    _save_netcdf(guide_idata(z_guide, indices, layout), out / "guide.nc")
-    ppc = posterior_predictive(run, out / "ppc.png", seed)
-    worst = int(np.argmax(moments["gaussian_kl"]))
-    dims = np.argsort(moments["kl_per_dim"][worst])[::-1][:2].tolist()
-    _figure(out / "pair.png", lambda plt: _pair(plt, ref_draws[:, worst, dims], z_guide[:, worst, dims].cpu().numpy(),
-                                                indices[worst], [unit_name(layout, d) for d in dims]))
-    _figure(out / "khat.png", lambda plt: _khat(plt, khat, indices))
-    _figure(out / "kl_per_dim.png", lambda plt: _kl_bars(plt, collapse.kl_per_dim))
     rate_share = None if collapse.kl_per_dim is None else \
         (np.asarray(collapse.kl_per_dim) / max(sum(collapse.kl_per_dim), 1e-12)).tolist()
     summary = {
@@ -95,10 +108,33 @@ def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int
         "per_point": {k: np.asarray(v).tolist() for k, v in {**moments, **gap, "khat": khat}.items()},
         "khat": khat_shares(khat),
         "mean": {k: float(np.mean(v)) for k, v in {**moments, **gap}.items() if np.ndim(v) == 1},
-        "collapse": {**collapse.to_dict(), "rate_share": rate_share}, "ppc": ppc,
+        "collapse": {**collapse.to_dict(), "rate_share": rate_share},
         "by_layer": None if len(layout) == 1 else by_layer(ref_draws, z_guide.cpu().numpy(), layout),
         "seconds": time.perf_counter() - start,
     }
+    return Diagnosis(reference.idata, guide_idata(z_guide, indices, layout, model, x), summary)
+
+
+def diagnose(run, out: Path, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,
+             guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> dict:
+    """``examine``, then everything into ``out``: the two InferenceData, the figures and ``summary.json``."""
+    found = examine(run, indices, chains, draws, warmup, guide_samples, iw_samples, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, layout = found.summary, layer_layout(run.model)
+    _save_netcdf(found.reference, out / "reference.nc")
+    _save_netcdf(found.guide, out / "guide.nc")
+    summary["ppc"] = posterior_predictive(run, out / "ppc.png", seed)
+    ref_draws = np.concatenate([found.reference.posterior[name].values for name in layout], -1)
+    z_guide = np.concatenate([found.guide.posterior[name].values for name in layout], -1)[0]
+    ref_draws = ref_draws.reshape(-1, *z_guide.shape[1:])
+    worst = int(np.argmax(summary["per_point"]["gaussian_kl"]))
+    dims = np.argsort(summary["per_point"]["kl_per_dim"][worst])[::-1][:2].tolist()
+    _figure(out / "pair.png", lambda plt: _pair(plt, ref_draws[:, worst, dims], z_guide[:, worst, dims],
+                                                indices[worst], [unit_name(layout, d) for d in dims]))
+    _figure(out / "khat.png", lambda plt: _khat(plt, np.asarray(summary["per_point"]["khat"]), indices))
+    _figure(out / "energy.png", lambda plt: az.plot_energy(found.reference, figsize=(5, 3.5)).figure)
+    _figure(out / "ppc_arviz.png", lambda plt: _ppc(plt, found))
+    _figure(out / "kl_per_dim.png", lambda plt: _kl_bars(plt, summary["collapse"]["kl_per_dim"]))
     write_json(out / "summary.json", summary)
     return summary
 
@@ -124,25 +160,31 @@ def by_layer(reference: np.ndarray, guide: np.ndarray, layout: dict) -> dict:
     return out
 
 
-def _pair(plt, ref, guide, point, dims):
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    az.plot_kde(ref[:, 0], ref[:, 1], ax=ax, contour_kwargs={"colors": "k"}, contourf_kwargs={"alpha": 0.3})
-    ax.scatter(guide[:300, 0], guide[:300, 1], s=4, color="C1", alpha=0.5, label="guide q(z|x)")
-    ax.set_xlabel(dims[0])
-    ax.set_ylabel(dims[1])
-    ax.set_title(f"test point {point}: NUTS (KDE) vs guide", fontsize=9)
-    ax.legend(fontsize=7)
-    return fig
+def _pair(plt, ref, guide, point, names):
+    """``az.plot_pair``: the NUTS draws' KDE with the guide's draws overlaid, for two units of one point."""
+    as_idata = lambda draws: az.from_dict(posterior={names[0]: draws[None, :, 0], names[1]: draws[None, :, 1]})  # noqa: E731
+    ax = az.plot_pair(as_idata(ref), kind="kde", figsize=(4.5, 4.5), textsize=9,
+                      kde_kwargs={"contour_kwargs": {"colors": "k"}, "contourf_kwargs": {"alpha": 0.3}})
+    az.plot_pair(as_idata(guide[:300]), kind="scatter", ax=ax, scatter_kwargs={"color": "C1", "alpha": 0.5},
+                 marginals=False)
+    ax.set_title(f"test point {point}: NUTS (KDE) vs guide (dots)", fontsize=9)
+    return ax.figure
 
 
 def _khat(plt, khat, indices):
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.scatter(range(len(khat)), khat, s=12)
-    for level, style in ((0.5, ":"), (0.7, "--")):
-        ax.axhline(level, color="r", ls=style, lw=0.8)
+    """``az.plot_khat`` with the 0.5 / 0.7 lines, one point per test point (labelled by its index)."""
+    ax = az.plot_khat(khat, show_hlines=True, figsize=(6, 3), textsize=8)
     ax.set_xticks(range(len(khat)), [str(i) for i in indices], rotation=90, fontsize=6)
     ax.set_xlabel("test point")
-    ax.set_ylabel("PSIS k-hat")
+    return ax.figure
+
+
+def _ppc(plt, found):
+    """``az.plot_ppc``: the observed pixel values against the NUTS and the guide's predictive draws."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    for ax, (name, idata) in zip(axes, (("NUTS", found.reference), ("guide", found.guide))):
+        az.plot_ppc(idata, num_pp_samples=25, ax=ax, legend=False)
+        ax.set_title(f"posterior predictive: {name}", fontsize=9)
     return fig
 
 
