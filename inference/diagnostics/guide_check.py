@@ -95,11 +95,15 @@ def log_weights(model, guide, x: torch.Tensor, num_draws: int = 1000, draws=None
     return chunked_log_joint(model, x, z) - log_q
 
 
-@torch.no_grad()
-def psis_khat(model, guide, x: torch.Tensor, num_draws: int = 1000, draws=None) -> np.ndarray:
-    log_w = log_weights(model, guide, x, num_draws, draws).double().cpu().numpy()  # (S, P)
-    _, khat = az.psislw(log_w.T)  # samples on the last axis
+def khat_of(log_w: torch.Tensor) -> np.ndarray:
+    """PSIS k-hat per point from log weights (S, P) (``az.psislw`` takes samples on the last axis)."""
+    _, khat = az.psislw(log_w.double().cpu().numpy().T)
     return np.asarray(khat)
+
+
+@torch.no_grad()
+def psis_khat(model, guide, x: torch.Tensor, num_draws: int = 1000) -> np.ndarray:
+    return khat_of(log_weights(model, guide, x, num_draws))
 
 
 def elbo_per_point(model, x: torch.Tensor, q, num_draws: int) -> torch.Tensor:
@@ -151,4 +155,4 @@ def khat_shares(khat: np.ndarray) -> dict:
             "max": float(khat.max()), "median": float(np.median(khat))}
 
 
-__all__ = ["guide_draws", "guide_idata", "log_weights", "moment_comparison", "gaussian_kl", "psis_khat", "gaps", "khat_shares"]
+__all__ = ["guide_draws", "guide_idata", "log_weights", "khat_of", "moment_comparison", "gaussian_kl", "psis_khat", "gaps", "khat_shares"]

@@ -29,8 +29,8 @@ from inference.errors import UserError
 from inference.memory import require_memory
 from inference.report.images import prior_draws, pyplot, save_figure
 from inference.runs.folder import write_json
-from inference.diagnostics.guide_check import (gaps, guide_draws, guide_idata, khat_shares, log_weights,
-                                               moment_comparison, psis_khat)
+from inference.diagnostics.guide_check import (gaps, guide_draws, guide_idata, khat_of, khat_shares, log_weights,
+                                               moment_comparison)
 from inference.diagnostics.reference import layer_layout, nuts_reference
 
 
@@ -96,7 +96,7 @@ def examine(run, indices: Sequence[int], chains: int = 4, draws: int = 500, warm
     ref_draws = ref_draws.reshape(-1, len(indices), z_guide.shape[-1])  # (chains x draws, P, Z)
     moments = moment_comparison(ref_draws, z_guide.cpu().numpy())
     log_w = log_weights(model, guide, x, draws=(z_guide, log_q))
-    khat = psis_khat(model, guide, x, draws=(z_guide, log_q))
+    khat = khat_of(log_w)  # the same draws' weights: no second decoder pass
     gap = gaps(model, guide, x, iw_samples=iw_samples, seed=seed, log_w=log_w)
     collapse = posterior_collapse(model, guide, run.data.test_x, seed=seed, y=run.labels())
     rate_share = None if collapse.kl_per_dim is None else \
