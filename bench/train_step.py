@@ -7,7 +7,7 @@ Same 784-400-20 Bernoulli VAE (ReLU MLPs, diagonal-Gaussian guide), same on-devi
 dynamic binarization for all three:
 
 - ``toolkit-<mode>``: ``inference.training.trainer.make_trainer`` (the engine ``vae train --compile`` picks), in a
-  private param store;
+  private param store; on CUDA each step replayed as a CUDA graph, ``<mode>-eager`` without (``--no-cuda-graph``);
 - ``plain-pytorch``: the VAE written out by hand here (BCE with logits + closed-form KL, ``torch.optim.Adam``,
   the loss read with ``.item()`` each step as in PyTorch's own VAE example);
 - ``pyro-default``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` on the toolkit's model and guide.
@@ -18,6 +18,7 @@ median of ``--repeats`` rounds. Prints ms per step, samples per second and the r
 from __future__ import annotations
 
 import argparse
+import gc
 import platform
 import resource
 import statistics
@@ -72,8 +73,8 @@ def _config(args, latent=20, hidden=400, batch=128) -> RunConfig:
                                 "guide": {"hidden_dim": hidden}, "train": {"batch_size": batch}})
 
 
-def steppers(args, data_x, device, batch, latent=20, hidden=400):
-    """name -> (step(idx, x), prepare()) for each engine, all on the same model sizes."""
+def steppers(args, data_x, device, batch, latent=20, hidden=400, modes=None):
+    """name -> step(idx, x) for each engine, all on the same model sizes."""
     cfg = _config(args, latent, hidden, batch)
     out = {}
 
@@ -81,14 +82,15 @@ def steppers(args, data_x, device, batch, latent=20, hidden=400):
         pyro.set_rng_seed(0)
         model, guide = (m.to(device) for m in build_model_and_guide(cfg.model, cfg.guide, data_x.shape[1:]))
         idx = torch.arange(batch, device=device)
-        trainer, notice = make_trainer(model, guide, build_objective(cfg.objective), compile=mode,
+        engine, _, eager = mode.partition("-")
+        trainer, notice = make_trainer(model, guide, build_objective(cfg.objective), compile=engine,
                                        examples=[((data_x[:batch],), {"num_data": data_x.shape[0], "subsample": idx})],
-                                       param_state=new_param_state())
+                                       param_state=new_param_state(), cuda_graph=eager != "eager")
         if notice:
             print(notice)
         return lambda i, x: trainer.step(x, num_data=data_x.shape[0], subsample=i)
 
-    for mode in args.modes:
+    for mode in modes or args.modes:
         out[f"toolkit-{mode}"] = toolkit(mode)
 
     torch.manual_seed(0)
@@ -176,15 +178,50 @@ def epoch_table(args, data_x, device, sizes, latents, hiddens) -> list[dict]:
             [(data_x.shape[0], 20, h) for h in hiddens]:
         x = data_x[:n]
         stream = MinibatchStream(x, 128, dynamic=True)
-        for name, step in steppers(args, x, device, 128, latent, hidden).items():
+        for name, step in steppers(args, x, device, 128, latent, hidden, args.epoch_modes or args.modes).items():
             if not name.startswith("toolkit"):
                 continue
+            if device.type == "cuda":  # the row's own peak above what is held before it (the images included)
+                gc.collect()
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+                held = torch.cuda.memory_allocated(device)
             for idx, xb in stream:  # one epoch of warm-up: every batch shape captured and compiled
                 step(idx, xb)
             seconds = time_epoch(step, stream, device)
+            memory = peak_memory(device)
+            if device.type == "cuda":
+                memory["device_peak_above_held_mb"] = memory["device_max_allocated_mb"] - held / 2 ** 20
             rows.append({"device": str(device), "engine": name, "num_data": n, "latent": latent, "hidden": hidden,
-                         "seconds_per_epoch": seconds, **peak_memory(device)})
-            print(f"{str(device):5s} {name:18s} N={n:6d} Z={latent:4d} H={hidden:5d} {seconds:7.3f} s/epoch", flush=True)
+                         "seconds_per_epoch": seconds, **memory})
+            extra = f"  peak +{memory['device_peak_above_held_mb']:.0f} MB" if device.type == "cuda" else ""
+            print(f"{str(device):5s} {name:18s} N={n:6d} Z={latent:4d} H={hidden:5d} {seconds:7.3f} s/epoch{extra}",
+                  flush=True)
+    return rows
+
+
+def profile_table(args, data_x, device, steps: int = 50) -> list[dict]:
+    """torch.profiler over ``steps`` steps of each engine at batch 128: the device's kernel time against the
+    wall time (the rest is launch and host work)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    stream = MinibatchStream(data_x, 128, dynamic=True)
+    rows = []
+    for name, step in steppers(args, data_x, device, 128, modes=args.epoch_modes or args.modes).items():
+        time_steps(step, stream, 1, args.warmup, device)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            wall = time_steps(step, stream, steps, 0, device)
+        events = prof.key_averages()
+        kernel_us = sum(e.self_device_time_total for e in events) / steps
+        launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
+                                                             "cudaLaunchKernelExC", "cudaGraphLaunch")) / steps
+        rows.append({"device": str(device), "engine": name, "wall_ms_per_step": 1e3 * wall,
+                     "kernel_ms_per_step": kernel_us / 1e3, "launch_calls_per_step": launches})
+        print(f"profile {name:22s} wall {1e3 * wall:7.3f} ms/step, kernels {kernel_us / 1e3:7.3f} ms/step, "
+              f"{launches:6.1f} launch calls/step", flush=True)
+        print(events.table(sort_by="self_device_time_total" if device.type == "cuda" else "self_cpu_time_total",
+                           row_limit=12), flush=True)
     return rows
 
 
@@ -194,7 +231,12 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist-embedded", help="mnist-embedded, or fashion-mnist with --data-dir")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
-    parser.add_argument("--modes", nargs="+", default=["trace", "inductor"], help="toolkit engines (--compile)")
+    parser.add_argument("--modes", nargs="+", default=["trace", "inductor"],
+                        help="toolkit engines (--compile), each with -eager for --no-cuda-graph")
+    parser.add_argument("--epoch-modes", nargs="+", default=None, help="toolkit engines of the epoch tables and the "
+                        "profile (default: --modes)")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler's summary of 50 toolkit "
+                        "steps per mode (batch 128): device kernel time against host time")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
@@ -214,6 +256,8 @@ def main() -> None:
             results["machine"]["gpu"] = torch.cuda.get_device_name(device)
         x = data.train_x.to(device)
         results["steps"] += step_table(args, x, device)
+        if args.profile:
+            results["profiles"] = results.get("profiles", []) + profile_table(args, x, device)
         if args.epoch or args.scaling:
             n = x.shape[0]
             sizes = sorted({min(n, s) for s in (10_000, 20_000, 40_000, 60_000)}) if args.scaling else [n]

@@ -280,6 +280,8 @@ class TrainConfig(_Section):
     clip_norm: Optional[float] = option(None, "clip each parameter's gradient to this norm (Pyro's clip_args rule)")
     compile: str = option("auto", "SVI engine: off (Pyro's interpreter), trace (captured graph), inductor "
                           "(compiled), auto (inductor for long runs, else trace)", choices=COMPILE_MODES)
+    cuda_graph: bool = option(True, "on CUDA, step eagerly instead of replaying each step (loss, gradients, "
+                              "Adam) as one recorded CUDA graph", negated="--no-cuda-graph")
     data_placement: str = option("auto", "training images on the device, or streamed from pinned host memory "
                                  "(auto: on the device when they take under half its free memory)",
                                  choices=PLACEMENTS)

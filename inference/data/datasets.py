@@ -226,6 +226,16 @@ def prepare(data: ImageData, binarize: str) -> ImageData:
     return data.replace(train_x=train_x, test_x=binarize_once(data.test_x))
 
 
+def same_device(a, b) -> bool:
+    """``cuda`` and ``cuda:0`` are one device when 0 is the current one (``torch.device`` compares them unequal)."""
+    a, b = torch.device(a), torch.device(b)
+    if a.type != b.type:
+        return False
+    if a.type == "cuda" and (a.index is None) != (b.index is None):
+        return (a.index if a.index is not None else b.index) == torch.cuda.current_device()
+    return a == b
+
+
 class MinibatchStream:
     """Shuffled minibatches ``(indices, x)``; a fresh permutation each epoch from the global torch RNG.
     With ``dynamic=True`` each batch is a fresh Bernoulli draw of its grey levels, made on ``device``.
@@ -239,7 +249,7 @@ class MinibatchStream:
                  device: Optional[torch.device] = None):
         self.x, self.batch_size, self.dynamic = x, batch_size, dynamic
         self.device = torch.device(device) if device is not None else x.device
-        self.streaming = self.device != x.device
+        self.streaming = not same_device(self.device, x.device)
         self._buffers: list = []
 
     @property

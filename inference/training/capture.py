@@ -79,6 +79,7 @@ class CapturedLoss:
         self.inputs: list[torch.Tensor] = []  # the graph's parameter inputs: module tensors, then store tensors
         self.constraints: dict = {}
         self.graphs: dict = {}
+        self.weight_buffer: Optional[torch.Tensor] = None  # a CUDA graph's input: filled before each replay
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -101,7 +102,14 @@ class CapturedLoss:
     def _weight(self) -> Optional[torch.Tensor]:
         if not hasattr(self.loss.objective, "loss_at"):
             return None
+        if self.weight_buffer is not None:
+            return self.weight_buffer
         return torch.tensor(float(self.loss.objective.current_beta))
+
+    def fill_weight(self) -> None:
+        """The schedule weight of this step into ``weight_buffer`` (outside a CUDA graph's recording)."""
+        if self.weight_buffer is not None and hasattr(self.loss.objective, "loss_at"):
+            self.weight_buffer.fill_(float(self.loss.objective.current_beta))
 
     def prepare(self, x: torch.Tensor, num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
                 y: Optional[torch.Tensor] = None, **other) -> None:

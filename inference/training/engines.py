@@ -66,9 +66,12 @@ class InterpretedEngine:
 
 
 class CapturedEngine:
-    """The loss module's graph (``backend`` trace or inductor) replayed; parameters fixed at capture."""
+    """The loss module's graph (``backend`` trace or inductor) replayed; parameters fixed at capture.
+    Runs no Python that changes between steps, so the whole step can be recorded as a CUDA graph
+    (``inference/training/graphs.py``): its one per-step value, the schedule weight, goes through a buffer."""
 
     deferred_checks = True
+    graph_safe = True
 
     def __init__(self, loss: ProgramLoss, backend: str):
         self.loss, self.name = loss, backend
@@ -84,6 +87,13 @@ class CapturedEngine:
 
     def reduce(self, params, loss):
         return loss
+
+    def use_input_buffers(self, device: Optional[torch.device]) -> None:
+        """Per-step values through buffers on ``device`` (None: as Python values again)."""
+        self.captured.weight_buffer = None if device is None else torch.zeros((), device=device)
+
+    def fill_inputs(self) -> None:
+        self.captured.fill_weight()
 
 
 register("trace")(lambda loss: CapturedEngine(loss, "trace"))

@@ -78,7 +78,8 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
     trainer, notice = make_trainer(run.model, run.guide, objective, cfg.lr, cfg.clip_norm, cfg.compile,
                                    planned_steps=cfg.epochs * len(stream), examples=_example_batches(stream, labels),
                                    param_state=None,  # the run's store is current (train() below)
-                                   parallel=distributed.DataParallelEngine if ctx.active else None)
+                                   parallel=distributed.DataParallelEngine if ctx.active else None,
+                                   cuda_graph=cfg.cuda_graph)
     if notice and not quiet:
         print(notice, file=sys.stderr)
     for monitor in monitors if notice else ():

@@ -3,8 +3,9 @@
 ``make_updater(optim, lr)``:
 
 - ``None``: one ``torch.optim.Adam`` over all parameters with Pyro's defaults (lr ``lr``, betas
-  (0.9, 0.999), eps 1e-8), fused where torch has a fused kernel for the device. Adam is elementwise,
-  so one optimizer over all parameters takes the same update as ``pyro.optim.Adam``'s one per parameter.
+  (0.9, 0.999), eps 1e-8), fused where torch has a fused kernel for the device, and capturable on CUDA
+  (its step count on the device, so that a CUDA graph can record it). Adam is elementwise, so one
+  optimizer over all parameters takes the same update as ``pyro.optim.Adam``'s one per parameter.
 - a ``pyro.optim.PyroOptim`` (``pyro.optim.Adam({...})``, ``ClippedAdam``, ...) or ``PyroLRScheduler``
   (``pyro.optim.ExponentialLR({...})``): used as Pyro's ``SVI`` uses it, ``optim(params)`` after the
   gradients; the scheduler is stepped by the caller (``scheduler.step()``), as with ``SVI``.
@@ -43,6 +44,7 @@ class TorchUpdater:
         self.optim = make(list(params))
         self.known = {id(p) for group in self.optim.param_groups for p in group["params"]}
         self.device_guard = bool(self.optim.defaults.get("fused"))
+        self.capturable = self.device_guard and bool(self.optim.defaults.get("capturable"))
 
     def add(self, params) -> None:
         new = [p for p in params if id(p) not in self.known]
@@ -103,7 +105,8 @@ def make_updater(optim, params: list, lr: float = 1e-3):
     """The updater for ``optim`` (see the module docstring) over ``params``."""
     if optim is None:
         fused = _fusable(params)
-        return TorchUpdater(lambda ps: torch.optim.Adam(ps, lr=lr, fused=fused or None), params)
+        on_cuda = fused and all(p.device.type == "cuda" for p in params)
+        return TorchUpdater(lambda ps: torch.optim.Adam(ps, lr=lr, fused=fused or None, capturable=on_cuda), params)
     if isinstance(optim, PyroOptim):
         return PyroUpdater(optim)
     if isinstance(optim, torch.optim.Optimizer):

@@ -44,7 +44,7 @@ class SVIStep:
         self.clip_norm, self.stable = clip_norm, stable
         self.steps = 0
         self.grad_norm: Optional[torch.Tensor] = None  # of the last step, before clipping
-        self._first_bad: Optional[torch.Tensor] = None
+        self.faults = FaultLog()
 
     def ensure_updater(self, params: list) -> None:
         if self.updater is None:
@@ -77,21 +77,45 @@ class SVIStep:
         with self._named():
             self.updater.step(params, bad if self.stable and deferred else torch.zeros_like(bad))
         _zero(params)
-        self.steps = step
         if self.stable and deferred:
-            mark = torch.full_like(bad, step, dtype=torch.long)
-            first = torch.where(bad, mark, torch.full_like(mark, -1))
-            self._first_bad = first if self._first_bad is None else \
-                torch.where((self._first_bad < 0) & bad, mark, self._first_bad)
+            self.faults.record(bad, self.steps)
+        self.steps = step
         return loss.detach()
 
     def check(self) -> None:
         """Raise ``NumericalFault`` for the first skipped step since the last check (one host read)."""
-        if self._first_bad is None:
-            return
-        first, self._first_bad = int(self._first_bad), None
-        if first >= 0:
+        first = self.faults.pop()
+        if first is not None:
             raise NumericalFault(first, "loss or gradient")
+
+
+class FaultLog:
+    """The first skipped step since the last ``pop``, kept on the device by in-place tensor operations only
+    (no host read, nothing baked from Python), so that a step recorded as a CUDA graph keeps it too."""
+
+    def __init__(self):
+        self.count: Optional[torch.Tensor] = None  # steps recorded since the last pop
+        self.first: Optional[torch.Tensor] = None  # index among them of the first bad one, or -1
+        self.base = 0  # the step count before the first of them
+
+    def record(self, bad: torch.Tensor, steps_before: int) -> None:
+        if self.count is None:
+            self.count = torch.zeros((), dtype=torch.long, device=bad.device)
+            self.first = torch.full((), -1, dtype=torch.long, device=bad.device)
+            self.base = steps_before
+        self.count.add_(1)
+        self.first.copy_(torch.where((self.first < 0) & bad.reshape(()), self.count, self.first))
+
+    def pop(self) -> Optional[int]:
+        """The step number of the first bad step since the last pop (one host read), or None."""
+        if self.count is None:
+            return None
+        first, recorded = int(self.first), int(self.count)
+        step = self.base + first if first >= 0 else None
+        self.base += recorded
+        self.count.zero_()
+        self.first.fill_(-1)
+        return step
 
 
 def _zero(params) -> None:

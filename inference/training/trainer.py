@@ -23,6 +23,7 @@ from pyro.infer import Trace_ELBO
 
 from inference.training.capture import CaptureError
 from inference.training.engines import choose_engine
+from inference.training.graphs import GraphRecordError, StepGraphs
 from inference.training.loss import ProgramLoss
 from inference.training.optim import clip_args, load_updater_state, make_updater, updater_state
 from inference.training.step import NumericalFault, SVIStep
@@ -35,7 +36,7 @@ class SVITrainer:
 
     def __init__(self, model, guide, loss=None, optim=None, *, lr: float = 1e-3, clip_norm: Optional[float] = None,
                  engine: str = "off", param_state: Optional[dict] = None, stable: bool = True,
-                 planned_steps: int = 0, parallel=None):
+                 planned_steps: int = 0, parallel=None, cuda_graph: bool = True):
         if clip_norm is not None and clip_args(optim):
             raise ValueError("clip the gradients once: either the trainer's clip_norm or the pyro.optim "
                              "optimizer's clip_args, not both")
@@ -49,6 +50,9 @@ class SVITrainer:
         self.svi_step: Optional[SVIStep] = None
         self.notice: Optional[str] = None
         self._steps = 0
+        self.cuda_graph = cuda_graph  # on CUDA with a captured engine: the whole step as one CUDA graph
+        self.graphs: Optional[StepGraphs] = None
+        self._graphs_decided = False
 
     # -- engine ---------------------------------------------------------------------------------------
     def prepare(self, *examples) -> Optional[str]:
@@ -60,14 +64,36 @@ class SVITrainer:
                                 self.stable, self.loss.store)
         self.svi_step.steps = self._steps
         if previous is not None:  # another engine for the same parameters: the optimizer's state goes on, and
-            self.svi_step.updater, self.svi_step._first_bad = previous.updater, previous._first_bad  # a pending fault
+            self.svi_step.updater, self.svi_step.faults = previous.updater, previous.faults  # a pending fault
         if self.loss.params:
             self.svi_step.ensure_updater(self.loss.params)
+        if self.graphs is not None:
+            self.graphs.close()
+        self.graphs, self._graphs_decided = None, not self.cuda_graph
         return self.notice
 
     @property
     def engine(self) -> str:
-        return "unprepared" if self.svi_step is None else self.svi_step.engine.name
+        """The engine's name, ``+cuda-graph`` when its steps are replayed as CUDA graphs."""
+        if self.svi_step is None:
+            return "unprepared"
+        return self.svi_step.engine.name + ("+cuda-graph" if self.graphs is not None else "")
+
+    def _stepper(self, args, kwargs):
+        """The recorded step where ``StepGraphs`` can record it, else the eager one; decided once per engine,
+        with one ``note:`` line when a CUDA run cannot use graphs."""
+        if not self._graphs_decided and self.svi_step.updater is not None:
+            self._graphs_decided = True
+            reason = StepGraphs.unsupported(self.svi_step, args, kwargs)
+            if reason is None:
+                self.graphs = StepGraphs(self.svi_step, args[0].device)
+            elif args and torch.is_tensor(args[0]) and args[0].device.type == "cuda":
+                self._note(f"note: the step is not recorded as a CUDA graph ({reason}); stepping eagerly")
+        return self.graphs or self.svi_step
+
+    def _note(self, line: str) -> None:
+        self.notice = line if not self.notice else f"{self.notice}\n{line}"
+        warnings.warn(line, stacklevel=4)
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -111,13 +137,18 @@ class SVITrainer:
                 warnings.warn(self.notice, stacklevel=3)
         self._sync_schedule()
         try:
-            loss = self.svi_step(*args, **kwargs)
+            loss = self._stepper(args, kwargs)(*args, **kwargs)
         except CaptureError as err:  # a batch of a new shape that does not capture: the interpreter from now on
             self.compile = "off"
             self.prepare((args, kwargs))
             self.notice = f"note: a batch of a new shape could not be captured ({err}); training with Pyro's " \
                           f"interpreter (--compile off) from step {self.steps + 1}"
             warnings.warn(self.notice, stacklevel=3)
+            return self._step(args, kwargs)
+        except GraphRecordError as err:  # nothing was stepped: the same step eagerly, from now on
+            self.graphs.close()
+            self.graphs = None
+            self._note(f"note: the step could not be recorded as a CUDA graph ({err}); stepping eagerly")
             return self._step(args, kwargs)
         except NumericalFault as fault:
             raise NumericalFault(self.steps + 1, self._bad_term(fault, args, kwargs)) from None
@@ -168,12 +199,13 @@ class SVITrainer:
 
 def make_trainer(model, guide, objective, lr: float = 1e-3, clip_norm: Optional[float] = None,
                  compile: str = "auto", planned_steps: int = 0, examples=(), optim=None,
-                 param_state: Optional[dict] = None, parallel=None):
+                 param_state: Optional[dict] = None, parallel=None, cuda_graph: bool = True):
     """The trainer ``vae train`` uses: ``SVITrainer`` prepared on ``examples`` (``(args, kwargs)`` each),
     extended by the objective when it takes steps beyond the loss (``objective.extend_trainer``, the
     adversarial autoencoder). Returns ``(trainer, notice)``."""
     trainer = SVITrainer(model, guide, objective, optim, lr=lr, clip_norm=clip_norm, engine=compile,
-                         param_state=param_state, planned_steps=planned_steps, parallel=parallel)
+                         param_state=param_state, planned_steps=planned_steps, parallel=parallel,
+                         cuda_graph=cuda_graph)
     notice = trainer.prepare(*examples) if examples else None
     extend = getattr(objective, "extend_trainer", None)
     return (extend(trainer) if extend else trainer), notice
