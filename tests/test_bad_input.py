@@ -314,7 +314,13 @@ def test_idx_round_trip(tmp_path_factory, shape, seed):
 
 
 def test_diagnose_refuses_bad_points(capsys, run_dir):
-    assert "--points must be in 1..500" in _refuse(capsys, ["diagnose", run_dir, "--points", "0"])
-    assert "test index 9999 is out of range" in _refuse(capsys, ["diagnose", run_dir, "--indices", "9999"])
+    assert "--points must be in 1..4500 (the train set's size)" in _refuse(capsys, ["diagnose", run_dir, "--points", "0"])
+    assert "--points must be in 1..500 (the test set's size)" in _refuse(capsys, ["diagnose", run_dir, "--points",
+                                                                              "600", "--split", "test"])
+    assert "train index 9999 is out of range 0..4499" in _refuse(capsys, ["diagnose", run_dir, "--indices", "9999"])
+    assert "test index 600 is out of range 0..499" in _refuse(capsys, ["diagnose", run_dir, "--indices", "600"])
     assert "--draws must be positive" in _refuse(capsys, ["diagnose", run_dir, "--draws", "0"])
+    assert "--worst must be in 1..30" in _refuse(capsys, ["diagnose", run_dir, "--worst", "40", "--screen", "30"])
+    assert "--indices or --worst, not both" in _refuse(capsys, ["diagnose", run_dir, "--worst", "2", "--indices", "1"])
+    assert "invalid choice: 'valid'" in _refuse(capsys, ["diagnose", run_dir, "--split", "valid"])
     assert not (run_dir / "diagnostics").exists()

@@ -1,5 +1,7 @@
 """Posterior diagnostics against known answers: a linear-Gaussian VAE whose posterior is closed form."""
 
+import re
+
 import arviz as az
 import numpy as np
 import pyro
@@ -118,16 +120,27 @@ def test_vae_diagnose_writes_the_run_folder_files(tmp_path):
     done = run_vae("diagnose", run, "--points", "3", "--chains", "2", "--draws", "60", "--warmup", "60",
                    "--guide-samples", "200", "--iw-samples", "200")
     assert done.returncode == 0, done.stderr
+    assert re.search(r"\n\s+train\s+test\n\s+PSIS k-hat, median\s+[\d.]+\s+[\d.]+\n", done.stdout), done.stdout
     out = run / "diagnostics"
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["points"]) == 3 and len(summary["per_point"]["khat"]) == 3
-    assert summary["collapse"]["latent_dim"] == 3
-    assert az.from_netcdf(out / "guide.nc").posterior["z"].shape == (1, 200, 3, 3)
-    reference = az.from_netcdf(out / "reference.nc")
-    assert set(reference.groups()) >= {"posterior", "sample_stats", "log_likelihood", "posterior_predictive",
-                                       "observed_data"}
-    assert reference.posterior_predictive["x"].shape == (2, 25, 3, 784) and "energy" in reference.sample_stats
-    for name in ("pair.png", "khat.png", "energy.png", "ppc_arviz.png", "kl_per_dim.png", "ppc.png"):
+    assert set(summary["splits"]) == {"train", "test"} and summary["collapse"]["latent_dim"] == 3
+    for split in ("train", "test"):
+        part = summary["splits"][split]
+        assert len(part["points"]) == 3 and len(part["per_point"]["khat"]) == 3
+        assert summary["comparison"]["amortization_gap"][split] == pytest.approx(
+            np.mean(part["per_point"]["amortization_gap"]))
+        assert json.loads((out / split / "summary.json").read_text())["points"] == part["points"]
+        guide = az.from_netcdf(out / split / "guide.nc")
+        assert guide.posterior["z"].shape == (1, 200, 3, 3)
+        assert list(guide.posterior["point"].values) == part["points"]
+        reference = az.from_netcdf(out / split / "reference.nc")
+        assert set(reference.groups()) >= {"posterior", "sample_stats", "log_likelihood", "posterior_predictive",
+                                           "observed_data"}
+        assert reference.posterior_predictive["x"].shape == (2, 25, 3, 784) and "energy" in reference.sample_stats
+        assert list(reference.log_likelihood["point"].values) == part["points"]
+        for name in ("pair.png", "khat.png", "ppc_arviz.png"):
+            assert (out / split / name).read_bytes()[:4] == b"\x89PNG"
+    for name in ("splits.png", "energy.png", "kl_per_dim.png", "ppc.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -213,3 +226,82 @@ def test_examine_gives_inference_data_that_arviz_compares_from_one_set_of_guide_
     assert np.isfinite(az.loo(found.reference).elpd_loo)
     table = az.compare({"nuts": found.reference, "guide": found.guide})
     assert set(table.index) == {"nuts", "guide"} and np.isfinite(table["elpd_loo"]).all()
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    from inference import RunConfig
+    from inference.runs.folder import load_run, train_run
+
+    folder = tmp_path_factory.mktemp("small") / "run"
+    train_run(RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
+                                   "train": {"epochs": 1}}), folder, quiet=True)
+    return load_run(folder)
+
+
+def test_training_points_are_binarized_once_like_the_test_set(small_run):
+    """A dynamically binarized run keeps grey training images; the diagnosed ones are one fixed draw of them."""
+    from inference.diagnostics import split_points
+
+    x = split_points(small_run, "train", [4, 9])
+    assert set(x.unique().tolist()) <= {0.0, 1.0} and torch.equal(x, split_points(small_run, "train", [4, 9]))
+    grey = small_run.data.train_x[[4, 9]]
+    assert not torch.equal(grey, grey.round()) and (x.mean() - grey.mean()).abs() < 0.05
+    assert torch.equal(split_points(small_run, "test", [4, 9]), small_run.data.test_x[[4, 9]])
+
+
+def test_the_worst_points_by_a_fast_khat_pass_are_bad_proposals_on_a_full_one(small_run):
+    from inference.diagnostics import psis_khat, worst_points
+    from inference.diagnostics.points import choose_points
+
+    chosen, screening = worst_points(small_run, "test", 3, screen=100, seed=0)
+    assert screening["screened"] == 100 and len(set(chosen)) == 3
+    others = [i for i in choose_points(500, 12, None, seed=5) if i not in chosen][:10]
+    torch.manual_seed(11)  # fresh draws, five times as many as the screening's
+    model, guide, x = small_run.model, small_run.guide, small_run.data.test_x
+    worst, typical = psis_khat(model, guide, x[chosen]), psis_khat(model, guide, x[others])
+    assert worst.mean() > np.median(typical) and screening["chosen_min_khat"] >= screening["median_khat"]
+
+
+def _memorizing_run(tmp_path, images: int = 50):
+    """A VAE trained to memorize ``images`` MNIST digits (statically binarized, 1,000 steps), tested on 50 others."""
+    from inference import RunConfig, setup
+    from inference.data.datasets import IDX_FILES, load_embedded_mnist
+    from inference.training.loop import train
+
+    from .test_data import write_idx
+
+    digits = load_embedded_mnist()
+    grey = (digits.train_x[: images + 50, 0] * 255).round().numpy()
+    labels = digits.train_y[: images + 50].numpy()
+    arrays = {"train_images": grey[:images], "train_labels": labels[:images], "test_images": grey[images:],
+              "test_labels": labels[images:]}
+    for key, name in IDX_FILES.items():
+        write_idx(tmp_path / name, arrays[key])
+    run = setup(RunConfig.from_dict({"data": {"dataset": "idx", "data_dir": str(tmp_path), "binarize": "static"},
+                                     "model": {"latent_dim": 4, "hidden_dim": 128}, "guide": {"hidden_dim": 128},
+                                     "train": {"epochs": 200, "batch_size": 10, "lr": 3e-3, "compile": "trace"}}))
+    train(run)
+    return run
+
+
+@pytest.mark.slow
+def test_an_overfitted_guide_has_a_larger_amortization_gap_on_test_points(tmp_path):
+    """Cremer et al. (2018): an encoder that memorized its training images is a much worse amortized posterior on
+    held-out ones. Both splits go through one examination (one NUTS run); each split's cut is its own points."""
+    from inference.diagnostics import examine_splits, split_points
+
+    run = _memorizing_run(tmp_path)
+    points = {"train": list(range(10)), "test": list(range(10))}
+    found = examine_splits(run, points, chains=2, draws=30, warmup=30, guide_samples=200, iw_samples=200)
+    gap = {split: np.asarray(d.summary["per_point"]["amortization_gap"]) for split, d in found.items()}
+    se = np.sqrt(sum(g.var(ddof=1) / len(g) for g in gap.values()))
+    assert gap["test"].mean() > gap["train"].mean() + 3 * se, {k: g.mean() for k, g in gap.items()}
+    elbo = {split: np.mean(d.summary["per_point"]["elbo_amortized"]) for split, d in found.items()}
+    assert elbo["train"] > elbo["test"]
+    for split, d in found.items():
+        x = split_points(run, split, points[split]).flatten(1).numpy()
+        assert np.array_equal(d.reference.observed_data["x"].values, x)
+        assert np.array_equal(d.guide.observed_data["x"].values, x)
+        assert list(d.reference.posterior["point"].values) == points[split]
+        assert d.reference.posterior["z"].shape == (2, 30, 10, 4)

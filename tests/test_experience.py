@@ -1,6 +1,7 @@
 """Config files, monitors (log file, TensorBoard), plots and the HTML report."""
 import base64
 import json
+import html
 import re
 import shutil
 import subprocess
@@ -186,15 +187,48 @@ def test_vae_report_is_one_self_contained_page(capsys, tiny_run, tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian package chromium)")
-def test_the_report_renders_in_headless_chromium(tiny_run, tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def diagnosed_run(tiny_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("diagnosed") / "run"
     shutil.copytree(tiny_run, run)
+    done = run_vae("diagnose", run, "--points", "2", "--chains", "2", "--draws", "40", "--warmup", "40",
+                   "--guide-samples", "100", "--iw-samples", "100")
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+DIAGNOSTIC_PNGS = ["splits.png", "energy.png", "train/pair.png", "test/pair.png", "train/ppc_arviz.png",
+                   "test/ppc_arviz.png", "kl_per_dim.png", "ppc.png"]
+
+
+def test_vae_report_shows_the_diagnostics_splits_side_by_side(capsys, diagnosed_run):
+    status, _, err = _vae(capsys, "report", diagnosed_run)
+    assert status == 0, err
+    page = (diagnosed_run / "report.html").read_text()
+    summary = json.loads((diagnosed_run / "diagnostics" / "summary.json").read_text())
+    table = page[page.index("id='diagnostics-comparison'"):]
+    table = table[: table.index("</table>")]
+    assert re.search(r"<th>train</th><th>test</th>", table)
+    gap = summary["comparison"]["amortization_gap"]
+    assert f"<td>amortization gap (nats)</td><td>{gap['train']:,.3f}</td><td>{gap['test']:,.3f}</td>" in table
+    parser = _Images()
+    parser.feed(page)
+    inlined = [base64.b64decode(source.split(",", 1)[1]) for source in parser.sources]
+    for name in DIAGNOSTIC_PNGS:
+        assert (diagnosed_run / "diagnostics" / name).read_bytes() in inlined, name
+    assert html.escape(summary["splits"]["test"]["reference_note"]) in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian package chromium)")
+def test_the_report_renders_in_headless_chromium(diagnosed_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(diagnosed_run, run)
     assert run_vae("report", run).returncode == 0
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,1600"]
     dom = subprocess.run([*flags, "--dump-dom", (run / "report.html").as_uri()], capture_output=True, text=True,
                          timeout=120)
-    assert "Metrics per epoch" in dom.stdout and dom.stdout.count("<img") == len(list(run.glob("*.png")))
+    assert "Metrics per epoch" in dom.stdout and "Diagnostics" in dom.stdout
+    assert dom.stdout.count("<img") == len(list(run.glob("*.png"))) + len(DIAGNOSTIC_PNGS)
     shot = tmp_path / "shot.png"
     subprocess.run([*flags, f"--screenshot={shot}", (run / "report.html").as_uri()], capture_output=True, timeout=120)
     from PIL import Image

@@ -242,12 +242,12 @@ def test_diagnose_examines_a_hierarchy_layer_by_layer(hierarchy_run, capsys):
     import arviz as az
 
     args = ["diagnose", str(hierarchy_run), "--points", "2", "--chains", "2", "--draws", "60", "--warmup", "60",
-            "--guide-samples", "200", "--iw-samples", "200"]
+            "--guide-samples", "200", "--iw-samples", "200", "--split", "test"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert re.search(r"z1 \(12 units, \d+ active\): mean error [\d.]+ posterior sd", out)
     assert re.search(r"z2 \(4 units, \d+ active\)", out)
-    folder = hierarchy_run / "diagnostics"
+    folder = hierarchy_run / "diagnostics" / "test"
     summary = json.loads((folder / "summary.json").read_text())
     assert set(summary["by_layer"]) == {"z1", "z2"} and summary["by_layer"]["z2"]["units"] == 4
     for name in ("reference.nc", "guide.nc"):

@@ -96,32 +96,41 @@ def cmd_sample(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from inference.diagnostics import choose_points, diagnose
+    from inference.diagnostics import SPLITS, choose_points, diagnose, worst_points
+    from inference.diagnostics.points import split_size
+    from inference.diagnostics.report import COMPARED
     from inference.runs.folder import load_run
 
-    for name in ("chains", "draws", "warmup", "guide_samples", "iw_samples"):
+    for name in ("chains", "draws", "warmup", "guide_samples", "iw_samples", "screen"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.worst is not None and args.indices:
+        raise UserError("choose the points one way: --indices or --worst, not both")
     run = load_run(Path(args.run))
-    indices = choose_points(run.data.test_x.shape[0], args.points, args.indices, args.seed)
+    splits = SPLITS if args.split == "both" else (args.split,)
+    points, screening = {}, {}
+    for split in splits:
+        if args.worst is not None:
+            points[split], screening[split] = worst_points(run, split, args.worst, args.screen, args.seed)
+        else:
+            points[split] = choose_points(split_size(run, split), args.points, args.indices, args.seed, split)
     out = run.path / "diagnostics"
-    s = diagnose(run, out, indices, args.chains, args.draws, args.warmup, args.guide_samples, args.iw_samples,
-                 args.seed)
-    ref, k, mean = s["reference"], s["khat"], s["mean"]
-    print(f"{len(indices)} test points; NUTS reference: {s['reference_note']} (max R-hat {ref['max_rhat']:.3f}, "
-          f"min bulk ESS {ref['min_ess_bulk']:.0f}, {ref['divergences']} divergences)")
-    print(f"guide vs NUTS: mean error {mean['mean_error_in_sd']:.3f} posterior sd, Gaussian KL {mean['gaussian_kl']:.3f}"
-          f" nats; PSIS k-hat > 0.7 for {100 * k['share_above_0.7']:.0f}% of points, 0.5-0.7 for "
-          f"{100 * k['share_0.5_to_0.7']:.0f}%")
-    for name, layer in (s["by_layer"] or {}).items():
-        active = s["collapse"]["layers"][name]["active_units"]
-        print(f"  {name} ({layer['units']} units, {active} active): mean error {layer['mean_error_in_sd']:.3f} "
-              f"posterior sd, Gaussian KL {layer['gaussian_kl']:.3f} nats")
-    print(f"gaps (nats per point): amortization {mean['amortization_gap']:.3f}, approximation "
-          f"{mean['approximation_gap']:.3f}; active units {s['collapse']['active_units']} of "
-          f"{s['collapse']['latent_dim']}; {s['seconds']:.0f} s")
-    print(f"wrote {out}/ (reference.nc, guide.nc, summary.json, pair.png, khat.png, energy.png, ppc_arviz.png, "
-          f"kl_per_dim.png, ppc.png)")
+    s = diagnose(run, out, points, args.chains, args.draws, args.warmup, args.guide_samples, args.iw_samples,
+                 args.seed, screening or None)
+    for split, part in s["splits"].items():
+        ref = part["reference"]
+        print(f"{split}: {len(part['points'])} points; NUTS reference: {part['reference_note']} (max R-hat "
+              f"{ref['max_rhat']:.3f}, min bulk ESS {ref['min_ess_bulk']:.0f}, {ref['divergences']} divergences)")
+        for name, layer in (part["by_layer"] or {}).items():
+            active = s["collapse"]["layers"][name]["active_units"]
+            print(f"  {name} ({layer['units']} units, {active} active): mean error {layer['mean_error_in_sd']:.3f} "
+                  f"posterior sd, Gaussian KL {layer['gaussian_kl']:.3f} nats")
+    print(f"{'':36s}" + "".join(f"{split:>10s}" for split in s["splits"]))
+    for name, values in s["comparison"].items():
+        print(f"  {COMPARED[name]:34s}" + "".join(f"{values[split]:10.3f}" for split in s["splits"]))
+    print(f"active units {s['collapse']['active_units']} of {s['collapse']['latent_dim']}; {s['seconds']:.0f} s")
+    print(f"wrote {out}/ (summary.json, splits.png, energy.png, kl_per_dim.png, ppc.png; per split: reference.nc, "
+          f"guide.nc, summary.json, pair.png, khat.png, ppc_arviz.png)")
     return 0
 
 
@@ -147,9 +156,16 @@ def add_commands(sub) -> None:
     p.add_argument("--ex-post", type=int, default=0, metavar="K",
                    help="decode z from a K-component Gaussian mixture fitted by EM to the training codes "
                         "(Ghosh et al. 2020) instead of the prior; works for autoencoders without a prior")
-    p = run_command(sub, "diagnose", cmd_diagnose, "NUTS reference posteriors, PSIS k-hat, gaps, collapse, PPC (ArviZ)")
-    p.add_argument("--points", type=int, default=20, help="random test points to examine")
-    p.add_argument("--indices", type=int, nargs="+", default=None, help="these test points instead")
+    p = run_command(sub, "diagnose", cmd_diagnose, "NUTS reference posteriors, PSIS k-hat, gaps, collapse, PPC (ArviZ), "
+                    "on training and test points")
+    p.add_argument("--split", choices=("train", "test", "both"), default="both",
+                   help="whose points: the training set's, the test set's or both, side by side [default: both]")
+    p.add_argument("--points", type=int, default=20, help="random points to examine, per split [default: 20]")
+    p.add_argument("--indices", type=int, nargs="+", default=None, help="these points of each split instead")
+    p.add_argument("--worst", type=int, default=None, metavar="N",
+                   help="the N points of largest PSIS k-hat after a fast k-hat pass (guide draws only) instead")
+    p.add_argument("--screen", type=int, default=1000, metavar="M",
+                   help="with --worst: random points of each split screened [default: 1000]")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains per point [default: 4]")
     p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain")
     p.add_argument("--warmup", type=int, default=500, help="NUTS adaptation steps [default: 500]")

@@ -21,7 +21,6 @@ from inference.em.nonlinear import log_joint
 from inference.evaluate.elbo import frozen
 from inference.evaluate.marginal_likelihood import importance_log_likelihood, points_per_pass
 from inference.diagnostics.predictive import inference_data
-from inference.diagnostics.reference import latent_variables
 
 
 def joint_posterior(guide, x: torch.Tensor):
@@ -38,16 +37,13 @@ def guide_draws(guide, x: torch.Tensor, num_draws: int) -> tuple[torch.Tensor, t
     return z, q.log_prob(z)
 
 
-def guide_idata(z: torch.Tensor, indices, layout: Optional[dict] = None, model=None, x: Optional[torch.Tensor] = None,
+def guide_idata(z: torch.Tensor, indices, layout: Optional[dict], model, x: torch.Tensor,
                 predictive_draws: int = 100) -> az.InferenceData:
-    """The guide's (S, P, Z) draws as one chain, with the reference's dims and coords; given the model and
-    the points, also their log_likelihood, posterior_predictive (``predictive_draws`` of them) and
-    observed_data, so ``az.compare({"nuts": reference, "guide": this})`` takes both."""
+    """The guide's (S, P, Z) draws as one chain, with the reference's dims and coords, their log_likelihood,
+    posterior_predictive (``predictive_draws`` of them) and observed_data, so that
+    ``az.compare({"nuts": reference, "guide": this})`` takes both."""
     layout = layout or {"z": slice(0, z.shape[-1])}
-    if model is not None:
-        return inference_data(model, x, z.unsqueeze(0), indices, layout, predictive_draws)
-    posterior, names, dims = latent_variables(z.unsqueeze(0).cpu().numpy(), indices, layout)
-    return az.from_dict(posterior=posterior, coords=names, dims=dims)
+    return inference_data(model, x, z.unsqueeze(0), indices, layout, predictive_draws)
 
 
 def _gaussian(draws: np.ndarray):

@@ -30,6 +30,14 @@ class Reference:
     min_ess_tail: float
     divergences: int
 
+    @classmethod
+    def of(cls, idata: az.InferenceData, divergences: int) -> "Reference":
+        """R-hat and bulk / tail ESS of ``idata``'s posterior, unrounded (``az.summary`` rounds to 2 decimals)."""
+        names = list(idata.posterior.data_vars)
+        return cls(idata, _extreme(az.rhat(idata, var_names=names), np.max),
+                   _extreme(az.ess(idata, var_names=names, method="bulk"), np.min),
+                   _extreme(az.ess(idata, var_names=names, method="tail"), np.min), divergences)
+
     @property
     def converged(self) -> bool:
         return self.max_rhat <= RHAT_LIMIT
@@ -80,8 +88,5 @@ def nuts_reference(model, x: torch.Tensor, indices, init: torch.Tensor, num_chai
     flags = np.zeros(num_draws, dtype=bool)
     flags[[i for i in mcmc.diagnostics()["divergences"]["chain 0"] if i < num_draws]] = True
     stats = {**mcmc.kernel.sample_stats(num_draws), "diverging": np.broadcast_to(flags, (num_chains, num_draws)).copy()}
-    idata = inference_data(model, x, z, indices, layer_layout(model), predictive_draws, stats)
-    names = list(idata.posterior.data_vars)  # unrounded (az.summary rounds to 2 decimals)
-    return Reference(idata, _extreme(az.rhat(idata, var_names=names), np.max),
-                     _extreme(az.ess(idata, var_names=names, method="bulk"), np.min),
-                     _extreme(az.ess(idata, var_names=names, method="tail"), np.min), int(flags.sum()))
+    return Reference.of(inference_data(model, x, z, indices, layer_layout(model), predictive_draws, stats),
+                        int(flags.sum()))

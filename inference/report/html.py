@@ -1,8 +1,10 @@
 """``vae report RUN``: one self-contained HTML page of a run, readable offline.
 
 The config, the library versions, the per-epoch metrics, ``evaluation.json`` when ``vae evaluate`` has
-written one, and every PNG of the run folder (image grids and plots) inlined as ``data:`` URIs: the page
-references no other file and no network address. Missing plots are drawn first (``inference.report.plots``).
+written one, the diagnostics when ``vae diagnose`` has run (the training and test points side by side, the
+NUTS reference's convergence, ArviZ's plots), and every PNG of the run folder (image grids and plots)
+inlined as ``data:`` URIs: the page references no other file and no network address. Missing plots are
+drawn first (``inference.report.plots``).
 """
 from __future__ import annotations
 
@@ -25,7 +27,17 @@ CAPTIONS = {
     MANIFOLD: "The learned manifold: E[x | z] over a grid of z = Φ⁻¹(u) (Kingma & Welling 2014, Fig. 4).",
     INTERPOLATIONS: "Interpolations in latent space between pairs of test images (the end images framed).",
     NEIGHBOURS: "Prior samples (first column) and their nearest training images in pixel space.",
+    "diagnostics/splits.png": "PSIS k-hat of each examined point (az.plot_khat) per split, and the mean amortization "
+                              "and approximation gaps (Cremer et al. 2018) with their standard errors.",
+    "diagnostics/energy.png": "az.plot_energy of the NUTS reference: marginal energy against energy transitions "
+                              "(BFMI); similar widths mean the sampler explores the posterior well.",
+    "diagnostics/kl_per_dim.png": "Rate carried by each latent dimension (KL(q || p) per test point).",
+    "diagnostics/ppc.png": "Mean images of the test data, of reconstructions and of prior samples; calibration.",
+    "pair.png": "az.plot_pair of the worst point (largest Gaussian KL): NUTS draws (KDE) against the guide's (dots).",
+    "ppc_arviz.png": "az.plot_ppc: observed pixel values against the posterior predictive of NUTS and of the guide.",
 }
+DIAGNOSTICS = "diagnostics"
+DIAGNOSTIC_FIGURES = ("splits.png", "energy.png", "pair.png", "ppc_arviz.png", "kl_per_dim.png", "ppc.png")
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td.k{text-align:left}figure{display:inline-block;margin:0.5em 1em 1em 0;vertical-align:top}
@@ -63,11 +75,42 @@ def _cell(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _figure(path: Path) -> str:
+def _figure(path: Path, caption: str | None = None) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = CAPTIONS.get(path.name, path.name)
+    caption = caption or CAPTIONS.get(path.name, path.name)
     return (f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _diagnostics(folder: Path) -> list[str]:
+    """The section of ``vae diagnose``'s results: the splits side by side, each split's NUTS reference, and
+    ArviZ's figures (none when ``diagnostics/summary.json`` is missing or from an older layout)."""
+    summary = _read_json(folder / DIAGNOSTICS / "summary.json")
+    if not isinstance(summary, dict) or "splits" not in summary:
+        return []
+    from inference.diagnostics.report import COMPARED
+
+    splits = {split: summary["splits"][split] for split in ("train", "test") if split in summary["splits"]}
+    comparison = summary.get("comparison", {})
+    rows = [{"": COMPARED[name], **{split: comparison[name].get(split) for split in splits}}
+            for name in COMPARED if name in comparison]
+    reference = [{"split": split, "points": len(s["points"]), "NUTS reference": s["reference_note"],
+                  "max R-hat": s["reference"]["max_rhat"], "min bulk ESS": s["reference"]["min_ess_bulk"],
+                  "divergences": s["reference"]["divergences"], "k-hat > 0.7": s["khat"]["share_above_0.7"],
+                  "k-hat 0.5-0.7": s["khat"]["share_0.5_to_0.7"], "max k-hat": s["khat"]["max"]}
+                 for split, s in splits.items()]
+    parts = ["<h2 id='diagnostics'>Diagnostics (<code>vae diagnose</code>)</h2>",
+             "<p>The guide against a NUTS reference posterior on training and test points: PSIS k-hat of the guide "
+             "as a proposal, the amortization gap ELBO(q*) &minus; ELBO(q) and the approximation gap log p(x) &minus; "
+             "ELBO(q*), means over the points (nats per point).</p>",
+             f"<div id='diagnostics-comparison'>{_table(rows)}</div>", _table(reference)]
+    for name in DIAGNOSTIC_FIGURES:
+        for split in ("", *splits):
+            path = folder / DIAGNOSTICS / split / name if split else folder / DIAGNOSTICS / name
+            if path.is_file():
+                caption = CAPTIONS.get(f"{DIAGNOSTICS}/{name}", CAPTIONS.get(name, name))
+                parts.append(_figure(path, f"{split} points: {caption}" if split else caption))
+    return parts
 
 
 def render(folder: Path) -> str:
@@ -90,6 +133,7 @@ def render(folder: Path) -> str:
              "<h2>Metrics per epoch</h2>", _table(metrics)]
     if evaluation:
         parts += ["<h2>Evaluation (<code>vae evaluate</code>)</h2>", _pairs(evaluation)]
+    parts += _diagnostics(folder)
     parts += ["<h2>Images and plots</h2>", *(_figure(p) for p in pngs),
               "<h2>Config</h2><div class='sections'>",
               *(f"<div><h3>{html.escape(section)}</h3>{_pairs(values)}</div>" for section, values in config.items()),
