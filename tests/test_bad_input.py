@@ -322,5 +322,7 @@ def test_diagnose_refuses_bad_points(capsys, run_dir):
     assert "--draws must be positive" in _refuse(capsys, ["diagnose", run_dir, "--draws", "0"])
     assert "--worst must be in 1..30" in _refuse(capsys, ["diagnose", run_dir, "--worst", "40", "--screen", "30"])
     assert "--indices or --worst, not both" in _refuse(capsys, ["diagnose", run_dir, "--worst", "2", "--indices", "1"])
+    assert "--points or --worst, not both" in _refuse(capsys, ["diagnose", run_dir, "--worst", "2", "--points", "3"])
+    assert "give --worst N too" in _refuse(capsys, ["diagnose", run_dir, "--screen", "100"])
     assert "invalid choice: 'valid'" in _refuse(capsys, ["diagnose", run_dir, "--split", "valid"])
     assert not (run_dir / "diagnostics").exists()

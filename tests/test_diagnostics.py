@@ -245,6 +245,7 @@ def test_training_points_are_binarized_once_like_the_test_set(small_run):
 
     x = split_points(small_run, "train", [4, 9])
     assert set(x.unique().tolist()) <= {0.0, 1.0} and torch.equal(x, split_points(small_run, "train", [4, 9]))
+    assert torch.equal(split_points(small_run, "train", [1, 4, 7, 9])[[1, 3]], x)  # whatever else is chosen
     grey = small_run.data.train_x[[4, 9]]
     assert not torch.equal(grey, grey.round()) and (x.mean() - grey.mean()).abs() < 0.05
     assert torch.equal(split_points(small_run, "test", [4, 9]), small_run.data.test_x[[4, 9]])

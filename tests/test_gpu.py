@@ -97,3 +97,21 @@ def test_images_on_cuda_0_are_indexed_in_place_for_a_run_on_cuda():
     assert not stream.streaming
     for idx, batch in stream:
         assert torch.equal(batch, x[idx])
+
+
+def test_a_step_that_cannot_be_recorded_runs_eagerly_with_a_note():
+    """A host read inside the step aborts the recording: the same step runs eagerly, with gradients of its own
+    (none left over from the aborted recording), and training goes on eagerly. (A failed recording leaves
+    torch's CUDA generator on another stream of draws, so the losses are not compared with the eager engine's.)"""
+    batches = list(_batches(epochs=1))
+    trainer = _trainer(True, {"name": "elbo"})
+    torch.manual_seed(5)
+    x, kw = batches[0]
+    trainer.step(x, **kw)
+    step = trainer.svi_step.updater.step
+    trainer.svi_step.updater.step = lambda params, bad: (float(bad), step(params, bad))  # a host read
+    with pytest.warns(UserWarning, match="could not be recorded as a CUDA graph"):
+        losses = torch.stack([trainer.step(x, **kw) for x, kw in batches[1:]])
+    trainer.check()
+    assert trainer.engine == "trace" and trainer.steps == len(batches) and trainer.graphs is None
+    assert torch.isfinite(losses).all() and all(p.grad is None and torch.isfinite(p).all() for p in trainer.params)

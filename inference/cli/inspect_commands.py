@@ -97,30 +97,37 @@ def cmd_sample(args) -> int:
 
 def cmd_diagnose(args) -> int:
     from inference.diagnostics import SPLITS, choose_points, diagnose, worst_points
-    from inference.diagnostics.points import split_size
+    from inference.diagnostics.points import POINTS, SCREEN, split_size
     from inference.diagnostics.report import COMPARED
     from inference.runs.folder import load_run
 
     for name in ("chains", "draws", "warmup", "guide_samples", "iw_samples", "screen"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.worst is not None and args.indices:
-        raise UserError("choose the points one way: --indices or --worst, not both")
+    ways = [flag for flag, value in (("--points", args.points), ("--indices", args.indices), ("--worst", args.worst))
+            if value is not None]
+    if len(ways) > 1:
+        raise UserError(f"choose the points one way: {' or '.join(ways)}, not both")
+    if args.screen is not None and args.worst is None:
+        raise UserError("--screen sets how many points --worst screens; give --worst N too")
     run = load_run(Path(args.run))
     splits = SPLITS if args.split == "both" else (args.split,)
     points, screening = {}, {}
     for split in splits:
         if args.worst is not None:
-            points[split], screening[split] = worst_points(run, split, args.worst, args.screen, args.seed)
+            points[split], screening[split] = worst_points(run, split, args.worst, args.screen or SCREEN, args.seed)
         else:
-            points[split] = choose_points(split_size(run, split), args.points, args.indices, args.seed, split)
+            points[split] = choose_points(split_size(run, split), args.points or POINTS, args.indices, args.seed, split)
     out = run.path / "diagnostics"
     s = diagnose(run, out, points, args.chains, args.draws, args.warmup, args.guide_samples, args.iw_samples,
                  args.seed, screening or None)
+    total = sum(len(part["points"]) for part in s["splits"].values())
+    print(f"one NUTS run over all {total} points: {next(iter(s['splits'].values()))['reference']['divergences']} "
+          f"divergences")
     for split, part in s["splits"].items():
         ref = part["reference"]
         print(f"{split}: {len(part['points'])} points; NUTS reference: {part['reference_note']} (max R-hat "
-              f"{ref['max_rhat']:.3f}, min bulk ESS {ref['min_ess_bulk']:.0f}, {ref['divergences']} divergences)")
+              f"{ref['max_rhat']:.3f}, min bulk ESS {ref['min_ess_bulk']:.0f})")
         for name, layer in (part["by_layer"] or {}).items():
             active = s["collapse"]["layers"][name]["active_units"]
             print(f"  {name} ({layer['units']} units, {active} active): mean error {layer['mean_error_in_sd']:.3f} "
@@ -160,11 +167,11 @@ def add_commands(sub) -> None:
                     "on training and test points")
     p.add_argument("--split", choices=("train", "test", "both"), default="both",
                    help="whose points: the training set's, the test set's or both, side by side [default: both]")
-    p.add_argument("--points", type=int, default=20, help="random points to examine, per split [default: 20]")
+    p.add_argument("--points", type=int, default=None, help="random points to examine, per split [default: 20]")
     p.add_argument("--indices", type=int, nargs="+", default=None, help="these points of each split instead")
     p.add_argument("--worst", type=int, default=None, metavar="N",
                    help="the N points of largest PSIS k-hat after a fast k-hat pass (guide draws only) instead")
-    p.add_argument("--screen", type=int, default=1000, metavar="M",
+    p.add_argument("--screen", type=int, default=None, metavar="M",
                    help="with --worst: random points of each split screened [default: 1000]")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains per point [default: 4]")
     p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain")

@@ -23,7 +23,7 @@ def pair(plt, ref, guide, point, names):
                       kde_kwargs={"contour_kwargs": {"colors": "k"}, "contourf_kwargs": {"alpha": 0.3}})
     az.plot_pair(as_idata(guide[:300]), kind="scatter", ax=ax, scatter_kwargs={"color": "C1", "alpha": 0.5},
                  marginals=False)
-    ax.set_title(f"test point {point}: NUTS (KDE) vs guide (dots)", fontsize=9)
+    ax.set_title(f"{point}: NUTS (KDE) vs guide (dots)", fontsize=9)
     return ax.figure
 
 

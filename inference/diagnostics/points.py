@@ -13,23 +13,27 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from inference.data.datasets import BINARIZE_SEED, binarize_once
 from inference.diagnostics.guide_check import khat_of, log_weights
 from inference.errors import UserError
 
 SPLITS = ("train", "test")
+POINTS, SCREEN = 20, 1000  # vae diagnose's defaults: random points per split; points screened by --worst
+TRAIN_BINARIZE_SEED = 1_000_003  # + the index: the diagnosed binarization of each training image
 SCREEN_DRAWS = 200  # guide draws per screened point: enough for k-hat to rank points, a fifth of a full pass
 
 
 def split_points(run, split: str, indices: Sequence[int]) -> torch.Tensor:
     """The points ``indices`` of ``split`` as the model scores them. A dynamically binarized run's training
-    images are grey levels (each batch is drawn afresh); they are binarized once here, with a fixed seed of
-    their own, as the test set is once and for all."""
+    images are grey levels (each batch is drawn afresh); each is binarized here by a draw of its own, seeded
+    by its index, so a training point is the same binary image whichever other points are chosen with it."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose train or test")
-    x = getattr(run.data, f"{split}_x")[torch.as_tensor(list(indices), dtype=torch.long)]
+    indices = [int(i) for i in indices]
+    x = getattr(run.data, f"{split}_x")[torch.as_tensor(indices, dtype=torch.long)]
     if split == "train" and run.config.data.binarize == "dynamic":
-        x = binarize_once(x, BINARIZE_SEED + 2)
+        u = torch.stack([torch.rand(x.shape[1:], generator=torch.Generator().manual_seed(TRAIN_BINARIZE_SEED + i))
+                         for i in indices])
+        x = (u.to(x.device) < x).to(x.dtype)  # Bernoulli(x), one fixed draw per training image
     return x
 
 

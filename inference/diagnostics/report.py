@@ -46,6 +46,9 @@ COMPARED = {  # the figures compared across splits (means over each split's poin
     "mean_error_in_sd": "guide's mean error (posterior sd)", "gaussian_kl": "Gaussian KL, guide to NUTS"}
 
 
+POINT_GROUPS = ["posterior", "log_likelihood", "posterior_predictive", "observed_data"]  # with a point dim
+
+
 def _save_netcdf(idata: az.InferenceData, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     idata.to_netcdf(str(tmp))
@@ -83,8 +86,11 @@ def examine(run, indices: Sequence[int], chains: int = 4, draws: int = 500, warm
 def examine_splits(run, points: dict, chains: int = 4, draws: int = 500, warmup: int = 500,
                    guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> dict:
     """``{split: Diagnosis}`` for ``points = {split: indices}``, all points in one NUTS run and one pass of
-    each estimator (the posteriors factorize over points, so sampling them together changes nothing but
-    the time), then cut per split; the collapse report (of the test set) is in each summary."""
+    each estimator, then cut per split. The posteriors factorize over points, so sampling them together
+    changes the draws' targets in nothing; the sampler's adaptation (step size, mass matrix, trajectory
+    length) and its divergence flags are shared, as among the points of one split already, so each split's
+    ``sample_stats`` and divergence count are those of the one run. The collapse report (of the test set)
+    is in each summary."""
     start = time.perf_counter()
     layout = layer_layout(run.model)  # a hierarchy: every layer, sampled jointly, reported one by one
     units = max(part.stop for part in layout.values())
@@ -112,7 +118,8 @@ def examine_splits(run, points: dict, chains: int = 4, draws: int = 500, warmup:
     for split, indices in points.items():
         part = slice(offset, offset + len(indices))
         offset += len(indices)
-        cut = lambda idata: idata.isel(point=part).assign_coords(point=np.asarray(indices))  # noqa: E731
+        cut = lambda idata: idata.isel(point=part, groups=POINT_GROUPS).assign_coords(  # noqa: E731
+            point=np.asarray(indices), groups=POINT_GROUPS)  # sample_stats: the one NUTS run's, as it is
         ref = Reference.of(cut(reference.idata), reference.divergences)
         mine = {k: np.asarray(v)[part] for k, v in per_point.items()}
         summary = {
@@ -159,8 +166,8 @@ def diagnose(run, out: Path, points: dict, chains: int = 4, draws: int = 500, wa
         worst = int(np.argmax(s["per_point"]["gaussian_kl"]))
         dims = np.argsort(s["per_point"]["kl_per_dim"][worst])[::-1][:2].tolist()
         names = [unit_name(layout, k) for k in dims]
-        figures.figure(folder / "pair.png", lambda plt: figures.pair(plt, ref_draws[:, worst, dims],
-                                                                     z_guide[:, worst, dims], s["points"][worst], names))
+        figures.figure(folder / "pair.png", lambda plt: figures.pair(plt, ref_draws[:, worst, dims], z_guide[:, worst, dims],
+                                                                     f"{split} point {s['points'][worst]}", names))
         figures.figure(folder / "khat.png", lambda plt: figures.khat(plt, np.asarray(s["per_point"]["khat"]),
                                                                      s["points"], split))
         figures.figure(folder / "ppc_arviz.png", lambda plt: figures.ppc(plt, d))

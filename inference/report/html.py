@@ -105,11 +105,12 @@ def _diagnostics(folder: Path) -> list[str]:
              "ELBO(q*), means over the points (nats per point).</p>",
              f"<div id='diagnostics-comparison'>{_table(rows)}</div>", _table(reference)]
     for name in DIAGNOSTIC_FIGURES:
-        for split in ("", *splits):
-            path = folder / DIAGNOSTICS / split / name if split else folder / DIAGNOSTICS / name
+        top = f"{DIAGNOSTICS}/{name}" in CAPTIONS  # the run's figures; the others are each split's
+        for split in ("",) if top else splits:
+            path = folder / DIAGNOSTICS / split / name
             if path.is_file():
-                caption = CAPTIONS.get(f"{DIAGNOSTICS}/{name}", CAPTIONS.get(name, name))
-                parts.append(_figure(path, f"{split} points: {caption}" if split else caption))
+                caption = CAPTIONS[f"{DIAGNOSTICS}/{name}" if top else name]
+                parts.append(_figure(path, caption if top else f"{split} points: {caption}"))
     return parts
 
 

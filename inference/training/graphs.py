@@ -63,10 +63,16 @@ class StepGraphs:
             return "stable=False"  # the guard's deferral is what keeps host reads out of the step
         return None
 
+    @staticmethod
+    def _named(args, kwargs) -> list:
+        """The arguments by name (positions first, then keywords in name order): what keys and feeds a graph."""
+        return [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
+
     def __call__(self, *args, **kwargs) -> torch.Tensor:
-        tensors = [t for t in list(args) + list(kwargs.values()) if torch.is_tensor(t)]
-        key = tuple((tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(
-            (k, v) for k, v in sorted(kwargs.items()) if not torch.is_tensor(v))
+        named = self._named(args, kwargs)
+        tensors = [t for _, t in named if torch.is_tensor(t)]
+        key = tuple((name, (tuple(v.shape), v.dtype, v.device)) if torch.is_tensor(v) else (name, v)
+                    for name, v in named)
         self.svi_step.engine.fill_inputs()
         entry = self.graphs.get(key)
         if entry is None:
@@ -79,24 +85,27 @@ class StepGraphs:
             buffer.copy_(value, non_blocking=True)
         graph.replay()
         self.svi_step.steps += 1
-        self.svi_step.grad_norm = grad_norm
+        self.svi_step.grad_norm = grad_norm.clone()
         return loss.clone()  # the caller may keep it past the next replay
 
     def _eager(self, args, kwargs) -> torch.Tensor:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            loss = self.svi_step(*args, **kwargs)
-        torch.cuda.current_stream().wait_stream(side)
+        try:
+            with torch.cuda.stream(side):
+                loss = self.svi_step(*args, **kwargs)
+        finally:
+            torch.cuda.current_stream().wait_stream(side)
+        loss.record_stream(torch.cuda.current_stream())  # used on the main stream: not reused early
         return loss
 
     def _record(self, args, kwargs):
         """One step recorded (recording runs nothing): its input buffers, graph, loss and gradient norm."""
         step = self.svi_step
-        inputs = [t.clone() for t in list(args) + list(kwargs.values()) if torch.is_tensor(t)]
-        feed = iter(inputs)
-        static_args = [next(feed) if torch.is_tensor(a) else a for a in args]
-        static_kwargs = {k: next(feed) if torch.is_tensor(v) else v for k, v in kwargs.items()}
+        static = {name: v.clone() if torch.is_tensor(v) else v for name, v in self._named(args, kwargs)}
+        inputs = [v for v in static.values() if torch.is_tensor(v)]  # in the order __call__ feeds them
+        static_args = [static[i] for i in range(len(args))]
+        static_kwargs = {k: static[k] for k in kwargs}
         graph = torch.cuda.CUDAGraph()
         steps = step.steps
         try:
@@ -104,6 +113,8 @@ class StepGraphs:
                 loss = step(*static_args, **static_kwargs)
         except Exception as err:  # an operation a graph cannot hold (a host read, a CPU tensor, ...)
             torch.cuda.synchronize()
+            for p in step.engine.loss.params:  # gradients the aborted recording left unfilled
+                p.grad = None
             raise GraphRecordError(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__) \
                 from None
         finally:

@@ -44,7 +44,14 @@ class TorchUpdater:
         self.optim = make(list(params))
         self.known = {id(p) for group in self.optim.param_groups for p in group["params"]}
         self.device_guard = bool(self.optim.defaults.get("fused"))
-        self.capturable = self.device_guard and bool(self.optim.defaults.get("capturable"))
+        self.made_capturable = bool(self.optim.defaults.get("capturable"))
+        if self.made_capturable:  # its eager steps (a CUDA graph's warm-up, --no-cuda-graph) are meant
+            self.optim._warned_capturable_if_run_uncaptured = True  # and as fast with the fused kernel
+
+    @property
+    def capturable(self) -> bool:
+        """A CUDA graph can record its step: fused, and every parameter group capturable."""
+        return self.device_guard and all(g.get("capturable") for g in self.optim.param_groups)
 
     def add(self, params) -> None:
         new = [p for p in params if id(p) not in self.known]
@@ -61,7 +68,9 @@ class TorchUpdater:
         return self.optim.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.optim.load_state_dict(state)
+        self.optim.load_state_dict(state)  # takes the saved groups' flags, capturable too (a CPU run's: False)
+        for group in self.optim.param_groups:
+            group["capturable"] = self.made_capturable
 
 
 class PyroUpdater:

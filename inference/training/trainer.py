@@ -113,6 +113,7 @@ class SVITrainer:
     def steps(self, value: int) -> None:
         self._steps = value
         if self.svi_step is not None:
+            self.svi_step.faults.base += value - self.svi_step.steps  # steps recorded since keep their numbers
             self.svi_step.steps = value
 
     @property
