@@ -107,7 +107,7 @@ def test_command_line_sizes_end_in_one_line_with_status_2(tiny_run, tmp_path, ca
 def test_diagnose_refuses_what_it_would_hold_at_once(tiny_run, tmp_path, option):
     sizes = {"chains": 2, "draws": 10, "warmup": 10, "guide_samples": 10, "iw_samples": 10, option: BIG}
     with pytest.raises(UserError, match=r"diagnosing 2 points .* would need at least"):
-        diagnose(tiny_run, tmp_path / "d", choose_points(500, 2, None, 0), **sizes)
+        diagnose(tiny_run, tmp_path / "d", {"test": choose_points(500, 2, None, 0)}, **sizes)
     assert not (tmp_path / "d").exists()
 
 

@@ -113,11 +113,13 @@ def cmd_diagnose(args) -> int:
     run = load_run(Path(args.run))
     splits = SPLITS if args.split == "both" else (args.split,)
     points, screening = {}, {}
+    count = POINTS if args.points is None else args.points
+    screen = SCREEN if args.screen is None else args.screen
     for split in splits:
         if args.worst is not None:
-            points[split], screening[split] = worst_points(run, split, args.worst, args.screen or SCREEN, args.seed)
+            points[split], screening[split] = worst_points(run, split, args.worst, screen, args.seed)
         else:
-            points[split] = choose_points(split_size(run, split), args.points or POINTS, args.indices, args.seed, split)
+            points[split] = choose_points(split_size(run, split), count, args.indices, args.seed, split)
     out = run.path / "diagnostics"
     s = diagnose(run, out, points, args.chains, args.draws, args.warmup, args.guide_samples, args.iw_samples,
                  args.seed, screening or None)
