@@ -28,10 +28,12 @@ def posterior_mean(q: dist.TorchDistribution, draws: int = 64) -> torch.Tensor:
 
 class AmortizedGuide(PyroModule):
     """``deterministic``: q is a point mass (no entropy); ``mixable``: posteriors at a batch of inputs form one
-    batched family that ``MixtureSameFamily`` can mix (the VampPrior); ``posterior_kind`` names the family."""
+    batched family that ``MixtureSameFamily`` can mix (the VampPrior); ``posterior_kind`` names the family;
+    ``factorized``: q(z | x) is a product over latent dimensions (free bits need it)."""
 
     deterministic = False
     mixable = False
+    factorized = False
     posterior_kind = "flow"
 
     def __init__(self, encoder: nn.Module, latent_dim: int):

@@ -15,6 +15,7 @@ from .registry import GUIDES
 @GUIDES.register("delta")
 class DeltaGuide(AmortizedGuide):
     deterministic = True
+    factorized = True
     posterior_kind = "point"
 
     @classmethod

@@ -20,6 +20,7 @@ class DiagonalNormalGuide(AmortizedGuide):
     """q(z | x): an encoder with 2 * latent_dim outputs -> (loc, scale)."""
 
     mixable = True
+    factorized = True
     posterior_kind = "gaussian"
 
     def __init__(self, encoder, latent_dim: int, min_scale: float = 1e-5):

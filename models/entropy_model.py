@@ -63,6 +63,8 @@ class NoisyLogisticMixture(TorchDistribution):
 class FactorizedEntropyPrior(Prior):
     """p~(z) = prod_j p~_j(z_j): K logistics per dimension (``--prior-components``), all learned."""
 
+    factorized = True
+
     def __init__(self, latent_dim: int, num_components: int = 3):
         super().__init__(latent_dim)
         k = max(1, min(num_components, 5))

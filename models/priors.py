@@ -24,6 +24,12 @@ PRIORS: Registry = Registry("prior")
 
 
 class Prior(PyroModule):
+    """``factorized``: p(z) is a product over latent dimensions (free bits and the per-dimension rate need it);
+    ``can_sample``: p(z) has draws (an improper prior has none)."""
+
+    factorized = False
+    can_sample = True
+
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim
@@ -49,6 +55,8 @@ class Prior(PyroModule):
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I) (Kingma & Welling 2013; seed 000: p(Z) = N(0, 1))."""
 
+    factorized = True
+
     def __init__(self, latent_dim: int):
         super().__init__(latent_dim)
         # Buffers follow the module to its device and stay out of the optimizer.
@@ -62,6 +70,8 @@ class StandardNormalPrior(Prior):
 @PRIORS.register("learned_normal")
 class LearnedNormalPrior(Prior):
     """p(z) = N(m, diag(s^2)) with m and s = softplus(r) learned."""
+
+    factorized = True
 
     def __init__(self, latent_dim: int):
         super().__init__(latent_dim)

@@ -73,3 +73,53 @@ def test_every_prior_guide_pair_trains_an_epoch_or_is_refused_in_one_line(tmp_pa
 @pytest.mark.parametrize("upsample", ["transposed", "pixel_shuffle"])
 def test_convolutional_vae_trains(embedded, upsample):
     _train(embedded, arch="conv", upsample=upsample)
+
+
+
+OBJECTIVE_VARIANTS = {  # every objective, with the options that change what it needs from the prior and guide
+    "elbo": {}, "mean_field": {}, "beta": {"beta": 2.0, "free_bits": 0.1, "analytic_kl": False},
+    "iwae": {"num_particles": 3}, "iwae-dreg": {"num_particles": 3, "dreg": True},
+    "contractive": {}, "adversarial": {"discriminator_steps": 1}}
+REFUSED = {  # (prior, guide) pairs that ended in a traceback before objectives said what they need
+    "beta": {("normal", "full_covariance"), ("normal", "iaf"), ("flat", "delta"), ("flow", "delta"),
+             ("mog", "delta"), ("vamp", "diagonal_normal")},  # free bits need factorized p and q
+    "iwae-dreg": {("normal", "delta"), ("normal", "iaf"), ("normal", "uniform_noise"), ("flat", "delta")},  # Gaussian q
+    "contractive": {("normal", "iaf")},  # a deterministic code
+    "adversarial": {("flat", "delta")}}  # draws of the prior
+
+
+@pytest.mark.parametrize("variant", OBJECTIVE_VARIANTS)
+def test_every_objective_with_every_guide_and_prior_trains_or_is_refused_in_one_line(variant):
+    """Objective x guide (with N(0, I)) and objective x prior (with the first guide both accept): two steps on
+    200 digits and a finite test ELBO, or a UserError naming all three before anything is loaded."""
+    from inference import setup, train
+    from inference.config.sections import ObjectiveConfig
+    from inference.objectives import OBJECTIVES
+
+    name, options = variant.split("-")[0], OBJECTIVE_VARIANTS[variant]
+    objective = OBJECTIVES.get(name)
+
+    def fits(prior, guide):
+        return not PRIORS.get(prior).pairing_problem(GUIDES.get(guide)) and not objective.pairing_problem(
+            ObjectiveConfig(name=name, **options), PRIORS.get(prior), GUIDES.get(guide))
+
+    pairs = [("normal", g) for g in GUIDES.names()]
+    for prior in (p for p in PRIORS.names() if p != "normal"):
+        paired = [g for g in GUIDES.names() if not PRIORS.get(prior).pairing_problem(GUIDES.get(g))]
+        pairs.append((prior, next((g for g in paired if fits(prior, g)), paired[0])))
+    refused = set()
+    for prior, guide in pairs:
+        raw = {"model": {"latent_dim": 3, "hidden_dim": 16, "prior": prior, "prior_components": 3},
+               "guide": {"hidden_dim": 16, "guide": guide}, "objective": {"name": name, **options},
+               "train": {"epochs": 1, "batch_size": 100, "compile": "off"}}  # engines: test_engine_matrix.py
+        try:
+            run = setup(RunConfig.from_dict(raw))
+        except UserError as err:
+            assert f"objective {name!r} with prior {prior!r} and guide {guide!r}" in str(err) and "\n" not in str(err)
+            refused.add((prior, guide))
+            continue
+        run.data = run.data.replace(train_x=run.data.train_x[:200], train_y=run.data.train_y[:200],
+                                    test_x=run.data.test_x[:100], test_y=run.data.test_y[:100])
+        metrics = train(run)
+        assert math.isfinite(metrics[-1]["test_elbo"]), (variant, prior, guide)
+    assert refused == REFUSED.get(variant, set())

@@ -118,7 +118,7 @@ def test_vae_diagnose_writes_the_run_folder_files(tmp_path):
     train_run(RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
                                    "train": {"epochs": 1}}), run, quiet=True)
     done = run_vae("diagnose", run, "--points", "3", "--chains", "2", "--draws", "60", "--warmup", "60",
-                   "--guide-samples", "200", "--iw-samples", "200")
+                   "--guide-samples", "200")
     assert done.returncode == 0, done.stderr
     assert re.search(r"\n\s+train\s+test\n\s+PSIS k-hat, median\s+[\d.]+\s+[\d.]+\n", done.stdout), done.stdout
     out = run / "diagnostics"
@@ -131,7 +131,7 @@ def test_vae_diagnose_writes_the_run_folder_files(tmp_path):
             np.mean(part["per_point"]["amortization_gap"]))
         assert json.loads((out / split / "summary.json").read_text())["points"] == part["points"]
         guide = az.from_netcdf(out / split / "guide.nc")
-        assert guide.posterior["z"].shape == (1, 200, 3, 3)
+        assert guide.posterior["z"].shape == (4, 50, 3, 3)  # 200 independent draws as 4 chains
         assert list(guide.posterior["point"].values) == part["points"]
         reference = az.from_netcdf(out / split / "reference.nc")
         assert set(reference.groups()) >= {"posterior", "sample_stats", "log_likelihood", "posterior_predictive",
@@ -214,14 +214,20 @@ def test_examine_gives_inference_data_that_arviz_compares_from_one_set_of_guide_
     train_run(RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
                                    "train": {"epochs": 1}}), folder, quiet=True)
     run = load_run(folder)
-    found = examine(run, [3, 8], chains=2, draws=80, warmup=80, guide_samples=300, iw_samples=300)
+    found = examine(run, [3, 8], chains=2, draws=80, warmup=80, guide_samples=300)
     x = run.data.test_x[[3, 8]]
-    z = torch.as_tensor(found.guide.posterior["z"].values[0])  # (S, P, Z)
+    assert found.guide.posterior.sizes["chain"] == 4 and found.guide.posterior.sizes["draw"] == 75
+    z = torch.as_tensor(found.guide.posterior["z"].values.reshape(300, 2, 2))  # (S, P, Z)
     with torch.no_grad():
         log_lik = run.model.likelihood(run.model.decode(z)).log_prob(x)
         log_w = run.model.prior(torch.Size([2])).log_prob(z) + log_lik - run.guide.posterior(x).log_prob(z)
-    assert np.allclose(found.guide.log_likelihood["x"].values[0], log_lik.numpy(), atol=1e-3)
+    assert np.allclose(found.guide.log_likelihood["x"].values.reshape(300, 2), log_lik.numpy(), atol=1e-3)
     assert np.allclose(found.summary["per_point"]["elbo_amortized"], log_w.mean(0).numpy(), atol=1e-3)
+    # log p(x) of the gaps is the importance estimate from those same draws, the one k-hat judges
+    log_px = (torch.logsumexp(log_w.double(), 0) - np.log(300)).numpy()
+    assert np.allclose(found.summary["per_point"]["log_px"], log_px, atol=1e-3)
+    # independent draws cut into chains: ArviZ's R-hat of them is 1 up to Monte Carlo noise
+    assert float(az.rhat(found.guide).to_array().max()) < 1.05
     assert found.guide.posterior["z"].dims == found.reference.posterior["z"].dims
     assert np.isfinite(az.loo(found.reference).elpd_loo)
     table = az.compare({"nuts": found.reference, "guide": found.guide})
@@ -264,6 +270,23 @@ def test_the_worst_points_by_a_fast_khat_pass_are_bad_proposals_on_a_full_one(sm
     assert worst.mean() > np.median(typical) and screening["chosen_min_khat"] >= screening["median_khat"]
 
 
+def test_a_diagnosis_of_one_split_leaves_no_earlier_split_behind_and_points_are_named_once(small_run, tmp_path):
+    import json
+
+    from inference.diagnostics import diagnose
+    from inference.diagnostics.points import choose_points
+    from inference.errors import UserError
+
+    out = tmp_path / "diagnostics"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "reference.nc").write_text("an earlier diagnosis")
+    diagnose(small_run, out, {"test": [2, 5]}, chains=2, draws=20, warmup=20, guide_samples=40)
+    assert not (out / "train").exists() and (out / "test" / "reference.nc").is_file()
+    assert set(json.loads((out / "summary.json").read_text())["splits"]) == {"test"}
+    with pytest.raises(UserError, match="names test point 5 twice"):
+        choose_points(500, 0, [5, 2, 5], seed=0)
+
+
 def _memorizing_run(tmp_path, images: int = 50):
     """A VAE trained to memorize ``images`` MNIST digits (statically binarized, 1,000 steps), tested on 50 others."""
     from inference import RunConfig, setup
@@ -294,7 +317,7 @@ def test_an_overfitted_guide_has_a_larger_amortization_gap_on_test_points(tmp_pa
 
     run = _memorizing_run(tmp_path)
     points = {"train": list(range(10)), "test": list(range(10))}
-    found = examine_splits(run, points, chains=2, draws=30, warmup=30, guide_samples=200, iw_samples=200)
+    found = examine_splits(run, points, chains=2, draws=30, warmup=30, guide_samples=200)
     gap = {split: np.asarray(d.summary["per_point"]["amortization_gap"]) for split, d in found.items()}
     se = np.sqrt(sum(g.var(ddof=1) / len(g) for g in gap.values()))
     assert gap["test"].mean() > gap["train"].mean() + 3 * se, {k: g.mean() for k, g in gap.items()}

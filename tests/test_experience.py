@@ -192,7 +192,7 @@ def diagnosed_run(tiny_run, tmp_path_factory):
     run = tmp_path_factory.mktemp("diagnosed") / "run"
     shutil.copytree(tiny_run, run)
     done = run_vae("diagnose", run, "--points", "2", "--chains", "2", "--draws", "40", "--warmup", "40",
-                   "--guide-samples", "100", "--iw-samples", "100")
+                   "--guide-samples", "100")
     assert done.returncode == 0, done.stderr
     return run
 

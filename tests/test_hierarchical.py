@@ -242,7 +242,7 @@ def test_diagnose_examines_a_hierarchy_layer_by_layer(hierarchy_run, capsys):
     import arviz as az
 
     args = ["diagnose", str(hierarchy_run), "--points", "2", "--chains", "2", "--draws", "60", "--warmup", "60",
-            "--guide-samples", "200", "--iw-samples", "200", "--split", "test"]
+            "--guide-samples", "200", "--split", "test"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert re.search(r"z1 \(12 units, \d+ active\): mean error [\d.]+ posterior sd", out)

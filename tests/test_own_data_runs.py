@@ -102,7 +102,7 @@ def test_standardized_samples_come_back_in_the_data_units(tmp_path):
 
 def test_diagnose_and_report_on_an_array_run(count_run):
     result = run_vae("diagnose", count_run, "--points", "2", "--chains", "2", "--draws", "60", "--warmup", "60",
-                     "--guide-samples", "50", "--iw-samples", "50")
+                     "--guide-samples", "50")
     assert result.returncode == 0, result.stderr
     summary = json.loads((count_run / "diagnostics" / "summary.json").read_text())
     assert summary["ppc"]["calibration"]

@@ -146,3 +146,28 @@ def test_a_folder_a_writer_made_and_left_empty_is_removed_and_the_next_writer_lo
     assert not out.exists()
     with lock.writing(out):
         assert os.stat(out / lock.LOCK).st_ino == os.fstat(lock._held[str(out.resolve())][0]).st_ino
+
+
+def test_a_result_of_a_run_trained_anew_meanwhile_is_not_written_beside_the_new_run(tmp_path):
+    """vae evaluate / sample / diagnose / report write into the folder they loaded only if it still holds that
+    run: a --force retrain in between (a new config.json) refuses the write in one line, and the retrain
+    itself removes what the old run's commands had left (diagnostics/ included)."""
+    from inference.report.outputs import save_samples
+
+    out = tmp_path / "run"
+    _trained(out)
+    run = load_run(out)
+    (out / "diagnostics" / "test").mkdir(parents=True)
+    (out / "diagnostics" / "summary.json").write_text("{}")
+    with run.adding_results():  # still the run that was loaded: written
+        save_samples(run, out / "samples.png", n=4)
+    assert (out / "samples.png").is_file()
+    train_run(_tiny_config(), out, force=True, quiet=True, plots=False, tensorboard=False)
+    assert not (out / "diagnostics").exists()
+    new_samples = lock.stamp(out / "samples.png")  # the new run's own, drawn at the end of its training
+    with pytest.raises(UserError, match=r"was trained anew while this command ran .* nothing was written"):
+        with run.adding_results():
+            save_samples(run, out / "samples.png", n=4)
+    assert lock.stamp(out / "samples.png") == new_samples
+    with run.adding_results(tmp_path / "elsewhere.png"):  # outside the folder: no guard
+        save_samples(run, tmp_path / "elsewhere.png", n=4)

@@ -77,8 +77,10 @@ def test_flows_that_cannot_be_built_on_meta_are_counted_from_below():
     ({"model": {"conditional": True, "num_classes": BIG}}, "parameters"),
     ({"objective": {"name": "iwae", "num_particles": BIG}}, "training step"),
     ({"data": {"image_size": [BIG, BIG]}}, "resized"),
+    ({"model": {"hierarchy": [BIG], "latent_dim": 4}}, "layers"),
+    ({"model": {"hierarchy": [4, BIG]}}, "layers"),
 ], ids=["latent", "hidden", "layers", "vamp", "mog", "prior_flows", "guide_flows", "channels", "classes",
-        "particles", "image_size"])
+        "particles", "image_size", "hierarchy_bottom", "hierarchy_middle"])
 def test_networks_and_data_that_cannot_fit_are_refused_before_allocation(config, what):
     with pytest.raises(UserError, match=rf"{what}.* would need at least [\d.]+ [KMGTP]B of memory at once, more "
                                         rf"than the [\d.]+ [KMGTP]B this machine has free"):
@@ -97,7 +99,8 @@ def test_a_huge_batch_is_the_whole_training_set():
 def test_command_line_sizes_end_in_one_line_with_status_2(tiny_run, tmp_path, capsys):
     cases = [("sample", tiny_run.path, "-n", BIG, "--out", tmp_path / "s.png"), "at most 4096 images",
              ("train", "--out", tmp_path / "never", "--latent-dim", BIG, "--quiet"), "would need at least",
-             ("diagnose", tiny_run.path, "--points", 2, "--draws", BIG), "would need at least"]
+             ("diagnose", tiny_run.path, "--points", 2, "--draws", BIG), "would need at least",
+             ("evaluate", tiny_run.path, "--iw-samples", 10 ** 12, "--limit", 2), "more than 1,000,000 importance"]
     for args, reason in zip(cases[::2], cases[1::2]):
         assert reason in _refuse(capsys, args)
     assert not (tmp_path / "never").exists() and not (tmp_path / "s.png").exists()
@@ -105,7 +108,7 @@ def test_command_line_sizes_end_in_one_line_with_status_2(tiny_run, tmp_path, ca
 
 @pytest.mark.parametrize("option", ["draws", "chains", "guide_samples"])
 def test_diagnose_refuses_what_it_would_hold_at_once(tiny_run, tmp_path, option):
-    sizes = {"chains": 2, "draws": 10, "warmup": 10, "guide_samples": 10, "iw_samples": 10, option: BIG}
+    sizes = {"chains": 2, "draws": 10, "warmup": 10, "guide_samples": 10, option: BIG}
     with pytest.raises(UserError, match=r"diagnosing 2 points .* would need at least"):
         diagnose(tiny_run, tmp_path / "d", {"test": choose_points(500, 2, None, 0)}, **sizes)
     assert not (tmp_path / "d").exists()

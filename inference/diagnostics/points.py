@@ -48,6 +48,9 @@ def choose_points(num_points: int, count: int, indices: Optional[Sequence[int]],
         bad = [i for i in indices if not 0 <= i < num_points]
         if bad:
             raise UserError(f"{split} index {bad[0]} is out of range 0..{num_points - 1}")
+        repeated = sorted({i for i in indices if list(indices).count(i) > 1})
+        if repeated:
+            raise UserError(f"--indices names {split} point {repeated[0]} twice; give each point once")
         return list(indices)
     if not 0 < count <= num_points:
         raise UserError(f"--points must be in 1..{num_points} (the {split} set's size), got {count}")

@@ -1,7 +1,9 @@
 """``vae diagnose RUN``: can the guide be trusted, on the points it was trained on and on held-out ones?
 
 One NUTS run (``reference.py``) samples the posteriors of the chosen training and test points together;
-one set of guide draws per point serves the moments, PSIS k-hat and the amortized ELBO of the gaps.
+one set of guide draws per point (``guide_samples``, 5000 by default) serves the moments, PSIS k-hat, the
+amortized ELBO, the importance-sampled log p(x) of the gaps (k-hat judges that very estimate) and the start
+of each point's optimized Gaussian.
 Everything goes into ``RUN/diagnostics/``:
 
     summary.json     per split: R-hat / ESS, per-point moment errors and Gaussian KL, PSIS k-hat, gaps; the
@@ -13,14 +15,20 @@ Everything goes into ``RUN/diagnostics/``:
         reference.nc     posterior, sample_stats (energy, step size, tree depth, leapfrog steps, acceptance,
                          divergences), log_likelihood (per point), posterior_predictive (25 draws per chain),
                          observed_data
-        guide.nc         the guide's draws (same dims and coords; its log_likelihood, 100 predictive draws)
+        guide.nc         the guide's draws, cut into 4 chains of independent draws (same dims and coords; their
+                         log_likelihood, 25 predictive draws per chain)
         summary.json     that split's part of the summary
         pair.png         az.plot_pair: NUTS (KDE) against the guide (dots), worst point, its two units of largest KL
-        khat.png         az.plot_khat;   ppc_arviz.png   az.plot_ppc of the reference and of the guide
+        khat.png         az.plot_khat;   ppc_arviz.png   az.plot_ppc of each image's mean value, reference and guide
+
+A split not diagnosed this time leaves no folder behind from an earlier diagnosis (``summary.json`` names the
+splits there are).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +41,7 @@ import torch
 from inference.diagnostics import figures
 from inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_of, khat_shares, log_weights, \
     moment_comparison
-from inference.diagnostics.points import split_points
+from inference.diagnostics.points import SPLITS, split_points
 from inference.diagnostics.reference import Reference, layer_layout, nuts_reference
 from inference.evaluate.collapse import posterior_collapse
 from inference.memory import require_memory
@@ -75,16 +83,19 @@ class Diagnosis:
     summary: dict
 
 
+GUIDE_SAMPLES = 5000  # the guide's draws per point: k = 5000 importance samples for log p(x), as the evaluator's
+
+
 def examine(run, indices: Sequence[int], chains: int = 4, draws: int = 500, warmup: int = 500,
-            guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0, split: str = "test") -> Diagnosis:
+            guide_samples: int = GUIDE_SAMPLES, seed: int = 0, split: str = "test") -> Diagnosis:
     """The guide against NUTS on the points ``indices`` of ``split``: one set of ``guide_samples`` guide draws
     serves the moments, PSIS k-hat and the amortized ELBO of the gaps. ``az.loo(d.reference)``,
     ``az.compare({"nuts": d.reference, "guide": d.guide})`` and ``az.plot_pair`` take the result as it is."""
-    return examine_splits(run, {split: indices}, chains, draws, warmup, guide_samples, iw_samples, seed)[split]
+    return examine_splits(run, {split: indices}, chains, draws, warmup, guide_samples, seed)[split]
 
 
 def examine_splits(run, points: dict, chains: int = 4, draws: int = 500, warmup: int = 500,
-                   guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0) -> dict:
+                   guide_samples: int = GUIDE_SAMPLES, seed: int = 0) -> dict:
     """``{split: Diagnosis}`` for ``points = {split: indices}``, all points in one NUTS run and one pass of
     each estimator, then cut per split. The posteriors factorize over points, so sampling them together
     changes the draws' targets in nothing; the sampler's adaptation (step size, mass matrix, trajectory
@@ -109,7 +120,7 @@ def examine_splits(run, points: dict, chains: int = 4, draws: int = 500, warmup:
     ref_draws = ref_draws.reshape(-1, total, z_guide.shape[-1])  # (chains x draws, P, Z)
     moments = moment_comparison(ref_draws, z_guide.cpu().numpy())
     log_w = log_weights(model, guide, x, draws=(z_guide, log_q))
-    per_point = {**moments, **gaps(model, guide, x, iw_samples=iw_samples, seed=seed, log_w=log_w),
+    per_point = {**moments, **gaps(model, guide, x, seed=seed, log_w=log_w, draws=z_guide),
                  "khat": khat_of(log_w)}  # the same draws' weights: no second decoder pass
     collapse = posterior_collapse(model, guide, run.data.test_x, seed=seed, y=run.labels())
     rate_share = None if collapse.kl_per_dim is None else \
@@ -148,11 +159,20 @@ def comparison(found: dict) -> dict:
 
 
 def diagnose(run, out: Path, points: dict, chains: int = 4, draws: int = 500, warmup: int = 500,
-             guide_samples: int = 1000, iw_samples: int = 5000, seed: int = 0, screening: dict | None = None) -> dict:
-    """``examine_splits``, then everything into ``out`` (see the module docstring); returns the summary."""
-    found = examine_splits(run, points, chains, draws, warmup, guide_samples, iw_samples, seed)
+             guide_samples: int = GUIDE_SAMPLES, seed: int = 0, screening: dict | None = None,
+             writing=None) -> dict:
+    """``examine_splits``, then everything into ``out`` (see the module docstring) inside the context
+    ``writing()`` if given (the CLI's: refused if the run folder was trained anew meanwhile); returns the summary."""
+    found = examine_splits(run, points, chains, draws, warmup, guide_samples, seed)
+    with writing() if writing else contextlib.nullcontext():
+        return _write_diagnosis(run, out, found, seed, screening)
+
+
+def _write_diagnosis(run, out: Path, found: dict, seed: int, screening: dict | None) -> dict:
     layout = layer_layout(run.model)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in set(SPLITS) - set(found):  # an earlier diagnosis's split: not beside this one's summary
+        shutil.rmtree(out / stale, ignore_errors=True)
     for split, d in found.items():
         folder = out / split
         folder.mkdir(exist_ok=True)
@@ -160,7 +180,8 @@ def diagnose(run, out: Path, points: dict, chains: int = 4, draws: int = 500, wa
         _save_netcdf(d.guide, folder / "guide.nc")
         write_json(folder / "summary.json", d.summary)
         ref_draws = np.concatenate([d.reference.posterior[name].values for name in layout], -1)
-        z_guide = np.concatenate([d.guide.posterior[name].values for name in layout], -1)[0]
+        z_guide = np.concatenate([d.guide.posterior[name].values for name in layout], -1)
+        z_guide = z_guide.reshape(-1, *z_guide.shape[2:])  # (chains x draws, P, Z)
         ref_draws = ref_draws.reshape(-1, *z_guide.shape[1:])
         s = d.summary
         worst = int(np.argmax(s["per_point"]["gaussian_kl"]))

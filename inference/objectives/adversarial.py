@@ -16,6 +16,13 @@ class AdversarialObjective(BetaELBO):
         adversarial_lr: float = 1e-3
         discriminator_steps: int = 5
 
+    @classmethod
+    def pairing_problem(cls, options, prior_cls, guide_cls):
+        if not getattr(prior_cls, "can_sample", True):
+            return ("the discriminator tells codes from draws of the prior, and this prior has no draws (it is "
+                    "improper); use --prior normal or another proper prior")
+        return None
+
     def __init__(self, discriminator_hidden: int = 256, lr: float = 1e-3, discriminator_steps: int = 5,
                  betas=(0.5, 0.999)):
         super().__init__(beta=0.0, analytic_kl=False)

@@ -5,6 +5,8 @@ A subclass writes ``differentiable_loss``; ``loss`` and ``loss_and_grads`` (what
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from pyro.infer.elbo import ELBO
 
@@ -24,6 +26,12 @@ class PointwiseObjective(ELBO):
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def pairing_problem(cls, options, prior_cls, guide_cls) -> Optional[str]:
+        """Why this objective, with its ``options`` (an ``ObjectiveConfig``), cannot train a model with a prior
+        of class ``prior_cls`` and a guide of class ``guide_cls`` (None: it can). Asked before anything loads."""
+        return None
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         with torch.no_grad():

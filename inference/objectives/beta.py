@@ -48,6 +48,19 @@ class BetaELBO(PointwiseObjective):
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         return self.loss_at(self.current_beta, model, guide, *args, **kwargs)
 
+    @classmethod
+    def pairing_problem(cls, options, prior_cls, guide_cls):
+        if getattr(options, "free_bits", 0) > 0:
+            apart = [kind for kind, c in (("the prior", prior_cls), ("the guide", guide_cls))
+                     if not getattr(c, "factorized", False)]
+            if apart:
+                return (f"free bits hold the rate of each latent dimension apart (Kingma et al. 2016), which needs a "
+                        f"prior and a guide that factorize over dimensions, and {' and '.join(apart)} "
+                        f"{'does' if len(apart) == 1 else 'do'} not; use "
+                        f"--prior normal, learned_normal, laplace or entropy_model with --guide diagonal_normal, "
+                        f"delta or uniform_noise, or --free-bits 0")
+        return None
+
     def loss_at(self, beta, model, guide, *args, **kwargs) -> torch.Tensor:
         """The loss with the rate weighted by ``beta`` (a float, or a tensor when the loss is captured)."""
         terms = weight_terms(model, guide, self.num_particles, *args, **kwargs)

@@ -36,6 +36,11 @@ class _ParticlesELBO:
     def from_config(cls, c):
         return cls(c.num_particles)
 
+    @classmethod
+    def pairing_problem(cls, options, prior_cls, guide_cls):
+        """None: the plain ELBOs take every prior and guide (``PointwiseObjective.pairing_problem``)."""
+        return None
+
 
 class TraceELBO(_ParticlesELBO, Trace_ELBO):
     """``pyro.infer.Trace_ELBO``: the sampled ELBO."""

@@ -44,6 +44,14 @@ class IWAEBound(PointwiseObjective):
         self.dreg = dreg
 
     @classmethod
+    def pairing_problem(cls, options, prior_cls, guide_cls):
+        if getattr(options, "dreg", False) and getattr(guide_cls, "posterior_kind", "gaussian") != "gaussian":
+            return ("DReG (Tucker et al. 2018) differentiates through a Gaussian guide's reparameterization with its "
+                    "parameters held fixed, and this guide is not Gaussian; use --guide "
+                    "diagonal_normal or full_covariance, or drop --dreg")
+        return None
+
+    @classmethod
     def from_config(cls, c) -> "IWAEBound":
         return cls(c.num_particles, c.dreg)
 

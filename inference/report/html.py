@@ -17,7 +17,7 @@ from inference.runs.files import atomic_write_text
 from inference.errors import UserError
 from inference.report.plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
 from inference.runs import lock
-from inference.runs.folder import RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST, load_run, read_metrics
+from inference.runs.folder import DIAGNOSTICS, RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST, load_run, read_metrics
 CAPTIONS = {
     CURVES: "Training curves: train objective and test ELBO; test distortion and rate (nats per image).",
     SAMPLES: "Samples: E[x | z] for z ~ p(z).",
@@ -34,9 +34,9 @@ CAPTIONS = {
     "diagnostics/kl_per_dim.png": "Rate carried by each latent dimension (KL(q || p) per test point).",
     "diagnostics/ppc.png": "Mean images of the test data, of reconstructions and of prior samples; calibration.",
     "pair.png": "az.plot_pair of the worst point (largest Gaussian KL): NUTS draws (KDE) against the guide's (dots).",
-    "ppc_arviz.png": "az.plot_ppc: observed pixel values against the posterior predictive of NUTS and of the guide.",
+    "ppc_arviz.png": "az.plot_ppc of each image's mean value: the observed points against the posterior predictive "
+                     "of NUTS and of the guide.",
 }
-DIAGNOSTICS = "diagnostics"
 DIAGNOSTIC_FIGURES = ("splits.png", "energy.png", "pair.png", "ppc_arviz.png", "kl_per_dim.png", "ppc.png")
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -149,9 +149,11 @@ def write_report(folder: Path, out: Path | None = None, draw_plots: bool = True)
     if not folder.is_dir():
         raise UserError(f"run folder {folder} does not exist")
     if draw_plots and (folder / "weights.pt").exists() and not (folder / CURVES).exists():
-        write_plots(load_run(folder), folder, read_metrics(folder))
+        run = load_run(folder)
+        with run.adding_results():
+            write_plots(run, folder, read_metrics(folder))
     out = Path(out) if out else folder / REPORT
     with lock.snapshot(folder):  # config and metrics of one epoch, though the run is still training
         text = render(folder)
-    atomic_write_text(out, text)
+        atomic_write_text(out, text)  # before a retrain can clear the folder: never the old run's page in the new
     return out

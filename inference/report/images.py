@@ -12,8 +12,14 @@ from inference.runs.files import atomic_write
 
 
 def grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1] as one (C, H', W') picture, ``nrow`` to a row, white borders."""
-    return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)
+    """Images (N, C, H, W) as one (C, H', W') picture, ``nrow`` to a row, white borders. Values in [0, 1]
+    (a decoder's means may overshoot a little: clamped); images of another range (an array of 0..255 grey
+    levels, real-valued measurements) are shown from their smallest to their largest value instead."""
+    images = images.detach().float().cpu()
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -0.5 or hi > 1.5:
+        images = (images - lo) / max(hi - lo, 1e-12)
+    return make_grid(images.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
 
 
 def save_picture(picture: torch.Tensor, path: Path) -> None:

@@ -99,7 +99,7 @@ def nearest_training_images(images: torch.Tensor, train: torch.Tensor, k: int = 
     """(n, k) indices of the k training images nearest each image in Euclidean pixel distance."""
     flat = images.flatten(1).to(train.device, train.dtype)
     dist = torch.cat([torch.cdist(flat, chunk.flatten(1)) for chunk in train.split(10_000)], 1)
-    return dist.topk(k, largest=False).indices
+    return dist.topk(min(k, train.shape[0]), largest=False).indices  # a tiny training set: all of it
 
 
 @torch.no_grad()
@@ -108,7 +108,7 @@ def nearest_neighbours(run, path: Path, n: int = 8, k: int = 5) -> None:
     train = run.data.train_x
     nearest = nearest_training_images(samples, train, k)
     rows = torch.cat([samples[:, None].to(train.device, train.dtype), train[nearest]], 1)
-    save_grid(rows.reshape(-1, *train.shape[1:]), path, nrow=k + 1)
+    save_grid(rows.reshape(-1, *train.shape[1:]), path, nrow=nearest.shape[1] + 1)
 
 
 def write_plots(run, out: Path, metrics: list[dict]) -> list[Path]:

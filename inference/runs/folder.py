@@ -49,6 +49,7 @@ CONFIG, VERSIONS, DATA = "config.json", "versions.json", "data.json"
 CONFIG_FILE = "config.yaml"
 SAMPLES, RECONSTRUCTIONS, EVALUATION = "samples.png", "reconstructions.png", "evaluation.json"
 SAMPLES_EX_POST, REPORT = "samples_ex_post.png", "report.html"  # written after training, by vae sample / report
+DIAGNOSTICS = "diagnostics"  # a folder, written by vae diagnose
 RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)
 
 
@@ -140,7 +141,8 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
                 for stale in (WEIGHTS, METRICS, EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, DATA, *PLOTS,
                               *(csv_path(p) for p in (SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS))):
                     (out / stale).unlink(missing_ok=True)  # --force: nothing of the old run survives
-                shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
+                for folder in (TENSORBOARD, DIAGNOSTICS):
+                    shutil.rmtree(out / folder, ignore_errors=True)
                 write_json(out / CONFIG, config.to_dict())
                 write_config_file(out / CONFIG_FILE, config.to_dict())
                 write_json(out / DATA, describe_data(run.data))

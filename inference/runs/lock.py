@@ -164,6 +164,29 @@ def writing(folder: Path, remedy: str = "wait for it to end or choose another --
         os.close(fd)
 
 
+def stamp(path: Path) -> Optional[tuple]:
+    """What tells one writing of a file from another: inode, size and modification time (an atomic replace, as
+    every run-folder file is written, changes them); None if there is no file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@contextlib.contextmanager
+def adding_to(folder: Path, marker: Path, marked: Optional[tuple]) -> Iterator[None]:
+    """Inside the block a reader writes its result (an evaluation, samples, diagnostics, a report) into
+    ``folder``: under the shared snapshot lock, so that a retrain cannot clear the folder meanwhile, and only
+    if ``marker`` (the run's config file) is still the one read (``marked``, its ``stamp`` then), so that no
+    result of one run lands beside another's config."""
+    with snapshot(folder):
+        if stamp(marker) != marked:
+            raise UserError(f"run folder {folder} was trained anew while this command ran (its {marker.name} was "
+                            f"replaced); nothing was written into it: run the command again")
+        yield
+
+
 @contextlib.contextmanager
 def snapshot(folder: Path, write: bool = False, wait: float = SNAPSHOT_WAIT) -> Iterator[None]:
     """Inside the block, nobody else replaces ``folder``'s snapshot. ``write``: this process (the writer)

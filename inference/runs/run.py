@@ -48,6 +48,7 @@ class Run:
     param_state: dict = field(default_factory=new_param_state)
     pending_params: dict = field(default_factory=dict)  # saved pyro.param values, set at the first params()
     _depth: int = field(default=0, repr=False)  # params() blocks open (Pyro's scope writes back only at its exit)
+    config_stamp: Optional[tuple] = field(default=None, repr=False)  # lock.stamp of path/config.json when loaded
 
     @property
     def can_sample(self) -> bool:
@@ -100,6 +101,16 @@ class Run:
             store = pyro.get_param_store()
             return {name: store[name].detach().clone() for name in store.keys()
                     if id(store[name].unconstrained()) not in own}
+
+    def adding_results(self, out: Optional[Path] = None):
+        """A context in which a command writes what it found (to ``out``) into this loaded run's folder: refused
+        in one line if the folder was trained anew since it was loaded (``lock.adding_to``). Output outside the
+        folder, or a run not loaded from one, needs no guard."""
+        from inference.runs import lock
+        from inference.runs.folder import CONFIG
+
+        inside = self.path is not None and (out is None or Path(out).resolve().is_relative_to(self.path.resolve()))
+        return lock.adding_to(self.path, self.path / CONFIG, self.config_stamp) if inside else contextlib.nullcontext()
 
     def fingerprint(self) -> bytes:
         """SHA-256 of what decoding depends on: the model and guide config, the data's shape, and every tensor
@@ -207,7 +218,8 @@ def load_run(path: Path, device: str = "cpu") -> Run:
                             f"its first epoch has ended")
         config = RunConfig.load(path / CONFIG)
         state = load_state(path / WEIGHTS)  # on the CPU; load_weights copies into the modules on the device
+        config_stamp = lock.stamp(path / CONFIG)
     run = setup(config, device)
-    run.path = path
+    run.path, run.config_stamp = path, config_stamp
     load_weights(run, state, path / WEIGHTS)
     return run

@@ -47,8 +47,10 @@ def _floor_bytes(config: RunConfig) -> int:
         (g.num_hidden_layers * g.hidden_dim ** 2 if g.arch == "mlp" else 0)
     convolutions = sum(2 * c.channels ** 2 * 16 for c in (m, g) if c.arch == "conv")  # channels -> 2 channels, 4x4
     flows = _flows(config)
-    return (layers + flows) * LAYER_BYTES + COPIES * FLOAT * (weights + convolutions
-                                                              + flows * _flow_parameters(m.latent_dim))
+    units = [*(m.hierarchy or []), m.latent_dim] if m.hierarchy else []  # stochastic layers, bottom to top
+    stacked = 2 * sum(a * b for a, b in zip(units, units[1:])) + (units[0] * m.hidden_dim if units else 0)
+    return (layers + flows + len(units)) * LAYER_BYTES + COPIES * FLOAT * (
+        weights + convolutions + stacked + flows * _flow_parameters(m.latent_dim))
 
 
 def _meta_count(config: RunConfig, event_shape: torch.Size) -> int:
@@ -69,8 +71,8 @@ def parameter_count(config: RunConfig, event_shape: torch.Size) -> int:
 def check_model_fits(config: RunConfig, event_shape: torch.Size, num_train: int, device=None) -> None:
     """Refuse, in one line with the size, networks whose training state, or a training step over
     ``num_train`` points in batches, cannot fit in ``device``'s memory."""
-    remedy = ("choose smaller networks (--latent-dim, --hidden-dim, --num-hidden-layers, --channels, --prior-components, "
-              "flows)")
+    remedy = ("choose smaller networks (--latent-dim, --hierarchy, --hidden-dim, --num-hidden-layers, --channels, "
+              "--prior-components, flows)")
     require_memory(_floor_bytes(config), "the networks' layers", remedy, device)
     count = parameter_count(config, event_shape)
     require_memory(COPIES * FLOAT * count, f"the networks' {count:,} parameters (weights, gradients and Adam's "
