@@ -1,5 +1,7 @@
 """Bring your own data: image folders, torchvision's colour sets in its layout, arrays; each checked against
 the files the test wrote (pixel for pixel), and each bad input refused in one line."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -90,12 +92,18 @@ def test_celeba_layout_uses_the_partition_file_and_resizes(tmp_path):
 def test_a_missing_colour_set_without_network_names_the_files(tmp_path, monkeypatch):
     import torchvision.datasets as tvd
 
-    def offline(*args, **kwargs):
+    def offline(root, *args, **kwargs):  # as torchvision does: the folder first, then the failed download
+        Path(root).mkdir(parents=True, exist_ok=True)
         raise RuntimeError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
     monkeypatch.setattr(tvd, "CIFAR10", offline)
     with pytest.raises(UserError, match="cannot be downloaded .*cifar-10-batches-py/data_batch_1"):
         _data(dataset="cifar10", data_dir=str(tmp_path / "empty"))
+    assert not (tmp_path / "empty").exists()  # nothing left behind by the failed download
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(UserError, match="cannot be downloaded"):
+        _data(dataset="cifar10", data_dir=str(tmp_path / "mine"))
+    assert (tmp_path / "mine").is_dir()  # the user's own folder stays
 
 
 def test_arrays_npz_npy_csv(tmp_path):

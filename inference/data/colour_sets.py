@@ -12,6 +12,7 @@ are centre-cropped to a square and resized to 64 x 64 unless ``--image-size`` sa
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -120,7 +121,13 @@ def load_colour_set(name: str, root: Optional[Path], image_size=None, channels_m
     if root.exists() and not root.is_dir():
         raise UserError(f"data folder {root} is not a folder")
     if not all((root / f).exists() for f in REQUIRED[name]):
-        download(name, root)
+        created = not root.exists()
+        try:
+            download(name, root)
+        except UserError:
+            if created:  # a failed download leaves no folder of its own behind
+                shutil.rmtree(root, ignore_errors=True)
+            raise
     if name == "cifar10":
         return read_cifar10(root)
     if name == "svhn":
