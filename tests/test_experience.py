@@ -253,3 +253,16 @@ def test_toml_leaves_out_null_values_and_reads_them_back_as_defaults():
     import tomllib
 
     assert RunConfig.from_dict(tomllib.loads(text)).to_dict() == raw
+
+
+def test_a_grid_clamps_a_decoders_overshoot_and_rescales_images_of_another_range():
+    from inference.report.images import grid
+
+    digits = torch.zeros(4, 1, 8, 8)
+    digits[:, :, 2:6, 2:6] = 1.0
+    digits[0, 0, 2, 2] = 1.6  # one overshooting mean: clamped, the rest of the grid unchanged
+    shown = grid(digits, 2)
+    assert shown.max() == 1.0 and torch.equal(grid(digits.clamp(0, 1), 2), shown)
+    grey_levels = digits.clamp(0, 1) * 255  # an array of 0..255 grey levels: shown from its least to its most
+    assert torch.equal(grid(grey_levels, 2), grid(digits.clamp(0, 1), 2))
+    assert torch.equal(grid(torch.full((2, 1, 3, 3), 7.0), 2)[:, 2:5, 2:5], torch.full((3, 3, 3), 0.5))

@@ -12,7 +12,6 @@ are centre-cropped to a square and resized to 64 x 64 unless ``--image-size`` sa
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -125,8 +124,8 @@ def load_colour_set(name: str, root: Optional[Path], image_size=None, channels_m
         try:
             download(name, root)
         except UserError:
-            if created:  # a failed download leaves no folder of its own behind
-                shutil.rmtree(root, ignore_errors=True)
+            if created and root.is_dir() and not any(root.iterdir()):  # nothing came: no empty folder left
+                root.rmdir()                                             # (files that did come are kept)
             raise
     if name == "cifar10":
         return read_cifar10(root)

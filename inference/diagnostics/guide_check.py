@@ -124,7 +124,8 @@ def optimize_local_gaussians(model, guide, x: torch.Tensor, steps: int = 300, pa
     ``start`` (S, P, Z) (256 new ones if not given)."""
     with torch.no_grad():
         z = start if start is not None else guide_draws(guide, x, 256)[0]
-        loc, log_scale = z.mean(0).clone(), z.std(0).clamp(min=1e-3).log().clone()
+        spread = z.std(0) if z.shape[0] > 1 else torch.ones_like(z[0])  # one draw has no spread: start at 1
+        loc, log_scale = z.mean(0).clone(), spread.clamp(min=1e-3).log().clone()
     loc.requires_grad_(True)
     log_scale.requires_grad_(True)
     optim = torch.optim.Adam([loc, log_scale], lr=lr)

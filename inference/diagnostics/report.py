@@ -15,8 +15,8 @@ Everything goes into ``RUN/diagnostics/``:
         reference.nc     posterior, sample_stats (energy, step size, tree depth, leapfrog steps, acceptance,
                          divergences), log_likelihood (per point), posterior_predictive (25 draws per chain),
                          observed_data
-        guide.nc         the guide's draws, cut into 4 chains of independent draws (same dims and coords; their
-                         log_likelihood, 25 predictive draws per chain)
+        guide.nc         the guide's independent draws, cut into 4 chains where they divide by 4 (same dims
+                         and coords; their log_likelihood, 100 predictive draws in all)
         summary.json     that split's part of the summary
         pair.png         az.plot_pair: NUTS (KDE) against the guide (dots), worst point, its two units of largest KL
         khat.png         az.plot_khat;   ppc_arviz.png   az.plot_ppc of each image's mean value, reference and guide

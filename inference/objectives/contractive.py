@@ -33,8 +33,8 @@ class ContractiveELBO(PointwiseObjective):
     def pairing_problem(cls, options, prior_cls, guide_cls):
         if getattr(guide_cls, "posterior_kind", "gaussian") == "flow":
             return ("the contractive penalty is the Jacobian of a deterministic code, and this guide's code (the "
-                    "mean of a flow) is itself a Monte Carlo estimate; use --guide delta, diagonal_normal or "
-                    "full_covariance")
+                    "mean of a flow) is itself a Monte Carlo estimate; use --guide delta, uniform_noise, diagonal_normal "
+                    "or full_covariance")
         return None
 
     def __init__(self, weight: float = 0.1, num_particles: int = 1):

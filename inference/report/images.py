@@ -13,12 +13,13 @@ from inference.runs.files import atomic_write
 
 def grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
     """Images (N, C, H, W) as one (C, H', W') picture, ``nrow`` to a row, white borders. Values in [0, 1]
-    (a decoder's means may overshoot a little: clamped); images of another range (an array of 0..255 grey
-    levels, real-valued measurements) are shown from their smallest to their largest value instead."""
+    (a decoder's means may overshoot here and there: clamped); images of another range, more than 1 % of
+    their values far outside [0, 1] (an array of 0..255 grey levels), are shown from their smallest to their
+    largest value instead."""
     images = images.detach().float().cpu()
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -0.5 or hi > 1.5:
-        images = (images - lo) / max(hi - lo, 1e-12)
+    if ((images < -0.5) | (images > 1.5)).float().mean() > 0.01:
+        lo, hi = float(images.min()), float(images.max())
+        images = (images - lo) / (hi - lo) if hi > lo else torch.full_like(images, 0.5)
     return make_grid(images.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
 
 

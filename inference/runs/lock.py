@@ -205,7 +205,7 @@ def snapshot(folder: Path, write: bool = False, wait: float = SNAPSHOT_WAIT) -> 
     deadline = time.monotonic() + wait
     try:
         if write:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # readers hold it for the time of a file read
+            fcntl.flock(fd, fcntl.LOCK_EX)  # readers hold it to read files, or to write their results (adding_to)
         else:
             while True:
                 try:

@@ -48,7 +48,7 @@ def _floor_bytes(config: RunConfig) -> int:
     convolutions = sum(2 * c.channels ** 2 * 16 for c in (m, g) if c.arch == "conv")  # channels -> 2 channels, 4x4
     flows = _flows(config)
     units = [*(m.hierarchy or []), m.latent_dim] if m.hierarchy else []  # stochastic layers, bottom to top
-    stacked = 2 * sum(a * b for a, b in zip(units, units[1:])) + (units[0] * m.hidden_dim if units else 0)
+    stacked = 2 * sum(a * b for a, b in zip(units, units[1:])) + (2 * units[0] ** 2 if units else 0)  # z1 -> 2 z1
     return (layers + flows + len(units)) * LAYER_BYTES + COPIES * FLOAT * (
         weights + convolutions + stacked + flows * _flow_parameters(m.latent_dim))
 
