@@ -35,6 +35,10 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
 
+    def in_order(self) -> list[str]:
+        """The names in the order they were registered (``names`` sorts them)."""
+        return list(self._table)
+
     def names(self) -> list[str]:
         return sorted(self._table)
 

@@ -43,3 +43,24 @@ def test_bad_configs_are_refused_with_a_message_naming_the_problem(raw, message)
 
 def test_integer_learning_rate_is_accepted_as_float():
     assert RunConfig.from_dict({"train": {"lr": 1}}).train.lr == 1.0
+
+
+def test_each_objective_declares_its_knobs_once_and_the_run_config_and_flags_follow():
+    """An objective's knob lives in its own Config (type, default, help): ObjectiveConfig, the config key and
+    the flag's help line are made from it, so nothing else names it."""
+    import dataclasses
+
+    from inference.cli.main import build_parser
+    from inference.config.sections import ObjectiveConfig
+    from inference.objectives import OBJECTIVES
+
+    made = {f.name: f for f in dataclasses.fields(ObjectiveConfig)}
+    train_help = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    declared = set()
+    for name in OBJECTIVES.names():
+        for knob in dataclasses.fields(OBJECTIVES.get(name).Config):
+            declared.add(knob.name)
+            assert made[knob.name].default == knob.default and made[knob.name].metadata == knob.metadata
+            assert " ".join(knob.metadata["help"].split()) in train_help, knob.name
+    assert set(made) == declared | {"name"}
+    assert RunConfig.from_dict({"objective": {"name": "iwae", "dreg": True, "num_particles": 5}}).objective.dreg

@@ -7,7 +7,9 @@ anything is built, so a hand-edited ``config.json`` fails with a clear message.
 (the annotation), default, help line and choices (a tuple, or a registry whose names are read when the
 help is shown). The ``vae`` flags and their help are made from these fields (``inference/cli/options.py``):
 ``--<field-name>`` unless ``flag=`` says otherwise; fields of several sections that share a flag (the
-encoder's and decoder's ``--hidden-dim``) are set together. Component names accept ``-`` for ``_``.
+encoder's and decoder's ``--hidden-dim``) are set together. Component names accept ``-`` for ``_``. An
+objective's knobs are declared in its own ``Config`` (``inference/objectives/``); ``ObjectiveConfig`` is made
+from them (``objective_knobs``).
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ from models.conv import UPSAMPLERS
 from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
 from inference.config.hierarchy import HIERARCHY_GUIDES, check_hierarchy
+from inference.config.option import choice_names, option  # noqa: F401  (choice_names: the CLI reads it here)
 from inference.errors import UserError
-from inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options
+from inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options, objective_knobs
 
 DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx", "folder", "cifar10", "svhn", "celeba",
             "array")
@@ -43,20 +46,6 @@ ARCHS = ("mlp", "conv")
 
 class ConfigError(UserError):
     pass
-
-
-def option(default: Any, help: str, *, flag: Optional[str] = None, choices: Any = None,
-           negated: Optional[str] = None, metavar: Optional[tuple] = None) -> Any:
-    """A config field and everything its command-line flag needs: ``help``; ``choices`` (a tuple, or a
-    registry: names read when shown; such a field's value accepts ``-`` for ``_``); ``flag`` (default
-    ``--field-name``); ``negated``: a boolean field set to False by this store-true flag instead; ``metavar``:
-    the names of a list field's values (``("H", "W")``: the flag takes that many)."""
-    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "negated": negated,
-                                            "metavar": metavar})
-
-
-def choice_names(choices) -> list[str]:
-    return list(choices.names() if hasattr(choices, "names") else choices)
 
 
 def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
@@ -233,24 +222,7 @@ class GuideConfig(_Section):
         _one_of("guide", self.guide, GUIDES)
 
 
-@dataclass
-class ObjectiveConfig(_Section):
-    """The loss SVI minimizes, by name (``inference.objectives``), and its settings."""
-
-    name: str = option("elbo", "the loss SVI minimizes (see the README's Objectives)", flag="--objective",
-                       choices=OBJECTIVES)
-    num_particles: int = option(1, "L samples of the ELBO, or k of the IWAE bound")
-    beta: float = option(1.0, "objective beta: weight of the rate in D + beta R")
-    analytic_kl: bool = option(True, "objective beta: Monte Carlo KL instead of the closed form",
-                               negated="--sampled-kl")
-    free_bits: float = option(0.0, "objective beta: nats per latent dimension below which the rate is not pushed")
-    kl_schedule: str = option("constant", "objective beta: warm-up of beta_t", choices=SCHEDULES)
-    warmup_steps: int = option(0, "objective beta: length of the KL warm-up or cycle, in steps")
-    dreg: bool = option(False, "objective iwae: doubly reparameterized gradients (Tucker et al. 2018)")
-    contractive_weight: float = option(0.1, "objective contractive: lambda of the encoder-Jacobian penalty")
-    adversarial_lr: float = option(1e-3, "objective adversarial: Adam rate of the discriminator and generator steps")
-    discriminator_steps: int = option(5, "objective adversarial: discriminator steps per minibatch")
-
+class _ObjectiveSection(_Section):
     def validate(self):
         _one_of("objective", self.name, OBJECTIVES)
         _positive("objective", num_particles=self.num_particles, beta=self.beta, adversarial_lr=self.adversarial_lr,
@@ -265,6 +237,17 @@ class ObjectiveConfig(_Section):
             own = [f.name for f in fields(OBJECTIVES.get(self.name).Config)]
             raise ConfigError(f"objective.{misplaced[0]} does not apply to objective {self.name!r}; its options are "
                               f"{', '.join(own)} (each objective's own config: inference/objectives/)")
+
+
+# The loss SVI minimizes, by name, and the knobs of every objective: made from the objectives' own ``Config``s,
+# so a knob is declared once, in its objective (``option(...)``), and its flag, help and config key follow.
+ObjectiveConfig = dataclasses.make_dataclass(
+    "ObjectiveConfig",
+    [("name", str, option("elbo", "the loss SVI minimizes (see the README's Objectives)", flag="--objective",
+                          choices=OBJECTIVES)), *objective_knobs()],
+    bases=(_ObjectiveSection,),
+    namespace={"__doc__": "The loss SVI minimizes, by name (``inference.objectives``), and its settings (each "
+                          "objective's own ``Config``: ``objective_knobs``).", "__module__": __name__})
 
 
 @dataclass

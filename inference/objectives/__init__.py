@@ -12,7 +12,8 @@ over the same model and guide, so ``SVI`` and the trainer take any of them.
 """
 from __future__ import annotations
 
-from dataclasses import fields
+import typing
+from dataclasses import field, fields
 
 from models.registry import Registry
 
@@ -38,6 +39,23 @@ def misplaced_options(config) -> list[str]:
     return [f.name for f in fields(config) if f.name not in own and getattr(config, f.name) != getattr(defaults, f.name)]
 
 
+def objective_knobs() -> list[tuple]:
+    """Every objective's knobs, each once, as its own ``Config`` declares them (``option(...)``: type, default,
+    help): (name, type, field) for ``make_dataclass``. A knob two objectives share (``num_particles``) must be
+    declared alike by both."""
+    found: dict = {}
+    for name in OBJECTIVES.in_order():  # the plain ELBO's knobs first
+        config = OBJECTIVES.get(name).Config
+        hints = typing.get_type_hints(config)
+        for f in fields(config):
+            if f.name in found:
+                if (found[f.name][2].default, found[f.name][2].metadata) != (f.default, f.metadata):
+                    raise TypeError(f"objective {name!r} declares option {f.name!r} unlike another objective does")
+                continue
+            found[f.name] = (f.name, hints[f.name], field(default=f.default, metadata=f.metadata))
+    return list(found.values())
+
+
 def build_objective(config):
     """The objective an ``ObjectiveConfig`` names, built from its own knobs (``cls.Config``); its constructor
     checks their values, as Pyro's ``RenyiELBO`` checks its ``alpha``."""
@@ -49,5 +67,5 @@ def build_objective(config):
     return cls.from_config(config)
 
 
-__all__ = ["OBJECTIVES", "build_objective", "misplaced_options", "TraceELBO", "MeanFieldELBO", "AdversarialObjective", "BetaELBO", "ContractiveELBO", "encoder_jacobian_norm", "IWAEBound", "trace_elbo", "mean_field_elbo",
+__all__ = ["OBJECTIVES", "build_objective", "misplaced_options", "objective_knobs", "TraceELBO", "MeanFieldELBO", "AdversarialObjective", "BetaELBO", "ContractiveELBO", "encoder_jacobian_norm", "IWAEBound", "trace_elbo", "mean_field_elbo",
            "rate_terms", "weight_terms", "WeightTerms", "kl_weight", "SCHEDULES"]

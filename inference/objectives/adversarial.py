@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inference.config.option import option
 from inference.objectives.beta import BetaELBO
 
 
@@ -13,8 +14,9 @@ class AdversarialObjective(BetaELBO):
 
     @dataclass
     class Config:
-        adversarial_lr: float = 1e-3
-        discriminator_steps: int = 5
+        adversarial_lr: float = option(1e-3, "objective adversarial: Adam rate of the discriminator and generator "
+                                             "steps")
+        discriminator_steps: int = option(5, "objective adversarial: discriminator steps per minibatch")
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):

@@ -12,21 +12,25 @@ from dataclasses import dataclass
 
 import torch
 
+from inference.config.option import option
 from inference.objectives.base import PointwiseObjective, require_reparameterized
+from inference.objectives.elbo import particles_option
 from inference.objectives.rate import rate_terms
-from inference.objectives.schedules import kl_weight
+from inference.objectives.schedules import SCHEDULES, kl_weight
 from inference.objectives.weights import weight_terms
 
 
 class BetaELBO(PointwiseObjective):
     @dataclass
     class Config:
-        beta: float = 1.0
-        num_particles: int = 1
-        analytic_kl: bool = True
-        free_bits: float = 0.0
-        kl_schedule: str = "constant"
-        warmup_steps: int = 0
+        beta: float = option(1.0, "objective beta: weight of the rate in D + beta R")
+        num_particles: int = particles_option()
+        analytic_kl: bool = option(True, "objective beta: Monte Carlo KL instead of the closed form",
+                                   negated="--sampled-kl")
+        free_bits: float = option(0.0, "objective beta: nats per latent dimension below which the rate is not "
+                                       "pushed")
+        kl_schedule: str = option("constant", "objective beta: warm-up of beta_t", choices=SCHEDULES)
+        warmup_steps: int = option(0, "objective beta: length of the KL warm-up or cycle, in steps")
 
     def __init__(self, beta: float = 1.0, num_particles: int = 1, analytic_kl: bool = True,
                  free_bits: float = 0.0, schedule: str = "constant", warmup_steps: int = 0):

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch.func import jacrev, vmap
 
+from inference.config.option import option
 from inference.objectives.base import PointwiseObjective
+from inference.objectives.elbo import particles_option
 from inference.objectives.weights import weight_terms
 
 
@@ -26,8 +28,8 @@ def encoder_jacobian_norm(guide, x: torch.Tensor) -> torch.Tensor:
 class ContractiveELBO(PointwiseObjective):
     @dataclass
     class Config:
-        contractive_weight: float = 0.1
-        num_particles: int = 1
+        contractive_weight: float = option(0.1, "objective contractive: lambda of the encoder-Jacobian penalty")
+        num_particles: int = particles_option()
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):

@@ -10,17 +10,24 @@ from dataclasses import dataclass
 
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
+from inference.config.option import option
+
 
 def check_particles(num_particles: int) -> None:
     if not (isinstance(num_particles, int) and num_particles >= 1):
         raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
 
 
+def particles_option():
+    """``num_particles``, a knob several objectives share, declared alike by each."""
+    return option(1, "L samples of the ELBO, or k of the IWAE bound")
+
+
 @dataclass
 class ParticlesConfig:
     """The one knob of the plain ELBOs."""
 
-    num_particles: int = 1
+    num_particles: int = particles_option()
 
 
 class _ParticlesELBO:

@@ -18,7 +18,9 @@ import torch
 from pyro import poutine
 from torch.distributions import Independent, MultivariateNormal, Normal
 
+from inference.config.option import option
 from inference.objectives.base import PointwiseObjective, require_reparameterized
+from inference.objectives.elbo import particles_option
 from inference.objectives.weights import _in_particle_plate, _per_point, sample_sites, weight_terms
 
 
@@ -36,8 +38,8 @@ def detach_params(fn):
 class IWAEBound(PointwiseObjective):
     @dataclass
     class Config:
-        num_particles: int = 1
-        dreg: bool = False
+        num_particles: int = particles_option()
+        dreg: bool = option(False, "objective iwae: doubly reparameterized gradients (Tucker et al. 2018)")
 
     def __init__(self, num_particles: int = 5, dreg: bool = False):
         super().__init__(num_particles)
