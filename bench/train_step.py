@@ -6,8 +6,8 @@
 Same 784-400-20 Bernoulli VAE (ReLU MLPs, diagonal-Gaussian guide), same on-device data and
 dynamic binarization for all three:
 
-- ``toolkit-<mode>``: ``inference.training.trainer.make_trainer`` (the engine ``vae train --compile`` picks), in a
-  private param store; on CUDA each step replayed as a CUDA graph, ``<mode>-eager`` without (``--no-cuda-graph``);
+- ``toolkit-<mode>``: ``inference.training.trainer.make_trainer`` (the engine ``vae train --compile`` picks), the
+  model and guide carrying a private param store as a run's do; on CUDA each step replayed as a CUDA graph, ``<mode>-eager`` without (``--no-cuda-graph``);
 - ``plain-pytorch``: the VAE written out by hand here (BCE with logits + closed-form KL, ``torch.optim.Adam``,
   the loss read with ``.item()`` each step as in PyTorch's own VAE example);
 - ``pyro-default``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` on the toolkit's model and guide.
@@ -35,7 +35,7 @@ from torch import nn
 from inference import RunConfig
 from inference.runs.build import build_model_and_guide
 from inference.data.datasets import MinibatchStream, load_dataset, prepare
-from inference.training.loss import new_param_state
+from inference.param_state import ParamState, bind
 from inference.training.trainer import make_trainer
 from inference.objectives import build_objective
 from inference.runs.folder import write_json
@@ -83,9 +83,11 @@ def steppers(args, data_x, device, batch, latent=20, hidden=400, modes=None):
         model, guide = (m.to(device) for m in build_model_and_guide(cfg.model, cfg.guide, data_x.shape[1:]))
         idx = torch.arange(batch, device=device)
         engine, _, eager = mode.partition("-")
+        store = ParamState()  # the programs carry a private store, as a run's do (vae train)
+        model, guide = bind(model, store), bind(guide, store)
         trainer, notice = make_trainer(model, guide, build_objective(cfg.objective), compile=engine,
                                        examples=[((data_x[:batch],), {"num_data": data_x.shape[0], "subsample": idx})],
-                                       param_state=new_param_state(), cuda_graph=eager != "eager")
+                                       cuda_graph=eager != "eager")
         if notice:
             print(notice)
         return lambda i, x: trainer.step(x, num_data=data_x.shape[0], subsample=i)

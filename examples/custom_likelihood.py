@@ -8,6 +8,7 @@ from models import LIKELIHOODS, Likelihood
 @LIKELIHOODS.register("student_t")
 class StudentTLikelihood(Likelihood):
     """x_i ~ StudentT(nu = 4, mu_i, sigma): heavy tails, robust to outlying pixels."""
+    static_structure = True  # no Python-side state that changes between steps: the fast engines may replay it
 
     def forward(self, decoded):
         return self._event(dist.StudentT(4.0, decoded, self.scale))

@@ -31,6 +31,7 @@ def guide(x, num_data=None, subsample=None):
         pyro.sample("z", dist.Normal(loc, F.softplus(raw) + 1e-4).to_event(1))
 
 
+model.static_structure = guide.static_structure = True  # no Python-side state: the captured engines may replay them
 scheduler = pyro.optim.ExponentialLR({"optimizer": torch.optim.Adam, "optim_args": {"lr": 2e-3}, "gamma": 0.9})
 trainer = SVITrainer(model, guide, Trace_ELBO(), scheduler, engine="trace")  # as SVI(model, guide, optim, loss)
 batches = MinibatchStream(data.train_x, batch_size=128)

@@ -5,14 +5,28 @@ program with the batch ``x`` and the keywords of its data convention (``num_data
 the ``"data"`` plate, ``y`` for a conditional program); ``accepting(program)`` passes a program only
 the keywords its signature takes, and never a keyword whose value is ``None`` (so ``guide(x)`` works,
 and ``y`` reaches only programs that have it).
+
+**Static structure.** A captured engine runs a program's Python once and replays its tensor operations
+(``inference/training/capture.py``), so a program that reads Python-side state which changes between
+steps (a closure's annealing factor, a call counter, a ``pyro.param`` first read at a later call) would
+train differently from Pyro's ``SVI`` without a word. The engines therefore capture only programs known
+to have static structure (``static_problem``): the toolkit's own components, torch's and Pyro's layers
+and objectives, and a user's program that declares it with ``static_structure = True`` (on the
+function, the module or its class) -- the promise ``pyro.infer.JitTrace_ELBO`` asks of its users.
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from torch import nn
+
+# the toolkit's own packages, wherever they are installed: their components have static structure
+_ROOT = __name__.rpartition(".")[0].rpartition(".")[0]
+TOOLKIT_PACKAGES = tuple(f"{_ROOT}.{name}" if _ROOT else name for name in ("models", "guides", "inference"))
+STATIC_LIBRARIES = ("torch.", "pyro.infer.", "pyro.nn.", "pyro.distributions.")  # layers, objectives, flows
+EAGER_LIBRARIES = ("torch.", "pyro.nn.", "pyro.distributions.")  # their modules' parameters exist once built
 
 
 def _signature(program: Callable):
@@ -76,3 +90,66 @@ def eval_mode(*programs) -> Iterator[None]:
     finally:
         for m, training in chosen:
             m.train(training)
+
+
+def _declared(obj) -> Optional[bool]:
+    """The object's own ``static_structure`` declaration, or its class's (own, not inherited); None if neither."""
+    own = getattr(obj, "__dict__", {}).get("static_structure")
+    return own if own is not None else type(obj).__dict__.get("static_structure")
+
+
+def _class_from(obj, prefixes: tuple) -> bool:
+    module = type(obj).__module__ or ""
+    return any(module == p.rstrip(".") or module.startswith(p if p.endswith(".") else p + ".") for p in prefixes)
+
+
+def _unwrap(program):
+    return program.program if isinstance(program, Accepting) else program
+
+
+def _unknown_part(program) -> Optional[object]:
+    """The first part of ``program`` (itself, or one of its submodules) not known to have static structure."""
+    program = _unwrap(program)
+    declared = _declared(program)
+    if declared is not None:
+        return None if declared else program
+    if not _class_from(program, TOOLKIT_PACKAGES + STATIC_LIBRARIES):
+        return program  # a user's function, callable object, module or objective
+    for child in program.children() if isinstance(program, nn.Module) else ():
+        unknown = _unknown_part(child)
+        if unknown is not None:
+            return unknown
+    return None
+
+
+def known_static(program) -> bool:
+    """True when every part of ``program`` is the toolkit's, torch's or Pyro's, or declares static structure."""
+    return _unknown_part(program) is None
+
+
+def describe_program(obj) -> str:
+    if isinstance(obj, nn.Module) or not callable(obj) or not hasattr(obj, "__name__"):
+        return type(obj).__name__
+    return f"function {getattr(obj, '__qualname__', obj.__name__)!r}"
+
+
+def static_problem(model, guide, objective=None) -> Optional[str]:
+    """Why the program may not be captured (one phrase), or None: every part of the model, the guide and the
+    objective is the toolkit's, torch's or Pyro's, or declares ``static_structure = True``."""
+    for role, program in (("model", model), ("guide", guide), ("objective", objective)):
+        unknown = None if program is None else _unknown_part(program)
+        if unknown is not None:
+            where = f"the {role}" if unknown is _unwrap(program) else f"the {role}'s part"
+            return (f"{where} {describe_program(unknown)} is not known to have static structure; set "
+                    f"static_structure = True on it to capture it")
+    return None
+
+
+def builds_parameters_eagerly(*programs) -> bool:
+    """True when every part of the programs is the toolkit's own or torch's: their parameters exist before the
+    first call (an autoguide or a user's program may create them at its first call, from the random stream)."""
+    def eager(program) -> bool:
+        program = _unwrap(program)
+        return isinstance(program, nn.Module) and all(
+            _class_from(m, TOOLKIT_PACKAGES + EAGER_LIBRARIES) for m in program.modules())
+    return all(eager(p) for p in programs)

@@ -24,6 +24,8 @@ LR, CLIP = 0.01, 5.0
 
 
 class ParamScaleGaussian(Likelihood):
+    static_structure = True  # reads no Python-side state that changes between steps
+
     def forward(self, decoded):
         sigma = pyro.param("sigma", lambda: torch.tensor(0.5), constraint=constraints.positive)
         return self._event(dist.Normal(decoded, sigma))
@@ -48,6 +50,7 @@ def plain_autoencoder(program: str = "autoencoder"):
         pyro.module("encoder", encoder)
         with data_plate(x.shape[0], num_data, subsample, x.device):
             pyro.sample("z", dist.Delta(encoder(x)).to_event(1))
+    guide.static_structure = True  # no Python-side state: the captured engines may replay it
     return model, guide, x
 
 

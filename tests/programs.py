@@ -22,7 +22,10 @@ N, B, Z = 200, 16, 3
 
 class ParamScaleGaussian(Likelihood):
     """x ~ N(mu, sigma^2) with sigma = pyro.param("sigma"): the README's custom-likelihood pattern with a
-    learned scale read from the param store, not a module attribute."""
+    learned scale read from the param store, not a module attribute. It reads no Python-side state that changes
+    between steps, and says so (``static_structure``), so the captured engines may replay it."""
+
+    static_structure = True
 
     def forward(self, decoded):
         sigma = pyro.param("sigma", lambda: torch.tensor(0.5), constraint=constraints.positive)
@@ -92,6 +95,7 @@ def _function_guide():
         loc, raw = encoder(x).split(Z, -1)
         with data_plate(x.shape[0], num_data, subsample, x.device):
             pyro.sample("z", dist.Normal(loc, F.softplus(raw) + 1e-3).to_event(1))
+    guide.static_structure = True  # the user's promise: the captured engines may replay it
     return guide
 
 
@@ -103,6 +107,7 @@ def _function_model():
         with data_plate(x.shape[0], num_data, subsample, x.device):
             z = pyro.sample("z", dist.Normal(torch.zeros(Z), 1.0).to_event(1))
             pyro.sample("x", dist.Bernoulli(logits=decoder(z), validate_args=False).to_event(3), obs=x)
+    model.static_structure = True
     return model
 
 

@@ -130,7 +130,7 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_che
     trainer.step(x, num_data=500, subsample=torch.arange(16))
     assert all(torch.equal(b, p) for b, p in zip(before, trainer.params))  # no parameter moved
     assert torch.equal(adam.state_dict()["state"][0]["exp_avg"], state["exp_avg"])  # nor Adam's moments
-    with pytest.raises(NumericalFault, match="loss or gradient appeared at SVI step 2"):
+    with pytest.raises(NumericalFault, match="non-finite gradient appeared at SVI step 2"):
         trainer.check()
 
 

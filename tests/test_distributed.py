@@ -84,6 +84,8 @@ def trained_from_start(program: str) -> dict:
     model, guide, x = plain_autoencoder(program)
     trainer = SVITrainer(model, guide, Trace_ELBO())
     trainer.prepare(((x[:2],), {"num_data": x.shape[0], "subsample": torch.arange(2)}))
+    if not trainer.params:  # a user's program: nothing reads its parameters before its first step
+        trainer.loss.read_params(x[:2], num_data=x.shape[0], subsample=torch.arange(2))
     return trained(trainer)
 
 

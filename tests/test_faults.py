@@ -47,7 +47,7 @@ def test_a_collapsed_prior_scale_is_reported_as_the_kl_term():
     assert fault.value.term == "KL"
 
 
-@pytest.mark.parametrize("compile, term", [("off", "reconstruction"), ("trace", "loss or gradient")])
+@pytest.mark.parametrize("compile, term", [("off", "reconstruction"), ("trace", "gradient")])
 def test_the_run_stops_with_one_line_naming_the_last_good_checkpoint(tmp_path, monkeypatch, compile, term):
     """The captured engine finds the fault at its next read (here the checkpoint at step 15): same report."""
     calls = {"n": 0}

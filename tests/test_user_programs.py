@@ -111,3 +111,61 @@ def test_an_optimizer_built_on_parameters_is_refused_with_what_to_pass_instead()
     built = torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
     with pytest.raises(ValueError, match="pass the optimizer's class or a function of the parameter list"):
         SVITrainer(model, guide, objective, built).step(x, **kwargs)
+
+
+def test_a_reloaded_runs_trained_pyro_params_score_it_in_a_fresh_process(tmp_path):
+    """Every evaluator and ``vae evaluate`` in a new process (``tests/reload_check.py``), called on the loaded run's
+    model and guide without entering its store by hand, give the figures of the trained run: the test ELBO that
+    training logged, and what the same calls give in the training process inside ``run.params()``."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .reload_check import figures
+
+    folder = tmp_path / "run"
+    run = setup(_config(epochs=2))
+    pyro.clear_param_store()
+    metrics = train(run, out=folder)
+    with run.params():
+        trained = figures(run)
+        sigma = float(pyro.param("sigma"))
+    assert abs(sigma - 0.5) > 0.01  # sigma trained away from its initial value: the figures depend on it
+    out = tmp_path / "figures.json"
+    subprocess.run([sys.executable, "-m", "tests.reload_check", str(folder), str(out)], check=True,
+                   cwd=Path(__file__).resolve().parent.parent, capture_output=True, timeout=600)
+    fresh = json.loads(out.read_text())
+    assert fresh["elbo"] == pytest.approx(metrics[-1]["test_elbo"], abs=1e-3)  # what training logged
+    assert fresh["elbo"] == pytest.approx(trained["elbo"], abs=1e-4)
+    assert fresh["log_likelihood"] == pytest.approx(trained["log_likelihood"], abs=1e-4)
+    assert fresh["cli_log_likelihood"] == pytest.approx(trained["log_likelihood"], abs=1e-4) and fresh["cli_code"] == 0
+    assert fresh["activity"] == pytest.approx(trained["activity"], rel=1e-5)
+    assert json.dumps(fresh["examine"], sort_keys=True) == json.dumps(json.loads(json.dumps(
+        trained["examine"], default=float)), sort_keys=True)
+    assert fresh["global_store"] == []  # nothing written into the user's global store
+
+
+def test_train_into_a_folder_checks_it_first_and_leaves_one_load_run_reads(tmp_path):
+    from inference import UserError
+
+    missing = tmp_path / "new" / "run"  # its parent does not exist either
+    run = setup(_config())
+    metrics = train(run, out=missing)
+    assert load_run(missing).evaluate().elbo == pytest.approx(metrics[-1]["test_elbo"], abs=1e-3)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    train(setup(_config()), out=empty)
+    assert (empty / "config.json").is_file() and load_run(empty).config.to_dict() == _config().to_dict()
+    before = (missing / "weights.pt").read_bytes()
+    steps = []
+    other = setup(_config(seed=3))
+    with pytest.raises(UserError, match="already holds a run") as err:
+        train(other, out=missing, monitors=[type("Counting", (), {"note": steps.append, "log_step": steps.append,
+                                                                   "end_epoch": steps.append})()])
+    assert "\n" not in str(err.value) and steps == []  # refused before any step
+    assert (missing / "weights.pt").read_bytes() == before
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(UserError, match="not a folder"):
+        train(setup(_config()), out=a_file)

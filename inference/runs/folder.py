@@ -25,7 +25,7 @@ import platform
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pyro
@@ -42,7 +42,7 @@ from inference.runs.files import atomic_write_text, load_module_state
 from inference.runs.run import WEIGHTS, Run, load_run, setup  # noqa: F401  (load_run: the run folder's reader)
 from inference.training import parallel as distributed
 from inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint
-from inference.training.loop import METRICS, stop_on_signals, train
+from inference.training.loop import METRICS, stop_on_signals, train_epochs
 from inference.training.monitors import LOG, TENSORBOARD, Monitor, default_monitors
 
 CONFIG, VERSIONS, DATA = "config.json", "versions.json", "data.json"
@@ -95,7 +95,7 @@ def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], c
     try:
         with stop_on_signals() as stop_requested:
             try:
-                metrics = train(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+                metrics = train_epochs(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
             except TrainingInterrupted as stopped:
                 world = distributed.current().world_size
                 raise TrainingInterrupted(f"{stopped}; checkpoint written; resume with: vae train --resume {out}"
@@ -137,18 +137,38 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
         run = setup(config)
         run.path = out
         if ctx.is_main:
-            with lock.snapshot(out, write=True):  # readers see the old run or the new one, never a mixture
-                for stale in (WEIGHTS, METRICS, EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, DATA, *PLOTS,
-                              *(csv_path(p) for p in (SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS))):
-                    (out / stale).unlink(missing_ok=True)  # --force: nothing of the old run survives
-                for folder in (TENSORBOARD, DIAGNOSTICS):
-                    shutil.rmtree(out / folder, ignore_errors=True)
-                write_json(out / CONFIG, config.to_dict())
-                write_config_file(out / CONFIG_FILE, config.to_dict())
-                write_json(out / DATA, describe_data(run.data))
-                write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
-                                            "processes": ctx.world_size})
+            _start(run, out)
         return _finish(run, out, quiet, None, checkpoint_every, tensorboard, plots, monitors)
+
+
+def _start(run: Run, out: Path) -> None:
+    """The files a run folder holds from its first step: config, data and versions; nothing of an older run."""
+    with lock.snapshot(out, write=True):  # readers see the old run or the new one, never a mixture
+        for stale in (WEIGHTS, METRICS, EVALUATION, CHECKPOINT, LOG, SAMPLES_EX_POST, REPORT, DATA, *PLOTS,
+                      *(csv_path(p) for p in (SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS))):
+            (out / stale).unlink(missing_ok=True)  # --force: nothing of the old run survives
+        for folder in (TENSORBOARD, DIAGNOSTICS):
+            shutil.rmtree(out / folder, ignore_errors=True)
+        config = run.config
+        write_json(out / CONFIG, config.to_dict())
+        write_config_file(out / CONFIG_FILE, config.to_dict())
+        write_json(out / DATA, describe_data(run.data))
+        write_json(out / VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
+                                    "processes": distributed.current().world_size})
+
+
+@contextlib.contextmanager
+def started_folder(run: Run, out: Path) -> Iterator[None]:
+    """``train(run, out)``: ``out`` checked before anything trains (as ``vae train`` checks it, without
+    ``--force``), made, held by this process's writer lock and started (``_start``) for the block."""
+    if run.config.data.data_dir:  # recorded absolute: the run folder reloads from any working directory
+        run.config.data.data_dir = str(Path(run.config.data.data_dir).expanduser().resolve())
+    check_output_folder(out, force=False)
+    with lock.writing(out):
+        check_output_folder(out, force=False)
+        run.path = out
+        _start(run, out)
+        yield
 
 
 def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensorboard: Optional[bool] = None,
@@ -168,6 +188,6 @@ def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensor
         modules, state = load_checkpoint(out / CHECKPOINT, map_location=run.device)
         load_module_state(run.model, modules["model"], "model")
         load_module_state(run.guide, modules["guide"], "guide")
-        run.pending_params = dict(modules.get("params") or {})
         run.path = out
+        run.load_params(dict(modules.get("params") or {}))
         return _finish(run, out, quiet, state, checkpoint_every, tensorboard, plots, monitors)

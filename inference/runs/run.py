@@ -2,9 +2,11 @@
 
 The toolkit's own components keep their parameters in their modules (``state_dict``). A user's
 component may read ``pyro.param("sigma", ...)`` instead; a run keeps such parameters in its own param
-store (``param_state``, Pyro's ``ParamStoreDict.scope`` state), so two runs in one process never share
-them and the user's global store is left alone. ``with run.params():`` makes the run's store the current
-one (training, ``run.evaluate`` and the commands do it); ``weights.pt`` saves its values.
+store (``store``, an ``inference.param_state.ParamState``), so two runs in one process never share them
+and the user's global store is left alone. The run's model and guide carry that store
+(``inference.param_state.bind``): every call of them, by the toolkit's evaluators, by ``SVI`` or by the
+user's own code, reads the run's trained values. ``with run.params():`` makes the store current for a
+whole block; ``weights.pt`` saves its values, and loading a run puts them back at once.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import pyro
 import torch
@@ -30,7 +32,7 @@ from inference.runs.build import build_model_and_guide, resolve_device
 from inference.runs.sizes import check_model_fits
 from inference.runs.files import load_module_state, load_state, save_state
 from inference.training import parallel as distributed
-from inference.training.loss import new_param_state
+from inference.param_state import ParamState, bind
 
 WEIGHTS = "weights.pt"
 
@@ -45,10 +47,17 @@ class Run:
     data: ImageData
     device: torch.device
     path: Optional[Path] = None
-    param_state: dict = field(default_factory=new_param_state)
-    pending_params: dict = field(default_factory=dict)  # saved pyro.param values, set at the first params()
-    _depth: int = field(default=0, repr=False)  # params() blocks open (Pyro's scope writes back only at its exit)
+    store: ParamState = field(default_factory=ParamState)
     config_stamp: Optional[tuple] = field(default=None, repr=False)  # lock.stamp of path/config.json when loaded
+
+    def __post_init__(self):
+        bind(self.model, self.store)
+        bind(self.guide, self.store)
+
+    @property
+    def param_state(self) -> dict:
+        """The run's param store as Pyro's ``scope`` state (its live values are inside ``params()``)."""
+        return self.store.state
 
     @property
     def can_sample(self) -> bool:
@@ -64,35 +73,26 @@ class Run:
         """The labels a conditional VAE is conditioned on; None for an unconditional one."""
         return getattr(self.data, f"{split}_y") if self.config.model.conditional else None
 
-    @contextlib.contextmanager
-    def params(self) -> Iterator[None]:
-        """The run's own param store is Pyro's current one inside the block (re-entrant: an inner block sees
-        the live store, not the state saved when the outer one began)."""
-        if self._depth:
-            yield
-            return
-        self._depth += 1
-        try:
-            with pyro.get_param_store().scope(self.param_state):
-                if self.pending_params:
-                    self._restore_params()
-                yield
-        finally:
-            self._depth -= 1
+    def params(self):
+        """The run's own param store is Pyro's current one inside the block (re-entrant: an inner block sees the
+        live store, not the state saved when the outer one began)."""
+        return self.store.active()
 
-    def _restore_params(self) -> None:
-        """Saved ``pyro.param`` values: the program creates each (with its constraint) on one test point,
-        then takes the saved value."""
-        saved, self.pending_params = self.pending_params, {}
+    def load_params(self, saved: dict) -> None:
+        """Saved ``pyro.param`` values (``weights.pt``'s ``params``): the program creates each (with its constraint)
+        on one test point, then takes the saved value."""
+        if not saved:
+            return
         y = self.labels()
-        with torch.no_grad():
-            evaluate_elbo(self.model, self.guide, self.data.test_x[:1], y=None if y is None else y[:1])
-        store = pyro.get_param_store()
-        for name, value in saved.items():
-            if name not in store:
-                raise UserError(f"{self.path / WEIGHTS if self.path else 'the weights'} hold the parameter "
-                                f"{name!r}, which this run's program does not read")
-            store[name] = value.to(self.device)
+        with self.params():
+            with torch.no_grad():
+                evaluate_elbo(self.model, self.guide, self.data.test_x[:1], y=None if y is None else y[:1])
+            store = pyro.get_param_store()
+            for name, value in saved.items():
+                if name not in store:
+                    raise UserError(f"{self.path / WEIGHTS if self.path else 'the weights'} hold the parameter "
+                                    f"{name!r}, which this run's program does not read")
+                store[name] = value.to(self.device)
 
     def store_params(self) -> dict:
         """The run's ``pyro.param`` values (constrained) that are not module parameters."""
@@ -198,7 +198,7 @@ def load_weights(run: Run, state: dict, where: Path) -> None:
     params = state.get("params", {})
     if not isinstance(params, dict) or not all(torch.is_tensor(v) for v in params.values()):
         raise UserError(f"{where} has a malformed 'params' entry; it was not written by 'vae train'")
-    run.pending_params = dict(params)
+    run.load_params(dict(params))
 
 
 def load_run(path: Path, device: str = "cpu") -> Run:

@@ -12,12 +12,18 @@ The graph's parameter inputs are every tensor of the program: the ``nn.Module`` 
 buffers (swapped in by ``torch.func.functional_call``) and the param-store parameters the program reads
 through ``pyro.param`` (swapped in by a param store holding the graph's inputs under their names).
 
+The step's arguments are the graph's other inputs (``call_key``): tensors, and Python floats as 0-d
+tensors; ints, bools, None and strings select the graph. Positions and keywords are kept as the caller
+gave them, so the program receives what ``SVI`` would pass it.
+
 Like ``pyro.infer.JitTrace_ELBO`` this needs programs of static structure: a Python branch on the data
-is frozen at its first outcome, and a parameter that the program reads from outside both places (a
-network registered by ``pyro.module`` in a function guide keeps using its own tensors) would be frozen
-as a constant. So each new graph is checked against the Pyro program itself, on the same batch and the
-same draws: the loss and the gradient of every trained parameter must agree, else ``CaptureError``
-(one line) and the trainer falls back to Pyro's interpreter.
+is frozen at its first outcome, Python-side state (a closure's factor, a call counter) at its value
+during capture, and a parameter that the program reads from outside both places (a network registered
+by ``pyro.module`` in a function guide keeps using its own tensors) would be frozen as a constant. The
+engines capture only programs known to be static (``inference.programs.static_problem``), and each new
+graph is checked against the Pyro program itself, on the same arguments and the same draws: the loss and
+the gradient of every trained parameter must agree, else ``CaptureError`` (one line) and the trainer
+falls back to Pyro's interpreter.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from inference.training.loss import ProgramLoss
 
 BACKENDS = ("trace", "inductor")
 CHECK_RTOL = 1e-4
-DATA_KEYWORDS = ("num_data", "subsample", "y")
+MAX_GRAPHS = 8  # distinct argument shapes and key values; beyond, the trainer gives up capturing (a note)
 
 
 class CaptureError(RuntimeError):
@@ -45,25 +51,65 @@ def one_line(err: Exception, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _label(name) -> str:
+    return f"#{name + 1} (positional)" if isinstance(name, int) else repr(name)
+
+
+def call_key(args: tuple, kwargs: dict) -> tuple[tuple, list]:
+    """A step's arguments as a graph sees them: ``(key, inputs)``. Tensors are graph inputs, and so is a
+    Python float (a 0-d tensor of the default dtype, so that a KL-annealing factor is not frozen); an int
+    (a size, such as ``num_data``), a bool, None or a string is part of the key (a new value: a new graph).
+    Positions and keyword names are kept as given, so the program receives the call Pyro's ``SVI`` would
+    pass it (a keyword whose value is None reaches no program: ``inference.programs.accepting``). Any other
+    value cannot be a graph input: ``CaptureError``."""
+    key, inputs = [], []
+    given = sorted((k, v) for k, v in kwargs.items() if v is not None)  # a None keyword reaches no program
+    for name, value in [(i, a) for i, a in enumerate(args)] + given:
+        if torch.is_tensor(value):
+            key.append((name, "tensor", tuple(value.shape), value.dtype, value.device, value.requires_grad))
+            inputs.append(value)
+        elif isinstance(value, float):
+            key.append((name, "float"))
+            inputs.append(torch.tensor(value, dtype=torch.get_default_dtype()))
+        elif value is None or isinstance(value, (bool, int, str)):
+            key.append((name, "value", type(value).__name__, value))
+        else:
+            raise CaptureError(f"step argument {_label(name)} is a {type(value).__name__}, which a captured graph "
+                               f"cannot take as an input (pass tensors, numbers, bools or strings)")
+    return tuple(key), inputs
+
+
+def _rebuild(key: tuple, inputs) -> tuple[list, dict]:
+    """The call ``call_key`` took apart, with ``inputs`` (graph inputs, or the originals) in their places."""
+    supplied = iter(inputs)
+    args, kwargs = [], {}
+    for entry in key:
+        value = next(supplied) if entry[1] in ("tensor", "float") else entry[3]
+        if isinstance(entry[0], int):
+            args.append(value)
+        else:
+            kwargs[entry[0]] = value
+    return args, kwargs
+
+
 class _Scored(nn.Module):
-    """The loss module with the batch as fixed positional inputs (and a schedule weight, when the objective
-    has one), so that ``functional_call`` can swap every parameter for a graph input."""
+    """The loss module called with the schedule weight first (when the objective has one) and the step's
+    arguments, so that ``functional_call`` can swap every parameter for a graph input."""
 
     def __init__(self, loss: ProgramLoss):
         super().__init__()
         self.loss = loss
 
-    def forward(self, x, subsample, y, weight, num_data):
-        kwargs = {"num_data": num_data, "subsample": subsample, "y": y}
-        if weight is not None:  # a scheduled objective: its weight is an input, not a frozen constant
+    def forward(self, schedule_weight, /, *args, **kwargs):
+        if schedule_weight is not None:  # a scheduled objective: its weight is an input, not a frozen constant
             model, guide = self.loss.calls
-            return self.loss.objective.loss_at(weight, model, guide, x, **kwargs)
-        return self.loss(x, **kwargs)
+            return self.loss.objective.loss_at(schedule_weight, model, guide, *args, **kwargs)
+        return self.loss(*args, **kwargs)
 
 
 class CapturedLoss:
-    """Callable ``(x, num_data=, subsample=, y=) -> loss`` equal to the ``ProgramLoss`` on the same draws;
-    one graph per (batch shape, ``num_data``), built and checked by ``prepare`` (or at first use)."""
+    """Callable ``(*args, **kwargs) -> loss`` equal to the ``ProgramLoss`` on the same draws; one graph per
+    ``call_key`` (argument shapes and key values), built and checked by ``prepare`` (or at first use)."""
 
     def __init__(self, loss: ProgramLoss, backend: str = "trace"):
         if backend not in BACKENDS:
@@ -111,72 +157,68 @@ class CapturedLoss:
         if self.weight_buffer is not None and hasattr(self.loss.objective, "loss_at"):
             self.weight_buffer.fill_(float(self.loss.objective.current_beta))
 
-    def prepare(self, x: torch.Tensor, num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
-                y: Optional[torch.Tensor] = None, **other) -> None:
-        """Capture and check the graph for batches shaped like ``x`` now rather than at first use."""
-        self._graph(x, num_data, subsample, y, other)
+    def prepare(self, *args, **kwargs) -> None:
+        """Capture and check the graph for calls like this one now rather than at first use."""
+        self._graph(args, kwargs, *call_key(args, kwargs))
 
-    def __call__(self, x: torch.Tensor, num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
-                 y: Optional[torch.Tensor] = None, **other) -> torch.Tensor:
-        return self._graph(x, num_data, subsample, y, other)(self.inputs, x, subsample, y, self._weight())
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        key, inputs = call_key(args, kwargs)
+        return self._graph(args, kwargs, key, inputs)(self.inputs, inputs, self._weight())
 
-    def _graph(self, x, num_data, subsample, y, other):
-        if other:
-            raise CaptureError(f"keywords {sorted(other)} are not among the captured data keywords {DATA_KEYWORDS}")
-        if not torch.is_tensor(x):
-            raise CaptureError("the captured engine needs the batch x as a tensor")
-        num_data = None if num_data is None else int(num_data)  # as given: the program sees what the interpreter would
-        key = (tuple(x.shape), x.dtype, x.device, num_data, subsample is None, None if y is None else tuple(y.shape))
+    def _graph(self, args, kwargs, key, inputs):
         graph = self.graphs.get(key)
         if graph is None:
-            graph = self.graphs[key] = self._capture(x, num_data, subsample, y)
+            if len(self.graphs) >= MAX_GRAPHS:
+                raise CaptureError(f"more than {MAX_GRAPHS} different step-argument shapes or int/bool/string "
+                                   f"values (each needs its own graph)")
+            graph = self.graphs[key] = self._capture(args, kwargs, key, inputs)
         return graph
 
-    def _program(self, num_data: int) -> Callable:
+    def _program(self, key: tuple) -> Callable:
         n = len(self.module_inputs)
 
-        def program(tensors, x, subsample, y, weight):
+        def program(tensors, inputs, weight):
+            args, kwargs = _rebuild(key, inputs)
             state = {"params": dict(zip(self.store_names, tensors[n:])), "constraints": dict(self.constraints)}
-            with pyro.get_param_store().scope(state):
+            with self.loss.standing_in(state):
                 return functional_call(self.scored, dict(zip(self.module_names, tensors[:n])),
-                                       (x, subsample, y, weight), {"num_data": num_data}, strict=True)
+                                       (weight, *args), kwargs, strict=True)
         return program
 
-    def _capture(self, x, num_data, subsample, y) -> Callable:
+    def _capture(self, args, kwargs, key, inputs) -> Callable:
         from torch.fx.experimental.proxy_tensor import make_fx
 
         if not pyro_compat.supported():
             raise CaptureError(pyro_compat.unsupported_reason())
-        kwargs = {"num_data": num_data, "subsample": subsample, "y": y}
         if not self.loss.params:
-            self.loss.read_params(x, **kwargs)
+            self.loss.read_params(*args, **kwargs)
         self._collect_inputs()
-        program, weight = self._program(num_data), self._weight()
-        inputs = self.inputs
+        program, weight = self._program(key), self._weight()
+        cuda = [t.device for t in inputs if t.device.type == "cuda"][:1]
         # Capturing runs the program once; fork_rng keeps that run from using up the training's draws.
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=cuda):
             try:
                 with pyro_compat.losses_as_tensors(), pyro.validation_enabled(False):
-                    graph = make_fx(program, pre_dispatch=True)(inputs, x, subsample, y, weight)
+                    graph = make_fx(program, pre_dispatch=True)(self.inputs, inputs, weight)
             except Exception as err:  # any Python the tracer cannot follow: data-dependent branches, .item()
                 raise CaptureError(one_line(err)) from None
             if self.backend == "inductor":
                 # fallback_random: the compiled graph draws from torch's own generator, as the program does
                 graph = torch.compile(graph, dynamic=False, options={"fallback_random": True})
-            self._check(graph, x, subsample, y, weight, num_data)
+            self._check(graph, args, kwargs, inputs, weight)
         return graph
 
-    def _check(self, graph, x, subsample, y, weight, num_data) -> None:
-        """The graph and the Pyro program give the same loss and gradients on the same batch and draws."""
+    def _check(self, graph, args, kwargs, inputs, weight) -> None:
+        """The graph and the Pyro program give the same loss and gradients on the same arguments and draws."""
         seed = int(torch.randint(0, 2 ** 31 - 1, ()).item())
         params = self.params
         torch.manual_seed(seed)
         with self.loss.store():
-            expected = self.scored(x, subsample, y, weight, num_data)
+            expected = self.scored(weight, *args, **kwargs)
         wanted = torch.autograd.grad(expected, params, allow_unused=True)
         torch.manual_seed(seed)
         try:
-            got = graph(self.inputs, x, subsample, y, weight)
+            got = graph(self.inputs, inputs, weight)
             grads = torch.autograd.grad(got, params, allow_unused=True)
         except Exception as err:  # e.g. inductor without a C++ compiler
             raise CaptureError(f"{self.backend} failed: {one_line(err)}") from None

@@ -8,8 +8,12 @@ registry entry; every engine trains the same parameters (``ProgramLoss.params``:
 | ``inductor`` | the captured graph compiled by ``torch.compile``                                  |
 | ``auto``   | ``inductor`` for runs of at least ``AUTO_INDUCTOR_STEPS`` steps, else ``trace``     |
 
-A captured engine needs a program of static structure; ``choose_engine`` tries the engines ``auto`` or
-a name allows in order, and falls back to the interpreter with one ``note:`` line naming what failed.
+A captured engine needs a program of static structure (``inference.programs.static_problem``): a program
+not known to have it trains on the interpreter after one ``note:`` line. ``choose_engine`` tries the
+engines ``auto`` or a name allows in order, and falls back to the interpreter with one ``note:`` line
+naming what failed. Every engine calls the program as often as ``SVI`` does, with the same random
+stream: a program whose parameters are created at its first call (an autoguide) takes its first step on
+the interpreter, as ``SVI``'s first step, and is captured from its second.
 The data-parallel wrapper (``inference/training/parallel.py``) goes around whichever engine is chosen.
 
 A new engine: a class with ``name``, ``deferred_checks``, ``prepare(*args, **kwargs)``,
@@ -48,21 +52,28 @@ class InterpretedEngine:
         self.loss = loss
 
     def prepare(self, *args, **kwargs) -> None:
-        if not self.loss.params:
+        """Reads the parameters of the toolkit's own programs now (nothing else runs a program before its first
+        step: a user's program is called exactly as often as by ``SVI``)."""
+        if not self.loss.params and self.loss.builds_parameters_eagerly:
             self.loss.read_params(*args, **kwargs)
 
     def loss_and_grads(self, *args, **kwargs):
-        with self.loss.store(), self.loss.recording() as params:
-            if self.loss.single_loss:
-                loss = self.loss(*args, **kwargs)
-                loss.backward()
-            else:  # ReweightedWakeSleep: its own loss_and_grads, (wake-theta loss, phi loss)
-                loss = self.loss.loss_and_grads(*args, **kwargs)
-                loss = torch.as_tensor(loss[0] if isinstance(loss, tuple) else loss, dtype=torch.float64)
-        return loss.detach(), params
+        return interpreted_loss_and_grads(self.loss, args, kwargs)
 
     def reduce(self, params, loss):
         return loss
+
+
+def interpreted_loss_and_grads(loss: ProgramLoss, args, kwargs):
+    """The loss and its gradients on Pyro's interpreter, the parameters read recorded as ``SVI.step`` does."""
+    with loss.store(), loss.recording() as params:
+        if loss.single_loss:
+            value = loss(*args, **kwargs)
+            value.backward()
+        else:  # ReweightedWakeSleep: its own loss_and_grads, (wake-theta loss, phi loss)
+            value = loss.loss_and_grads(*args, **kwargs)
+            value = torch.as_tensor(value[0] if isinstance(value, tuple) else value, dtype=torch.float64)
+    return torch.as_tensor(value).detach(), params
 
 
 class CapturedEngine:
@@ -78,9 +89,12 @@ class CapturedEngine:
         self.captured = CapturedLoss(loss, backend)
 
     def prepare(self, *args, **kwargs) -> None:
-        self.captured.prepare(*args, **kwargs)
+        if self.loss.params or self.loss.builds_parameters_eagerly:
+            self.captured.prepare(*args, **kwargs)  # else: captured after its first, interpreted step
 
     def loss_and_grads(self, *args, **kwargs):
+        if not self.loss.params and not self.loss.builds_parameters_eagerly:
+            return interpreted_loss_and_grads(self.loss, args, kwargs)  # creates the parameters as SVI does
         loss = self.captured(*args, **kwargs)
         loss.backward()
         return loss.detach(), self.loss.params
@@ -117,6 +131,10 @@ def choose_engine(loss: ProgramLoss, compile: str, examples=(), planned_steps: i
     wrap = wrap or (lambda engine: engine)
     tried = candidates(compile, planned_steps)
     failures = []
+    problem = loss.static_problem if tried != ["off"] else None
+    if problem is not None:  # a captured engine could freeze the program's Python-side state: not tried
+        failures.append((tried[0], problem))
+        tried = ["off"]
     for name in tried:
         try:
             engine = wrap(ENGINES[name](loss))

@@ -54,6 +54,9 @@ class StepGraphs:
         x = args[0] if args else None
         if not torch.is_tensor(x) or x.device.type != "cuda":
             return "the batch is not on a CUDA device"
+        floats = [name for name, v in StepGraphs._named(args, kwargs) if isinstance(v, float)]
+        if floats:  # a graph would bake the value in; a tensor argument goes through an input buffer
+            return f"step argument {floats[0]!r} is a Python float (pass it as a tensor)"
         if not getattr(svi_step.engine, "graph_safe", False):
             return f"engine {svi_step.engine.name!r} runs Python each step (use --compile trace or inductor)"
         updater = svi_step.updater

@@ -173,13 +173,28 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
     return state.metrics
 
 
+def train_epochs(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Optional[TrainingState] = None,
+                 checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False,
+                 monitors: Sequence[Monitor] = ()) -> list[dict]:
+    """``train`` into a folder that ``vae train`` has already checked and started (or none)."""
+    with run.params():
+        return _train(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+
+
 def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Optional[TrainingState] = None,
           checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False,
           monitors: Sequence[Monitor] = ()) -> list[dict]:
     """Train ``run`` by SVI for ``config.train.epochs``, in the run's own param store; with ``out``, keep
     the run folder current: metrics and weights each epoch, ``checkpoint.pt`` every ``checkpoint_every``
-    steps and at each epoch end. ``resume`` continues from a checkpoint's state exactly; when
+    steps and at each epoch end. A new ``out`` is checked before the first step (a file, a folder that holds
+    a run or that another process writes is refused in one line) and made, with the run's ``config.json``,
+    so that ``load_run`` reads it. ``resume`` continues from a checkpoint's state exactly; when
     ``stop_requested()`` turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised.
     ``monitors`` (``inference.training.monitors``) see the notices, every ``LOG_EVERY``-th step and each epoch."""
-    with run.params():
-        return _train(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+    if out is None or resume is not None:
+        return train_epochs(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+    from inference.runs.folder import started_folder
+
+    out = Path(out)
+    with started_folder(run, out):
+        return train_epochs(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)

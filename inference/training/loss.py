@@ -16,7 +16,8 @@ program's own module parameters and holds another tensor (left there by an earli
 the same classes) is dropped, so that the program trains its own tensors and not a stale one. With
 ``param_state`` a dict (``{"params": {}, "constraints": {}}``, Pyro's ``ParamStoreDict.scope`` state)
 the program runs in that private store: two runs in one process each train their own parameters, and
-the user's global store is left as it was.
+the user's global store is left as it was. A model or guide that carries a store (a run's, bound by
+``inference.param_state.bind``) trains in that store when ``param_state`` is not given.
 """
 from __future__ import annotations
 
@@ -27,12 +28,11 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.infer.elbo import ELBOModule
-from inference.programs import accepting
 
+from inference.param_state import ParamState, common_state, new_param_state
+from inference.programs import accepting, builds_parameters_eagerly, static_problem
 
-def new_param_state() -> dict:
-    """An empty private param store (the state ``pyro.get_param_store().scope`` takes)."""
-    return {"params": {}, "constraints": {}}
+__all__ = ["ProgramLoss", "new_param_state", "unconstrained"]
 
 
 class ProgramLoss(ELBOModule):
@@ -40,16 +40,32 @@ class ProgramLoss(ELBOModule):
     called with only the keywords it accepts; ``params`` (after ``read_params``) are the tensors SVI
     would optimize, ``param_names`` their names in the param store."""
 
-    def __init__(self, model, guide, objective, param_state: Optional[dict] = None):
+    def __init__(self, model, guide, objective, param_state: Optional[dict | ParamState] = None):
         super().__init__(model, guide, objective)
         self.calls = (accepting(model), accepting(guide))
-        self.param_state = param_state
+        carried = common_state(model, guide)
+        if isinstance(param_state, dict):
+            param_state = ParamState(param_state)
+        if carried is not None and param_state is not None and param_state is not carried:
+            raise ValueError("the model and guide carry their run's param store; do not pass another param_state")
+        self.param_state: Optional[ParamState] = param_state or carried
         self.params: list[torch.Tensor] = []
         self.param_names: list[str] = []
 
     @property
     def objective(self):
         return self.elbo
+
+    @property
+    def static_problem(self):
+        """Why a captured engine may not replay this program (one phrase), or None (``inference.programs``)."""
+        return static_problem(self.calls[0], self.calls[1], self.elbo)
+
+    @property
+    def builds_parameters_eagerly(self) -> bool:
+        """Its parameters exist before the first call (the toolkit's components): reading them on a private
+        random stream draws nothing SVI's first step would draw."""
+        return builds_parameters_eagerly(*self.calls)
 
     @property
     def single_loss(self) -> bool:
@@ -71,8 +87,14 @@ class ProgramLoss(ELBOModule):
         if self.param_state is None:
             yield
         else:
-            with pyro.get_param_store().scope(self.param_state):
+            with self.param_state.active():
                 yield
+
+    def standing_in(self, state: dict):
+        """``state`` as the program's store for the block (a captured graph's parameter inputs)."""
+        if self.param_state is None:
+            return pyro.get_param_store().scope(state)
+        return self.param_state.standing_in(state)
 
     def module_tensors(self) -> dict[int, torch.Tensor]:
         """Every parameter and buffer of the nn.Module programs, by ``id``."""
@@ -88,7 +110,9 @@ class ProgramLoss(ELBOModule):
         with poutine.trace(param_only=True) as capture:
             yield found
         seen = set()
-        named = [(name, unconstrained(site["value"])) for name, site in capture.trace.nodes.items()]
+        store = pyro.get_param_store()  # a tensor under two names (an autoguide's prototype): the store's one,
+        named = [(store.param_name(unconstrained(site["value"])) or name, unconstrained(site["value"]))  # as
+                 for name, site in capture.trace.nodes.items()]  # pyro.optim names it
         named += [(name, p) for name, p in self.named_parameters() if p.requires_grad]
         known = {id(p) for p in self.params}
         for name, tensor in named:

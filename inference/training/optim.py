@@ -106,8 +106,19 @@ class PyroUpdater:
 
 
 def clip_args(optim) -> Optional[dict]:
-    """A ``pyro.optim`` optimizer's own clipping (``clip_args``), or None."""
-    return getattr(optim, "pt_clip_args", None) or None
+    """A ``pyro.optim`` optimizer's own clipping, or None: its ``clip_args``, or ``ClippedAdam``'s ``clip_norm``
+    (Pyro's default 10.0 when not given: ``ClippedAdam`` always clips)."""
+    own = getattr(optim, "pt_clip_args", None) or None
+    if own is None and isinstance(optim, PyroOptim) and getattr(optim, "pt_optim_constructor", None) is not None:
+        from pyro.optim.clipped_adam import ClippedAdam
+
+        args = optim.pt_optim_args if isinstance(optim.pt_optim_args, dict) else {}
+        if args.get("optimizer") is ClippedAdam:  # a scheduler over ClippedAdam
+            args = args.get("optim_args") if isinstance(args.get("optim_args"), dict) else {}
+        elif optim.pt_optim_constructor is not ClippedAdam:
+            return None
+        own = {"clip_norm": args.get("clip_norm", 10.0)}
+    return own
 
 
 def make_updater(optim, params: list, lr: float = 1e-3):

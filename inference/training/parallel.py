@@ -179,8 +179,14 @@ class DataParallelEngine:
 
     def prepare(self, x, num_data=None, subsample=None, y=None) -> None:
         args, kwargs, _ = self._shard(x, num_data, subsample, y)
+        self._read(args, kwargs)
         self.inner.prepare(*args, **kwargs)
         self._sync(self.inner.loss)
+
+    def _read(self, args, kwargs) -> None:
+        """The parameters, before the first step: every rank starts from rank 0's values of all of them."""
+        if not self.inner.loss.params:
+            self.inner.loss.read_params(*args, **kwargs)
 
     def _sync(self, loss) -> None:
         """Every rank starts from rank 0's values, once per loss module (also when an engine is given up later)."""
@@ -194,6 +200,7 @@ class DataParallelEngine:
     def loss_and_grads(self, x, num_data=None, subsample=None, y=None):
         args, kwargs, weight = self._shard(x, num_data, subsample, y)
         if not getattr(self.inner.loss, "synced_over_ranks", False):
+            self._read(args, kwargs)
             self.inner.prepare(*args, **kwargs)
             self._sync(self.inner.loss)
         loss, params = self.inner.loss_and_grads(*args, **kwargs)

@@ -5,9 +5,12 @@
     engine.reduce(params, loss)         data-parallel: gradients and loss summed over the processes
     clip once                           each parameter's gradient g <- g * min(1, c / (||g|| + 1e-6)),
                                         the rule of ``pyro.optim``'s ``clip_args={"clip_norm": c}``
-    finiteness guard                    a non-finite loss or gradient: the update is skipped and the step
-                                        reported (at once on the interpreter; on a captured engine with a
-                                        fused optimizer, on the device and at the caller's next check())
+    finiteness guard                    a non-finite gradient: the update is skipped and the step reported
+                                        (at once on the interpreter; on a captured engine with a fused
+                                        optimizer, on the device and at the caller's next check()). The
+                                        guard looks at what the update uses: a loss that is infinite by
+                                        design with finite gradients (TraceTailAdaptive_ELBO) trains as in
+                                        SVI; a non-finite loss reaches a non-finite gradient otherwise
     optimizer step; zero the gradients
 
 The objective's schedule (KL warm-up, beta_t) is read from the step count by the trainer before each step.
@@ -45,12 +48,17 @@ class SVIStep:
         self.steps = 0
         self.grad_norm: Optional[torch.Tensor] = None  # of the last step, before clipping
         self.faults = FaultLog()
+        self.pending_state = None  # an optimizer state to load as soon as the updater exists: (state, loader)
+        self.had_grad: set = set()  # ids of the parameters SVI would keep a (zeroed) gradient for
 
     def ensure_updater(self, params: list) -> None:
         if self.updater is None:
             self.updater = self.make_updater(params)
         with self._named():
             self.updater.add(params)
+            if self.pending_state is not None:
+                (state, load), self.pending_state = self.pending_state, None
+                load(self.updater, state)
 
     def _named(self):
         """The program's param store, for an optimizer that names its parameters through it (``pyro.optim``);
@@ -62,11 +70,12 @@ class SVIStep:
         loss, params = self.engine.loss_and_grads(*args, **kwargs)
         self.ensure_updater(params)
         loss = self.engine.reduce(params, loss)
+        self._zero_where_svi_keeps_zeros(params)
         grads = [p.grad for p in params if p.grad is not None]
         norms = torch._foreach_norm(grads) if grads else []
         stacked = torch.stack(norms) if norms else torch.zeros(1, device=loss.device)
         self.grad_norm = stacked.norm()
-        bad = ~torch.isfinite(stacked.sum() + loss.detach())
+        bad = ~torch.isfinite(stacked.sum())  # what the update uses (a loss may be infinite by design)
         step = self.steps + 1
         deferred = self.updater.device_guard and self.engine.deferred_checks
         if self.stable and not deferred and bool(bad):  # one host read
@@ -82,11 +91,21 @@ class SVIStep:
         self.steps = step
         return loss.detach()
 
+    def _zero_where_svi_keeps_zeros(self, params) -> None:
+        """``SVI.step`` zeroes gradients (``pyro.infer.util.zero_grads``: a zero tensor, not None), so a parameter
+        that the step reads without differentiating (a decoder a step does not observe through) takes a zero
+        gradient and Adam's moments still move it. The same here; the tensors are freed between steps."""
+        for p in params:
+            if p.grad is not None:
+                self.had_grad.add(id(p))
+            elif id(p) in self.had_grad:
+                p.grad = torch.zeros_like(p)
+
     def check(self) -> None:
         """Raise ``NumericalFault`` for the first skipped step since the last check (one host read)."""
         first = self.faults.pop()
         if first is not None:
-            raise NumericalFault(first, "loss or gradient")
+            raise NumericalFault(first, "gradient")
 
 
 class FaultLog:

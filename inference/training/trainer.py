@@ -10,8 +10,12 @@ one of ``inference.objectives``; the optimizer any ``pyro.optim`` optimizer or s
 ``torch.optim`` class (``inference/training/optim.py``). The parameters trained are those the program
 reads, as ``SVI`` finds them (``inference/training/loss.py``), on every engine
 (``inference/training/engines.py``); one step function (``inference/training/step.py``) updates them.
-By default the program reads Pyro's global param store (never cleared by the trainer);
-``param_state=new_param_state()`` gives it a private one.
+By default the program reads Pyro's global param store (never cleared by the trainer), or the store its
+model and guide carry (a run's); ``param_state=new_param_state()`` gives it a private one.
+
+Faithful to ``SVI``: the same loss and parameters at every step on every engine. A captured engine replays
+only programs known to have static structure (``static_structure = True`` on a user's own); anything else
+trains on the interpreter after one ``note:`` line, and nothing runs the program before its first step.
 """
 from __future__ import annotations
 
@@ -38,8 +42,8 @@ class SVITrainer:
                  engine: str = "off", param_state: Optional[dict] = None, stable: bool = True,
                  planned_steps: int = 0, parallel=None, cuda_graph: bool = True):
         if clip_norm is not None and clip_args(optim):
-            raise ValueError("clip the gradients once: either the trainer's clip_norm or the pyro.optim "
-                             "optimizer's clip_args, not both")
+            raise ValueError(f"clip the gradients once: either the trainer's clip_norm or the pyro.optim "
+                             f"optimizer's own clipping ({clip_args(optim)}), not both")
         if clip_norm is not None and not clip_norm > 0:
             raise ValueError(f"clip_norm must be positive, got {clip_norm}")
         self.model, self.guide = model, guide
@@ -65,6 +69,7 @@ class SVITrainer:
         self.svi_step.steps = self._steps
         if previous is not None:  # another engine for the same parameters: the optimizer's state goes on, and
             self.svi_step.updater, self.svi_step.faults = previous.updater, previous.faults  # a pending fault
+            self.svi_step.had_grad, self.svi_step.pending_state = previous.had_grad, previous.pending_state
         if self.loss.params:
             self.svi_step.ensure_updater(self.loss.params)
         if self.graphs is not None:
@@ -132,18 +137,18 @@ class SVITrainer:
             raise NumericalFault(self.steps + 1, "distribution parameter") from None
 
     def _step(self, args, kwargs):
-        if self.svi_step is None:
-            self.prepare((args, kwargs))
+        if self.svi_step is None:  # nothing runs the program before its first step: SVI's calls, SVI's draws
+            self.prepare()
             if self.notice:
                 warnings.warn(self.notice, stacklevel=3)
         self._sync_schedule()
         try:
             loss = self._stepper(args, kwargs)(*args, **kwargs)
-        except CaptureError as err:  # a batch of a new shape that does not capture: the interpreter from now on
-            self.compile = "off"
-            self.prepare((args, kwargs))
-            self.notice = f"note: a batch of a new shape could not be captured ({err}); training with Pyro's " \
-                          f"interpreter (--compile off) from step {self.steps + 1}"
+        except CaptureError as err:  # a call that does not capture (new arguments): the interpreter from now on
+            given_up, self.compile = self.svi_step.engine.name, "off"
+            self.prepare()
+            self.notice = f"note: {type(self.objective).__name__} could not be captured by {given_up} ({err}); " \
+                          f"training with Pyro's interpreter (--compile off) from step {self.steps + 1}"
             warnings.warn(self.notice, stacklevel=3)
             return self._step(args, kwargs)
         except GraphRecordError as err:  # nothing was stepped: the same step eagerly, from now on
@@ -192,10 +197,19 @@ class SVITrainer:
             return updater_state(self.svi_step.updater, self.loss.param_names)
 
     def load_optimizer_state(self, state: dict) -> None:
-        if self.svi_step is None or self.svi_step.updater is None:
-            raise RuntimeError("prepare the trainer (or take a step) before loading an optimizer state")
+        """Restore an ``optimizer_state()``; before the program's first step (its parameters not read yet), at
+        that step, before its update."""
+        if self.svi_step is None:
+            self.prepare()
+        if self.svi_step.updater is None:
+            self.svi_step.pending_state = (state, lambda updater, saved: load_updater_state(
+                updater, saved, self.loss.param_names))
+            return
         with self.loss.store():
             load_updater_state(self.svi_step.updater, state, self.loss.param_names)
+        optim = getattr(self.svi_step.updater, "optim", None)  # parameters with moments had gradients (zeroed since)
+        if isinstance(optim, torch.optim.Optimizer):
+            self.svi_step.had_grad |= {id(p) for p in optim.state}
 
 
 def make_trainer(model, guide, objective, lr: float = 1e-3, clip_norm: Optional[float] = None,
