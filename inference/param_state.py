@@ -3,19 +3,23 @@
 Pyro keeps ``pyro.param`` values in one global store; ``ParamStoreDict.scope(state)`` swaps in another
 (``state`` = ``{"params": {...}, "constraints": {...}}``). A run of this toolkit trains in a private
 store, so that two runs in one process never share a ``pyro.param("sigma")`` and the user's global
-store is left alone. ``ParamState`` is that store, made current by ``with state.active():``
-(re-entrant: an inner block sees the live store, not the state saved when the outer one began, which
-Pyro's ``scope`` alone would give).
+store is left alone. ``ParamState`` is that store, made current by ``with state.active():``: its
+dicts are swapped into Pyro's store as they are, so the block works on the live store (re-entrant, nested
+with other stores, nothing lost on an exception), where Pyro's ``scope`` copies the state in and writes
+it back only at a normal exit.
 
 ``bind(module, state)`` makes a model or guide carry its store: every call of the module runs with the
 store current (a forward pre-hook enters it, a forward hook that runs even on an exception leaves it).
-So ``evaluate_elbo(run.model, run.guide, x)``, ``SVI(run.model, run.guide, ...)`` or any evaluator
-reads the trained ``pyro.param`` values of a loaded run, and never creates or overwrites an entry of
-the user's global store, without the caller knowing about the run's store.
+So ``evaluate_elbo(run.model, run.guide, x)`` or any evaluator reads the trained ``pyro.param`` values
+of a loaded run, and never creates or overwrites an entry of the user's global store, without the caller
+knowing about the run's store. The modules' other methods (``decode_mean``, ``posterior``) read it inside
+``with run.params():``, as every function that takes a run does (``in_run_store``), and so does a user's
+own ``SVI`` loop whose ``pyro.optim`` optimizer names parameters through the store.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Iterator, Optional
 
 import pyro
@@ -30,40 +34,48 @@ def new_param_state() -> dict:
 
 
 class ParamState:
-    """A private param store (``state``: Pyro's ``ParamStoreDict.scope`` state) and how deep it is entered."""
+    """A private param store (``state``: Pyro's ``ParamStoreDict.scope`` state, whose two dicts are the live
+    store while it is current)."""
 
     def __init__(self, state: Optional[dict] = None):
         self.state = state if state is not None else new_param_state()
-        self.depth = 0  # blocks open: Pyro's scope writes back only at the outermost one's exit
+        self._names: dict = {}  # tensor -> name (Pyro's _param_to_name), for the dict it was built from
+        self._names_of: Optional[dict] = None
+        self._standing_in = 0  # a captured graph's inputs stand in for this store: the hooks leave them alone
         self._hook_blocks: list = []  # blocks entered by bound modules' pre-hooks, left by their hooks
+
+    def _dicts(self) -> tuple[dict, dict, dict]:
+        params = self.state["params"]
+        if self._names_of is not params:  # Pyro's scope(state) may have put a new dict under "params"
+            self._names, self._names_of = {p: n for n, p in params.items()}, params
+        return params, self.state["constraints"], self._names
+
+    def is_current(self) -> bool:
+        return pyro.get_param_store()._params is self.state["params"]
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        """This store is Pyro's current one inside the block."""
-        if self.depth:
-            self.depth += 1
-            try:
-                yield
-            finally:
-                self.depth -= 1
+        """This store is Pyro's current one inside the block: its dicts are swapped in as they are (nothing is
+        copied, so what the block creates or trains is in the store at once, an exception included), and the
+        store that was current before is swapped back at the end. Re-entrant, and nested with other stores:
+        a block of this store inside another store's block makes this one current again."""
+        store = pyro.get_param_store()
+        if self._standing_in or self.is_current():
+            yield
             return
-        self.depth += 1
-        try:
-            with pyro.get_param_store().scope(self.state):
-                yield
-        finally:
-            self.depth -= 1
+        with swapped_in(*self._dicts()):
+            yield
 
     @contextlib.contextmanager
     def standing_in(self, state: dict) -> Iterator[None]:
         """``state`` (a captured graph's inputs under the parameters' names) is the current store inside the
         block, and the bound modules do not swap this store back in."""
-        self.depth += 1
+        self._standing_in += 1
         try:
-            with pyro.get_param_store().scope(state):
+            with standing_in(state):
                 yield
         finally:
-            self.depth -= 1
+            self._standing_in -= 1
 
     # -- forward hooks of bound modules ----------------------------------------------------------------
     def _enter(self, module, args) -> None:
@@ -74,6 +86,33 @@ class ParamState:
     def _leave(self, module, args, output) -> None:
         if self._hook_blocks:
             self._hook_blocks.pop().__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def swapped_in(params: dict, constraints: dict, names: dict) -> Iterator[None]:
+    """Pyro's param store holds these dicts inside the block (its own are put back after, whatever happens)."""
+    store = pyro.get_param_store()
+    saved = store._params, store._constraints, store._param_to_name
+    store._params, store._constraints, store._param_to_name = params, constraints, names
+    try:
+        yield
+    finally:
+        store._params, store._constraints, store._param_to_name = saved
+
+
+def standing_in(state: dict):
+    """``state`` (``{"params", "constraints"}``) as Pyro's current store for the block (a captured graph's inputs)."""
+    return swapped_in(state["params"], state["constraints"], {p: n for n, p in state["params"].items()})
+
+
+def in_run_store(fn):
+    """Decorator: ``fn(run, ...)`` runs with the run's param store current, so that the methods of its model and
+    guide other than their calls (``decode_mean``, ``posterior``, ``quantized_code``) read the trained values."""
+    @functools.wraps(fn)
+    def wrapper(run, *args, **kwargs):
+        with run.params():
+            return fn(run, *args, **kwargs)
+    return wrapper
 
 
 def bind(module: nn.Module, state: ParamState) -> nn.Module:

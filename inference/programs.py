@@ -1,10 +1,11 @@
 """How the library calls a user's Pyro program (model or guide), as Pyro's own ``SVI`` would.
 
 A program is a ``PyroModule``, an ``nn.Module`` or a plain Python callable. The library calls every
-program with the batch ``x`` and the keywords of its data convention (``num_data``, ``subsample`` for
-the ``"data"`` plate, ``y`` for a conditional program); ``accepting(program)`` passes a program only
-the keywords its signature takes, and never a keyword whose value is ``None`` (so ``guide(x)`` works,
-and ``y`` reaches only programs that have it).
+program with the batch ``x`` and the keywords of its data convention (``DATA_KEYWORDS``: ``num_data``,
+``subsample`` for the ``"data"`` plate, ``y`` for a conditional program); ``accepting(program)`` passes
+a program only those of them its signature takes, and none whose value is ``None`` (so ``guide(x)``
+works, and ``y`` reaches only programs that have it). Every other argument reaches the program as the
+caller gave it, as under ``SVI``: a keyword the program does not take is Python's ``TypeError``.
 
 **Static structure.** A captured engine runs a program's Python once and replays its tensor operations
 (``inference/training/capture.py``), so a program that reads Python-side state which changes between
@@ -22,6 +23,7 @@ from typing import Callable, Iterator, Optional
 
 from torch import nn
 
+DATA_KEYWORDS = frozenset({"num_data", "subsample", "y"})  # what the library passes every program, if it takes them
 # the toolkit's own packages, wherever they are installed: their components have static structure
 _ROOT = __name__.rpartition(".")[0].rpartition(".")[0]
 TOOLKIT_PACKAGES = tuple(f"{_ROOT}.{name}" if _ROOT else name for name in ("models", "guides", "inference"))
@@ -54,7 +56,7 @@ class Accepting:
         self.names = accepted_keywords(program)
 
     def __call__(self, *args, **kwargs):
-        return self.program(*args, **select(kwargs, self.names))
+        return self.program(*args, **program_keywords(kwargs, self.names))
 
     def __getattr__(self, name: str):
         """Everything else is the program's own (an objective may use ``guide.code``, ``guide.latent_dim``)."""
@@ -65,7 +67,15 @@ class Accepting:
 
 
 def select(kwargs: dict, names: frozenset[str] | None) -> dict:
+    """The keywords among ``names`` (all when None) whose value is not None (a component's options)."""
     return {k: v for k, v in kwargs.items() if v is not None and (names is None or k in names)}
+
+
+def program_keywords(kwargs: dict, names: frozenset[str] | None) -> dict:
+    """The keywords a program receives: the data convention's only where it takes them and they are not None;
+    every other keyword as given."""
+    return {k: v for k, v in kwargs.items()
+            if k not in DATA_KEYWORDS or (v is not None and (names is None or k in names))}
 
 
 def accepting(program: Callable) -> Callable:
@@ -110,6 +120,9 @@ def _unwrap(program):
 def _unknown_part(program) -> Optional[object]:
     """The first part of ``program`` (itself, or one of its submodules) not known to have static structure."""
     program = _unwrap(program)
+    if inspect.ismethod(program):  # ``vae.model`` of Pyro's tutorials: the function, else its object decides
+        declared = _declared(program.__func__)
+        return (None if declared else program) if declared is not None else _unknown_part(program.__self__)
     declared = _declared(program)
     if declared is not None:
         return None if declared else program
@@ -139,7 +152,10 @@ def static_problem(model, guide, objective=None) -> Optional[str]:
     for role, program in (("model", model), ("guide", guide), ("objective", objective)):
         unknown = None if program is None else _unknown_part(program)
         if unknown is not None:
-            where = f"the {role}" if unknown is _unwrap(program) else f"the {role}'s part"
+            whole = _unwrap(program)
+            where = f"the {role}" if unknown is whole else f"the {role}'s part"
+            if inspect.ismethod(whole) and unknown is whole.__self__:
+                where = f"the {role}, a method of"
             return (f"{where} {describe_program(unknown)} is not known to have static structure; set "
                     f"static_structure = True on it to capture it")
     return None

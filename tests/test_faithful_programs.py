@@ -140,16 +140,19 @@ def test_positional_and_keyword_step_arguments_mean_the_same_on_a_captured_engin
     assert values == pytest.approx([expected] * 3, rel=1e-6)
 
 
-def test_a_step_with_more_positional_arguments_than_the_program_takes_is_refused_as_by_pyro():
+@pytest.mark.parametrize("call", [lambda step, x, idx: step(x, idx, 1.0, "extra"),
+                                  lambda step, x, idx: step(x, idx, anealing_factor=0.3)],  # a typo
+                         ids=["extra-positional", "unknown-keyword"])
+def test_arguments_the_program_does_not_take_are_refused_as_by_pyro(call):
     model, guide = _annealed_pair(static=True)
     (x, idx) = _data(0)
     pyro.clear_param_store()
     with pytest.raises(TypeError) as pyros:
-        SVI(model, guide, pyro.optim.Adam({"lr": LR}), Trace_ELBO()).step(x, idx, 1.0, "extra")
+        call(SVI(model, guide, pyro.optim.Adam({"lr": LR}), Trace_ELBO()).step, x, idx)
     for engine in ("off", "trace"):
         pyro.clear_param_store()
         with pytest.raises(TypeError) as ours:
-            SVITrainer(model, guide, Trace_ELBO(), engine=engine).step(x, idx, 1.0, "extra")
+            call(SVITrainer(model, guide, Trace_ELBO(), engine=engine).step, x, idx)
         assert str(ours.value) == str(pyros.value)
 
 
@@ -162,3 +165,39 @@ def test_clipping_twice_is_refused():
         assert "\n" not in str(err.value)
     SVITrainer(model, guide, Trace_ELBO(), pyro.optim.ClippedAdam({"lr": 0.01}))  # one clipping: accepted
 
+
+
+@pytest.mark.parametrize("optim", ["default", "pyro-adam"])
+def test_a_trainer_resumed_from_its_optimizer_state_goes_on_as_svi(optim):
+    """A parameter differentiated at steps 1-2 only keeps a zero gradient under SVI, so Adam moves it at steps 3-4;
+    a trainer resumed after step 2 (a new trainer, the saved values and optimizer state) moves it alike."""
+    import pyro.distributions as dist
+
+    def model(x, flag):
+        w, b = pyro.param("w", torch.tensor(0.0)), pyro.param("b", torch.tensor(0.0))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("obs", dist.Normal(b + (w if flag else w.detach()), 1.0), obs=x)
+
+    def guide(x, flag):
+        pass
+    x, flags = torch.randn(20) + 3, [True, True, False, False]
+    make = (lambda: pyro.optim.Adam({"lr": 0.1})) if optim == "pyro-adam" else (lambda: None)
+    pyro.clear_param_store()
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.1}), Trace_ELBO())
+    for flag in flags:
+        svi.step(x, flag)
+    expected = float(pyro.param("w"))
+    pyro.clear_param_store()
+    first = SVITrainer(model, guide, Trace_ELBO(), make(), lr=0.1)
+    for flag in flags[:2]:
+        first.step(x, flag)
+    state, values = first.optimizer_state(), {n: pyro.param(n).detach().clone() for n in ("w", "b")}
+    after_two = float(values["w"])
+    pyro.clear_param_store()  # a new process: the checkpoint's values and optimizer state, a new trainer
+    for name, value in values.items():
+        pyro.param(name, value)
+    resumed = SVITrainer(model, guide, Trace_ELBO(), make(), lr=0.1)
+    resumed.load_optimizer_state(state)  # before its first step: loaded at that step
+    for flag in flags[2:]:
+        resumed.step(x, flag)
+    assert float(pyro.param("w")) == pytest.approx(expected, rel=1e-6) and abs(expected - after_two) > 1e-3

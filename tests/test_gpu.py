@@ -115,3 +115,50 @@ def test_a_step_that_cannot_be_recorded_runs_eagerly_with_a_note():
     trainer.check()
     assert trainer.engine == "trace" and trainer.steps == len(batches) and trainer.graphs is None
     assert torch.isfinite(losses).all() and all(p.grad is None and torch.isfinite(p).all() for p in trainer.params)
+
+
+def _annealed_cuda_pair():
+    """A user's program with a KL-annealing factor as a step argument (declared static), on the GPU."""
+    import pyro
+    import pyro.distributions as dist
+    from pyro import poutine
+
+    torch.manual_seed(0)
+    decoder, encoder = torch.nn.Linear(2, 6).cuda(), torch.nn.Linear(6, 4).cuda()
+
+    def model(x, idx, factor):
+        pyro.module("decoder", decoder)
+        with pyro.plate("data", 64, subsample=idx):
+            with poutine.scale(scale=factor):
+                z = pyro.sample("z", dist.Normal(torch.zeros(2, device="cuda"), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(decoder(z), 0.5).to_event(1), obs=x)
+
+    def guide(x, idx, factor):
+        pyro.module("encoder", encoder)
+        loc, raw = encoder(x).split(2, -1)
+        with pyro.plate("data", 64, subsample=idx), poutine.scale(scale=factor):
+            pyro.sample("z", dist.Normal(loc, torch.nn.functional.softplus(raw) + 1e-3).to_event(1))
+    model.static_structure = guide.static_structure = True
+    return model, guide
+
+
+@pytest.mark.parametrize("where", ["cuda", "cpu"])
+def test_a_tensor_step_argument_reaches_the_recorded_step_or_the_step_says_why_not(where):
+    """A factor on the batch's device goes through the graph's input buffer (the same losses as Pyro's interpreter);
+    a CPU scalar would be frozen at recording, so those steps are not recorded, after a note."""
+    import pyro
+    from pyro.infer import Trace_ELBO
+
+    losses = {}
+    for engine in ("off", "trace"):
+        pyro.clear_param_store()
+        model, guide = _annealed_cuda_pair()
+        trainer = SVITrainer(model, guide, Trace_ELBO(), engine=engine, param_state=new_param_state())
+        torch.manual_seed(3)
+        x = torch.randn(16, 6, device="cuda")
+        idx = torch.arange(16, device="cuda")
+        losses[engine] = [float(trainer.step(x, idx, torch.tensor(0.1 + 0.05 * i, device=where))) for i in range(12)]
+    assert losses["trace"] == pytest.approx(losses["off"], rel=1e-5)
+    assert ("cuda-graph" in trainer.engine) == (where == "cuda")
+    if where == "cpu":
+        assert "not on the batch's device" in trainer.notice

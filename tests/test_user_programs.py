@@ -169,3 +169,36 @@ def test_train_into_a_folder_checks_it_first_and_leaves_one_load_run_reads(tmp_p
     a_file.write_text("x")
     with pytest.raises(UserError, match="not a folder"):
         train(setup(_config()), out=a_file)
+
+
+def test_a_runs_store_survives_an_interruption_and_nests_with_another_runs():
+    from inference.training.checkpoint import TrainingInterrupted
+
+    a, b = setup(_config(seed=0)), setup(_config(seed=1))
+    steps = []
+    with pytest.raises(TrainingInterrupted):
+        train(a, stop_requested=lambda: steps.append(1) or len(steps) >= 20)  # stopped mid-epoch
+    train(b)
+    sigma_a, sigma_b = (float(r.store_params()["sigma"]) for r in (a, b))
+    assert abs(sigma_a - 0.5) > 1e-3 and abs(sigma_b - sigma_a) > 1e-3  # a's 20 steps were kept, b has its own
+    alone = a.evaluate().elbo
+    with b.params():  # a's programs inside b's block read a's store, and b's block goes on with b's
+        assert a.evaluate().elbo == alone and float(pyro.param("sigma")) == sigma_b
+        with pyro.get_param_store().scope():  # and inside a user's own scope
+            assert a.evaluate().elbo == alone and "sigma" not in pyro.get_param_store()
+
+
+def test_pyros_own_svi_trains_a_loaded_runs_programs_as_inside_its_store(tmp_path):
+    train_run(_config(), tmp_path / "run", quiet=True, plots=False, tensorboard=False)
+    trained = []
+    for inside in (False, True):
+        run = load_run(tmp_path / "run")
+        pyro.clear_param_store()
+        svi = SVI(run.model, run.guide, pyro.optim.Adam({"lr": 1e-2}), pyro.infer.Trace_ELBO())
+        torch.manual_seed(0)
+        with run.params() if inside else __import__("contextlib").nullcontext():
+            for _ in range(3):
+                svi.step(run.data.train_x[:32], num_data=run.data.train_x.shape[0], subsample=torch.arange(32))
+        trained.append(run.store_params()["sigma"])
+        assert list(pyro.get_param_store().keys()) == []
+    assert torch.equal(trained[0], trained[1])

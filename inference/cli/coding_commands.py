@@ -18,6 +18,7 @@ def cmd_compress(args) -> int:
     if args.test_images <= 0 or args.start < 0:
         raise UserError("--test-images must be positive and --start >= 0")
     run = load_run(Path(args.run))
+    args.hold(run.params())  # the trained pyro.params for every method of the run's programs
     x = run.data.test_x[args.start: args.start + args.test_images]
     if x.shape[0] == 0:
         raise UserError(f"--start {args.start} is past the {run.data.test_x.shape[0]} test images")
@@ -64,6 +65,8 @@ def cmd_decompress(args) -> int:
     from inference.runs.folder import load_run
 
     run = load_run(Path(args.run))
+
+    args.hold(run.params())  # the trained pyro.params for every method of the run's programs
     path = Path(args.file)
     kind, decoded = decompress(run, path)
     if kind == container.LOSSLESS:

@@ -29,6 +29,7 @@ def cmd_evaluate(args) -> int:
                         f"point; its standard error falls as 1/sqrt(k), and k = 5000 (the IWAE paper's) is usually "
                         f"within 0.01 nats: ask for fewer")
     run = load_run(Path(args.run), device=args.device)
+    args.hold(run.params())  # the trained pyro.params for every method of the run's programs
     run.config.train.eval_batch_size = args.batch_size
     x, y = run.data.test_x, run.labels()
     if args.limit:
@@ -73,6 +74,7 @@ def cmd_sample(args) -> int:
         raise UserError(f"-n must be positive, got {args.n}")
     check_picture_count(args.n)  # before the run is loaded: at once
     run = load_run(Path(args.run), device=args.device)
+    args.hold(run.params())  # the trained pyro.params for every method of the run's programs
     check_picture_count(args.n, run)
     model_cfg = run.config.model
     if args.label is not None and not model_cfg.conditional:
@@ -127,6 +129,7 @@ def cmd_diagnose(args) -> int:
     if args.screen is not None and args.worst is None:
         raise UserError("--screen sets how many points --worst screens; give --worst N too")
     run = load_run(Path(args.run))
+    args.hold(run.params())  # the trained pyro.params for every method of the run's programs
     splits = SPLITS if args.split == "both" else (args.split,)
     points, screening = {}, {}
     count = POINTS if args.points is None else args.points

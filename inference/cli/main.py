@@ -5,6 +5,7 @@ exit statuses: bad input ends in one line on stderr, ``vae: error: ...``, and ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -37,7 +38,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
         apply_config_file(args, given_options(build_parser(), args.argv))
-        return args.handler(args)
+        with contextlib.ExitStack() as held:  # a command's loaded run: its store current until the command ends
+            args.hold = held.enter_context
+            return args.handler(args)
     except UserError as err:
         from inference.training.parallel import main_process  # in a data-parallel job, say which process speaks
 

@@ -46,6 +46,7 @@ from inference.diagnostics.reference import Reference, layer_layout, nuts_refere
 from inference.evaluate.collapse import posterior_collapse
 from inference.memory import require_memory
 from inference.runs.folder import write_json
+from inference.param_state import in_run_store
 
 COMPARED = {  # the figures compared across splits (means over each split's points), and their labels
     "khat_median": "PSIS k-hat, median", "khat_above_0.7": "share of points with k-hat > 0.7",
@@ -94,6 +95,7 @@ def examine(run, indices: Sequence[int], chains: int = 4, draws: int = 500, warm
     return examine_splits(run, {split: indices}, chains, draws, warmup, guide_samples, seed)[split]
 
 
+@in_run_store
 def examine_splits(run, points: dict, chains: int = 4, draws: int = 500, warmup: int = 500,
                    guide_samples: int = GUIDE_SAMPLES, seed: int = 0) -> dict:
     """``{split: Diagnosis}`` for ``points = {split: indices}``, all points in one NUTS run and one pass of

@@ -25,6 +25,7 @@ from inference.coding.entropy_coding import model_rate_bits
 from inference.report.images import pyplot, save_figure, save_grid
 from inference.experiments.rd_sweep import run_sweep
 from inference.runs.folder import load_run, write_json
+from inference.param_state import in_run_store
 
 COMPARED_FAMILIES = {  # the two families of the comparison (not the autoencoder presets of --family)
     "vae": {"model": {"prior": "normal"}, "guide": {"guide": "diagonal_normal"}},
@@ -42,6 +43,7 @@ def family_config(base: RunConfig, family: str, likelihood: str = "gaussian") ->
 
 
 @torch.no_grad()
+@in_run_store
 def measure(run) -> dict:
     """Test rate (bits per image) and squared error per image, the same way for both families."""
     x = run.data.test_x
@@ -90,9 +92,14 @@ def plot(results: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+@in_run_store
+def _decoded_codes(run, x: torch.Tensor) -> torch.Tensor:
+    return run.model.decode_mean(run.guide.quantized_code(x).float()).clamp(0, 1)
+
+
 @torch.no_grad()
 def save_l2_vs_l1(l2_folder: Path, l1_folder: Path, path: Path, n: int = 8) -> None:
     l2, l1 = load_run(l2_folder), load_run(l1_folder)
     x = l2.data.test_x[torch.linspace(0, l2.data.test_x.shape[0] - 1, n).long()]  # across the classes
-    rows = [x] + [run.model.decode_mean(run.guide.quantized_code(x).float()).clamp(0, 1) for run in (l2, l1)]
+    rows = [x] + [_decoded_codes(run, x) for run in (l2, l1)]
     save_grid(torch.cat(rows), path, nrow=n)

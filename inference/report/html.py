@@ -150,7 +150,7 @@ def write_report(folder: Path, out: Path | None = None, draw_plots: bool = True)
         raise UserError(f"run folder {folder} does not exist")
     if draw_plots and (folder / "weights.pt").exists() and not (folder / CURVES).exists():
         run = load_run(folder)
-        with run.adding_results():
+        with run.adding_results(), run.params():
             write_plots(run, folder, read_metrics(folder))
     out = Path(out) if out else folder / REPORT
     with lock.snapshot(folder):  # config and metrics of one epoch, though the run is still training

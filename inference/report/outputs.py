@@ -16,6 +16,7 @@ from inference.report.images import decoded, pyplot, save_figure, save_grid, sav
 from inference.errors import UserError
 from inference.memory import require_memory
 from inference.runs.files import atomic_write_text
+from inference.param_state import in_run_store
 
 ROWS_SHOWN = 32
 MAX_PICTURES = 4096  # images in one grid (a 64 x 64 grid); more are drawn as several grids, by --seed
@@ -84,12 +85,14 @@ def save_decoded_codes(run, z: torch.Tensor, path: Path, label: Optional[int] = 
     write_rows(csv_path(path), means, names=run.data.feature_names)
 
 
+@in_run_store
 def save_samples(run, path: Path, n: int = 64, seed: int = 0, label: Optional[int] = None) -> None:
     """E[x | z], z ~ p(z): ``n`` samples from the run's prior, on a private stream seeded by ``seed``."""
     save_decoded_codes(run, prior_draws(run.model, n, seed), path, label)
 
 
 @torch.no_grad()
+@in_run_store
 def save_run_reconstructions(run, path: Path, n: int = ROWS_SHOWN) -> None:
     """Test points above (images) or beside (arrays) their reconstructions E[x | z], z ~ q(z | x)."""
     x, y = run.data.test_x, run.labels()

@@ -21,6 +21,7 @@ import torch
 from inference.evaluate.autoencoders import codes
 from inference.evaluate.elbo import evaluation_mode
 from inference.report.images import decoded, prior_samples, pyplot, save_figure, save_grid
+from inference.param_state import in_run_store
 
 CURVES, LATENT, MANIFOLD, INTERPOLATIONS, NEIGHBOURS = (
     "curves.png", "latent_space.png", "manifold.png", "interpolations.png", "neighbours.png")
@@ -111,6 +112,7 @@ def nearest_neighbours(run, path: Path, n: int = 8, k: int = 5) -> None:
     save_grid(rows.reshape(-1, *train.shape[1:]), path, nrow=nearest.shape[1] + 1)
 
 
+@in_run_store
 def write_plots(run, out: Path, metrics: list[dict]) -> list[Path]:
     """Every plot that applies to ``run`` into ``out``; the paths written."""
     out = Path(out)

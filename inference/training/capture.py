@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from inference.programs import DATA_KEYWORDS
 from inference.training import pyro_compat
 from inference.training.loss import ProgramLoss
 
@@ -60,10 +61,10 @@ def call_key(args: tuple, kwargs: dict) -> tuple[tuple, list]:
     Python float (a 0-d tensor of the default dtype, so that a KL-annealing factor is not frozen); an int
     (a size, such as ``num_data``), a bool, None or a string is part of the key (a new value: a new graph).
     Positions and keyword names are kept as given, so the program receives the call Pyro's ``SVI`` would
-    pass it (a keyword whose value is None reaches no program: ``inference.programs.accepting``). Any other
+    pass it (a data keyword whose value is None reaches no program: ``inference.programs.accepting``). Any other
     value cannot be a graph input: ``CaptureError``."""
     key, inputs = [], []
-    given = sorted((k, v) for k, v in kwargs.items() if v is not None)  # a None keyword reaches no program
+    given = sorted((k, v) for k, v in kwargs.items() if v is not None or k not in DATA_KEYWORDS)  # (reaches none)
     for name, value in [(i, a) for i, a in enumerate(args)] + given:
         if torch.is_tensor(value):
             key.append((name, "tensor", tuple(value.shape), value.dtype, value.device, value.requires_grad))
@@ -139,7 +140,8 @@ class CapturedLoss:
         self.module_inputs = [t for _, t in named]
         own = {id(t) for t in self.module_inputs}
         with self.loss.store():
-            constraints = pyro.get_param_store().get_state()["constraints"]
+            constraints = dict(pyro.get_param_store()._constraints)  # (get_state would strip the live tensors'
+            #                                                           unconstrained references)
         self.store_names = [n for n, p in zip(self.loss.param_names, self.loss.params) if id(p) not in own]
         self.store_inputs = [p for n, p in zip(self.loss.param_names, self.loss.params) if id(p) not in own]
         self.constraints = {n: constraints[n] for n in self.store_names}

@@ -11,9 +11,11 @@ registry entry; every engine trains the same parameters (``ProgramLoss.params``:
 A captured engine needs a program of static structure (``inference.programs.static_problem``): a program
 not known to have it trains on the interpreter after one ``note:`` line. ``choose_engine`` tries the
 engines ``auto`` or a name allows in order, and falls back to the interpreter with one ``note:`` line
-naming what failed. Every engine calls the program as often as ``SVI`` does, with the same random
-stream: a program whose parameters are created at its first call (an autoguide) takes its first step on
-the interpreter, as ``SVI``'s first step, and is captured from its second.
+naming what failed. Every engine draws from the same random stream as ``SVI`` (capturing and its check
+run on a forked stream): a program whose parameters are created at its first call (an autoguide) takes
+its first step on the interpreter, as ``SVI``'s first step, and is captured from its second. On the
+interpreter a user's program is called exactly as often as ``SVI`` calls it (only the toolkit's own
+programs, which keep no Python-side state, are run once beforehand, to read their parameters).
 The data-parallel wrapper (``inference/training/parallel.py``) goes around whichever engine is chosen.
 
 A new engine: a class with ``name``, ``deferred_checks``, ``prepare(*args, **kwargs)``,

@@ -26,6 +26,8 @@ from typing import Optional
 
 import torch
 
+from inference.training.capture import CaptureError, call_key
+
 WARMUP_STEPS = 2  # eager steps of each batch shape (on a side stream) before it is recorded: lazy allocations,
 #                   compilation, Adam's state. Each call is one step, recorded or not.
 
@@ -51,12 +53,20 @@ class StepGraphs:
     @staticmethod
     def unsupported(svi_step, args, kwargs) -> Optional[str]:
         """Why the step cannot be recorded (one phrase), or None when it can."""
-        x = args[0] if args else None
-        if not torch.is_tensor(x) or x.device.type != "cuda":
+        named = StepGraphs._named(args, kwargs)
+        tensors = [(name, v) for name, v in named if torch.is_tensor(v)]
+        if not tensors or tensors[0][1].device.type != "cuda":
             return "the batch is not on a CUDA device"
-        floats = [name for name, v in StepGraphs._named(args, kwargs) if isinstance(v, float)]
+        try:
+            call_key(args, kwargs)
+        except CaptureError as err:
+            return str(err)
+        floats = [name for name, v in named if isinstance(v, float)]
         if floats:  # a graph would bake the value in; a tensor argument goes through an input buffer
-            return f"step argument {floats[0]!r} is a Python float (pass it as a tensor)"
+            return f"step argument {floats[0]!r} is a Python float (pass it as a tensor on the batch's device)"
+        elsewhere = [name for name, v in tensors if v.device != tensors[0][1].device]
+        if elsewhere:  # a CPU scalar would be read once, at recording, and frozen into the graph
+            return f"step argument {elsewhere[0]!r} is not on the batch's device (move it there)"
         if not getattr(svi_step.engine, "graph_safe", False):
             return f"engine {svi_step.engine.name!r} runs Python each step (use --compile trace or inductor)"
         updater = svi_step.updater
@@ -74,8 +84,7 @@ class StepGraphs:
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         named = self._named(args, kwargs)
         tensors = [t for _, t in named if torch.is_tensor(t)]
-        key = tuple((name, (tuple(v.shape), v.dtype, v.device)) if torch.is_tensor(v) else (name, v)
-                    for name, v in named)
+        key = call_key(args, kwargs)[0]  # shapes, dtypes, devices and the typed values of the other arguments
         self.svi_step.engine.fill_inputs()
         entry = self.graphs.get(key)
         if entry is None:

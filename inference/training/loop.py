@@ -132,6 +132,8 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
                                         y=None if labels is None else labels[idx])
                 except (NumericalFault, distributed.WorkerLost) as fault:
                     fail(fault, epoch)
+                except OptimizerStateError as err:  # a saved state loaded at the first step (lazily built programs)
+                    raise UserError(f"cannot resume {run.path}: {err}") from None
                 state.epoch_values.append(-loss / stream.num_data)  # a device tensor on a captured engine: not read
                 state.step_in_epoch += 1
                 if (monitors or not quiet) and state.step_in_epoch % log_every == 0:

@@ -29,7 +29,7 @@ import torch
 from pyro import poutine
 from pyro.infer.elbo import ELBOModule
 
-from inference.param_state import ParamState, common_state, new_param_state
+from inference.param_state import ParamState, common_state, new_param_state, standing_in
 from inference.programs import accepting, builds_parameters_eagerly, static_problem
 
 __all__ = ["ProgramLoss", "new_param_state", "unconstrained"]
@@ -93,7 +93,7 @@ class ProgramLoss(ELBOModule):
     def standing_in(self, state: dict):
         """``state`` as the program's store for the block (a captured graph's parameter inputs)."""
         if self.param_state is None:
-            return pyro.get_param_store().scope(state)
+            return standing_in(state)
         return self.param_state.standing_in(state)
 
     def module_tensors(self) -> dict[int, torch.Tensor]:

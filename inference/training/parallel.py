@@ -156,7 +156,9 @@ def check_objective(objective) -> None:
 
 
 class DataParallelEngine:
-    """``engine`` on this rank's shard of each global batch; ``reduce`` sums gradients and loss over ranks."""
+    """``engine`` on this rank's shard of each global batch; ``reduce`` sums gradients and loss over ranks. The
+    parameters are read before the first step (on a private stream), so that every rank starts from rank 0's
+    values: an autoguide is initialized from other draws than one process's ``SVI`` would take."""
 
     deferred_checks = False
 
@@ -177,7 +179,15 @@ class DataParallelEngine:
         return (x[mine],), {"num_data": num_data, "subsample": subsample[mine],
                             "y": None if y is None else y[mine]}, weight
 
-    def prepare(self, x, num_data=None, subsample=None, y=None) -> None:
+    @staticmethod
+    def _only_data(extra, other) -> None:
+        if extra or other:
+            what = ", ".join([f"#{i + 5} (positional)" for i in range(len(extra))] + sorted(other))
+            raise UserError(f"data-parallel training passes each process its shard of x, num_data, subsample and y "
+                            f"only, not the step argument(s) {what}; train this program in one process")
+
+    def prepare(self, x, num_data=None, subsample=None, y=None, *extra, **other) -> None:
+        self._only_data(extra, other)
         args, kwargs, _ = self._shard(x, num_data, subsample, y)
         self._read(args, kwargs)
         self.inner.prepare(*args, **kwargs)
@@ -197,7 +207,8 @@ class DataParallelEngine:
                 broadcast(p.data)
         loss.synced_over_ranks = True
 
-    def loss_and_grads(self, x, num_data=None, subsample=None, y=None):
+    def loss_and_grads(self, x, num_data=None, subsample=None, y=None, *extra, **other):
+        self._only_data(extra, other)
         args, kwargs, weight = self._shard(x, num_data, subsample, y)
         if not getattr(self.inner.loss, "synced_over_ranks", False):
             self._read(args, kwargs)

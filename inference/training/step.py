@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from typing import Optional
 
 import torch
@@ -49,7 +50,7 @@ class SVIStep:
         self.grad_norm: Optional[torch.Tensor] = None  # of the last step, before clipping
         self.faults = FaultLog()
         self.pending_state = None  # an optimizer state to load as soon as the updater exists: (state, loader)
-        self.had_grad: set = set()  # ids of the parameters SVI would keep a (zeroed) gradient for
+        self.had_grad: dict = {}  # id -> weak reference: the parameters SVI would keep a (zeroed) gradient for
 
     def ensure_updater(self, params: list) -> None:
         if self.updater is None:
@@ -97,9 +98,16 @@ class SVIStep:
         gradient and Adam's moments still move it. The same here; the tensors are freed between steps."""
         for p in params:
             if p.grad is not None:
-                self.had_grad.add(id(p))
-            elif id(p) in self.had_grad:
+                self.mark_had_grad(p)
+            elif self.had_grad_before(p):
                 p.grad = torch.zeros_like(p)
+
+    def mark_had_grad(self, p: torch.Tensor) -> None:
+        self.had_grad[id(p)] = weakref.ref(p)
+
+    def had_grad_before(self, p: torch.Tensor) -> bool:
+        ref = self.had_grad.get(id(p))
+        return ref is not None and ref() is p
 
     def check(self) -> None:
         """Raise ``NumericalFault`` for the first skipped step since the last check (one host read)."""

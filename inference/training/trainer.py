@@ -92,7 +92,7 @@ class SVITrainer:
             reason = StepGraphs.unsupported(self.svi_step, args, kwargs)
             if reason is None:
                 self.graphs = StepGraphs(self.svi_step, args[0].device)
-            elif args and torch.is_tensor(args[0]) and args[0].device.type == "cuda":
+            elif any(torch.is_tensor(a) and a.device.type == "cuda" for a in list(args) + list(kwargs.values())):
                 self._note(f"note: the step is not recorded as a CUDA graph ({reason}); stepping eagerly")
         return self.graphs or self.svi_step
 
@@ -191,10 +191,14 @@ class SVITrainer:
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def optimizer_state(self) -> dict:
+        """The optimizer's state by parameter name, and which parameters keep a zeroed gradient (as under SVI)."""
         if self.svi_step is None or self.svi_step.updater is None:
             raise RuntimeError("the trainer has taken no step and has no optimizer state yet")
         with self.loss.store():
-            return updater_state(self.svi_step.updater, self.loss.param_names)
+            state = updater_state(self.svi_step.updater, self.loss.param_names)
+        state["had_grad"] = [n for n, p in zip(self.loss.param_names, self.loss.params)
+                             if self.svi_step.had_grad_before(p)]
+        return state
 
     def load_optimizer_state(self, state: dict) -> None:
         """Restore an ``optimizer_state()``; before the program's first step (its parameters not read yet), at
@@ -202,14 +206,19 @@ class SVITrainer:
         if self.svi_step is None:
             self.prepare()
         if self.svi_step.updater is None:
-            self.svi_step.pending_state = (state, lambda updater, saved: load_updater_state(
-                updater, saved, self.loss.param_names))
+            self.svi_step.pending_state = (state, lambda updater, saved: self._load(updater, saved))
             return
         with self.loss.store():
-            load_updater_state(self.svi_step.updater, state, self.loss.param_names)
-        optim = getattr(self.svi_step.updater, "optim", None)  # parameters with moments had gradients (zeroed since)
-        if isinstance(optim, torch.optim.Optimizer):
-            self.svi_step.had_grad |= {id(p) for p in optim.state}
+            self._load(self.svi_step.updater, state)
+
+    def _load(self, updater, state: dict) -> None:
+        load_updater_state(updater, state, self.loss.param_names)
+        had = set(state.get("had_grad", ()))
+        optim = getattr(updater, "optim", None)  # a state without the list: parameters with moments had gradients
+        with_moments = {id(p) for p in optim.state} if isinstance(optim, torch.optim.Optimizer) else set()
+        for name, p in zip(self.loss.param_names, self.loss.params):
+            if name in had or ("had_grad" not in state and id(p) in with_moments):
+                self.svi_step.mark_had_grad(p)
 
 
 def make_trainer(model, guide, objective, lr: float = 1e-3, clip_norm: Optional[float] = None,
