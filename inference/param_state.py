@@ -79,13 +79,17 @@ class ParamState:
 
     # -- forward hooks of bound modules ----------------------------------------------------------------
     def _enter(self, module, args) -> None:
-        block = self.active()
+        if self._standing_in or pyro.get_param_store()._params is self.state["params"]:
+            self._hook_blocks.append(None)  # already current: nothing to swap (the common case, cheaply)
+            return
+        block = swapped_in(*self._dicts())
         block.__enter__()
         self._hook_blocks.append(block)
 
     def _leave(self, module, args, output) -> None:
-        if self._hook_blocks:
-            self._hook_blocks.pop().__exit__(None, None, None)
+        block = self._hook_blocks.pop() if self._hook_blocks else None
+        if block is not None:
+            block.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
