@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inference import RunConfig
+from pyro_vae.inference import RunConfig
 import torch
 
-from inference.evaluate.autoencoders import code_sparsity, codes, mean_jacobian_norm, mmd_squared, reconstruction_error
-from inference.config.sections import FAMILIES, apply_family
-from inference.runs.folder import load_run, train_run, write_json
+from pyro_vae.inference.evaluate.autoencoders import code_sparsity, codes, mean_jacobian_norm, mmd_squared, reconstruction_error
+from pyro_vae.inference.config.sections import FAMILIES, apply_family
+from pyro_vae.inference.runs.folder import load_run, train_run, write_json
 
 PROBABILISTIC = {"vae", "denoising_vae"}
 

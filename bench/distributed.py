@@ -20,14 +20,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from inference import RunConfig
-from inference.data.datasets import load_dataset
-from inference.runs.folder import read_metrics, write_json
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.data.datasets import load_dataset
+from pyro_vae.inference.runs.folder import read_metrics, write_json
 
 
 def throughput(out: Path, extra: list[str], threads: int, epochs: int, device: str) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-m", "inference.cli", "train", "--out", str(out), "--force", "--quiet",
+    done = subprocess.run([sys.executable, "-m", "pyro_vae.inference.cli", "train", "--out", str(out), "--force", "--quiet",
                            "--epochs", str(epochs), "--device", device, *extra], env=env, capture_output=True,
                           text=True)
     if done.returncode:

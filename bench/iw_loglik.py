@@ -1,4 +1,4 @@
-"""Benchmark: importance-sampled log p(x) (inference.importance_log_likelihood) against a
+"""Benchmark: importance-sampled log p(x) (pyro_vae.inference.importance_log_likelihood) against a
 hand-written tensor version of the same estimator, same model, data and k, in one run.
 
     python bench/iw_loglik.py --iw-samples 1000 --test-images 1000           # the 2-core CPU target
@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from inference import RunConfig, importance_log_likelihood, load_run, setup
-from inference.runs.folder import write_json
+from pyro_vae.inference import RunConfig, importance_log_likelihood, load_run, setup
+from pyro_vae.inference.runs.folder import write_json
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

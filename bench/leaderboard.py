@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from inference import RunConfig, importance_log_likelihood, load_run
-from inference.config.files import merge
-from inference.config.recipes import read_recipe, recipe_names, recipe_summary
-from inference.evaluate.collapse import posterior_collapse
-from inference.evaluate.elbo import evaluate_elbo
-from inference.runs.folder import CONFIG, WEIGHTS, read_metrics, resume_run, train_run, write_json
-from inference.training.checkpoint import CHECKPOINT
+from pyro_vae.inference import RunConfig, importance_log_likelihood, load_run
+from pyro_vae.inference.config.files import merge
+from pyro_vae.inference.config.recipes import read_recipe, recipe_names, recipe_summary
+from pyro_vae.inference.evaluate.collapse import posterior_collapse
+from pyro_vae.inference.evaluate.elbo import evaluate_elbo
+from pyro_vae.inference.runs.folder import CONFIG, WEIGHTS, read_metrics, resume_run, train_run, write_json
+from pyro_vae.inference.training.checkpoint import CHECKPOINT
 
 RESULTS = Path(__file__).parent / "results"
 FULL = {"epochs": 30, "test_images": 10_000, "iw_samples": 5000}

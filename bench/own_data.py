@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.cli.main import main as vae
-from inference.runs.folder import write_json
+from pyro_vae.inference.cli.main import main as vae
+from pyro_vae.inference.runs.folder import write_json
 
 RESULTS = Path("bench/results")
 
@@ -41,7 +41,7 @@ def sample_photo_patches(size: int = 32) -> tuple[np.ndarray, np.ndarray, list[s
 
 
 def write_patch_folder(folder: Path, test_share: float = 0.15, seed: int = 0) -> tuple[int, int]:
-    from inference.data.folders import write_image_folder
+    from pyro_vae.inference.data.folders import write_image_folder
 
     images, labels, classes = sample_photo_patches()
     order = np.random.default_rng(seed).permutation(len(images))
@@ -80,7 +80,7 @@ def colour(out: Path, epochs: int, iw_samples: int) -> dict:
 
 
 def counts(out: Path, epochs: int, iw_samples: int) -> dict:
-    from inference.experiments.count_recovery import recovery
+    from pyro_vae.inference.experiments.count_recovery import recovery
 
     return recovery(out, train=3000, test=500, epochs=epochs, iw_samples=iw_samples)
 
@@ -88,10 +88,10 @@ def counts(out: Path, epochs: int, iw_samples: int) -> dict:
 def loading(out: Path, images: int) -> dict:
     """Seconds to read a folder of ``images`` 32 x 32 colour PNGs: decoded by one process, by all cores, then
     from the uint8 cache the first pass wrote."""
-    from inference.config.sections import DataConfig
-    from inference.data import images as image_io
-    from inference.data.datasets import load_dataset
-    from inference.data.folders import write_image_folder
+    from pyro_vae.inference.config.sections import DataConfig
+    from pyro_vae.inference.data import images as image_io
+    from pyro_vae.inference.data.datasets import load_dataset
+    from pyro_vae.inference.data.folders import write_image_folder
 
     folder = out / "many"
     shutil.rmtree(folder, ignore_errors=True)

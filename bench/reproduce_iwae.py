@@ -1,7 +1,7 @@
 """Burda et al. 2015, Table 1 style, on Fashion-MNIST: VAE vs IWAE k=5 vs IWAE k=50.
 
 784-200-200-50 tanh MLPs, Bernoulli likelihood, dynamic binarization, Adam;
-test -log p(x) estimated with k = 5000 importance samples (inference.evaluate.marginal_likelihood).
+test -log p(x) estimated with k = 5000 importance samples (pyro_vae.inference.evaluate.marginal_likelihood).
 Each model trains into its own run folder under --out; finished runs and
 finished evaluations are reused, so the script resumes where it stopped.
 
@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
-from inference import RunConfig, importance_log_likelihood, load_run, train_run
-from inference.runs.folder import write_json
+from pyro_vae.inference import RunConfig, importance_log_likelihood, load_run, train_run
+from pyro_vae.inference.runs.folder import write_json
 
 OBJECTIVES = {"VAE (k=1)": {"name": "elbo"}, "IWAE k=5": {"name": "iwae", "num_particles": 5},
               "IWAE k=50": {"name": "iwae", "num_particles": 50}}

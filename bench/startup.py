@@ -3,7 +3,7 @@
     python bench/startup.py                       # this checkout
     python bench/startup.py --also OLD_CHECKOUT   # and another checkout of the project, timed in the same run
 
-Each command is a fresh Python process (``python -m inference.cli --help``, ``... train --help`` and
+Each command is a fresh Python process (``python -m pyro_vae.inference.cli --help``, ``... train --help`` and
 ``python -c "import torch, pyro"``), run ``--repeats`` times in turn; the medians and the ratios to the
 import are printed and written as JSON.
 """
@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from inference.runs.folder import write_json
+from pyro_vae.inference.runs.folder import write_json
 
-COMMANDS = {"import torch, pyro": ["-c", "import torch, pyro"], "vae --help": ["-m", "inference.cli", "--help"],
-            "vae train --help": ["-m", "inference.cli", "train", "--help"]}
+COMMANDS = {"import torch, pyro": ["-c", "import torch, pyro"], "vae --help": ["-m", "pyro_vae.inference.cli", "--help"],
+            "vae train --help": ["-m", "pyro_vae.inference.cli", "train", "--help"]}
 
 
 def seconds(args: list[str], checkout: Path) -> float:

@@ -1,8 +1,8 @@
 """Add a likelihood from your own script: one small class, one registry entry."""
 import pyro.distributions as dist
 
-from inference import RunConfig, setup, train
-from models import LIKELIHOODS, Likelihood
+from pyro_vae.inference import RunConfig, setup, train
+from pyro_vae.models import LIKELIHOODS, Likelihood
 
 
 @LIKELIHOODS.register("student_t")

@@ -3,8 +3,8 @@ import sys
 
 import arviz as az
 
-from inference import load_run
-from inference.diagnostics import examine
+from pyro_vae.inference import load_run
+from pyro_vae.inference.diagnostics import examine
 
 found = examine(load_run(sys.argv[1]), [0, 1, 2], chains=2, draws=100, warmup=100)  # test points 0, 1, 2
 print(az.summary(found.reference, var_names=["z"]).head())

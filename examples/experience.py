@@ -1,10 +1,10 @@
 """A config file, a monitor of one's own, the plots and the HTML report, from a user's script."""
 from pathlib import Path
 
-from inference.config.files import load_run_config
-from inference.training.monitors import Monitor
-from inference.report.html import write_report
-from inference.runs.folder import train_run
+from pyro_vae.inference.config.files import load_run_config
+from pyro_vae.inference.training.monitors import Monitor
+from pyro_vae.inference.report.html import write_report
+from pyro_vae.inference.runs.folder import train_run
 
 
 class PrintTestELBO(Monitor):  # see the notices, every logged step and each epoch

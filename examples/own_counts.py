@@ -1,8 +1,8 @@
 """A count matrix of your own (here drawn from a known low-rank negative-binomial model) through the library."""
 import numpy as np
 
-from inference import RunConfig, importance_log_likelihood, setup, train
-from inference.experiments.count_recovery import LowRankCounts
+from pyro_vae.inference import RunConfig, importance_log_likelihood, setup, train
+from pyro_vae.inference.experiments.count_recovery import LowRankCounts
 
 truth = LowRankCounts.random(features=40, theta=3.0, seed=0)
 counts = truth.sample(2000, seed=1)  # (2000, 40) int64: cells x genes, users x items, windows x sensors

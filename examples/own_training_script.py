@@ -2,9 +2,9 @@
 import pyro
 from pyro.infer import SVI, Trace_ELBO
 
-from guides import DiagonalNormalGuide
-from inference import DataConfig, MinibatchStream, evaluate_elbo, load_dataset, prepare
-from models import BernoulliLikelihood, MLPDecoder, MLPEncoder, StandardNormalPrior, VAEModel
+from pyro_vae.guides import DiagonalNormalGuide
+from pyro_vae.inference import DataConfig, MinibatchStream, evaluate_elbo, load_dataset, prepare
+from pyro_vae.models import BernoulliLikelihood, MLPDecoder, MLPEncoder, StandardNormalPrior, VAEModel
 
 data = prepare(load_dataset(DataConfig()), binarize="dynamic")  # 4,500 / 500 embedded MNIST digits
 pyro.set_rng_seed(0)

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from pyro.distributions import constraints
 from pyro.infer import Trace_ELBO
 
-from inference import (DataConfig, MinibatchStream, SVITrainer, evaluate_elbo, importance_log_likelihood,
+from pyro_vae.inference import (DataConfig, MinibatchStream, SVITrainer, evaluate_elbo, importance_log_likelihood,
                        load_dataset, prepare)
-from models import MLPDecoder, MLPEncoder
+from pyro_vae.models import MLPDecoder, MLPEncoder
 
 data = prepare(load_dataset(DataConfig()), binarize="none")  # grey levels, for a Gaussian likelihood
 pyro.set_rng_seed(0)

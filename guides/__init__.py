@@ -11,7 +11,7 @@ from .linear import LinearGaussianGuide
 from .registry import GUIDES
 from .uniform_noise import UniformNoiseGuide
 
-__version__ = "0.2.0"
+from pyro_vae.models import __version__  # the distribution's, read once
 
 __all__ = ["GUIDES", "AmortizedGuide", "DiagonalNormalGuide", "FullCovarianceGuide", "IAFGuide", "DeltaGuide",
            "UniformNoiseGuide", "LinearGaussianGuide", "CategoricalGuide", "CorruptedInput", "posterior_mean",

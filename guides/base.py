@@ -15,7 +15,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from models.vae import data_plate
+from pyro_vae.models.vae import data_plate
 
 
 def posterior_mean(q: dist.TorchDistribution, draws: int = 64) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from models.vae import data_plate
+from pyro_vae.models.vae import data_plate
 
 
 class CategoricalGuide(PyroModule):

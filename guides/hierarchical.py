@@ -3,7 +3,7 @@
     q(z_1, ..., z_L | x) = q(z_1 | x) prod_{l=1}^{L-1} q(z_{l+1} | z_l)
 
 each factor a diagonal Gaussian whose parameters a network computes from the layer below (the first from
-the pixels). Sites ``z1`` ... ``zL`` in the ``"data"`` plate, as ``models.hierarchical.HierarchicalVAEModel``
+the pixels). Sites ``z1`` ... ``zL`` in the ``"data"`` plate, as ``pyro_vae.models.hierarchical.HierarchicalVAEModel``
 samples them.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from torch.distributions import constraints
 from pyro.nn import PyroModule
 from torch import nn
 
-from models.hierarchical import site
-from models.vae import data_plate
+from pyro_vae.models.hierarchical import site
+from pyro_vae.models.vae import data_plate
 
 
 class LayeredPosterior(dist.TorchDistribution):

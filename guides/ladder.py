@@ -21,9 +21,9 @@ from pyro.nn import PyroModule
 from torch import nn
 from torch.distributions import constraints
 
-from models.hierarchical import site
-from models.networks import ACTIVATIONS, mlp
-from models.vae import data_plate
+from pyro_vae.models.hierarchical import site
+from pyro_vae.models.networks import ACTIVATIONS, mlp
+from pyro_vae.models.vae import data_plate
 
 Estimate = tuple[torch.Tensor, torch.Tensor]
 

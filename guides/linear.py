@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from models.vae import data_plate
+from pyro_vae.models.vae import data_plate
 
 
 class LinearGaussianGuide(PyroModule):

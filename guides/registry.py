@@ -1,4 +1,4 @@
 """The table of guides, chosen by name (``--guide diagonal_normal``)."""
-from models.registry import Registry
+from pyro_vae.models.registry import Registry
 
 GUIDES: Registry = Registry("guide")

@@ -23,29 +23,29 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.2.0"
+from pyro_vae.models import __version__  # the distribution's, read once  # noqa: E402
 
 _EXPORTS = {
-    "inference.runs.build": ["build_guide", "build_model", "build_model_and_guide", "resolve_device"],
-    "inference.runs.files": ["load_state", "save_state"],
-    "inference.config.sections": ["DataConfig", "GuideConfig", "ModelConfig", "ObjectiveConfig", "RunConfig",
+    "pyro_vae.inference.runs.build": ["build_guide", "build_model", "build_model_and_guide", "resolve_device"],
+    "pyro_vae.inference.runs.files": ["load_state", "save_state"],
+    "pyro_vae.inference.config.sections": ["DataConfig", "GuideConfig", "ModelConfig", "ObjectiveConfig", "RunConfig",
                                   "TrainConfig"],
-    "inference.data.datasets": ["ImageData", "MinibatchStream", "load_dataset", "prepare"],
-    "inference.data.folders": ["load_image_folder"],
-    "inference.data.arrays": ["load_array"],
-    "inference.data.checks": ["check_fits", "standardize"],
-    "inference.errors": ["UserError"],
-    "inference.evaluate.collapse": ["CollapseReport", "posterior_collapse"],
-    "inference.evaluate.elbo": ["ELBOReport", "elbo_terms", "evaluate_elbo"],
-    "inference.evaluate.marginal_likelihood": ["LogLikelihoodReport", "importance_log_likelihood"],
-    "inference.objectives": ["OBJECTIVES", "BetaELBO", "IWAEBound", "ContractiveELBO", "build_objective"],
-    "inference.runs.folder": ["train_run", "resume_run"],
-    "inference.runs.run": ["Run", "load_run", "load_run_data", "setup"],
-    "inference.training.loop": ["train"],
-    "inference.training.trainer": ["SVITrainer", "make_trainer"],
-    "inference.training.step": ["NumericalFault"],
-    "inference.training.loss": ["ProgramLoss", "new_param_state"],
-    "inference.training.engines": ["ENGINES"],
+    "pyro_vae.inference.data.datasets": ["ImageData", "MinibatchStream", "load_dataset", "prepare"],
+    "pyro_vae.inference.data.folders": ["load_image_folder"],
+    "pyro_vae.inference.data.arrays": ["load_array"],
+    "pyro_vae.inference.data.checks": ["check_fits", "standardize"],
+    "pyro_vae.inference.errors": ["UserError"],
+    "pyro_vae.inference.evaluate.collapse": ["CollapseReport", "posterior_collapse"],
+    "pyro_vae.inference.evaluate.elbo": ["ELBOReport", "elbo_terms", "evaluate_elbo"],
+    "pyro_vae.inference.evaluate.marginal_likelihood": ["LogLikelihoodReport", "importance_log_likelihood"],
+    "pyro_vae.inference.objectives": ["OBJECTIVES", "BetaELBO", "IWAEBound", "ContractiveELBO", "build_objective"],
+    "pyro_vae.inference.runs.folder": ["train_run", "resume_run"],
+    "pyro_vae.inference.runs.run": ["Run", "load_run", "load_run_data", "setup"],
+    "pyro_vae.inference.training.loop": ["train"],
+    "pyro_vae.inference.training.trainer": ["SVITrainer", "make_trainer"],
+    "pyro_vae.inference.training.step": ["NumericalFault"],
+    "pyro_vae.inference.training.loss": ["ProgramLoss", "new_param_state"],
+    "pyro_vae.inference.training.engines": ["ENGINES"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + ["__version__"]

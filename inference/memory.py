@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from inference.errors import UserError
+from pyro_vae.inference.errors import UserError
 
 
 def format_bytes(n: float) -> str:

@@ -1,5 +1,7 @@
 """Generative programs p(x, z): priors, likelihoods, decoder networks, the VAE model, and the linear-Gaussian
 and mixture models of the EM comparison."""
+from importlib.metadata import version as _distribution_version
+
 from .conditional import LabelConditionedDecoder, LabelConditionedEncoder
 from .conv import ConvDecoder, ConvEncoder
 from .counts import NegativeBinomialLikelihood, PoissonLikelihood, ZeroInflatedNegativeBinomialLikelihood
@@ -17,7 +19,7 @@ from .priors import (PRIORS, FlatPrior, FlowPrior, LaplacePrior, LearnedNormalPr
 from .registry import Registry
 from .vae import VAEModel, data_plate
 
-__version__ = "0.2.0"
+__version__ = _distribution_version("pyro-vae-toolkit")  # the one version: the installed distribution's
 
 __all__ = [
     "LIKELIHOODS", "PRIORS", "Registry", "Likelihood", "BernoulliLikelihood", "ContinuousBernoulliLikelihood",

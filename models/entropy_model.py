@@ -7,7 +7,7 @@ the noisy codes z~ = y + u of training:
     p~_j(v) = F_j(v + 1/2) - F_j(v - 1/2)
 
 At an integer n this is exactly the probability mass of the rounded code, so -log2 p~(round(y)) is
-the code length an entropy coder achieves (``inference.coding.entropy_coding``), and the masses over the
+the code length an entropy coder achieves (``pyro_vae.inference.coding.entropy_coding``), and the masses over the
 integers telescope to F(+inf) - F(-inf) = 1. Seed 003: |z|_Phi = -log2 p_Phi(z) is a code length.
 """
 from __future__ import annotations

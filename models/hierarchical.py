@@ -8,7 +8,7 @@ Sample sites are ``z1`` (next to x) ... ``zL`` (the top), in the same ``"data"``
 ``VAEModel``; the objectives and estimators work on traces, so Trace_ELBO, IWAE and importance-sampled
 log p(x) score it unchanged. Burda et al.'s two-layer network: stochastic layers of 100 and 50 units,
 two deterministic tanh layers of 200 (between x and z_1) and 100 (between z_1 and z_2) units in each
-direction. Its guide is ``guides.hierarchical.BottomUpGuide``.
+direction. Its guide is ``pyro_vae.guides.hierarchical.BottomUpGuide``.
 """
 from __future__ import annotations
 

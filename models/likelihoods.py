@@ -32,7 +32,7 @@ class Likelihood(PyroModule):
     """p(x | z) from the decoder's output: ``forward(decoded)`` returns the distribution of one data point's
     event, ``mean(decoded)`` its mean E[x | z]. Subclass it and register the class in ``LIKELIHOODS`` to add one;
     set ``static_structure = True`` on a subclass that reads no Python-side state that changes between steps, so
-    that the captured engines may replay it (``inference.programs``)."""
+    that the captured engines may replay it (``pyro_vae.inference.programs``)."""
 
     params_per_pixel: int = 1
     data: str = REAL  # BINARY needs binarized data; EIGHT_BIT needs the raw 256 grey levels

@@ -10,7 +10,7 @@ import torch
 warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 
 ROOT = Path(__file__).resolve().parents[1]
-VAE = [sys.executable, "-m", "inference.cli"]
+VAE = [sys.executable, "-m", "pyro_vae.inference.cli"]
 
 
 def run_vae(*args, cwd=None, timeout=600):
@@ -22,7 +22,7 @@ def run_vae(*args, cwd=None, timeout=600):
 
 @pytest.fixture(scope="session")
 def embedded():
-    from inference.data.datasets import load_embedded_mnist
+    from pyro_vae.inference.data.datasets import load_embedded_mnist
 
     return load_embedded_mnist()
 
@@ -31,7 +31,7 @@ def embedded():
 def small_pair():
     """A small VAE (Z=5, 32 hidden units) and its guide on 28x28 images."""
     import pyro
-    from inference import GuideConfig, ModelConfig, build_guide, build_model
+    from pyro_vae.inference import GuideConfig, ModelConfig, build_guide, build_model
 
     pyro.set_rng_seed(0)
     event = torch.Size([1, 28, 28])

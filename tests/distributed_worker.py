@@ -12,13 +12,13 @@ import torch
 from pyro.distributions import constraints
 from pyro.infer import Trace_ELBO
 
-from guides import DeltaGuide
-from inference.data.datasets import load_embedded_mnist
-from inference.training import parallel as distributed
-from inference.training.trainer import SVITrainer
-from models import BernoulliLikelihood, MLPDecoder, MLPEncoder, VAEModel, data_plate
-from models.likelihoods import Likelihood
-from models.priors import FlatPrior
+from pyro_vae.guides import DeltaGuide
+from pyro_vae.inference.data.datasets import load_embedded_mnist
+from pyro_vae.inference.training import parallel as distributed
+from pyro_vae.inference.training.trainer import SVITrainer
+from pyro_vae.models import BernoulliLikelihood, MLPDecoder, MLPEncoder, VAEModel, data_plate
+from pyro_vae.models.likelihoods import Likelihood
+from pyro_vae.models.priors import FlatPrior
 
 LR, CLIP = 0.01, 5.0
 

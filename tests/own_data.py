@@ -3,7 +3,7 @@ import pickle
 
 import numpy as np
 
-from inference.data.folders import write_image_folder
+from pyro_vae.inference.data.folders import write_image_folder
 
 CLASSES = ("circle", "square", "stripes")
 

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from pyro.distributions import constraints
 from pyro.infer.autoguide import AutoNormal
 
-from inference import RunConfig
-from inference.objectives import build_objective
-from inference.runs.build import build_model_and_guide
-from models import MLPDecoder, MLPEncoder, StandardNormalPrior, VAEModel, data_plate
-from models import LIKELIHOODS
-from models.likelihoods import BINARY, COUNT, EIGHT_BIT, REAL, Likelihood
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.objectives import build_objective
+from pyro_vae.inference.runs.build import build_model_and_guide
+from pyro_vae.models import MLPDecoder, MLPEncoder, StandardNormalPrior, VAEModel, data_plate
+from pyro_vae.models import LIKELIHOODS
+from pyro_vae.models.likelihoods import BINARY, COUNT, EIGHT_BIT, REAL, Likelihood
 
 EVENT = torch.Size([1, 8, 8])
 N, B, Z = 200, 16, 3

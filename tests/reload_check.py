@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyro
 
-from inference import evaluate_elbo, importance_log_likelihood, load_run, posterior_collapse
-from inference.cli.main import main
-from inference.diagnostics.report import examine
-from models import LIKELIHOODS
+from pyro_vae.inference import evaluate_elbo, importance_log_likelihood, load_run, posterior_collapse
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.diagnostics.report import examine
+from pyro_vae.models import LIKELIHOODS
 
 from .programs import ParamScaleGaussian
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from inference import RunConfig, UserError
-from inference.cli.main import main
-from inference.data.datasets import IDX_FILES, read_idx
+from pyro_vae.inference import RunConfig, UserError
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.data.datasets import IDX_FILES, read_idx
 
 from .conftest import ROOT, run_vae
 from .test_data import write_folder, write_idx
@@ -146,7 +146,7 @@ def test_empty_dataset(capsys, tmp_path):
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
 def test_pixels_outside_the_unit_interval_are_refused(embedded, bad):
-    from inference.data.datasets import ImageData, prepare
+    from pyro_vae.inference.data.datasets import ImageData, prepare
 
     x = embedded.train_x[:20].clone()
     x[3, 0, 5, 5] = bad

@@ -8,14 +8,14 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from inference import RunConfig, UserError
-from inference.runs.build import build_model_and_guide
-from inference.objectives import build_objective
-from inference.runs.folder import resume_run, train_run
-from inference.training.capture import CaptureError, CapturedLoss
-from inference.training.loss import ProgramLoss
-from inference.training.step import NumericalFault
-from inference.training.trainer import SVITrainer, make_trainer
+from pyro_vae.inference import RunConfig, UserError
+from pyro_vae.inference.runs.build import build_model_and_guide
+from pyro_vae.inference.objectives import build_objective
+from pyro_vae.inference.runs.folder import resume_run, train_run
+from pyro_vae.inference.training.capture import CaptureError, CapturedLoss
+from pyro_vae.inference.training.loss import ProgramLoss
+from pyro_vae.inference.training.step import NumericalFault
+from pyro_vae.inference.training.trainer import SVITrainer, make_trainer
 
 from .programs import REGISTRY_CASES
 

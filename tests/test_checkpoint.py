@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference import ModelConfig, UserError, build_model
-from inference.runs.files import atomic_write, load_module_state, load_state, save_state
+from pyro_vae.inference import ModelConfig, UserError, build_model
+from pyro_vae.inference.runs.files import atomic_write, load_module_state, load_state, save_state
 
 
 class _RunsCode:
@@ -75,7 +75,7 @@ OLD_RUN = Path(__file__).parent / "data" / "run_2026_11_v1"  # written by vae tr
 
 
 def test_a_run_folder_written_before_the_redesign_loads_and_evaluates_as_it_did(tmp_path):
-    from inference import load_run
+    from pyro_vae.inference import load_run
 
     run = load_run(OLD_RUN)
     recorded = json.loads((OLD_RUN / "metrics.jsonl").read_text().splitlines()[-1])["test_elbo"]
@@ -83,8 +83,8 @@ def test_a_run_folder_written_before_the_redesign_loads_and_evaluates_as_it_did(
 
 
 def test_resuming_a_run_written_before_the_redesign_is_refused_in_one_line_and_touches_nothing(tmp_path):
-    from inference.errors import UserError
-    from inference.runs.folder import resume_run
+    from pyro_vae.inference.errors import UserError
+    from pyro_vae.inference.runs.folder import resume_run
 
     shutil.copytree(OLD_RUN, tmp_path / "run")
     raw = (tmp_path / "run" / "config.json").read_text().replace('"epochs": 1', '"epochs": 2')
@@ -93,3 +93,22 @@ def test_resuming_a_run_written_before_the_redesign_is_refused_in_one_line_and_t
     with pytest.raises(UserError, match="written by an earlier version of the toolkit; its weights load"):
         resume_run(tmp_path / "run", quiet=True, plots=False, tensorboard=False)
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.name in before} == before
+
+
+RUN_BEFORE_NAMESPACE = Path(__file__).parent / "data" / "run_2026_12_v2"  # vae train of the top-level packages
+
+
+def test_a_run_folder_written_before_the_namespace_loads_evaluates_and_resumes(tmp_path):
+    """Nothing stored names a module path: a run written when the packages were top-level ``inference`` and
+    ``models`` loads, scores as it logged, and resumes from its checkpoint."""
+    from pyro_vae.inference import load_run
+    from pyro_vae.inference.runs.folder import resume_run
+
+    run = load_run(RUN_BEFORE_NAMESPACE)
+    recorded = json.loads((RUN_BEFORE_NAMESPACE / "metrics.jsonl").read_text().splitlines()[-1])["test_elbo"]
+    assert run.evaluate(seed=run.config.train.seed).elbo == pytest.approx(recorded, abs=1e-3)
+    shutil.copytree(RUN_BEFORE_NAMESPACE, tmp_path / "run")
+    raw = (tmp_path / "run" / "config.json").read_text().replace('"epochs": 1', '"epochs": 2')
+    (tmp_path / "run" / "config.json").write_text(raw)
+    metrics = resume_run(tmp_path / "run", quiet=True, plots=False, tensorboard=False)
+    assert [m["epoch"] for m in metrics] == [1, 2] and metrics[0]["test_elbo"] == pytest.approx(recorded, abs=1e-6)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from inference import RunConfig
-from inference.cli.main import main
-from inference.data.datasets import IDX_FILES
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.data.datasets import IDX_FILES
 
 from .conftest import run_vae
 from .test_data import write_folder

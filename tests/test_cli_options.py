@@ -8,12 +8,12 @@ from typing import Optional
 
 import pytest
 
-from inference.cli.main import build_parser
-from inference.cli.options import config_from_args, flag_values
-from inference.config.sections import RunConfig, choice_names
-from inference.objectives import OBJECTIVES
-from models import LIKELIHOODS, PRIORS
-from guides import GUIDES
+from pyro_vae.inference.cli.main import build_parser
+from pyro_vae.inference.cli.options import config_from_args, flag_values
+from pyro_vae.inference.config.sections import RunConfig, choice_names
+from pyro_vae.inference.objectives import OBJECTIVES
+from pyro_vae.models import LIKELIHOODS, PRIORS
+from pyro_vae.guides import GUIDES
 
 from .conftest import ROOT
 
@@ -90,7 +90,7 @@ def test_component_names_take_a_dash_or_an_underscore():
 
 def test_the_command_line_imports_no_heavy_library_before_a_command_needs_it():
     """vae --help starts about as fast as importing torch and pyro: no torchvision, ArviZ, matplotlib, TensorBoard."""
-    code = ("import sys; from inference.cli.main import build_parser; build_parser().format_help(); "
+    code = ("import sys; from pyro_vae.inference.cli.main import build_parser; build_parser().format_help(); "
             "print(sorted(m for m in ('torchvision', 'arviz', 'matplotlib', 'tensorboard', 'torch._dynamo') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

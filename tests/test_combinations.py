@@ -6,10 +6,10 @@ import pyro
 import pytest
 import torch
 
-from guides import GUIDES
-from inference import RunConfig, SVITrainer, UserError, build_model_and_guide, prepare, train_run
-from models import LIKELIHOODS, PRIORS
-from models.likelihoods import BINARY, COUNT
+from pyro_vae.guides import GUIDES
+from pyro_vae.inference import RunConfig, SVITrainer, UserError, build_model_and_guide, prepare, train_run
+from pyro_vae.models import LIKELIHOODS, PRIORS
+from pyro_vae.models.likelihoods import BINARY, COUNT
 
 STEPS = 30
 
@@ -92,9 +92,9 @@ REFUSED = {  # (prior, guide) pairs that ended in a traceback before objectives 
 def test_every_objective_with_every_guide_and_prior_trains_or_is_refused_in_one_line(variant):
     """Objective x guide (with N(0, I)) and objective x prior (with the first guide both accept): two steps on
     200 digits and a finite test ELBO, or a UserError naming all three before anything is loaded."""
-    from inference import setup, train
-    from inference.config.sections import ObjectiveConfig
-    from inference.objectives import OBJECTIVES
+    from pyro_vae.inference import setup, train
+    from pyro_vae.inference.config.sections import ObjectiveConfig
+    from pyro_vae.inference.objectives import OBJECTIVES
 
     name, options = variant.split("-")[0], OBJECTIVE_VARIANTS[variant]
     objective = OBJECTIVES.get(name)

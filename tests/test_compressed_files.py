@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from inference import RunConfig
-from inference.cli.coding_commands import decompress
-from inference.coding import container
-from inference.coding.bits_back import BitsBackCoder, encode_lossless
-from inference.coding.entropy_coding import encode_codes
-from inference.errors import UserError
-from inference.runs.folder import load_run, train_run
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.cli.coding_commands import decompress
+from pyro_vae.inference.coding import container
+from pyro_vae.inference.coding.bits_back import BitsBackCoder, encode_lossless
+from pyro_vae.inference.coding.entropy_coding import encode_codes
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs.folder import load_run, train_run
 
-from inference.cli.main import main
+from pyro_vae.inference.cli.main import main
 
 from .test_bad_input import _refuse
 

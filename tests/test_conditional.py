@@ -6,9 +6,9 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from inference import RunConfig, UserError, setup, train
-from inference.cli.main import main
-from inference.report.images import prior_samples
+from pyro_vae.inference import RunConfig, UserError, setup, train
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.report.images import prior_samples
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_conditioning_changes_the_decoded_image(cvae):
 
 
 def test_label_flag_needs_a_conditional_run(tmp_path, capsys, cvae):
-    from inference.runs.folder import train_run
+    from pyro_vae.inference.runs.folder import train_run
 
     train_run(RunConfig.from_dict({"train": {"epochs": 1}, "model": {"latent_dim": 2, "hidden_dim": 16},
                                    "guide": {"hidden_dim": 16}}), tmp_path / "plain", quiet=True)

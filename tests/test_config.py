@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from inference import RunConfig, UserError
+from pyro_vae.inference import RunConfig, UserError
 
 
 def test_round_trip_through_json():
@@ -50,9 +50,9 @@ def test_each_objective_declares_its_knobs_once_and_the_run_config_and_flags_fol
     the flag's help line are made from it, so nothing else names it."""
     import dataclasses
 
-    from inference.cli.main import build_parser
-    from inference.config.sections import ObjectiveConfig
-    from inference.objectives import OBJECTIVES
+    from pyro_vae.inference.cli.main import build_parser
+    from pyro_vae.inference.config.sections import ObjectiveConfig
+    from pyro_vae.inference.objectives import OBJECTIVES
 
     made = {f.name: f for f in dataclasses.fields(ObjectiveConfig)}
     train_help = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())

@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy import stats
 
-from models import LIKELIHOODS
-from models.discretized import DiscretizedLogistic, DiscretizedLogisticMixture
+from pyro_vae.models import LIKELIHOODS
+from pyro_vae.models.discretized import DiscretizedLogistic, DiscretizedLogisticMixture
 
 
 def _inverse_softplus(v):
@@ -109,7 +109,7 @@ def test_new_likelihoods_train_through_the_vae_program(name):
     decoder (and the dispersion)."""
     import pyro
     from pyro.infer import Trace_ELBO
-    from inference import GuideConfig, ModelConfig, build_guide, build_model
+    from pyro_vae.inference import GuideConfig, ModelConfig, build_guide, build_model
 
     pyro.set_rng_seed(0)
     event = torch.Size([3, 4, 4]) if name.startswith("discretized") else torch.Size([6])

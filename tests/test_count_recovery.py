@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference.experiments.count_recovery import LowRankCounts, recovery
+from pyro_vae.inference.experiments.count_recovery import LowRankCounts, recovery
 
 
 @pytest.mark.parametrize("theta", [3.0, None])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference import UserError
-from inference.data.datasets import IDX_FILES, MinibatchStream, binarize_once, load_idx_folder, read_idx
+from pyro_vae.inference import UserError
+from pyro_vae.inference.data.datasets import IDX_FILES, MinibatchStream, binarize_once, load_idx_folder, read_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -32,7 +32,7 @@ def test_embedded_split_is_stratified_and_deterministic(embedded):
     assert embedded.train_x.shape == (4500, 1, 28, 28) and embedded.test_x.shape == (500, 1, 28, 28)
     assert torch.bincount(embedded.test_y).tolist() == [50] * 10
     assert 0.0 <= embedded.train_x.min() and embedded.train_x.max() == 1.0
-    from inference.data.datasets import load_embedded_mnist
+    from pyro_vae.inference.data.datasets import load_embedded_mnist
 
     assert torch.equal(load_embedded_mnist().test_x, embedded.test_x)
 

@@ -8,10 +8,10 @@ import pyro
 import pytest
 import torch
 
-from inference import GuideConfig, ModelConfig, build_guide, build_model
-from inference.diagnostics import gaps, gaussian_kl, guide_draws, moment_comparison, nuts_reference, psis_khat
-from inference.diagnostics.report import _save_netcdf
-from models.linear_gaussian import PPCAParams, ppca_log_likelihood, ppca_posterior
+from pyro_vae.inference import GuideConfig, ModelConfig, build_guide, build_model
+from pyro_vae.inference.diagnostics import gaps, gaussian_kl, guide_draws, moment_comparison, nuts_reference, psis_khat
+from pyro_vae.inference.diagnostics.report import _save_netcdf
+from pyro_vae.models.linear_gaussian import PPCAParams, ppca_log_likelihood, ppca_posterior
 
 EVENT = torch.Size([1, 2, 3])
 
@@ -109,8 +109,8 @@ def test_inference_data_round_trips_through_netcdf(points, tmp_path):
 def test_vae_diagnose_writes_the_run_folder_files(tmp_path):
     import json
 
-    from inference import RunConfig
-    from inference.runs.folder import train_run
+    from pyro_vae.inference import RunConfig
+    from pyro_vae.inference.runs.folder import train_run
 
     from .conftest import run_vae
 
@@ -206,9 +206,9 @@ def test_the_posterior_predictive_mean_is_the_closed_form_one(points, complete_r
 def test_examine_gives_inference_data_that_arviz_compares_from_one_set_of_guide_draws(tmp_path):
     """The Python entry: the guide's log_likelihood is log p(x_n | z) at its own draws, az.loo and az.compare
     take the two objects as they are, and the amortized ELBO is the mean log weight of those same draws."""
-    from inference import RunConfig
-    from inference.diagnostics import examine
-    from inference.runs.folder import load_run, train_run
+    from pyro_vae.inference import RunConfig
+    from pyro_vae.inference.diagnostics import examine
+    from pyro_vae.inference.runs.folder import load_run, train_run
 
     folder = tmp_path / "run"
     train_run(RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
@@ -236,8 +236,8 @@ def test_examine_gives_inference_data_that_arviz_compares_from_one_set_of_guide_
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    from inference import RunConfig
-    from inference.runs.folder import load_run, train_run
+    from pyro_vae.inference import RunConfig
+    from pyro_vae.inference.runs.folder import load_run, train_run
 
     folder = tmp_path_factory.mktemp("small") / "run"
     train_run(RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
@@ -247,7 +247,7 @@ def small_run(tmp_path_factory):
 
 def test_training_points_are_binarized_once_like_the_test_set(small_run):
     """A dynamically binarized run keeps grey training images; the diagnosed ones are one fixed draw of them."""
-    from inference.diagnostics import split_points
+    from pyro_vae.inference.diagnostics import split_points
 
     x = split_points(small_run, "train", [4, 9])
     assert set(x.unique().tolist()) <= {0.0, 1.0} and torch.equal(x, split_points(small_run, "train", [4, 9]))
@@ -258,8 +258,8 @@ def test_training_points_are_binarized_once_like_the_test_set(small_run):
 
 
 def test_the_worst_points_by_a_fast_khat_pass_are_bad_proposals_on_a_full_one(small_run):
-    from inference.diagnostics import psis_khat, worst_points
-    from inference.diagnostics.points import choose_points
+    from pyro_vae.inference.diagnostics import psis_khat, worst_points
+    from pyro_vae.inference.diagnostics.points import choose_points
 
     chosen, screening = worst_points(small_run, "test", 3, screen=100, seed=0)
     assert screening["screened"] == 100 and len(set(chosen)) == 3
@@ -273,9 +273,9 @@ def test_the_worst_points_by_a_fast_khat_pass_are_bad_proposals_on_a_full_one(sm
 def test_a_diagnosis_of_one_split_leaves_no_earlier_split_behind_and_points_are_named_once(small_run, tmp_path):
     import json
 
-    from inference.diagnostics import diagnose
-    from inference.diagnostics.points import choose_points
-    from inference.errors import UserError
+    from pyro_vae.inference.diagnostics import diagnose
+    from pyro_vae.inference.diagnostics.points import choose_points
+    from pyro_vae.inference.errors import UserError
 
     out = tmp_path / "diagnostics"
     (out / "train").mkdir(parents=True)
@@ -289,9 +289,9 @@ def test_a_diagnosis_of_one_split_leaves_no_earlier_split_behind_and_points_are_
 
 def _memorizing_run(tmp_path, images: int = 50):
     """A VAE trained to memorize ``images`` MNIST digits (statically binarized, 1,000 steps), tested on 50 others."""
-    from inference import RunConfig, setup
-    from inference.data.datasets import IDX_FILES, load_embedded_mnist
-    from inference.training.loop import train
+    from pyro_vae.inference import RunConfig, setup
+    from pyro_vae.inference.data.datasets import IDX_FILES, load_embedded_mnist
+    from pyro_vae.inference.training.loop import train
 
     from .test_data import write_idx
 
@@ -313,7 +313,7 @@ def _memorizing_run(tmp_path, images: int = 50):
 def test_an_overfitted_guide_has_a_larger_amortization_gap_on_test_points(tmp_path):
     """Cremer et al. (2018): an encoder that memorized its training images is a much worse amortized posterior on
     held-out ones. Both splits go through one examination (one NUTS run); each split's cut is its own points."""
-    from inference.diagnostics import examine_splits, split_points
+    from pyro_vae.inference.diagnostics import examine_splits, split_points
 
     run = _memorizing_run(tmp_path)
     points = {"train": list(range(10)), "test": list(range(10))}

@@ -11,10 +11,10 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from inference.cli.launch import without_option
-from inference.training.parallel import Context, shard
-from inference.training.checkpoint import CHECKPOINT, load_checkpoint
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference.cli.launch import without_option
+from pyro_vae.inference.training.parallel import Context, shard
+from pyro_vae.inference.training.checkpoint import CHECKPOINT, load_checkpoint
+from pyro_vae.inference.training.trainer import SVITrainer
 
 from .conftest import ROOT, VAE, run_vae
 from .distributed_worker import CLIP, LR, global_batches, plain_autoencoder, trained
@@ -69,8 +69,8 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path, engine, program):
 
 
 def test_a_model_without_the_data_plates_keywords_is_refused_for_data_parallel_training():
-    from inference.errors import UserError
-    from inference.training.parallel import DataParallelEngine
+    from pyro_vae.inference.errors import UserError
+    from pyro_vae.inference.training.parallel import DataParallelEngine
 
     def model(x):  # scores its shard as if it were the whole batch: 1/W of the gradient
         pass
@@ -163,7 +163,7 @@ def test_two_nodes_meet_at_a_rendezvous_endpoint(tmp_path):
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "test",
-               "-m", "inference.cli", "train", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet",
+               "-m", "pyro_vae.inference.cli", "train", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet",
                "--no-plots", "--no-tensorboard"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     nodes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

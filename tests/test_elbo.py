@@ -9,8 +9,8 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO
 from pyro.poutine.util import site_is_subsample
 
-from inference import GuideConfig, ModelConfig, build_guide, build_model, evaluate_elbo
-from inference.data.datasets import binarize_once
+from pyro_vae.inference import GuideConfig, ModelConfig, build_guide, build_model, evaluate_elbo
+from pyro_vae.inference.data.datasets import binarize_once
 
 N = 4500
 LOG_2PI = math.log(2 * math.pi)

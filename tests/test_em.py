@@ -10,14 +10,14 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 from sklearn.datasets import load_digits
 
-from inference import ModelConfig, build_model
-from inference.em.mixture import MarginalizedGuide, em_step, fit_mixture_em, fit_mixture_svi, objective
-from inference.em.nonlinear import (hard_em_epoch, hmc_posterior_samples, laplace_log_likelihood, log_joint,
+from pyro_vae.inference import ModelConfig, build_model
+from pyro_vae.inference.em.mixture import MarginalizedGuide, em_step, fit_mixture_em, fit_mixture_svi, objective
+from pyro_vae.inference.em.nonlinear import (hard_em_epoch, hmc_posterior_samples, laplace_log_likelihood, log_joint,
                                     mcem_epoch, posterior_modes, train_by_epochs)
-from inference.em.ppca import fit_linear_vae, ppca_em
-from models.linear_gaussian import (PPCAParams, largest_principal_angle, ppca_log_likelihood,
+from pyro_vae.inference.em.ppca import fit_linear_vae, ppca_em
+from pyro_vae.models.linear_gaussian import (PPCAParams, largest_principal_angle, ppca_log_likelihood,
                                     ppca_maximum_likelihood, ppca_posterior)
-from models.mixture import BernoulliMixtureModel, mixture_log_likelihood
+from pyro_vae.models.mixture import BernoulliMixtureModel, mixture_log_likelihood
 
 from .conftest import run_vae
 

@@ -8,8 +8,8 @@ import torch
 from pyro import poutine
 from pyro.infer import SVI
 
-from inference.training.loss import unconstrained
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference.training.loss import unconstrained
+from pyro_vae.inference.training.trainer import SVITrainer
 
 from .programs import CASES, INTERPRETED, build
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from sklearn.mixture import GaussianMixture as SklearnMixture
 
-from inference import UserError
-from inference.experiments.ex_post import fit_gaussian_mixture
+from pyro_vae.inference import UserError
+from pyro_vae.inference.experiments.ex_post import fit_gaussian_mixture
 
 
 def _clusters(seed=0, n=(300, 200, 100)):

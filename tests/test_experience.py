@@ -12,11 +12,11 @@ import pytest
 import torch
 import yaml
 
-from inference import RunConfig
-from inference.cli.main import main
-from inference.config.files import dumps, load_run_config, read_config_file
-from inference.report.plots import nearest_training_images, principal_components
-from inference.runs.folder import train_run
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.config.files import dumps, load_run_config, read_config_file
+from pyro_vae.inference.report.plots import nearest_training_images, principal_components
+from pyro_vae.inference.runs.folder import train_run
 
 from .conftest import ROOT, run_vae
 
@@ -256,7 +256,7 @@ def test_toml_leaves_out_null_values_and_reads_them_back_as_defaults():
 
 
 def test_a_grid_clamps_a_decoders_overshoot_and_rescales_images_of_another_range():
-    from inference.report.images import grid
+    from pyro_vae.inference.report.images import grid
 
     digits = torch.zeros(4, 1, 8, 8)
     digits[:, :, 2:6, 2:6] = 1.0

@@ -11,8 +11,8 @@ import pytest
 import torch
 from pyro.infer import SVI, Trace_ELBO
 
-from inference.programs import known_static
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference.programs import known_static
+from pyro_vae.inference.training.trainer import SVITrainer
 
 from .user_programs import PROGRAMS, STEPS, _annealed_pair, _data
 

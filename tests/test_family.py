@@ -5,16 +5,16 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from guides import DeltaGuide
-from inference import RunConfig, UserError
-from inference.evaluate.autoencoders import code_sparsity, mean_jacobian_norm, reconstruction_error
-from inference.config.sections import FAMILIES, apply_family
-from inference.objectives import trace_elbo
-from inference.runs.folder import load_run, train_run
-from inference.training.trainer import SVITrainer
-from models import FixedScaleGaussianLikelihood, MLPDecoder, MLPEncoder, VAEModel
-from models.linear_gaussian import largest_principal_angle
-from models.priors import FlatPrior
+from pyro_vae.guides import DeltaGuide
+from pyro_vae.inference import RunConfig, UserError
+from pyro_vae.inference.evaluate.autoencoders import code_sparsity, mean_jacobian_norm, reconstruction_error
+from pyro_vae.inference.config.sections import FAMILIES, apply_family
+from pyro_vae.inference.objectives import trace_elbo
+from pyro_vae.inference.runs.folder import load_run, train_run
+from pyro_vae.inference.training.trainer import SVITrainer
+from pyro_vae.models import FixedScaleGaussianLikelihood, MLPDecoder, MLPEncoder, VAEModel
+from pyro_vae.models.linear_gaussian import largest_principal_angle
+from pyro_vae.models.priors import FlatPrior
 
 
 def test_linear_autoencoder_spans_the_pca_subspace():
@@ -76,8 +76,8 @@ def test_every_family_is_a_valid_config_and_unknown_ones_are_refused():
 
 
 def test_adversarial_codes_match_the_prior_better_than_plain_and_sampling_works(plain, tmp_path):
-    from inference.evaluate.autoencoders import codes, mmd_squared
-    from inference.report.images import prior_samples
+    from pyro_vae.inference.evaluate.autoencoders import codes, mmd_squared
+    from pyro_vae.inference.report.images import prior_samples
 
     aae = _train(tmp_path, "adversarial")
     x = plain.data.test_x
@@ -90,8 +90,8 @@ def test_adversarial_codes_match_the_prior_better_than_plain_and_sampling_works(
 
 
 def test_adversarial_settings_reach_the_trainer_and_bad_ones_are_refused():
-    from inference.objectives import AdversarialObjective
-    from inference.objectives import build_objective
+    from pyro_vae.inference.objectives import AdversarialObjective
+    from pyro_vae.inference.objectives import build_objective
 
     raw = apply_family({"objective": {"adversarial_lr": 2e-4, "discriminator_steps": 3}}, "adversarial")
     objective = build_objective(RunConfig.from_dict(raw).objective)
@@ -106,9 +106,9 @@ def test_an_ex_post_mixture_gives_the_plain_autoencoder_samples_where_its_codes_
     held-out codes better than one Gaussian, and its draws are as close to them as training codes are."""
     from PIL import Image
 
-    from inference.evaluate.autoencoders import codes, mmd_squared
-    from inference.cli.main import main
-    from inference.experiments.ex_post import fit_gaussian_mixture, training_codes
+    from pyro_vae.inference.evaluate.autoencoders import codes, mmd_squared
+    from pyro_vae.inference.cli.main import main
+    from pyro_vae.inference.experiments.ex_post import fit_gaussian_mixture, training_codes
 
     train, test = training_codes(plain), codes(plain.guide, plain.data.test_x).double()
     mixture, one = fit_gaussian_mixture(train, 10), fit_gaussian_mixture(train, 1)

@@ -4,11 +4,11 @@ import pyro.optim
 import pytest
 import torch
 
-from inference import RunConfig, UserError, setup
-from inference.runs.folder import train_run
-from inference.training.optim import TorchUpdater
-from inference.training.step import NumericalFault
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference import RunConfig, UserError, setup
+from pyro_vae.inference.runs.folder import train_run
+from pyro_vae.inference.training.optim import TorchUpdater
+from pyro_vae.inference.training.step import NumericalFault
+from pyro_vae.inference.training.trainer import SVITrainer
 
 
 def _small(compile="off", **model):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference import RunConfig
-from inference.objectives import build_objective
-from inference.runs.build import build_model_and_guide
-from inference.training.loss import new_param_state
-from inference.training.step import NumericalFault
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.objectives import build_objective
+from pyro_vae.inference.runs.build import build_model_and_guide
+from pyro_vae.inference.training.loss import new_param_state
+from pyro_vae.inference.training.step import NumericalFault
+from pyro_vae.inference.training.trainer import SVITrainer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -90,7 +90,7 @@ def test_a_pyro_optimizer_steps_eagerly_with_a_note():
 
 def test_images_on_cuda_0_are_indexed_in_place_for_a_run_on_cuda():
     """``vae train --device cuda`` puts the images on ``cuda:0``: no streaming through host buffers."""
-    from inference.data.datasets import MinibatchStream
+    from pyro_vae.inference.data.datasets import MinibatchStream
 
     x = torch.rand(300, 1, 8, 8, device="cuda")
     stream = MinibatchStream(x, 128, device=torch.device("cuda"))

@@ -6,9 +6,9 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from guides import GUIDES, FullCovarianceGuide, IAFGuide
-from inference import GuideConfig, ModelConfig, build_guide, build_model
-from models import MLPEncoder
+from pyro_vae.guides import GUIDES, FullCovarianceGuide, IAFGuide
+from pyro_vae.inference import GuideConfig, ModelConfig, build_guide, build_model
+from pyro_vae.models import MLPEncoder
 
 EVENT = torch.Size([1, 28, 28])
 

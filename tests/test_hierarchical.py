@@ -12,18 +12,18 @@ from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from torch import nn
 
-from guides.hierarchical import BottomUpGuide
-from models import BernoulliLikelihood, StandardNormalPrior
-from models.hierarchical import GaussianLayer, HierarchicalVAEModel
-from models.likelihoods import FixedScaleGaussianLikelihood
-from models.networks import MLPDecoder
+from pyro_vae.guides.hierarchical import BottomUpGuide
+from pyro_vae.models import BernoulliLikelihood, StandardNormalPrior
+from pyro_vae.models.hierarchical import GaussianLayer, HierarchicalVAEModel
+from pyro_vae.models.likelihoods import FixedScaleGaussianLikelihood
+from pyro_vae.models.networks import MLPDecoder
 
-from inference import RunConfig
-from inference.cli.main import main
-from inference.errors import UserError
-from inference.evaluate.elbo import evaluate_elbo
-from inference.evaluate.marginal_likelihood import importance_log_likelihood
-from inference.runs.folder import load_run, train_run
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.evaluate.elbo import evaluate_elbo
+from pyro_vae.inference.evaluate.marginal_likelihood import importance_log_likelihood
+from pyro_vae.inference.runs.folder import load_run, train_run
 
 EVENT = torch.Size([1, 28, 28])
 
@@ -152,8 +152,8 @@ def test_a_hierarchical_run_trains_evaluates_by_layer_and_samples(hierarchy_run,
 
 def test_the_top_layers_activity_averages_over_the_layer_below(hierarchy_run):
     """E_q[z_2 | x] = E_{q(z_1 | x)} E[z_2 | z_1]: the collapse report's means against 4000 draws by hand."""
-    from inference.evaluate.collapse import _means
-    from inference.objectives.weights import particle_trace, sample_sites
+    from pyro_vae.inference.evaluate.collapse import _means
+    from pyro_vae.inference.objectives.weights import particle_trace, sample_sites
 
     run = load_run(hierarchy_run)
     x = run.data.test_x[:5]
@@ -187,7 +187,7 @@ def test_what_a_hierarchy_does_not_combine_with_is_refused_in_one_line(sections,
 def test_the_vamp_prior_at_the_top_mixes_the_guides_top_factor_at_its_pseudo_inputs():
     """p(z_2) = (1/K) sum_k q(z_2 | E q(z_1 | u_k)): each component by hand from the guide's networks, and the
     mixture's density is the hand-written log-mean-exp of theirs."""
-    from inference.runs.build import build_model_and_guide
+    from pyro_vae.inference.runs.build import build_model_and_guide
 
     cfg = RunConfig.from_dict({"model": {"hierarchy": [6], "latent_dim": 3, "prior": "vamp", "prior_components": 4,
                                          "num_hidden_layers": 2, "activation": "tanh"},
@@ -220,7 +220,7 @@ def test_the_joint_log_densities_of_model_and_guide_are_the_closed_form_ones():
 
 
 def test_the_nuts_reference_of_a_hierarchy_finds_its_exact_posterior_layer_by_layer():
-    from inference.diagnostics.reference import nuts_reference
+    from pyro_vae.inference.diagnostics.reference import nuts_reference
 
     model, guide, marginal = _linear_hierarchy(perturb=0.0)
     torch.manual_seed(1)
@@ -270,7 +270,7 @@ def test_the_rate_takes_the_closed_form_kl_only_where_it_is_the_elbos_term():
     it, so KL(q(z_1 | x) || p(z_1 | z_2)) at the guide's z_2 is not the ELBO's term: the rate takes
     log q - log p at the draw there (the top layer keeps its closed form). The test ELBO and the beta
     objective at beta = 1 both equal the closed-form log p(x), within their Monte Carlo error."""
-    from inference.objectives import BetaELBO
+    from pyro_vae.inference.objectives import BetaELBO
 
     model, guide, marginal = _linear_hierarchy(perturb=0.0)
     torch.manual_seed(0)

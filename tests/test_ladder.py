@@ -9,16 +9,16 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 from torch import nn
 
-from guides.ladder import LadderGuide
-from inference import RunConfig
-from inference.cli.main import main
-from inference.errors import UserError
-from inference.evaluate.elbo import evaluate_elbo
-from inference.evaluate.marginal_likelihood import importance_log_likelihood
-from inference.runs.build import build_model_and_guide
-from models import StandardNormalPrior
-from models.hierarchical import HierarchicalVAEModel
-from models.likelihoods import FixedScaleGaussianLikelihood
+from pyro_vae.guides.ladder import LadderGuide
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.evaluate.elbo import evaluate_elbo
+from pyro_vae.inference.evaluate.marginal_likelihood import importance_log_likelihood
+from pyro_vae.inference.runs.build import build_model_and_guide
+from pyro_vae.models import StandardNormalPrior
+from pyro_vae.models.hierarchical import HierarchicalVAEModel
+from pyro_vae.models.likelihoods import FixedScaleGaussianLikelihood
 
 import pyro.distributions as dist
 

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from models import LIKELIHOODS
-from models.discretized import DiscretizedLogistic
+from pyro_vae.models import LIKELIHOODS
+from pyro_vae.models.discretized import DiscretizedLogistic
 
 EVENT = torch.Size([1, 1, 2])  # two pixels: the closed forms below sum over them
 

@@ -7,9 +7,9 @@ import torch
 from pyro.infer import Trace_ELBO
 from torch.distributions import MultivariateNormal
 
-from guides import DiagonalNormalGuide
-from inference import RunConfig, evaluate_elbo, importance_log_likelihood, posterior_collapse, setup, train
-from models import FixedScaleGaussianLikelihood, MLPDecoder, MLPEncoder, StandardNormalPrior, VAEModel
+from pyro_vae.guides import DiagonalNormalGuide
+from pyro_vae.inference import RunConfig, evaluate_elbo, importance_log_likelihood, posterior_collapse, setup, train
+from pyro_vae.models import FixedScaleGaussianLikelihood, MLPDecoder, MLPEncoder, StandardNormalPrior, VAEModel
 
 Z, SIGMA = 3, 0.5
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.conv import ConvDecoder, ConvEncoder, _upsample
+from pyro_vae.models.conv import ConvDecoder, ConvEncoder, _upsample
 
 
 @pytest.mark.parametrize("event", [(1, 28, 28), (3, 32, 32)])

@@ -6,10 +6,10 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from inference import BetaELBO, IWAEBound, RunConfig, SVITrainer, build_objective
-from inference.data.datasets import binarize_once
-from inference.objectives import kl_weight
-from inference.objectives.weights import trace_pair
+from pyro_vae.inference import BetaELBO, IWAEBound, RunConfig, SVITrainer, build_objective
+from pyro_vae.inference.data.datasets import binarize_once
+from pyro_vae.inference.objectives import kl_weight
+from pyro_vae.inference.objectives.weights import trace_pair
 
 N = 4500
 
@@ -132,7 +132,7 @@ def _grads(objective, model, guide, x, idx, seed):
 
 
 def test_dreg_keeps_the_value_and_decoder_gradient_and_the_encoder_gradient_in_expectation(embedded):
-    from inference import GuideConfig, ModelConfig, build_guide, build_model
+    from pyro_vae.inference import GuideConfig, ModelConfig, build_guide, build_model
 
     pyro.set_rng_seed(0)
     event = torch.Size([1, 28, 28])
@@ -161,7 +161,7 @@ def test_dreg_keeps_the_value_and_decoder_gradient_and_the_encoder_gradient_in_e
     {"name": "iwae", "num_particles": 5}, {"name": "iwae", "num_particles": 5, "dreg": True},
 ])
 def test_every_objective_trains_the_vae(embedded, settings):
-    from inference import setup
+    from pyro_vae.inference import setup
 
     cfg = RunConfig.from_dict({"objective": settings, "model": {"latent_dim": 5, "hidden_dim": 64},
                                "guide": {"hidden_dim": 64}})

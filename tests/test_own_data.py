@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from inference import RunConfig, UserError
-from inference.config.sections import DataConfig
-from inference.data import images as image_io
-from inference.data.datasets import load_dataset
-from inference.runs.run import load_run_data
+from pyro_vae.inference import RunConfig, UserError
+from pyro_vae.inference.config.sections import DataConfig
+from pyro_vae.inference.data import images as image_io
+from pyro_vae.inference.data.datasets import load_dataset
+from pyro_vae.inference.runs.run import load_run_data
 
 from . import own_data
 
@@ -144,7 +144,7 @@ def test_binarize_auto_follows_the_likelihood():
 
 
 def test_a_network_built_for_one_channel_refuses_a_colour_image():
-    from inference import GuideConfig, build_guide
+    from pyro_vae.inference import GuideConfig, build_guide
 
     for arch in ("mlp", "conv"):
         guide = build_guide(GuideConfig(arch=arch, hidden_dim=8, channels=4), 2, torch.Size([1, 8, 8]))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference.cli.main import main
-from inference.data import images as image_io
-from inference.runs import lock
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.data import images as image_io
+from pyro_vae.inference.runs import lock
 
 from . import own_data
 from .test_bad_input import _refuse
@@ -181,10 +181,10 @@ def test_the_readme_table_lists_every_case_with_its_message(tmp_path):
 
 def test_colour_set_without_data_dir_uses_the_default_root(tmp_path, monkeypatch):
     import torchvision.datasets as tvd
-    from inference.data import colour_sets
-    from inference.config.sections import DataConfig
-    from inference.data.datasets import load_dataset
-    from inference import UserError
+    from pyro_vae.inference.data import colour_sets
+    from pyro_vae.inference.config.sections import DataConfig
+    from pyro_vae.inference.data.datasets import load_dataset
+    from pyro_vae.inference import UserError
 
     monkeypatch.setattr(colour_sets, "DEFAULT_ROOT", tmp_path / "cache")
     monkeypatch.setattr(tvd, "CIFAR10", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("offline")))
@@ -193,7 +193,7 @@ def test_colour_set_without_data_dir_uses_the_default_root(tmp_path, monkeypatch
 
 
 def test_sixteen_bit_and_float_grey_images_keep_their_levels(tmp_path):
-    from inference.data.images import decode
+    from pyro_vae.inference.data.images import decode
 
     ramp = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257)  # 0..65535
     Image.fromarray(ramp).save(tmp_path / "g16.png")
@@ -204,8 +204,8 @@ def test_sixteen_bit_and_float_grey_images_keep_their_levels(tmp_path):
 
 
 def test_a_damaged_cache_is_decoded_again(tmp_path):
-    from inference.config.sections import DataConfig
-    from inference.data.datasets import load_dataset
+    from pyro_vae.inference.config.sections import DataConfig
+    from pyro_vae.inference.data.datasets import load_dataset
 
     folder = _folder(tmp_path)
     first = load_dataset(DataConfig(dataset="folder", data_dir=str(folder)))
@@ -242,14 +242,14 @@ def _npz_bytes():
 
 
 def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
-    from inference.data.arrays import read_csv
+    from pyro_vae.inference.data.arrays import read_csv
 
     path = _write(tmp_path, "bom.csv", b"\xef\xbb\xbf1,2\n3,4\n5,6\n")
     assert read_csv(path)[0].tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
 def test_large_whole_numbers_stay_real_and_a_count_likelihood_refuses_them(capsys, tmp_path):
-    from inference.data.arrays import read_csv
+    from pyro_vae.inference.data.arrays import read_csv
 
     path = _write(tmp_path, "big.csv", "a,b\n" + "\n".join(f"{3e7 + i},{1e30}" for i in range(12)) + "\n")
     assert read_csv(path)[0].dtype == np.float64
@@ -280,7 +280,7 @@ def test_standardize_with_binarization_is_refused(capsys, tmp_path):
 
 
 def test_prepare_refuses_an_unresolved_binarization(embedded):
-    from inference.data.datasets import prepare
+    from pyro_vae.inference.data.datasets import prepare
 
     with pytest.raises(ValueError, match="'auto' is resolved by RunConfig.validate"):
         prepare(embedded, "auto")
@@ -288,14 +288,14 @@ def test_prepare_refuses_an_unresolved_binarization(embedded):
 
 def test_a_large_initial_dispersion_stays_finite():
     import torch
-    from models import LIKELIHOODS
+    from pyro_vae.models import LIKELIHOODS
 
     lik = LIKELIHOODS.get("negative_binomial")(torch.Size([2]), scale=500.0)
     assert torch.isfinite(lik.dispersion).all() and abs(lik.dispersion[0].item() - 500) < 0.1
 
 
 def test_counts_with_gaussian_input_noise_train(tmp_path):
-    from inference.cli.main import main as vae
+    from pyro_vae.inference.cli.main import main as vae
 
     _write(tmp_path, "x", "")
     x = np.random.default_rng(0).poisson(0.3, (200, 6))
@@ -307,7 +307,7 @@ def test_counts_with_gaussian_input_noise_train(tmp_path):
 
 
 def test_a_pandas_index_column_is_dropped_and_the_column_names_kept(tmp_path):
-    from inference.data.arrays import read_csv
+    from pyro_vae.inference.data.arrays import read_csv
 
     path = _write(tmp_path, "p.csv", ",height,weight\n0,1.5,60\n1,1.7,72\n2,1.6,65\n")
     table, names = read_csv(path)

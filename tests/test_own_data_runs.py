@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference.cli.main import main
+from pyro_vae.inference.cli.main import main
 
 from . import own_data
 from .conftest import run_vae

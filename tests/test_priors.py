@@ -3,9 +3,9 @@ import pyro
 import pytest
 import torch
 
-from guides import DiagonalNormalGuide
-from models import PRIORS, MLPEncoder
-from inference.runs.build import construct
+from pyro_vae.guides import DiagonalNormalGuide
+from pyro_vae.models import PRIORS, MLPEncoder
+from pyro_vae.inference.runs.build import construct
 
 EVENT = torch.Size([1, 2, 2])
 GRID = torch.linspace(-9, 9, 601, dtype=torch.float64)
@@ -75,7 +75,7 @@ def test_diagonal_mixture_matches_mixture_same_family_in_value_and_gradient(dtyp
     """The matrix-product log-density equals torch's elementwise MixtureSameFamily, with scales from 0.01
     to 3 and points both at the components' means (the expansion's worst cancellation) and far away."""
     import pyro.distributions as dist
-    from models.diagonal_mixture import DiagonalNormalMixture
+    from pyro_vae.models.diagonal_mixture import DiagonalNormalMixture
     g = torch.Generator().manual_seed(0)
     k, d = 7, 40
     logits = torch.randn(k, generator=g, dtype=dtype).requires_grad_()
@@ -99,7 +99,7 @@ def test_diagonal_mixture_matches_mixture_same_family_in_value_and_gradient(dtyp
 
 def test_vamp_prior_of_a_full_covariance_guide_stays_a_mixture_same_family():
     import pyro.distributions as dist
-    from guides import GUIDES
+    from pyro_vae.guides import GUIDES
     prior = PRIORS.get("vamp")(2, num_components=3, event_shape=EVENT)
     prior.attach_guide(construct(GUIDES.get("full_covariance"), MLPEncoder(EVENT, 5, hidden_dim=8), 2))
     assert isinstance(prior.distribution(), dist.MixtureSameFamily)

@@ -6,7 +6,7 @@ import pyro.infer.trace_elbo
 import pyro.infer.trace_mean_field_elbo
 import torch
 
-from inference.training import pyro_compat
+from pyro_vae.inference.training import pyro_compat
 
 
 def test_the_installed_pyro_is_a_release_the_shim_was_checked_with():

@@ -7,13 +7,13 @@ import pyro
 import pytest
 import torch
 
-from inference import RunConfig
-from inference.coding.bits_back import BitsBackCoder, decode_lossless, encode_lossless
-from inference.coding.entropy_coding import HEADER, decode_codes, encode_codes, model_rate_bits
-from inference.evaluate.elbo import evaluate_elbo
-from inference.experiments.rd_sweep import run_sweep
-from inference.runs.folder import load_run, train_run
-from models.entropy_model import FactorizedEntropyPrior, NoisyLogisticMixture
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.coding.bits_back import BitsBackCoder, decode_lossless, encode_lossless
+from pyro_vae.inference.coding.entropy_coding import HEADER, decode_codes, encode_codes, model_rate_bits
+from pyro_vae.inference.evaluate.elbo import evaluate_elbo
+from pyro_vae.inference.experiments.rd_sweep import run_sweep
+from pyro_vae.inference.runs.folder import load_run, train_run
+from pyro_vae.models.entropy_model import FactorizedEntropyPrior, NoisyLogisticMixture
 
 from .conftest import run_vae
 

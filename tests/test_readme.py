@@ -3,7 +3,7 @@ import re
 import subprocess
 import sys
 
-from inference import RunConfig, setup, train
+from pyro_vae.inference import RunConfig, setup, train
 
 from .conftest import ROOT
 
@@ -68,7 +68,7 @@ def test_the_own_counts_example_is_in_the_readme_and_comes_close_to_the_exact_lo
 
 
 def test_the_arviz_example_is_in_the_readme_and_runs_on_a_run(tmp_path):
-    from inference.runs.folder import train_run
+    from pyro_vae.inference.runs.folder import train_run
 
     script = ROOT / "examples" / "diagnose_in_arviz.py"
     assert script.read_text() in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)

@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from inference import RunConfig, setup, train
-from inference.cli.main import main
-from inference.config.files import merge
-from inference.config.recipes import read_recipe, recipe_names, recipe_summary
-from inference.evaluate.marginal_likelihood import importance_log_likelihood
+from pyro_vae.inference import RunConfig, setup, train
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.config.files import merge
+from pyro_vae.inference.config.recipes import read_recipe, recipe_names, recipe_summary
+from pyro_vae.inference.evaluate.marginal_likelihood import importance_log_likelihood
 
 from .test_bad_input import _refuse
 

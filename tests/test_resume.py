@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from inference import RunConfig
-from inference.runs.folder import train_run
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.runs.folder import train_run
 
 from .conftest import ROOT, VAE, run_vae
 
@@ -83,7 +83,7 @@ def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, reference):
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
-    from inference.cli.main import main
+    from pyro_vae.inference.cli.main import main
 
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "no checkpoint.pt to resume from" in capsys.readouterr().err
@@ -91,7 +91,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
 
 def test_in_process_resume_matches(tmp_path):
     """The library path: train_run's checkpoint at an epoch end, then resume_run."""
-    from inference.runs.folder import resume_run
+    from pyro_vae.inference.runs.folder import resume_run
 
     cfg = RunConfig.from_dict({"model": {"latent_dim": 3, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
                                "train": {"epochs": 2, "seed": 2}})

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from inference import RunConfig
-from inference.errors import UserError
-from inference.runs import lock
-from inference.runs.folder import load_run, train_run
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs import lock
+from pyro_vae.inference.runs.folder import load_run, train_run
 
 from .conftest import ROOT, VAE, run_vae
 
@@ -25,7 +25,7 @@ def _hold(folder, what="writing", seconds=60):
     block = {"writing": "lock.writing(folder)", "snapshot": "lock.snapshot(folder, write=True)",
              "reading": "lock.snapshot(folder)"}[what]
     body = f"with {block}:\n    print('held', flush=True); time.sleep({seconds})"
-    code = f"import sys, time\nfrom inference.runs import lock\nfolder = sys.argv[1]\n{body}\n"
+    code = f"import sys, time\nfrom pyro_vae.inference.runs import lock\nfolder = sys.argv[1]\n{body}\n"
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
@@ -152,7 +152,7 @@ def test_a_result_of_a_run_trained_anew_meanwhile_is_not_written_beside_the_new_
     """vae evaluate / sample / diagnose / report write into the folder they loaded only if it still holds that
     run: a --force retrain in between (a new config.json) refuses the write in one line, and the retrain
     itself removes what the old run's commands had left (diagnostics/ included)."""
-    from inference.report.outputs import save_samples
+    from pyro_vae.inference.report.outputs import save_samples
 
     out = tmp_path / "run"
     _trained(out)

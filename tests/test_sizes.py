@@ -5,15 +5,15 @@ import re
 import pytest
 import torch
 
-from inference import RunConfig
-from inference.data.datasets import MinibatchStream
-from inference.diagnostics import choose_points, diagnose
-from inference.errors import UserError
-from inference.evaluate import marginal_likelihood
-from inference.memory import available_bytes, format_bytes, require_memory
-from inference.runs.build import build_model_and_guide
-from inference.runs.folder import load_run, setup, train_run
-from inference.runs.sizes import parameter_count
+from pyro_vae.inference import RunConfig
+from pyro_vae.inference.data.datasets import MinibatchStream
+from pyro_vae.inference.diagnostics import choose_points, diagnose
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.evaluate import marginal_likelihood
+from pyro_vae.inference.memory import available_bytes, format_bytes, require_memory
+from pyro_vae.inference.runs.build import build_model_and_guide
+from pyro_vae.inference.runs.folder import load_run, setup, train_run
+from pyro_vae.inference.runs.sizes import parameter_count
 
 from .test_bad_input import _refuse
 
@@ -136,7 +136,7 @@ def test_the_importance_sampler_streams_any_k_in_bounded_chunks(tiny_run, monkey
 
 
 def test_the_sample_grid_limit_is_named(tiny_run, tmp_path):
-    from inference.report.outputs import MAX_PICTURES, check_picture_count
+    from pyro_vae.inference.report.outputs import MAX_PICTURES, check_picture_count
 
     check_picture_count(MAX_PICTURES, tiny_run)
     with pytest.raises(UserError, match=re.escape(f"a grid holds at most {MAX_PICTURES} images, not {MAX_PICTURES + 1}")):

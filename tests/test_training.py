@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from inference import RunConfig, setup, train, train_run
+from pyro_vae.inference import RunConfig, setup, train, train_run
 
 
 def _config(epochs, seed=0):

@@ -5,9 +5,9 @@ import pytest
 import torch
 from pyro.infer import SVI
 
-from inference import (RunConfig, SVITrainer, evaluate_elbo, importance_log_likelihood, load_run, posterior_collapse,
+from pyro_vae.inference import (RunConfig, SVITrainer, evaluate_elbo, importance_log_likelihood, load_run, posterior_collapse,
                        setup, train, train_run)
-from models import LIKELIHOODS
+from pyro_vae.models import LIKELIHOODS
 
 from .programs import Z, ParamScaleGaussian, build
 
@@ -147,7 +147,7 @@ def test_a_reloaded_runs_trained_pyro_params_score_it_in_a_fresh_process(tmp_pat
 
 
 def test_train_into_a_folder_checks_it_first_and_leaves_one_load_run_reads(tmp_path):
-    from inference import UserError
+    from pyro_vae.inference import UserError
 
     missing = tmp_path / "new" / "run"  # its parent does not exist either
     run = setup(_config())
@@ -172,7 +172,7 @@ def test_train_into_a_folder_checks_it_first_and_leaves_one_load_run_reads(tmp_p
 
 
 def test_a_runs_store_survives_an_interruption_and_nests_with_another_runs():
-    from inference.training.checkpoint import TrainingInterrupted
+    from pyro_vae.inference.training.checkpoint import TrainingInterrupted
 
     a, b = setup(_config(seed=0)), setup(_config(seed=1))
     steps = []

@@ -1,4 +1,4 @@
 """The ``vae`` command line: one module per command group, options made from the config dataclasses."""
-from inference.cli.main import main
+from pyro_vae.inference.cli.main import main
 
 __all__ = ["main"]

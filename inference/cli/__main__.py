@@ -1,6 +1,6 @@
-"""``python -m inference.cli``: the ``vae`` command (as ``torchrun -m inference.cli`` starts it)."""
+"""``python -m pyro_vae.inference.cli``: the ``vae`` command (as ``torchrun -m pyro_vae.inference.cli`` starts it)."""
 import sys
 
-from inference.cli.main import main
+from pyro_vae.inference.cli.main import main
 
 sys.exit(main())

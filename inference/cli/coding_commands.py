@@ -5,15 +5,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from inference.cli.options import run_command
-from inference.errors import UserError
+from pyro_vae.inference.cli.options import run_command
+from pyro_vae.inference.errors import UserError
 
 def cmd_compress(args) -> int:
-    from inference.coding import container
-    from inference.coding.bits_back import BitsBackCoder, encode_lossless
-    from inference.coding.entropy_coding import encode_codes, model_rate_bits, require_entropy_model
-    from inference.runs.files import atomic_write
-    from inference.runs.folder import load_run
+    from pyro_vae.inference.coding import container
+    from pyro_vae.inference.coding.bits_back import BitsBackCoder, encode_lossless
+    from pyro_vae.inference.coding.entropy_coding import encode_codes, model_rate_bits, require_entropy_model
+    from pyro_vae.inference.runs.files import atomic_write
+    from pyro_vae.inference.runs.folder import load_run
 
     if args.test_images <= 0 or args.start < 0:
         raise UserError("--test-images must be positive and --start >= 0")
@@ -41,12 +41,12 @@ def cmd_compress(args) -> int:
 
 def decompress(run, path: Path, fingerprint: Optional[bytes] = None):
     """``(kind, tensor)``: the images (``container.LOSSLESS``) or codes (``container.CODES``) of a file from
-    ``vae compress``, after every check of ``inference.coding.container`` and the decoder's own; a damaged,
+    ``vae compress``, after every check of ``pyro_vae.inference.coding.container`` and the decoder's own; a damaged,
     truncated, foreign or random file raises ``UserError`` before anything is written. ``fingerprint``: the
     run's, if already computed (``Run.fingerprint``)."""
-    from inference.coding import container
-    from inference.coding.bits_back import decode_lossless
-    from inference.coding.entropy_coding import decode_codes, require_entropy_model
+    from pyro_vae.inference.coding import container
+    from pyro_vae.inference.coding.bits_back import decode_lossless
+    from pyro_vae.inference.coding.entropy_coding import decode_codes, require_entropy_model
 
     packed = container.read_file(path, fingerprint or run.fingerprint())
     if not packed.checked:
@@ -59,10 +59,10 @@ def decompress(run, path: Path, fingerprint: Optional[bytes] = None):
 
 
 def cmd_decompress(args) -> int:
-    from inference.coding import container
-    from inference.report.images import save_grid
-    from inference.report.outputs import save_decoded_codes
-    from inference.runs.folder import load_run
+    from pyro_vae.inference.coding import container
+    from pyro_vae.inference.report.images import save_grid
+    from pyro_vae.inference.report.outputs import save_decoded_codes
+    from pyro_vae.inference.runs.folder import load_run
 
     run = load_run(Path(args.run))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from inference.cli.options import add_run_options, config_from_args
+from pyro_vae.inference.cli.options import add_run_options, config_from_args
 
 def cmd_rd_sweep(args) -> int:
-    from inference.experiments.rd_sweep import parse_betas, run_sweep
+    from pyro_vae.inference.experiments.rd_sweep import parse_betas, run_sweep
 
     betas = parse_betas(args.betas)
     rows = run_sweep(config_from_args(args), betas, Path(args.out), force=args.force, quiet=args.quiet,
@@ -20,8 +20,8 @@ def cmd_rd_sweep(args) -> int:
 
 
 def cmd_rd_compare(args) -> int:
-    from inference.experiments.rd_compare import run_comparison
-    from inference.experiments.rd_sweep import parse_betas
+    from pyro_vae.inference.experiments.rd_compare import run_comparison
+    from pyro_vae.inference.experiments.rd_sweep import parse_betas
 
     results = run_comparison(config_from_args(args), parse_betas(args.betas), Path(args.out), force=args.force,
                              log=lambda line: print(line, file=sys.stderr))
@@ -34,7 +34,7 @@ def cmd_rd_compare(args) -> int:
 
 
 def cmd_compare_em(args) -> int:
-    from inference.em.compare import QUICK, EMComparisonConfig, write_comparison
+    from pyro_vae.inference.em.compare import QUICK, EMComparisonConfig, write_comparison
 
     raw = {"dataset": args.dataset, "data_dir": args.data_dir, "seed": args.seed, "settings": args.settings,
            **(QUICK if args.quick else {})}

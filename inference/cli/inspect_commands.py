@@ -4,23 +4,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inference.cli.options import run_command
-from inference.errors import UserError
+from pyro_vae.inference.cli.options import run_command
+from pyro_vae.inference.errors import UserError
 
 MAX_IW_SAMPLES = 1_000_000  # vae evaluate --iw-samples: 10^6 draws per point already take hours on a CPU
 
 def cmd_report(args) -> int:
-    from inference.report.html import write_report
+    from pyro_vae.inference.report.html import write_report
 
     print(f"wrote {write_report(Path(args.run), args.out)}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from inference.evaluate.elbo import evaluate_elbo
-    from inference.evaluate.collapse import posterior_collapse
-    from inference.evaluate.marginal_likelihood import importance_log_likelihood
-    from inference.runs.folder import EVALUATION, load_run, write_json
+    from pyro_vae.inference.evaluate.elbo import evaluate_elbo
+    from pyro_vae.inference.evaluate.collapse import posterior_collapse
+    from pyro_vae.inference.evaluate.marginal_likelihood import importance_log_likelihood
+    from pyro_vae.inference.runs.folder import EVALUATION, load_run, write_json
 
     if args.batch_size <= 0 or args.iw_samples < 0:
         raise UserError("--batch-size must be positive and --iw-samples >= 0")
@@ -66,9 +66,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from inference.experiments.ex_post import ex_post_report, fit_gaussian_mixture, report_table, training_codes
-    from inference.report.outputs import check_picture_count, save_decoded_codes, save_samples
-    from inference.runs.folder import SAMPLES, SAMPLES_EX_POST, load_run
+    from pyro_vae.inference.experiments.ex_post import ex_post_report, fit_gaussian_mixture, report_table, training_codes
+    from pyro_vae.inference.report.outputs import check_picture_count, save_decoded_codes, save_samples
+    from pyro_vae.inference.runs.folder import SAMPLES, SAMPLES_EX_POST, load_run
 
     if args.n <= 0:
         raise UserError(f"-n must be positive, got {args.n}")
@@ -111,10 +111,10 @@ def cmd_sample(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from inference.diagnostics import SPLITS, choose_points, diagnose, worst_points
-    from inference.diagnostics.points import POINTS, SCREEN, split_size
-    from inference.diagnostics.report import COMPARED
-    from inference.runs.folder import DIAGNOSTICS, load_run
+    from pyro_vae.inference.diagnostics import SPLITS, choose_points, diagnose, worst_points
+    from pyro_vae.inference.diagnostics.points import POINTS, SCREEN, split_size
+    from pyro_vae.inference.diagnostics.report import COMPARED
+    from pyro_vae.inference.runs.folder import DIAGNOSTICS, load_run
 
     if args.iw_samples is not None:
         raise UserError("vae diagnose estimates log p(x) from its --guide-samples draws (the ones PSIS k-hat judges), "

@@ -8,8 +8,8 @@ import sys
 
 def launch(nproc: int, argv: list[str]) -> int:
     """``vae ARGV`` in ``nproc`` processes on this machine (``torchrun --standalone``); its exit status."""
-    command = [sys.executable, "-c", "from inference.cli.launch import torchrun; torchrun()", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "inference.cli", *argv]
+    command = [sys.executable, "-c", "from pyro_vae.inference.cli.launch import torchrun; torchrun()", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "pyro_vae.inference.cli", *argv]
     threads = max(1, (os.cpu_count() or 1) // nproc)  # each process its share of the cores
     return subprocess.call(command, env={"OMP_NUM_THREADS": str(threads), **os.environ})
 

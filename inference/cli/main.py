@@ -11,10 +11,10 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from inference.cli import coding_commands, experiment_commands, inspect_commands, run_commands
-from inference.cli.options import OneLineParser, apply_config_file, given_options
-from inference.errors import UserError
-from inference.training.checkpoint import TrainingInterrupted
+from pyro_vae.inference.cli import coding_commands, experiment_commands, inspect_commands, run_commands
+from pyro_vae.inference.cli.options import OneLineParser, apply_config_file, given_options
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.training.checkpoint import TrainingInterrupted
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -42,7 +42,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.hold = held.enter_context
             return args.handler(args)
     except UserError as err:
-        from inference.training.parallel import main_process  # in a data-parallel job, say which process speaks
+        from pyro_vae.inference.training.parallel import main_process  # in a data-parallel job, say which process speaks
 
         print(f"vae{'' if main_process() else ' (rank ' + os.environ['RANK'] + ')'}: error: {err}", file=sys.stderr)
         return EXIT_USAGE

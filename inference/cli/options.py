@@ -11,10 +11,10 @@ import typing
 from dataclasses import fields
 from typing import Sequence
 
-from inference.config.sections import FAMILIES, RunConfig, apply_family, choice_names
-from inference.config.files import RUN_SECTION, merge, read_config_file
-from inference.config.recipes import read_recipe, recipe_names
-from inference.errors import UserError
+from pyro_vae.inference.config.sections import FAMILIES, RunConfig, apply_family, choice_names
+from pyro_vae.inference.config.files import RUN_SECTION, merge, read_config_file
+from pyro_vae.inference.config.recipes import read_recipe, recipe_names
+from pyro_vae.inference.errors import UserError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,7 +70,7 @@ def _help(f) -> str:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The flags of a RunConfig (data, model, guide, objective, training), shared by train, config, rd-sweep and
-    rd-compare: made from the config fields (``inference.config.sections.option``), one flag per field or group."""
+    rd-compare: made from the config fields (``pyro_vae.inference.config.sections.option``), one flag per field or group."""
     p.add_argument("--config", metavar="FILE", default=None,
                    help="YAML, TOML or JSON file of config sections (and a 'run' section of other options); "
                         "flags given here override it")

@@ -4,17 +4,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from inference.cli.options import add_train_options, config_from_args
-from inference.errors import UserError
+from pyro_vae.inference.cli.options import add_train_options, config_from_args
+from pyro_vae.inference.errors import UserError
 
 # vae train's options beside the config, in the 'run' section of a dumped config file
 RUN_OPTIONS = ("out", "checkpoint_every", "nproc", "tensorboard", "plots")
 
 def cmd_train(args) -> int:
-    from inference.cli.launch import launch, without_option
-    from inference.training import parallel as distributed
-    from inference.objectives import build_objective
-    from inference.runs.folder import check_output_folder, resume_run, train_run
+    from pyro_vae.inference.cli.launch import launch, without_option
+    from pyro_vae.inference.training import parallel as distributed
+    from pyro_vae.inference.objectives import build_objective
+    from pyro_vae.inference.runs.folder import check_output_folder, resume_run, train_run
 
     if args.checkpoint_every < 0:
         raise UserError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
@@ -46,7 +46,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from inference.config.files import RUN_SECTION, dumps
+    from pyro_vae.inference.config.files import RUN_SECTION, dumps
 
     if not args.dump:
         raise UserError("say what to do: 'vae config --dump [options]' prints the resolved config")

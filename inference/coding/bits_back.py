@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from guides import DiagonalNormalGuide
-from models import BernoulliLikelihood, StandardNormalPrior
+from pyro_vae.guides import DiagonalNormalGuide
+from pyro_vae.models import BernoulliLikelihood, StandardNormalPrior
 
-from inference.errors import UserError
+from pyro_vae.inference.errors import UserError
 
 
 SEED_WORDS, SEED = 32, 0
@@ -114,7 +114,7 @@ PAYLOAD = "<u4"  # five of them: N, bucket bits, C, H, W; then the ANS words
 
 
 def encode_lossless(coder: BitsBackCoder, images: torch.Tensor) -> tuple[bytes, BitsBackResult]:
-    """The payload of a lossless file (``inference.coding.container`` wraps it): uint32 N | bucket bits |
+    """The payload of a lossless file (``pyro_vae.inference.coding.container`` wraps it): uint32 N | bucket bits |
     C | H | W | the stack's words."""
     result = coder.encode(images)
     c, h, w = images.shape[1:]
@@ -125,8 +125,8 @@ def encode_lossless(coder: BitsBackCoder, images: torch.Tensor) -> tuple[bytes, 
 def decode_lossless(model, guide, payload: bytes, event_shape=None, name="the file") -> torch.Tensor:
     """The images of a payload from ``encode_lossless``, checked: its sizes must be those of this model, and
     the decoder must end on exactly the stack's initial seed words (anything else means damage)."""
-    from inference.coding.container import damaged, first_line
-    from inference.memory import require_memory
+    from pyro_vae.inference.coding.container import damaged, first_line
+    from pyro_vae.inference.memory import require_memory
 
     if len(payload) < 20 or len(payload) % 4:
         raise damaged(name, f"its payload of {len(payload)} bytes is not a header and whole 32-bit words")

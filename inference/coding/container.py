@@ -6,8 +6,8 @@ Layout (little-endian), version 1::
     magic b"VAEC" | uint16 version | uint16 kind | 32-byte run fingerprint | uint64 payload length
     | uint32 CRC-32 of the header so far | payload | uint32 CRC-32 of header and payload
 
-``kind`` says which decoder reads the payload (``LOSSLESS``: bits-back, ``inference.coding.bits_back``;
-``CODES``: the rate-distortion autoencoder's codes, ``inference.coding.entropy_coding``). The fingerprint is
+``kind`` says which decoder reads the payload (``LOSSLESS``: bits-back, ``pyro_vae.inference.coding.bits_back``;
+``CODES``: the rate-distortion autoencoder's codes, ``pyro_vae.inference.coding.entropy_coding``). The fingerprint is
 ``Run.fingerprint()``: a SHA-256 of the run's architecture and weights, so a file is decoded only with the
 run (and the epoch of it) that wrote it. CRC-32 detects every single-bit flip and every burst of up to 32
 bits; the header's own CRC lets a damaged length field be told from a truncated file. Files of the earlier
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from inference.errors import UserError
-from inference.memory import require_memory
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.memory import require_memory
 
 MAGIC, VERSION = b"VAEC", 1
 LOSSLESS, CODES = 1, 2

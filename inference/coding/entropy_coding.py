@@ -3,12 +3,12 @@
 Lossy (the rate-distortion autoencoder): codes round(g_a(x)) coded dimension by dimension with the
 entropy model's integer masses (``FactorizedEntropyPrior.integer_masses``); the file's size is
 checked against the model's rate -sum log2 p~(code). Payload layout (little-endian; the file around it,
-with its checksums and the run's fingerprint, is ``inference.coding.container``):
+with its checksums and the run's fingerprint, is ``pyro_vae.inference.coding.container``):
 
     uint32 Z | uint32 N | int32 low | int32 high | uint32 words...
 
 Decoding rebuilds the same probability tables from the same weights, so decode(encode(codes)) is
-exact. Lossless bits-back coding with the VAE lives in ``inference.coding.bits_back``.
+exact. Lossless bits-back coding with the VAE lives in ``pyro_vae.inference.coding.bits_back``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import torch
 
-from inference.errors import UserError
+from pyro_vae.inference.errors import UserError
 
 HEADER = struct.Struct("<IIii")
 LEGACY_VERSION = struct.Struct("<I")  # the unchecked b"VAEZ" files put a version before the header
@@ -63,8 +63,8 @@ def decode_codes(prior, payload: bytes, name="the file", legacy: bool = False) -
     at the end (``legacy``: the payload of an unchecked b"VAEZ" file, which begins with a version)."""
     import constriction
 
-    from inference.coding.container import damaged, first_line
-    from inference.memory import require_memory
+    from pyro_vae.inference.coding.container import damaged, first_line
+    from pyro_vae.inference.memory import require_memory
 
     if legacy:
         if len(payload) < LEGACY_VERSION.size or LEGACY_VERSION.unpack_from(payload)[0] != 1:

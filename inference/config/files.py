@@ -17,9 +17,9 @@ import tomllib
 from pathlib import Path
 import yaml
 
-from inference.runs.files import atomic_write_text
-from inference.config.sections import RunConfig
-from inference.errors import UserError
+from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.errors import UserError
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
 RUN_SECTION = "run"

@@ -13,7 +13,7 @@ def link_widths(units: list[int], top: int) -> list[int]:
 
 
 def check_hierarchy(config) -> None:
-    from inference.config.sections import ConfigError, GuideConfig, ModelConfig
+    from pyro_vae.inference.config.sections import ConfigError, GuideConfig, ModelConfig
 
     units = config.model.hierarchy
     if units is None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inference.config.files import RUN_SECTION, read_config_file
-from inference.errors import UserError
+from pyro_vae.inference.config.files import RUN_SECTION, read_config_file
+from pyro_vae.inference.errors import UserError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 

@@ -20,17 +20,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from guides import GUIDES
-from guides.corruption import CORRUPTIONS
-from models import LIKELIHOODS, PRIORS
-from models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
-from models.conv import UPSAMPLERS
-from models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
+from pyro_vae.guides import GUIDES
+from pyro_vae.guides.corruption import CORRUPTIONS
+from pyro_vae.models import LIKELIHOODS, PRIORS
+from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
+from pyro_vae.models.conv import UPSAMPLERS
+from pyro_vae.models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
 
-from inference.config.hierarchy import HIERARCHY_GUIDES, check_hierarchy
-from inference.config.option import choice_names, option  # noqa: F401  (choice_names: the CLI reads it here)
-from inference.errors import UserError
-from inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options, objective_knobs
+from pyro_vae.inference.config.hierarchy import HIERARCHY_GUIDES, check_hierarchy
+from pyro_vae.inference.config.option import choice_names, option  # noqa: F401  (choice_names: the CLI reads it here)
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options, objective_knobs
 
 DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx", "folder", "cifar10", "svhn", "celeba",
             "array")
@@ -246,7 +246,7 @@ ObjectiveConfig = dataclasses.make_dataclass(
     [("name", str, option("elbo", "the loss SVI minimizes (see the README's Objectives)", flag="--objective",
                           choices=OBJECTIVES)), *objective_knobs()],
     bases=(_ObjectiveSection,),
-    namespace={"__doc__": "The loss SVI minimizes, by name (``inference.objectives``), and its settings (each "
+    namespace={"__doc__": "The loss SVI minimizes, by name (``pyro_vae.inference.objectives``), and its settings (each "
                           "objective's own ``Config``: ``objective_knobs``).", "__module__": __name__})
 
 
@@ -358,7 +358,7 @@ class RunConfig:
 
     def _check_likelihood_matches_data(self) -> None:
         """The pairings of likelihood and data that can be refused before the data is read (the values are
-        checked once read: ``inference.data.checks``). Resolves ``binarize: auto``."""
+        checked once read: ``pyro_vae.inference.data.checks``). Resolves ``binarize: auto``."""
         kind, name, data = LIKELIHOODS.get(self.model.likelihood).data, self.model.likelihood, self.data
         if data.binarize == "auto":
             data.binarize = "dynamic" if kind == BINARY else "none"

@@ -16,8 +16,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from inference.data.datasets import ImageData
-from inference.errors import UserError
+from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.errors import UserError
 
 SPLIT_SEED = 0  # fixed: the same train/test split of a file for every run
 EXACT_INTEGERS = 2 ** 24  # float32 holds every integer below this

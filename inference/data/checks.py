@@ -7,11 +7,11 @@ from typing import Optional
 
 import torch
 
-from models import LIKELIHOODS
-from models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL, UNIT_INTERVAL
+from pyro_vae.models import LIKELIHOODS
+from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL, UNIT_INTERVAL
 
-from inference.data.datasets import ImageData
-from inference.errors import UserError
+from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.errors import UserError
 
 EXACT_INTEGERS = 2 ** 24  # float32 holds every integer below this
 REMEDY = {

@@ -18,9 +18,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from inference.data.datasets import DEFAULT_ROOT, ImageData
-from inference.data.images import cache_key, cached_arrays, decode_all, to_unit
-from inference.errors import UserError
+from pyro_vae.inference.data.datasets import DEFAULT_ROOT, ImageData
+from pyro_vae.inference.data.images import cache_key, cached_arrays, decode_all, to_unit
+from pyro_vae.inference.errors import UserError
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN, CIFAR_TEST = [f"data_batch_{i}" for i in range(1, 6)], "test_batch"

@@ -30,9 +30,9 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from inference.config.sections import DataConfig
-from inference.data.images import to_unit
-from inference.errors import UserError
+from pyro_vae.inference.config.sections import DataConfig
+from pyro_vae.inference.data.images import to_unit
+from pyro_vae.inference.errors import UserError
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -175,7 +175,7 @@ def load_torchvision(name: str, root: Path) -> ImageData:
 def load_dataset(config: DataConfig) -> ImageData:
     """Load the data named by ``config`` (grey levels; binarization is applied later), images resized and their
     channels set as ``config.image_size`` and ``config.channels_mode`` say."""
-    from inference.data.images import adjust_images
+    from pyro_vae.inference.data.images import adjust_images
 
     data = _load(config)
     if config.dataset != "array":
@@ -187,7 +187,7 @@ def _load(config: DataConfig) -> ImageData:
     if config.dataset == "mnist-embedded":
         return load_embedded_mnist()
     if config.dataset in ("folder", "array", "cifar10", "svhn", "celeba"):
-        from inference.data import arrays, colour_sets, folders
+        from pyro_vae.inference.data import arrays, colour_sets, folders
 
         path = Path(config.data_dir).expanduser() if config.data_dir else None
         if config.dataset == "folder":

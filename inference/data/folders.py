@@ -12,9 +12,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from inference.data.datasets import ImageData
-from inference.data.images import cache_key, cached_arrays, decode_all, image_files, read_headers, to_unit
-from inference.errors import UserError
+from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.data.images import cache_key, cached_arrays, decode_all, image_files, read_headers, to_unit
+from pyro_vae.inference.errors import UserError
 
 SPLITS = ("train", "test")
 

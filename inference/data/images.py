@@ -19,8 +19,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from inference.errors import UserError
-from inference.memory import require_memory
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.memory import require_memory
 
 CACHE_FOLDER, CACHE_VERSION = ".vae-cache", 1
 CHUNK = 512  # files per decoding task
@@ -157,7 +157,7 @@ def cached_arrays(root: Path, key: str, build: Callable[[], dict], lengths: dict
     """The arrays cached under ``key`` for the data in ``root``, or ``build()``'s, written to the cache
     atomically. A cache that cannot be read, or whose arrays are not ``lengths`` (name -> rows) long, is
     rebuilt; one that cannot be written is skipped."""
-    from inference.data.datasets import DEFAULT_ROOT
+    from pyro_vae.inference.data.datasets import DEFAULT_ROOT
 
     places = [root / CACHE_FOLDER, DEFAULT_ROOT / "image-cache"]
     for place in places:

@@ -8,7 +8,7 @@ import arviz as az
 import numpy as np
 import torch
 
-from inference.report.images import prior_draws, pyplot, save_figure
+from pyro_vae.inference.report.images import prior_draws, pyplot, save_figure
 
 
 def figure(path: Path, draw) -> None:

@@ -20,10 +20,10 @@ import arviz as az
 import numpy as np
 import torch
 
-from inference.em.nonlinear import log_joint
-from inference.evaluate.elbo import frozen
-from inference.evaluate.marginal_likelihood import importance_log_likelihood, points_per_pass
-from inference.diagnostics.predictive import inference_data
+from pyro_vae.inference.em.nonlinear import log_joint
+from pyro_vae.inference.evaluate.elbo import frozen
+from pyro_vae.inference.evaluate.marginal_likelihood import importance_log_likelihood, points_per_pass
+from pyro_vae.inference.diagnostics.predictive import inference_data
 
 
 def joint_posterior(guide, x: torch.Tensor):

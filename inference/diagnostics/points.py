@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from inference.diagnostics.guide_check import khat_of, log_weights
-from inference.errors import UserError
+from pyro_vae.inference.diagnostics.guide_check import khat_of, log_weights
+from pyro_vae.inference.errors import UserError
 
 SPLITS = ("train", "test")
 POINTS, SCREEN = 20, 1000  # vae diagnose's defaults: random points per split; points screened by --worst

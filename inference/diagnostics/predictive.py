@@ -14,7 +14,7 @@ import arviz as az
 import numpy as np
 import torch
 
-from inference.evaluate.marginal_likelihood import points_per_pass
+from pyro_vae.inference.evaluate.marginal_likelihood import points_per_pass
 
 
 def decoded_code(model, z: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ def inference_data(model, x: torch.Tensor, z: torch.Tensor, indices, layout: dic
     """One InferenceData for draws z (C, D, P, Z): posterior (one variable per layer, ``latent_variables``),
     ``sample_stats`` if given, log_likelihood, posterior_predictive (draws ``thinned(D, keep)`` of each
     chain, with their draw indices) and observed_data, on the same point coords."""
-    from inference.diagnostics.reference import latent_variables
+    from pyro_vae.inference.diagnostics.reference import latent_variables
 
     chains, draws = z.shape[:2]
     posterior, coords, dims = latent_variables(z.cpu().numpy(), indices, layout)

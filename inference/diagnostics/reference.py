@@ -15,9 +15,9 @@ import arviz as az
 import numpy as np
 import torch
 
-from inference.diagnostics.predictive import inference_data
-from inference.diagnostics.sampler import RecordingNUTS
-from inference.em.nonlinear import log_joint, posterior_mcmc
+from pyro_vae.inference.diagnostics.predictive import inference_data
+from pyro_vae.inference.diagnostics.sampler import RecordingNUTS
+from pyro_vae.inference.em.nonlinear import log_joint, posterior_mcmc
 
 RHAT_LIMIT = 1.01
 

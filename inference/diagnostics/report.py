@@ -38,15 +38,15 @@ import arviz as az
 import numpy as np
 import torch
 
-from inference.diagnostics import figures
-from inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_of, khat_shares, log_weights, \
+from pyro_vae.inference.diagnostics import figures
+from pyro_vae.inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_of, khat_shares, log_weights, \
     moment_comparison
-from inference.diagnostics.points import SPLITS, split_points
-from inference.diagnostics.reference import Reference, layer_layout, nuts_reference
-from inference.evaluate.collapse import posterior_collapse
-from inference.memory import require_memory
-from inference.runs.folder import write_json
-from inference.param_state import in_run_store
+from pyro_vae.inference.diagnostics.points import SPLITS, split_points
+from pyro_vae.inference.diagnostics.reference import Reference, layer_layout, nuts_reference
+from pyro_vae.inference.evaluate.collapse import posterior_collapse
+from pyro_vae.inference.memory import require_memory
+from pyro_vae.inference.runs.folder import write_json
+from pyro_vae.inference.param_state import in_run_store
 
 COMPARED = {  # the figures compared across splits (means over each split's points), and their labels
     "khat_median": "PSIS k-hat, median", "khat_above_0.7": "share of points with k-hat > 0.7",

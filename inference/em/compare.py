@@ -21,17 +21,17 @@ from typing import Optional
 import pyro
 import torch
 
-from models.linear_gaussian import PPCAParams, largest_principal_angle, ppca_log_likelihood, ppca_maximum_likelihood
-from models.mixture import BernoulliMixtureModel
+from pyro_vae.models.linear_gaussian import PPCAParams, largest_principal_angle, ppca_log_likelihood, ppca_maximum_likelihood
+from pyro_vae.models.mixture import BernoulliMixtureModel
 
-from inference.runs.build import build_guide, build_model
-from inference.config.sections import DataConfig, GuideConfig, ModelConfig
-from inference.data.datasets import load_dataset, prepare
-from inference.errors import UserError
-from inference.report.images import pyplot, save_figure
-from inference.objectives import trace_elbo
-from inference.runs.folder import library_versions, write_json
-from inference.em import mixture, nonlinear, ppca
+from pyro_vae.inference.runs.build import build_guide, build_model
+from pyro_vae.inference.config.sections import DataConfig, GuideConfig, ModelConfig
+from pyro_vae.inference.data.datasets import load_dataset, prepare
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.report.images import pyplot, save_figure
+from pyro_vae.inference.objectives import trace_elbo
+from pyro_vae.inference.runs.folder import library_versions, write_json
+from pyro_vae.inference.em import mixture, nonlinear, ppca
 
 SETTINGS = ("ppca", "mixture", "nonlinear")
 

@@ -15,11 +15,11 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 from torch import nn
 
-from guides.categorical import CategoricalGuide
-from models.mixture import BernoulliMixtureModel, mixture_log_likelihood, smoothing_log_prior
+from pyro_vae.guides.categorical import CategoricalGuide
+from pyro_vae.models.mixture import BernoulliMixtureModel, mixture_log_likelihood, smoothing_log_prior
 
-from inference.data.datasets import MinibatchStream
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference.data.datasets import MinibatchStream
+from pyro_vae.inference.training.trainer import SVITrainer
 
 
 class MarginalizedGuide(nn.Module):

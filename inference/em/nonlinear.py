@@ -24,9 +24,9 @@ import torch
 from pyro.infer import ReweightedWakeSleep
 from pyro.infer.mcmc import HMC, MCMC
 
-from inference.data.datasets import MinibatchStream
-from inference.evaluate.elbo import frozen
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference.data.datasets import MinibatchStream
+from pyro_vae.inference.evaluate.elbo import frozen
+from pyro_vae.inference.training.trainer import SVITrainer
 
 
 def log_joint(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

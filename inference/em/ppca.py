@@ -18,11 +18,11 @@ from typing import Optional
 import pyro
 import torch
 
-from guides.linear import LinearGaussianGuide
-from models.linear_gaussian import PPCAModel, PPCAParams, ppca_log_likelihood, sample_covariance
+from pyro_vae.guides.linear import LinearGaussianGuide
+from pyro_vae.models.linear_gaussian import PPCAModel, PPCAParams, ppca_log_likelihood, sample_covariance
 
-from inference.data.datasets import MinibatchStream
-from inference.training.trainer import SVITrainer
+from pyro_vae.inference.data.datasets import MinibatchStream
+from pyro_vae.inference.training.trainer import SVITrainer
 
 
 def ppca_em_step(S: torch.Tensor, params: PPCAParams) -> PPCAParams:

@@ -9,8 +9,8 @@ from typing import Optional
 
 import torch
 
-from inference.objectives.contractive import encoder_jacobian_norm
-from inference.programs import eval_mode
+from pyro_vae.inference.objectives.contractive import encoder_jacobian_norm
+from pyro_vae.inference.programs import eval_mode
 
 
 @torch.no_grad()

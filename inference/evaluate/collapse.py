@@ -10,11 +10,11 @@ from typing import Optional
 
 import torch
 
-from guides.base import posterior_mean
+from pyro_vae.guides.base import posterior_mean
 
-from inference.evaluate.elbo import evaluation_mode, split_batches
-from inference.objectives import rate_terms, weight_terms
-from inference.objectives.weights import particle_trace, sample_sites
+from pyro_vae.inference.evaluate.elbo import evaluation_mode, split_batches
+from pyro_vae.inference.objectives import rate_terms, weight_terms
+from pyro_vae.inference.objectives.weights import particle_trace, sample_sites
 
 ACTIVITY_THRESHOLD = 0.01
 

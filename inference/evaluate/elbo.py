@@ -18,8 +18,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from inference.objectives import rate_terms, weight_terms
-from inference.programs import eval_mode
+from pyro_vae.inference.objectives import rate_terms, weight_terms
+from pyro_vae.inference.programs import eval_mode
 
 LOG2 = math.log(2.0)
 

@@ -16,8 +16,8 @@ from typing import Optional
 
 import torch
 
-from inference.evaluate.elbo import LOG2, evaluation_mode, split_batches
-from inference.objectives import weight_terms
+from pyro_vae.inference.evaluate.elbo import LOG2, evaluation_mode, split_batches
+from pyro_vae.inference.objectives import weight_terms
 
 
 @dataclass

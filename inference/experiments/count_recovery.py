@@ -17,9 +17,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from inference.config.sections import RunConfig
-from inference.evaluate.marginal_likelihood import importance_log_likelihood
-from inference.runs.folder import load_run, train_run, write_json
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.evaluate.marginal_likelihood import importance_log_likelihood
+from pyro_vae.inference.runs.folder import load_run, train_run, write_json
 
 
 @dataclass

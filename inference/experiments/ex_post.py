@@ -15,10 +15,10 @@ from typing import Optional
 import pyro.distributions as dist
 import torch
 
-from inference.evaluate.autoencoders import codes, mmd_squared
-from inference.errors import UserError
-from inference.memory import require_memory
-from inference.report.images import prior_draws
+from pyro_vae.inference.evaluate.autoencoders import codes, mmd_squared
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.memory import require_memory
+from pyro_vae.inference.report.images import prior_draws
 
 @dataclass
 class GaussianMixture:
@@ -113,7 +113,7 @@ def ex_post_report(run, mixture: GaussianMixture, train_codes: torch.Tensor, num
                    seed: int = 0) -> dict:
     """How well the fitted mixture describes the *test* codes, against one Gaussian fitted to the same codes
     and the model's prior (where it has one): mean log density (nats per code) and the unbiased MMD² between
-    ``num_draws`` draws and the test codes (``inference.evaluate.autoencoders.mmd_squared``)."""
+    ``num_draws`` draws and the test codes (``pyro_vae.inference.evaluate.autoencoders.mmd_squared``)."""
     test = codes(run.guide, run.data.test_x.to(run.device), run.labels()).double().cpu()
     single = fit_gaussian_mixture(train_codes, 1)
     report = {"components": int(mixture.weights.numel()), "em_iterations": len(mixture.history) - 1,

@@ -2,7 +2,7 @@
 
 Seed 003: "soft EM is to hard EM as VAE is to rate-distortion". Both families share the data (grey
 levels), the networks and the distortion (a Gaussian likelihood: L2); each is swept over beta in
-D + beta R (``inference.experiments.rd_sweep``). They are then measured alike on the test set:
+D + beta R (``pyro_vae.inference.experiments.rd_sweep``). They are then measured alike on the test set:
 
 - rate in bits per image: the VAE's KL(q(z|x) || p(z)) / ln 2 (what bits-back coding costs); the RD
   autoencoder's -log2 p~(round(g_a(x))) (what ``vae compress`` writes);
@@ -20,12 +20,12 @@ from typing import Sequence
 
 import torch
 
-from inference.config.sections import RunConfig
-from inference.coding.entropy_coding import model_rate_bits
-from inference.report.images import pyplot, save_figure, save_grid
-from inference.experiments.rd_sweep import run_sweep
-from inference.runs.folder import load_run, write_json
-from inference.param_state import in_run_store
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.coding.entropy_coding import model_rate_bits
+from pyro_vae.inference.report.images import pyplot, save_figure, save_grid
+from pyro_vae.inference.experiments.rd_sweep import run_sweep
+from pyro_vae.inference.runs.folder import load_run, write_json
+from pyro_vae.inference.param_state import in_run_store
 
 COMPARED_FAMILIES = {  # the two families of the comparison (not the autoencoder presets of --family)
     "vae": {"model": {"prior": "normal"}, "guide": {"guide": "diagonal_normal"}},

@@ -16,13 +16,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from inference.runs.files import atomic_write_text
-from inference.config.sections import RunConfig
-from inference.errors import UserError
-from inference.report.images import pyplot, save_figure
-from inference.training.checkpoint import CHECKPOINT
-from inference.runs import lock
-from inference.runs.folder import CONFIG, WEIGHTS, load_run, read_metrics, resume_run, train_run, write_json
+from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.report.images import pyplot, save_figure
+from pyro_vae.inference.training.checkpoint import CHECKPOINT
+from pyro_vae.inference.runs import lock
+from pyro_vae.inference.runs.folder import CONFIG, WEIGHTS, load_run, read_metrics, resume_run, train_run, write_json
 
 TABLE_FIELDS = ("beta", "rate", "distortion", "neg_elbo", "rate_bits_per_dim", "distortion_bits_per_dim", "run")
 
@@ -58,7 +58,7 @@ def _state(folder: Path, config: RunConfig) -> str:
 def run_sweep(base: RunConfig, betas: Sequence[float], out: Path, force: bool = False, quiet: bool = True,
               log=print) -> list[dict]:
     """Train (or reuse) one run per beta under ``out``; return the table of test rate and distortion. The sweep
-    holds ``out``'s writer lock (``inference.runs.lock``), each run its own."""
+    holds ``out``'s writer lock (``pyro_vae.inference.runs.lock``), each run its own."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; choose another --out")

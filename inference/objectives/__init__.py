@@ -15,16 +15,16 @@ from __future__ import annotations
 import typing
 from dataclasses import field, fields
 
-from models.registry import Registry
+from pyro_vae.models.registry import Registry
 
-from inference.objectives.beta import BetaELBO
-from inference.objectives.contractive import ContractiveELBO, encoder_jacobian_norm
-from inference.objectives.adversarial import AdversarialObjective
-from inference.objectives.elbo import MeanFieldELBO, TraceELBO, mean_field_elbo, trace_elbo
-from inference.objectives.iwae import IWAEBound
-from inference.objectives.rate import rate_terms
-from inference.objectives.schedules import SCHEDULES, kl_weight
-from inference.objectives.weights import WeightTerms, weight_terms
+from pyro_vae.inference.objectives.beta import BetaELBO
+from pyro_vae.inference.objectives.contractive import ContractiveELBO, encoder_jacobian_norm
+from pyro_vae.inference.objectives.adversarial import AdversarialObjective
+from pyro_vae.inference.objectives.elbo import MeanFieldELBO, TraceELBO, mean_field_elbo, trace_elbo
+from pyro_vae.inference.objectives.iwae import IWAEBound
+from pyro_vae.inference.objectives.rate import rate_terms
+from pyro_vae.inference.objectives.schedules import SCHEDULES, kl_weight
+from pyro_vae.inference.objectives.weights import WeightTerms, weight_terms
 
 OBJECTIVES: Registry = Registry("objective")  # name -> class with a Config dataclass (its knobs) and from_config
 for _name, _cls in (("elbo", TraceELBO), ("mean_field", MeanFieldELBO), ("beta", BetaELBO), ("iwae", IWAEBound),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference.config.option import option
-from inference.objectives.beta import BetaELBO
+from pyro_vae.inference.config.option import option
+from pyro_vae.inference.objectives.beta import BetaELBO
 
 
 class AdversarialObjective(BetaELBO):
@@ -39,6 +39,6 @@ class AdversarialObjective(BetaELBO):
 
     def extend_trainer(self, trainer):
         """The SVI trainer of the reconstruction, followed at each step by the adversarial steps."""
-        from inference.training.adversarial import AdversarialTrainer
+        from pyro_vae.inference.training.adversarial import AdversarialTrainer
 
         return AdversarialTrainer(trainer, trainer.model, trainer.guide, self)

@@ -10,8 +10,8 @@ from typing import Optional
 import torch
 from pyro.infer.elbo import ELBO
 
-from inference.objectives.elbo import check_particles
-from inference.objectives.weights import sample_sites, trace_pair
+from pyro_vae.inference.objectives.elbo import check_particles
+from pyro_vae.inference.objectives.weights import sample_sites, trace_pair
 
 
 class PointwiseObjective(ELBO):

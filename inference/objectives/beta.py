@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
-from inference.config.option import option
-from inference.objectives.base import PointwiseObjective, require_reparameterized
-from inference.objectives.elbo import particles_option
-from inference.objectives.rate import rate_terms
-from inference.objectives.schedules import SCHEDULES, kl_weight
-from inference.objectives.weights import weight_terms
+from pyro_vae.inference.config.option import option
+from pyro_vae.inference.objectives.base import PointwiseObjective, require_reparameterized
+from pyro_vae.inference.objectives.elbo import particles_option
+from pyro_vae.inference.objectives.rate import rate_terms
+from pyro_vae.inference.objectives.schedules import SCHEDULES, kl_weight
+from pyro_vae.inference.objectives.weights import weight_terms
 
 
 class BetaELBO(PointwiseObjective):

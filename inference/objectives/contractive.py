@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch.func import jacrev, vmap
 
-from inference.config.option import option
-from inference.objectives.base import PointwiseObjective
-from inference.objectives.elbo import particles_option
-from inference.objectives.weights import weight_terms
+from pyro_vae.inference.config.option import option
+from pyro_vae.inference.objectives.base import PointwiseObjective
+from pyro_vae.inference.objectives.elbo import particles_option
+from pyro_vae.inference.objectives.weights import weight_terms
 
 
 def encoder_jacobian_norm(guide, x: torch.Tensor) -> torch.Tensor:

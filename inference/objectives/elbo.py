@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from inference.config.option import option
+from pyro_vae.inference.config.option import option
 
 
 def check_particles(num_particles: int) -> None:

@@ -18,10 +18,10 @@ import torch
 from pyro import poutine
 from torch.distributions import Independent, MultivariateNormal, Normal
 
-from inference.config.option import option
-from inference.objectives.base import PointwiseObjective, require_reparameterized
-from inference.objectives.elbo import particles_option
-from inference.objectives.weights import _in_particle_plate, _per_point, sample_sites, weight_terms
+from pyro_vae.inference.config.option import option
+from pyro_vae.inference.objectives.base import PointwiseObjective, require_reparameterized
+from pyro_vae.inference.objectives.elbo import particles_option
+from pyro_vae.inference.objectives.weights import _in_particle_plate, _per_point, sample_sites, weight_terms
 
 
 def detach_params(fn):

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from torch.distributions import Independent, kl_divergence
 
-from inference.objectives.weights import sample_sites
+from pyro_vae.inference.objectives.weights import sample_sites
 
 
 def _site_pairs(terms):

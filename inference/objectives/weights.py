@@ -16,7 +16,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from inference.programs import accepting
+from pyro_vae.inference.programs import accepting
 
 PARTICLE_DIM = -2
 
@@ -63,7 +63,7 @@ def particle_trace(program: Callable, num_particles: int, *args, **kwargs):
 
 def trace_pair(model: Callable, guide: Callable, num_particles: int, *args, **kwargs):
     """Guide trace and the model trace replayed on it, vectorized over particles; each program gets only
-    the keywords it accepts (``inference.programs``)."""
+    the keywords it accepts (``pyro_vae.inference.programs``)."""
     model = accepting(model)
     guide_trace = particle_trace(guide, num_particles, *args, **kwargs)
     model_trace = poutine.trace(

@@ -4,7 +4,7 @@ The config, the library versions, the per-epoch metrics, ``evaluation.json`` whe
 written one, the diagnostics when ``vae diagnose`` has run (the training and test points side by side, the
 NUTS reference's convergence, ArviZ's plots), and every PNG of the run folder (image grids and plots)
 inlined as ``data:`` URIs: the page references no other file and no network address. Missing plots are
-drawn first (``inference.report.plots``).
+drawn first (``pyro_vae.inference.report.plots``).
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import html
 import json
 from pathlib import Path
 
-from inference.runs.files import atomic_write_text
-from inference.errors import UserError
-from inference.report.plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
-from inference.runs import lock
-from inference.runs.folder import DIAGNOSTICS, RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST, load_run, read_metrics
+from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.report.plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
+from pyro_vae.inference.runs import lock
+from pyro_vae.inference.runs.folder import DIAGNOSTICS, RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST, load_run, read_metrics
 CAPTIONS = {
     CURVES: "Training curves: train objective and test ELBO; test distortion and rate (nats per image).",
     SAMPLES: "Samples: E[x | z] for z ~ p(z).",
@@ -88,7 +88,7 @@ def _diagnostics(folder: Path) -> list[str]:
     summary = _read_json(folder / DIAGNOSTICS / "summary.json")
     if not isinstance(summary, dict) or "splits" not in summary:
         return []
-    from inference.diagnostics.report import COMPARED
+    from pyro_vae.inference.diagnostics.report import COMPARED
 
     splits = {split: summary["splits"][split] for split in ("train", "test") if split in summary["splits"]}
     comparison = summary.get("comparison", {})

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from inference.runs.files import atomic_write
+from pyro_vae.inference.runs.files import atomic_write
 
 
 def grid(images: torch.Tensor, nrow: int) -> torch.Tensor:

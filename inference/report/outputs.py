@@ -10,13 +10,13 @@ from typing import Optional
 
 import torch
 
-from inference.evaluate.elbo import evaluation_mode
-from inference.report.images import decoded, pyplot, save_figure, save_grid, save_picture, prior_draws, \
+from pyro_vae.inference.evaluate.elbo import evaluation_mode
+from pyro_vae.inference.report.images import decoded, pyplot, save_figure, save_grid, save_picture, prior_draws, \
     reconstruction_grid, _square
-from inference.errors import UserError
-from inference.memory import require_memory
-from inference.runs.files import atomic_write_text
-from inference.param_state import in_run_store
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.memory import require_memory
+from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.param_state import in_run_store
 
 ROWS_SHOWN = 32
 MAX_PICTURES = 4096  # images in one grid (a 64 x 64 grid); more are drawn as several grids, by --seed

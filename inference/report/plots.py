@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from inference.evaluate.autoencoders import codes
-from inference.evaluate.elbo import evaluation_mode
-from inference.report.images import decoded, prior_samples, pyplot, save_figure, save_grid
-from inference.param_state import in_run_store
+from pyro_vae.inference.evaluate.autoencoders import codes
+from pyro_vae.inference.evaluate.elbo import evaluation_mode
+from pyro_vae.inference.report.images import decoded, prior_samples, pyplot, save_figure, save_grid
+from pyro_vae.inference.param_state import in_run_store
 
 CURVES, LATENT, MANIFOLD, INTERPOLATIONS, NEIGHBOURS = (
     "curves.png", "latent_space.png", "manifold.png", "interpolations.png", "neighbours.png")

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import torch
 
-from guides import GUIDES
-from guides.corruption import CorruptedInput
-from guides.hierarchical import BottomUpGuide, TopLayerView
-from guides.ladder import LadderGuide, LadderStep
-from models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
-from models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
-from models.conv import ConvDecoder, ConvEncoder
-from models.hierarchical import GaussianLayer, HierarchicalVAEModel
-from models.likelihoods import COUNT
-from models.networks import Log1pInput
+from pyro_vae.guides import GUIDES
+from pyro_vae.guides.corruption import CorruptedInput
+from pyro_vae.guides.hierarchical import BottomUpGuide, TopLayerView
+from pyro_vae.guides.ladder import LadderGuide, LadderStep
+from pyro_vae.models import LIKELIHOODS, PRIORS, MLPDecoder, MLPEncoder, VAEModel
+from pyro_vae.models.conditional import LabelConditionedDecoder, LabelConditionedEncoder
+from pyro_vae.models.conv import ConvDecoder, ConvEncoder
+from pyro_vae.models.hierarchical import GaussianLayer, HierarchicalVAEModel
+from pyro_vae.models.likelihoods import COUNT
+from pyro_vae.models.networks import Log1pInput
 
-from inference.config.hierarchy import link_widths
-from inference.config.sections import GuideConfig, ModelConfig
-from inference.errors import UserError
-from inference.programs import accepted_keywords, select
+from pyro_vae.inference.config.hierarchy import link_widths
+from pyro_vae.inference.config.sections import GuideConfig, ModelConfig
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.programs import accepted_keywords, select
 
 
 def construct(cls, *args, **options):

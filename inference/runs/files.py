@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from inference.errors import UserError
+from pyro_vae.inference.errors import UserError
 
 
 def _umask() -> int:

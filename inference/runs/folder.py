@@ -31,19 +31,19 @@ import numpy as np
 import pyro
 import torch
 
-from inference.config.files import write_config_file
-from inference.config.sections import RunConfig
-from inference.errors import UserError
-from inference.report.outputs import csv_path, save_run_reconstructions, save_samples
-from inference.report.plots import PLOTS, write_plots
-from inference.runs import lock
-from inference.runs.build import resolve_device
-from inference.runs.files import atomic_write_text, load_module_state
-from inference.runs.run import WEIGHTS, Run, load_run, setup  # noqa: F401  (load_run: the run folder's reader)
-from inference.training import parallel as distributed
-from inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint
-from inference.training.loop import METRICS, stop_on_signals, train_epochs
-from inference.training.monitors import LOG, TENSORBOARD, Monitor, default_monitors
+from pyro_vae.inference.config.files import write_config_file
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.report.outputs import csv_path, save_run_reconstructions, save_samples
+from pyro_vae.inference.report.plots import PLOTS, write_plots
+from pyro_vae.inference.runs import lock
+from pyro_vae.inference.runs.build import resolve_device
+from pyro_vae.inference.runs.files import atomic_write_text, load_module_state
+from pyro_vae.inference.runs.run import WEIGHTS, Run, load_run, setup  # noqa: F401  (load_run: the run folder's reader)
+from pyro_vae.inference.training import parallel as distributed
+from pyro_vae.inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, TrainingState, load_checkpoint
+from pyro_vae.inference.training.loop import METRICS, stop_on_signals, train_epochs
+from pyro_vae.inference.training.monitors import LOG, TENSORBOARD, Monitor, default_monitors
 
 CONFIG, VERSIONS, DATA = "config.json", "versions.json", "data.json"
 CONFIG_FILE = "config.yaml"
@@ -121,8 +121,8 @@ def _write_pictures(run: Run, out: Path, metrics: list[dict], plots: bool) -> No
 def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = False, checkpoint_every: int = 0,
               tensorboard: Optional[bool] = None, plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
     """``vae train``: validate everything, then train into the run folder ``out``; ``train.log`` always,
-    TensorBoard events in ``out/tensorboard`` (``None``: when installed), the plots of ``inference.report.plots``,
-    and the caller's own ``monitors``. The folder's writer lock (``inference.runs.lock``) is held throughout:
+    TensorBoard events in ``out/tensorboard`` (``None``: when installed), the plots of ``pyro_vae.inference.report.plots``,
+    and the caller's own ``monitors``. The folder's writer lock (``pyro_vae.inference.runs.lock``) is held throughout:
     a second writer is refused, by name."""
     out = Path(out)
     config.validate()

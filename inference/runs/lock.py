@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from inference.errors import UserError
+from pyro_vae.inference.errors import UserError
 
 LOCK, SNAPSHOT_LOCK = "run.lock", "snapshot.lock"
 LOCK_FILES = (LOCK, SNAPSHOT_LOCK)

@@ -2,9 +2,9 @@
 
 The toolkit's own components keep their parameters in their modules (``state_dict``). A user's
 component may read ``pyro.param("sigma", ...)`` instead; a run keeps such parameters in its own param
-store (``store``, an ``inference.param_state.ParamState``), so two runs in one process never share them
+store (``store``, an ``pyro_vae.inference.param_state.ParamState``), so two runs in one process never share them
 and the user's global store is left alone. The run's model and guide carry that store
-(``inference.param_state.bind``): every call of them, by the toolkit's evaluators, by ``SVI`` or by the
+(``pyro_vae.inference.param_state.bind``): every call of them, by the toolkit's evaluators, by ``SVI`` or by the
 user's own code, reads the run's trained values. ``with run.params():`` makes the store current for a
 whole block; ``weights.pt`` saves its values, and loading a run puts them back at once.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -21,18 +22,18 @@ import pyro
 import torch
 from torch import nn
 
-from models.networks import describe
+from pyro_vae.models.networks import describe
 
-from inference.config.sections import RunConfig
-from inference.data.checks import check_fits, check_labels, standardize
-from inference.data.datasets import ImageData, load_dataset, prepare
-from inference.errors import UserError
-from inference.evaluate.elbo import evaluate_elbo
-from inference.runs.build import build_model_and_guide, resolve_device
-from inference.runs.sizes import check_model_fits
-from inference.runs.files import load_module_state, load_state, save_state
-from inference.training import parallel as distributed
-from inference.param_state import ParamState, bind
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.data.checks import check_fits, check_labels, standardize
+from pyro_vae.inference.data.datasets import ImageData, load_dataset, prepare
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.evaluate.elbo import evaluate_elbo
+from pyro_vae.inference.runs.build import build_model_and_guide, resolve_device
+from pyro_vae.inference.runs.sizes import check_model_fits
+from pyro_vae.inference.runs.files import load_module_state, load_state, save_state
+from pyro_vae.inference.training import parallel as distributed
+from pyro_vae.inference.param_state import ParamState, bind
 
 WEIGHTS = "weights.pt"
 
@@ -53,6 +54,18 @@ class Run:
     def __post_init__(self):
         bind(self.model, self.store)
         bind(self.guide, self.store)
+
+    @property
+    def pending_params(self) -> dict:
+        """Deprecated (0.3.0): saved ``pyro.param`` values are restored when the run loads (``load_params``)."""
+        warnings.warn("Run.pending_params is deprecated: a loaded run's pyro.param values are restored at once; "
+                      "use Run.load_params(saved) to restore saved values", DeprecationWarning, stacklevel=2)
+        return {}
+
+    @pending_params.setter
+    def pending_params(self, saved: dict) -> None:
+        warnings.warn("Run.pending_params is deprecated: use Run.load_params(saved)", DeprecationWarning, stacklevel=2)
+        self.load_params(dict(saved))
 
     @property
     def param_state(self) -> dict:
@@ -106,15 +119,15 @@ class Run:
         """A context in which a command writes what it found (to ``out``) into this loaded run's folder: refused
         in one line if the folder was trained anew since it was loaded (``lock.adding_to``). Output outside the
         folder, or a run not loaded from one, needs no guard."""
-        from inference.runs import lock
-        from inference.runs.folder import CONFIG
+        from pyro_vae.inference.runs import lock
+        from pyro_vae.inference.runs.folder import CONFIG
 
         inside = self.path is not None and (out is None or Path(out).resolve().is_relative_to(self.path.resolve()))
         return lock.adding_to(self.path, self.path / CONFIG, self.config_stamp) if inside else contextlib.nullcontext()
 
     def fingerprint(self) -> bytes:
         """SHA-256 of what decoding depends on: the model and guide config, the data's shape, and every tensor
-        of the model, the guide and the run's ``pyro.param`` store (``inference.coding.container``)."""
+        of the model, the guide and the run's ``pyro.param`` store (``pyro_vae.inference.coding.container``)."""
         sections = self.config.to_dict()
         digest = hashlib.sha256(json.dumps({"model": sections["model"], "guide": sections["guide"],
                                             "event_shape": list(self.data.event_shape)}, sort_keys=True).encode())
@@ -203,9 +216,9 @@ def load_weights(run: Run, state: dict, where: Path) -> None:
 
 def load_run(path: Path, device: str = "cpu") -> Run:
     """Rebuild model and guide from ``path/config.json`` and load ``path/weights.pt``: the two read as one
-    snapshot (``inference.runs.lock``), so a run still training gives the config and weights of one epoch."""
-    from inference.runs import lock
-    from inference.runs.folder import CONFIG
+    snapshot (``pyro_vae.inference.runs.lock``), so a run still training gives the config and weights of one epoch."""
+    from pyro_vae.inference.runs import lock
+    from pyro_vae.inference.runs.folder import CONFIG
 
     path = Path(path)
     if not path.is_dir():

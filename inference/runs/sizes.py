@@ -1,4 +1,4 @@
-"""What a run's config asks of memory, checked before anything is allocated (``inference.memory``).
+"""What a run's config asks of memory, checked before anything is allocated (``pyro_vae.inference.memory``).
 
 The networks are counted exactly by building them on PyTorch's ``meta`` device (shapes, no storage); a
 training step holds each parameter four times (the weights, their gradients, Adam's two moments). Counts
@@ -12,13 +12,13 @@ from dataclasses import replace
 
 import torch
 
-from guides import GUIDES
-from models import PRIORS
+from pyro_vae.guides import GUIDES
+from pyro_vae.models import PRIORS
 
-from inference.config.sections import RunConfig
-from inference.memory import require_memory
-from inference.programs import accepted_keywords
-from inference.runs.build import build_model_and_guide
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.memory import require_memory
+from pyro_vae.inference.programs import accepted_keywords
+from pyro_vae.inference.runs.build import build_model_and_guide
 
 FLOAT = 4
 COPIES = 4  # weights, gradients, Adam's first and second moments

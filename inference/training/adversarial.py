@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.networks import mlp
+from pyro_vae.models.networks import mlp
 
 
 

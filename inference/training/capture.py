@@ -20,7 +20,7 @@ Like ``pyro.infer.JitTrace_ELBO`` this needs programs of static structure: a Pyt
 is frozen at its first outcome, Python-side state (a closure's factor, a call counter) at its value
 during capture, and a parameter that the program reads from outside both places (a network registered
 by ``pyro.module`` in a function guide keeps using its own tensors) would be frozen as a constant. The
-engines capture only programs known to be static (``inference.programs.static_problem``), and each new
+engines capture only programs known to be static (``pyro_vae.inference.programs.static_problem``), and each new
 graph is checked against the Pyro program itself, on the same arguments and the same draws: the loss and
 the gradient of every trained parameter must agree, else ``CaptureError`` (one line) and the trainer
 falls back to Pyro's interpreter.
@@ -34,9 +34,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from inference.programs import DATA_KEYWORDS
-from inference.training import pyro_compat
-from inference.training.loss import ProgramLoss
+from pyro_vae.inference.programs import DATA_KEYWORDS
+from pyro_vae.inference.training import pyro_compat
+from pyro_vae.inference.training.loss import ProgramLoss
 
 BACKENDS = ("trace", "inductor")
 CHECK_RTOL = 1e-4
@@ -61,7 +61,7 @@ def call_key(args: tuple, kwargs: dict) -> tuple[tuple, list]:
     Python float (a 0-d tensor of the default dtype, so that a KL-annealing factor is not frozen); an int
     (a size, such as ``num_data``), a bool, None or a string is part of the key (a new value: a new graph).
     Positions and keyword names are kept as given, so the program receives the call Pyro's ``SVI`` would
-    pass it (a data keyword whose value is None reaches no program: ``inference.programs.accepting``). Any other
+    pass it (a data keyword whose value is None reaches no program: ``pyro_vae.inference.programs.accepting``). Any other
     value cannot be a graph input: ``CaptureError``."""
     key, inputs = [], []
     given = sorted((k, v) for k, v in kwargs.items() if v is not None or k not in DATA_KEYWORDS)  # (reaches none)

@@ -17,8 +17,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from inference.runs.files import load_state, save_state
-from inference.errors import UserError
+from pyro_vae.inference.runs.files import load_state, save_state
+from pyro_vae.inference.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -8,7 +8,7 @@ registry entry; every engine trains the same parameters (``ProgramLoss.params``:
 | ``inductor`` | the captured graph compiled by ``torch.compile``                                  |
 | ``auto``   | ``inductor`` for runs of at least ``AUTO_INDUCTOR_STEPS`` steps, else ``trace``     |
 
-A captured engine needs a program of static structure (``inference.programs.static_problem``): a program
+A captured engine needs a program of static structure (``pyro_vae.inference.programs.static_problem``): a program
 not known to have it trains on the interpreter after one ``note:`` line. ``choose_engine`` tries the
 engines ``auto`` or a name allows in order, and falls back to the interpreter with one ``note:`` line
 naming what failed. Every engine draws from the same random stream as ``SVI`` (capturing and its check
@@ -27,9 +27,9 @@ from typing import Callable, Optional
 
 import torch
 
-from inference.config.sections import COMPILE_MODES
-from inference.training.capture import CaptureError, CapturedLoss
-from inference.training.loss import ProgramLoss
+from pyro_vae.inference.config.sections import COMPILE_MODES
+from pyro_vae.inference.training.capture import CaptureError, CapturedLoss
+from pyro_vae.inference.training.loss import ProgramLoss
 
 ENGINES: dict[str, Callable[[ProgramLoss], object]] = {}
 AUTO_INDUCTOR_STEPS = 5000  # inductor compiles for ~5 s per batch shape on 2 CPU cores and saves ~1 ms a step

@@ -26,7 +26,7 @@ from typing import Optional
 
 import torch
 
-from inference.training.capture import CaptureError, call_key
+from pyro_vae.inference.training.capture import CaptureError, call_key
 
 WARMUP_STEPS = 2  # eager steps of each batch shape (on a side stream) before it is recorded: lazy allocations,
 #                   compilation, Adam's state. Each call is one step, recorded or not.

@@ -18,18 +18,18 @@ import pyro
 import torch
 from tqdm import tqdm
 
-from inference.data.datasets import MinibatchStream
-from inference.errors import UserError
-from inference.objectives import build_objective
-from inference.runs import lock
-from inference.runs.files import atomic_write_text
-from inference.runs.run import WEIGHTS, Run, save_weights
-from inference.training import parallel as distributed
-from inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, TrainingState, save_checkpoint, set_rng_state
-from inference.training.monitors import Monitor, epoch_line, step_values
-from inference.training.optim import OptimizerStateError
-from inference.training.step import NumericalFault
-from inference.training.trainer import make_trainer
+from pyro_vae.inference.data.datasets import MinibatchStream
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.objectives import build_objective
+from pyro_vae.inference.runs import lock
+from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.runs.run import WEIGHTS, Run, save_weights
+from pyro_vae.inference.training import parallel as distributed
+from pyro_vae.inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, TrainingState, save_checkpoint, set_rng_state
+from pyro_vae.inference.training.monitors import Monitor, epoch_line, step_values
+from pyro_vae.inference.training.optim import OptimizerStateError
+from pyro_vae.inference.training.step import NumericalFault
+from pyro_vae.inference.training.trainer import make_trainer
 
 METRICS = "metrics.jsonl"
 LOG_EVERY = 50  # steps between progress-bar reads (each read waits for the device)
@@ -192,10 +192,10 @@ def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opti
     a run or that another process writes is refused in one line) and made, with the run's ``config.json``,
     so that ``load_run`` reads it. ``resume`` continues from a checkpoint's state exactly; when
     ``stop_requested()`` turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised.
-    ``monitors`` (``inference.training.monitors``) see the notices, every ``LOG_EVERY``-th step and each epoch."""
+    ``monitors`` (``pyro_vae.inference.training.monitors``) see the notices, every ``LOG_EVERY``-th step and each epoch."""
     if out is None or resume is not None:
         return train_epochs(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
-    from inference.runs.folder import started_folder
+    from pyro_vae.inference.runs.folder import started_folder
 
     out = Path(out)
     with started_folder(run, out):

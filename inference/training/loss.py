@@ -17,7 +17,7 @@ the same classes) is dropped, so that the program trains its own tensors and not
 ``param_state`` a dict (``{"params": {}, "constraints": {}}``, Pyro's ``ParamStoreDict.scope`` state)
 the program runs in that private store: two runs in one process each train their own parameters, and
 the user's global store is left as it was. A model or guide that carries a store (a run's, bound by
-``inference.param_state.bind``) trains in that store when ``param_state`` is not given.
+``pyro_vae.inference.param_state.bind``) trains in that store when ``param_state`` is not given.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ import torch
 from pyro import poutine
 from pyro.infer.elbo import ELBOModule
 
-from inference.param_state import ParamState, common_state, new_param_state, standing_in
-from inference.programs import accepting, builds_parameters_eagerly, static_problem
+from pyro_vae.inference.param_state import ParamState, common_state, new_param_state, standing_in
+from pyro_vae.inference.programs import accepting, builds_parameters_eagerly, static_problem
 
 __all__ = ["ProgramLoss", "new_param_state", "unconstrained"]
 
@@ -58,7 +58,7 @@ class ProgramLoss(ELBOModule):
 
     @property
     def static_problem(self):
-        """Why a captured engine may not replay this program (one phrase), or None (``inference.programs``)."""
+        """Why a captured engine may not replay this program (one phrase), or None (``pyro_vae.inference.programs``)."""
         return static_problem(self.calls[0], self.calls[1], self.elbo)
 
     @property

@@ -1,6 +1,6 @@
 """What watches a training run: a plain log file, TensorBoard (as Lightning's loggers, without Lightning).
 
-``inference.training.loop.train(..., monitors=[LogFile(path), TensorBoard(folder)])`` calls each monitor's
+``pyro_vae.inference.training.loop.train(..., monitors=[LogFile(path), TensorBoard(folder)])`` calls each monitor's
 ``note`` for one-line notices, ``log_step`` every ``LOG_EVERY`` steps with the minibatch figures
 (ELBO, distortion D, rate R in nats per point, gradient norm before clipping, learning rate, images
 per second) and ``end_epoch`` with the epoch's row of ``metrics.jsonl``; ``close`` at the end.
@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-from inference.evaluate.elbo import elbo_terms, evaluation_mode
+from pyro_vae.inference.evaluate.elbo import elbo_terms, evaluation_mode
 
 LOG, TENSORBOARD = "train.log", "tensorboard"  # in the run folder
 
@@ -104,8 +104,8 @@ class TensorBoard(Monitor):
             self.writer.add_scalar(f"train/{key}", value, step)
 
     def end_epoch(self, run, metrics: dict) -> None:
-        from inference.evaluate.autoencoders import codes
-        from inference.report.images import grid, prior_samples, reconstruction_grid
+        from pyro_vae.inference.evaluate.autoencoders import codes
+        from pyro_vae.inference.report.images import grid, prior_samples, reconstruction_grid
 
         step = metrics["steps"]
         self.writer.add_scalar("train/epoch_objective", metrics["train_objective"], step)

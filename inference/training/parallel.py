@@ -25,8 +25,8 @@ import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from inference.errors import UserError
-from inference.evaluate.elbo import ELBOReport
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.evaluate.elbo import ELBOReport
 
 TIMEOUT_S = float(os.environ.get("VAE_DIST_TIMEOUT", 60))  # a collective waits this long for a lost worker
 

@@ -6,7 +6,7 @@
 
 The model and guide may be ``PyroModule`` s, ``nn.Module`` s or plain callables; each is called with
 only the keywords it accepts (``inference/programs.py``). The objective is any ``pyro.infer`` ELBO or
-one of ``inference.objectives``; the optimizer any ``pyro.optim`` optimizer or scheduler or a
+one of ``pyro_vae.inference.objectives``; the optimizer any ``pyro.optim`` optimizer or scheduler or a
 ``torch.optim`` class (``inference/training/optim.py``). The parameters trained are those the program
 reads, as ``SVI`` finds them (``inference/training/loss.py``), on every engine
 (``inference/training/engines.py``); one step function (``inference/training/step.py``) updates them.
@@ -25,12 +25,12 @@ from typing import Optional
 import torch
 from pyro.infer import Trace_ELBO
 
-from inference.training.capture import CaptureError
-from inference.training.engines import choose_engine
-from inference.training.graphs import GraphRecordError, StepGraphs
-from inference.training.loss import ProgramLoss
-from inference.training.optim import clip_args, load_updater_state, make_updater, updater_state
-from inference.training.step import NumericalFault, SVIStep
+from pyro_vae.inference.training.capture import CaptureError
+from pyro_vae.inference.training.engines import choose_engine
+from pyro_vae.inference.training.graphs import GraphRecordError, StepGraphs
+from pyro_vae.inference.training.loss import ProgramLoss
+from pyro_vae.inference.training.optim import clip_args, load_updater_state, make_updater, updater_state
+from pyro_vae.inference.training.step import NumericalFault, SVIStep
 
 
 class SVITrainer:
@@ -174,7 +174,7 @@ class SVITrainer:
 
     def _bad_term(self, fault: NumericalFault, args, kwargs) -> str:
         """Which part of the library's -ELBO is not finite on the batch: reconstruction or KL."""
-        from inference.evaluate.elbo import elbo_terms
+        from pyro_vae.inference.evaluate.elbo import elbo_terms
 
         if fault.term == "distribution parameter" or not args or not torch.is_tensor(args[0]):
             return fault.term
