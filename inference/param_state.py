@@ -59,7 +59,6 @@ class ParamState:
         copied, so what the block creates or trains is in the store at once, an exception included), and the
         store that was current before is swapped back at the end. Re-entrant, and nested with other stores:
         a block of this store inside another store's block makes this one current again."""
-        store = pyro.get_param_store()
         if self._standing_in or self.is_current():
             yield
             return
@@ -79,7 +78,7 @@ class ParamState:
 
     # -- forward hooks of bound modules ----------------------------------------------------------------
     def _enter(self, module, args) -> None:
-        if self._standing_in or pyro.get_param_store()._params is self.state["params"]:
+        if self._standing_in or self.is_current():
             self._hook_blocks.append(None)  # already current: nothing to swap (the common case, cheaply)
             return
         block = swapped_in(*self._dicts())

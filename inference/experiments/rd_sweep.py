@@ -81,7 +81,7 @@ def _beta_row(base: RunConfig, beta: float, out: Path, force: bool, quiet: bool,
     else:
         log(f"beta {beta:g}: {folder} is finished; reusing it")
     run = load_run(folder)
-    report = run.evaluate(seed=config.train.seed)  # (in the run's store, as every evaluator of a run)
+    report = run.evaluate(seed=config.train.seed)
     dims = run.data.event_shape.numel()
     return {"beta": beta, "rate": report.rate, "distortion": report.distortion,
             "neg_elbo": report.rate + report.distortion,

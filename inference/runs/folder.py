@@ -126,8 +126,7 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
     a second writer is refused, by name."""
     out = Path(out)
     config.validate()
-    if config.data.data_dir:  # recorded absolute: the run folder reloads from any working directory
-        config.data.data_dir = str(Path(config.data.data_dir).expanduser().resolve())
+    _record_data_dir_absolute(config)
     ctx = distributed.initialize(resolve_device(config.train.device))  # a torchrun job: join it
     check_output_folder(out, force, writer_lock=ctx.is_main)  # before the data load: fail fast, touch nothing
     with lock.writing(out) if ctx.is_main else contextlib.nullcontext():  # rank 0 writes, so rank 0 holds it
@@ -139,6 +138,12 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
         if ctx.is_main:
             _start(run, out)
         return _finish(run, out, quiet, None, checkpoint_every, tensorboard, plots, monitors)
+
+
+def _record_data_dir_absolute(config: RunConfig) -> None:
+    """Recorded absolute: the run folder reloads from any working directory."""
+    if config.data.data_dir:
+        config.data.data_dir = str(Path(config.data.data_dir).expanduser().resolve())
 
 
 def _start(run: Run, out: Path) -> None:
@@ -161,8 +166,7 @@ def _start(run: Run, out: Path) -> None:
 def started_folder(run: Run, out: Path) -> Iterator[None]:
     """``train(run, out)``: ``out`` checked before anything trains (as ``vae train`` checks it, without
     ``--force``), made, held by this process's writer lock and started (``_start``) for the block."""
-    if run.config.data.data_dir:  # recorded absolute: the run folder reloads from any working directory
-        run.config.data.data_dir = str(Path(run.config.data.data_dir).expanduser().resolve())
+    _record_data_dir_absolute(run.config)
     check_output_folder(out, force=False)
     with lock.writing(out):
         check_output_folder(out, force=False)

@@ -69,7 +69,7 @@ class Run:
 
     @property
     def param_state(self) -> dict:
-        """The run's param store as Pyro's ``scope`` state (its live values are inside ``params()``)."""
+        """The run's param store as Pyro's ``scope`` state (``{"params", "constraints"}``, the live dicts)."""
         return self.store.state
 
     @property

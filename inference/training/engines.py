@@ -91,11 +91,11 @@ class CapturedEngine:
         self.captured = CapturedLoss(loss, backend)
 
     def prepare(self, *args, **kwargs) -> None:
-        if self.loss.params or self.loss.builds_parameters_eagerly:
+        if not self.loss.creates_params_at_first_step:
             self.captured.prepare(*args, **kwargs)  # else: captured after its first, interpreted step
 
     def loss_and_grads(self, *args, **kwargs):
-        if not self.loss.params and not self.loss.builds_parameters_eagerly:
+        if self.loss.creates_params_at_first_step:
             return interpreted_loss_and_grads(self.loss, args, kwargs)  # creates the parameters as SVI does
         loss = self.captured(*args, **kwargs)
         loss.backward()

@@ -22,6 +22,7 @@ the user's global store is left as it was. A model or guide that carries a store
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Iterator, Optional
 
 import pyro
@@ -61,11 +62,17 @@ class ProgramLoss(ELBOModule):
         """Why a captured engine may not replay this program (one phrase), or None (``pyro_vae.inference.programs``)."""
         return static_problem(self.calls[0], self.calls[1], self.elbo)
 
-    @property
+    @functools.cached_property
     def builds_parameters_eagerly(self) -> bool:
         """Its parameters exist before the first call (the toolkit's components): reading them on a private
         random stream draws nothing SVI's first step would draw."""
         return builds_parameters_eagerly(*self.calls)
+
+    @property
+    def creates_params_at_first_step(self) -> bool:
+        """Its parameters are not read yet and only its first call creates them (an autoguide, a user's program):
+        that call is the first step's, on Pyro's interpreter, as under ``SVI``."""
+        return not self.params and not self.builds_parameters_eagerly
 
     @property
     def single_loss(self) -> bool:

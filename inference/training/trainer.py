@@ -206,7 +206,7 @@ class SVITrainer:
         if self.svi_step is None:
             self.prepare()
         if self.svi_step.updater is None:
-            self.svi_step.pending_state = (state, lambda updater, saved: self._load(updater, saved))
+            self.svi_step.pending_state = (state, self._load)
             return
         with self.loss.store():
             self._load(self.svi_step.updater, state)
