@@ -16,7 +16,9 @@ import torch
 
 from pyro_vae.inference.evaluate.autoencoders import code_sparsity, codes, mean_jacobian_norm, mmd_squared, reconstruction_error
 from pyro_vae.inference.config.sections import FAMILIES, apply_family
-from pyro_vae.inference.runs.folder import load_run, train_run, write_json
+from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.folder import train_run
+from pyro_vae.inference.runs.run import load_run
 
 PROBABILISTIC = {"vae", "denoising_vae"}
 

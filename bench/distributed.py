@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from pyro_vae.inference import RunConfig
-from pyro_vae.inference.data.datasets import load_dataset
-from pyro_vae.inference.runs.folder import read_metrics, write_json
+from pyro_vae.inference.data.loaders import load_dataset
+from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.layout import read_metrics
 
 
 def throughput(out: Path, extra: list[str], threads: int, epochs: int, device: str) -> float:
@@ -50,7 +51,8 @@ def main() -> None:
     share = max(1, cores // max(args.nproc))
     batch = ["--batch-size", str(args.batch_size)]
     engines = {"captured": batch, "interpreted": [*batch, "--compile", "off"]}
-    result = {"device": args.device, "batch_size": args.batch_size, "cores": cores, "platform": platform.platform(), "epochs": args.epochs,
+    result = {"device": args.device, "batch_size": args.batch_size, "cores": cores, "platform": platform.platform(),
+              "epochs": args.epochs,
               "rows": []}
     print(f"{'configuration':44s} {'images/s':>10s} {'vs 1 process':>13s} {'efficiency':>11s}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,8 +16,8 @@ nvidia-smi -L 2>&1 | tee -a "$log"
 python3 -c "import torch, pyro, arviz; print('torch', torch.__version__, 'pyro', pyro.__version__, 'arviz', arviz.__version__)" 2>&1 | tee -a "$log"
 
 step GPU tests
-timeout 100 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py tests/test_captured_engines.py \
-    tests/test_data.py 2>&1 | tail -30 | tee -a "$log"
+timeout 100 python3 -m pytest -q -p no:cacheprovider -m gpu tests/inference/training/test_gpu.py tests/inference/training/test_captured_engines.py \
+    tests/inference/data/test_data.py 2>&1 | tail -30 | tee -a "$log"
 
 step train_step
 timeout 260 python3 bench/train_step.py --device cuda --dataset fashion-mnist --data-dir "$data" \

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from pyro_vae.inference import RunConfig, importance_log_likelihood, load_run, setup
-from pyro_vae.inference.runs.folder import write_json
+from pyro_vae.inference.runs.files import write_json
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

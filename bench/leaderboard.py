@@ -31,8 +31,9 @@ from pyro_vae.inference.config.files import merge
 from pyro_vae.inference.config.recipes import read_recipe, recipe_names, recipe_summary
 from pyro_vae.inference.evaluate.collapse import posterior_collapse
 from pyro_vae.inference.evaluate.elbo import evaluate_elbo
-from pyro_vae.inference.runs.folder import CONFIG, WEIGHTS, read_metrics, resume_run, train_run, write_json
-from pyro_vae.inference.training.checkpoint import CHECKPOINT
+from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.folder import resume_run, train_run
+from pyro_vae.inference.runs.layout import CHECKPOINT, CONFIG, WEIGHTS, read_metrics
 
 RESULTS = Path(__file__).parent / "results"
 FULL = {"epochs": 30, "test_images": 10_000, "iw_samples": 5000}

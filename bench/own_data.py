@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_vae.inference.cli.main import main as vae
-from pyro_vae.inference.runs.folder import write_json
+from pyro_vae.inference.runs.files import write_json
 
 RESULTS = Path("bench/results")
 
@@ -90,7 +90,7 @@ def loading(out: Path, images: int) -> dict:
     from the uint8 cache the first pass wrote."""
     from pyro_vae.inference.config.sections import DataConfig
     from pyro_vae.inference.data import images as image_io
-    from pyro_vae.inference.data.datasets import load_dataset
+    from pyro_vae.inference.data.loaders import load_dataset
     from pyro_vae.inference.data.folders import write_image_folder
 
     folder = out / "many"

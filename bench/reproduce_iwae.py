@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from pyro_vae.inference import RunConfig, importance_log_likelihood, load_run, train_run
-from pyro_vae.inference.runs.folder import write_json
+from pyro_vae.inference.runs.files import write_json
 
 OBJECTIVES = {"VAE (k=1)": {"name": "elbo"}, "IWAE k=5": {"name": "iwae", "num_particles": 5},
               "IWAE k=50": {"name": "iwae", "num_particles": 50}}

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from pyro_vae.inference.runs.folder import write_json
+from pyro_vae.inference.runs.files import write_json
 
 COMMANDS = {"import torch, pyro": ["-c", "import torch, pyro"], "vae --help": ["-m", "pyro_vae.inference.cli", "--help"],
             "vae train --help": ["-m", "pyro_vae.inference.cli", "train", "--help"]}

@@ -7,7 +7,8 @@ Same 784-400-20 Bernoulli VAE (ReLU MLPs, diagonal-Gaussian guide), same on-devi
 dynamic binarization for all three:
 
 - ``toolkit-<mode>``: ``pyro_vae.inference.training.trainer.make_trainer`` (the engine ``vae train --compile`` picks), the
-  model and guide carrying a private param store as a run's do; on CUDA each step replayed as a CUDA graph, ``<mode>-eager`` without (``--no-cuda-graph``);
+  model and guide carrying a private param store as a run's do; on CUDA each step replayed as a CUDA graph,
+  ``<mode>-eager`` without (``--no-cuda-graph``);
 - ``plain-pytorch``: the VAE written out by hand here (BCE with logits + closed-form KL, ``torch.optim.Adam``,
   the loss read with ``.item()`` each step as in PyTorch's own VAE example);
 - ``pyro-default``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` on the toolkit's model and guide.
@@ -34,11 +35,12 @@ from torch import nn
 
 from pyro_vae.inference import RunConfig
 from pyro_vae.inference.runs.build import build_model_and_guide
-from pyro_vae.inference.data.datasets import MinibatchStream, load_dataset, prepare
+from pyro_vae.inference.data.datasets import MinibatchStream, prepare
+from pyro_vae.inference.data.loaders import load_dataset
 from pyro_vae.inference.param_state import ParamState, bind
 from pyro_vae.inference.training.trainer import make_trainer
 from pyro_vae.inference.objectives import build_objective
-from pyro_vae.inference.runs.folder import write_json
+from pyro_vae.inference.runs.files import write_json
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

@@ -7,6 +7,7 @@ must produce for it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import pyro
@@ -15,6 +16,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from pyro_vae.models.registry import accepted, option
 from pyro_vae.models.vae import data_plate
 
 
@@ -26,15 +28,27 @@ def posterior_mean(q: dist.TorchDistribution, draws: int = 64) -> torch.Tensor:
         return (q.rsample((draws,)) if q.has_rsample else q.sample((draws,))).mean(0)
 
 
+@dataclass
+class MinScaleConfig:
+    min_scale: float = option(1e-5, "floor on the guide's standard deviations", above=0)
+
+
 class AmortizedGuide(PyroModule):
     """``deterministic``: q is a point mass (no entropy); ``mixable``: posteriors at a batch of inputs form one
     batched family that ``MixtureSameFamily`` can mix (the VampPrior); ``posterior_kind`` names the family;
-    ``factorized``: q(z | x) is a product over latent dimensions (free bits need it)."""
+    ``factorized``: q(z | x) is a product over latent dimensions (free bits need it). Options: ``Config``
+    (``pyro_vae.models.registry``), built by ``from_config``."""
 
     deterministic = False
     mixable = False
     factorized = False
     posterior_kind = "flow"
+    Config = MinScaleConfig
+
+    @classmethod
+    def from_config(cls, config, encoder: nn.Module, latent_dim: int) -> "AmortizedGuide":
+        """The guide a guide config names on ``encoder`` (``min_scale`` when the constructor takes it)."""
+        return cls(encoder, latent_dim, **accepted(cls, min_scale=config.min_scale))
 
     def __init__(self, encoder: nn.Module, latent_dim: int):
         super().__init__()

@@ -9,23 +9,39 @@ Sampling and scoring the sampled z are both one parallel pass (Pyro caches z_0).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
 from torch import nn
 
-from .base import AmortizedGuide
+from pyro_vae.models.networks import flow_hidden_width
+from pyro_vae.models.registry import option
+
+from .base import AmortizedGuide, MinScaleConfig
 from .registry import GUIDES
 
 
 @GUIDES.register("iaf")
 class IAFGuide(AmortizedGuide):
+    """q(z | x): a diagonal Gaussian pushed through ``num_flows`` inverse autoregressive flows conditioned on the
+    encoder's context (Kingma et al. 2016)."""
+
+    @dataclass
+    class Config(MinScaleConfig):
+        flows: int = option(2, "inverse autoregressive layers of the iaf guide", flag="--guide-flows", above=0)
+
+    @classmethod
+    def from_config(cls, config, encoder, latent_dim):
+        return cls(encoder, latent_dim, num_flows=config.flows, min_scale=config.min_scale)
+
     def __init__(self, encoder, latent_dim: int, num_flows: int = 2, context_dim: int = 0,
                  min_scale: float = 1e-5):
         super().__init__(encoder, latent_dim)
         self.min_scale = min_scale
         self.context_dim = context_dim or 2 * latent_dim
-        hidden = [4 * latent_dim + 8]
+        hidden = [flow_hidden_width(latent_dim)]
         self.flows = nn.ModuleList([T.conditional_affine_autoregressive(latent_dim, self.context_dim, hidden)
                                     for _ in range(num_flows)])
 

@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """Bad input the user can fix: the message names the problem and the remedy."""
+
+
+class ConfigError(UserError):
+    """A config (file, flags or ``RunConfig``) the toolkit cannot train: the key, the value and what is allowed."""

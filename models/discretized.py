@@ -2,11 +2,14 @@
 dimension, the figure compared on CIFAR-10 (Salimans et al. 2017, PixelCNN++)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 import pyro.distributions as dist
 
-from .likelihoods import EIGHT_BIT, LIKELIHOODS, Likelihood
+from .likelihoods import EIGHT_BIT, LIKELIHOODS, Likelihood, ScaleConfig
+from .registry import option
 
 MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic's log scale
 
@@ -102,6 +105,14 @@ class DiscretizedLogisticMixtureLikelihood(Likelihood):
     channels linearly; here the channels are independent given z."""
 
     data = EIGHT_BIT
+
+    @dataclass
+    class Config(ScaleConfig):
+        likelihood_components: int = option(5, "mixture components K of discretized_logistic_mixture", above=0)
+
+    @classmethod
+    def from_config(cls, config, event_shape):
+        return cls(event_shape, config.likelihood_components)
 
     def __init__(self, event_shape, num_components: int = 5):
         super().__init__(event_shape)

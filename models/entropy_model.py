@@ -19,7 +19,7 @@ from pyro.distributions import TorchDistribution
 from torch import nn
 from torch.distributions import constraints
 
-from .priors import PRIORS, Prior
+from .priors import PRIORS, ComponentsConfig, Prior
 
 
 class NoisyLogisticMixture(TorchDistribution):
@@ -64,6 +64,11 @@ class FactorizedEntropyPrior(Prior):
     """p~(z) = prod_j p~_j(z_j): K logistics per dimension (``--prior-components``), all learned."""
 
     factorized = True
+    Config = ComponentsConfig
+
+    @classmethod
+    def from_config(cls, config, latent_dim, event_shape):
+        return cls(latent_dim, config.prior_components)
 
     def __init__(self, latent_dim: int, num_components: int = 3):
         super().__init__(latent_dim)

@@ -8,13 +8,15 @@ density for, so a wrong pairing with the binarization fails before training.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 from torch import nn
 
-from .registry import Registry
+from .registry import Registry, accepted, option
 
 LIKELIHOODS: Registry = Registry("likelihood")
 
@@ -28,6 +30,12 @@ def inverse_softplus(value: torch.Tensor) -> torch.Tensor:
     return value + torch.log(-torch.expm1(-value))
 
 
+@dataclass
+class ScaleConfig:
+    likelihood_scale: float = option(1.0, "sigma of gaussian, b of laplace, initial sigma of the learned Gaussians, "
+                                     "initial inverse dispersion theta of the negative binomials", above=0)
+
+
 class Likelihood(PyroModule):
     """p(x | z) from the decoder's output: ``forward(decoded)`` returns the distribution of one data point's
     event, ``mean(decoded)`` its mean E[x | z]. Subclass it and register the class in ``LIKELIHOODS`` to add one;
@@ -36,10 +44,16 @@ class Likelihood(PyroModule):
 
     params_per_pixel: int = 1
     data: str = REAL  # BINARY needs binarized data; EIGHT_BIT needs the raw 256 grey levels
+    Config = ScaleConfig
 
     def __init__(self, event_shape: torch.Size, scale: float = 1.0):
         super().__init__()
         self.event_shape = torch.Size(event_shape)
+
+    @classmethod
+    def from_config(cls, config, event_shape: torch.Size) -> "Likelihood":
+        """The likelihood a model config names: ``scale`` from ``likelihood_scale`` when the constructor takes it."""
+        return cls(event_shape, **accepted(cls, scale=config.likelihood_scale))
 
     def _event(self, d: dist.TorchDistribution) -> dist.TorchDistribution:
         return d.to_event(len(self.event_shape))
@@ -161,11 +175,3 @@ class DecoderScaleGaussianLikelihood(_LearnedScaleGaussian):
 
     def _loc(self, decoded):
         return self._params(decoded)[0]
-
-
-def __getattr__(name):  # the discretized logistic moved to models/discretized.py; old imports keep working
-    if name in ("DiscretizedLogistic", "DiscretizedLogisticLikelihood"):
-        from . import discretized
-
-        return getattr(discretized, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

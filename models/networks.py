@@ -83,3 +83,9 @@ class Log1pInput(nn.Module):
 
     def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
         return self.encoder(torch.log1p(x), *args)
+
+
+def flow_hidden_width(latent_dim: int) -> int:
+    """The hidden width of an autoregressive flow layer over a ``latent_dim`` code (the flow prior's MAF and
+    the IAF guide's layers; ``inference/runs/sizes.py`` counts their parameters with it)."""
+    return 4 * latent_dim + 8

@@ -3,11 +3,13 @@
 A prior is a ``PyroModule`` whose ``forward(batch_shape)`` returns the
 distribution of ``z`` with ``event_shape == (latent_dim,)``, so a learned prior
 holds its own parameters and the VAE model never changes when the prior does.
-Each constructor takes ``latent_dim`` and its own options only (a misspelled option is an error);
-``inference/runs/build.py`` passes each prior the config's options its constructor names.
+Each constructor takes ``latent_dim`` and its own options only (a misspelled option is an error); a prior
+with options declares them in its ``Config`` (``option(...)``: the config key and the ``vae`` flag) and
+builds itself from them in ``from_config`` (``pyro_vae.models.registry``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -18,7 +20,8 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from .diagonal_mixture import DiagonalNormalMixture
-from .registry import Registry
+from .networks import flow_hidden_width
+from .registry import Registry, option
 
 PRIORS: Registry = Registry("prior")
 
@@ -33,6 +36,11 @@ class Prior(PyroModule):
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim
+
+    @classmethod
+    def from_config(cls, config, latent_dim: int, event_shape: torch.Size) -> "Prior":
+        """The prior a model config names, with the options of its ``Config`` (none here)."""
+        return cls(latent_dim)
 
     def forward(self, batch_shape: torch.Size = torch.Size()) -> dist.TorchDistribution:
         return self.distribution().expand(batch_shape)
@@ -82,9 +90,26 @@ class LearnedNormalPrior(Prior):
         return dist.Normal(self.loc, F.softplus(self.raw_scale)).to_event(1)
 
 
+def components_option():
+    """``prior_components``, the option the mixture priors share, declared alike by each."""
+    return option(10, "mixture components K of the mog and vamp priors (entropy_model: per dimension, at most 5)",
+                  above=0)
+
+
+@dataclass
+class ComponentsConfig:
+    prior_components: int = components_option()
+
+
 @PRIORS.register("mog")
 class MixtureOfGaussiansPrior(Prior):
     """p(z) = sum_k pi_k N(z; m_k, diag(s_k^2)), K learned components (weights, means, scales)."""
+
+    Config = ComponentsConfig
+
+    @classmethod
+    def from_config(cls, config, latent_dim, event_shape):
+        return cls(latent_dim, config.prior_components)
 
     def __init__(self, latent_dim: int, num_components: int = 10):
         super().__init__(latent_dim)
@@ -104,12 +129,18 @@ class VampPrior(Prior):
     """p(z) = (1/K) sum_k q(z | u_k): the guide's posteriors at K learned pseudo-inputs
     u_k (Tomczak & Welling 2018). ``attach_guide`` links the guide after both are built."""
 
+    Config = ComponentsConfig
+
+    @classmethod
+    def from_config(cls, config, latent_dim, event_shape):
+        return cls(latent_dim, config.prior_components, event_shape)
+
     def __init__(self, latent_dim: int, num_components: int = 10, event_shape: Optional[torch.Size] = None):
         super().__init__(latent_dim)
         if event_shape is None:
             raise ValueError("the VampPrior needs the data's event_shape for its pseudo-inputs")
         self.pseudo_inputs = nn.Parameter(torch.rand(num_components, *event_shape))
-        self._guide = []  # a plain list: the guide is not a submodule of the model
+        self._guide: list = []  # a plain list: the guide is not a submodule of the model
 
     @classmethod
     def pairing_problem(cls, guide_cls) -> Optional[str]:
@@ -151,11 +182,19 @@ class FlowPrior(Prior):
     Papamakarios et al. 2017) from ``pyro.distributions.transforms``: log p(z) is
     one parallel pass; sampling inverts the layers dimension by dimension."""
 
+    @dataclass
+    class Config:
+        prior_flows: int = option(2, "autoregressive layers of the flow prior", above=0)
+
+    @classmethod
+    def from_config(cls, config, latent_dim, event_shape):
+        return cls(latent_dim, config.prior_flows)
+
     def __init__(self, latent_dim: int, num_flows: int = 2):
         super().__init__(latent_dim)
         self.register_buffer("loc", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
-        self.flows = nn.ModuleList([T.affine_autoregressive(latent_dim, hidden_dims=[4 * latent_dim + 8])
+        self.flows = nn.ModuleList([T.affine_autoregressive(latent_dim, hidden_dims=[flow_hidden_width(latent_dim)])
                                     for _ in range(num_flows)])
 
     def distribution(self):

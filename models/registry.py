@@ -1,49 +1,166 @@
-"""A name -> class table, so that a component is chosen by one string.
+"""One way to extend every part: a name -> class table, and the options a class declares.
 
-Each swappable piece (likelihood, prior, guide, objective) is one small class
-registered under a short name; configs and the command line refer to the name.
+Each swappable piece (likelihood, prior, guide, objective, engine, dataset loader, KL schedule) is one
+small class registered under a short name; configs and the command line refer to the name. A class with
+options declares them in its own small ``Config`` dataclass of ``option(...)`` fields (as pythae's
+``BetaVAEConfig``) and builds itself with ``from_config``; the config keys, the ``vae`` flags and their help
+are made from those fields (``pyro_vae.inference.config``), so an option is written in one place.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, Iterator, TypeVar
+import dataclasses
+import importlib
+import inspect
+import typing
+from typing import Any, Callable, Dict, Generic, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
 
+def option(default: Any, help: str, *, flag: Any = None, choices: Any = None,
+           negated: Optional[str] = None, metavar: Any = None, above: Optional[float] = None,
+           minimum: Optional[float] = None, paired: bool = False, required: bool = False) -> Any:
+    """A config field and everything its command-line flag needs: ``help`` (empty: a hidden flag); ``choices``
+    (``Choices``, or a registry: names read when shown; such a field's value accepts ``-`` for ``_``); ``flag``
+    (default ``--field-name``; a tuple for aliases: ``("-o", "--output")``); ``negated``: a boolean field set to
+    False by this store-true flag instead; ``paired``: a boolean with ``--flag`` and ``--no-flag``;
+    ``metavar``: the names of a list field's values (``("H", "W")``: the flag takes that many);
+    ``above``/``minimum``: the value must be > ``above`` / >= ``minimum`` (checked in one line);
+    ``required``: a command option that must be given."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "choices": choices,
+                                                        "negated": negated, "metavar": metavar, "above": above,
+                                                        "minimum": minimum, "paired": paired, "required": required})
+
+
+class Choices(tuple):
+    """A fixed set of names an option takes, and what they are (for the one-line refusal of another):
+    ``Choices("binarization", ("auto", "dynamic", "static", "none"))``."""
+
+    kind: str
+
+    def __new__(cls, kind: str, names):
+        obj = super().__new__(cls, names)
+        obj.kind = kind
+        return obj
+
+
+def choice_names(choices) -> list[str]:
+    return list(choices.names() if hasattr(choices, "names") else choices)
+
+
+def accepted(cls, **options) -> dict:
+    """The ``options`` that ``cls``'s constructor names (all of them when it takes ``**kwargs``)."""
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return options
+    names = {p.name for p in params}
+    return {k: v for k, v in options.items() if k in names}
+
+
+def bound_problem(f: dataclasses.Field, value: Any) -> Optional[str]:
+    """Why ``value`` is outside the bounds ``option(..., above=, minimum=)`` declared for ``f`` (None: inside)."""
+    above, minimum = f.metadata.get("above"), f.metadata.get("minimum")
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if above is not None and not all(v > above for v in values):
+        return "must be positive" if above == 0 else f"must be > {above}"
+    if minimum is not None and not all(v >= minimum for v in values):
+        return f"must be >= {minimum:g}"
+    return None
+
+
 class Registry(Generic[T]):
-    """Maps names to classes: ``@LIKELIHOODS.register("bernoulli")``."""
+    """Maps names to classes: ``@LIKELIHOODS.register("bernoulli")``. ``-`` and ``_`` in a name are the same
+    (``continuous-bernoulli``); a name keeps the spelling it was registered with (``mnist-embedded``)."""
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._table: Dict[str, T] = {}
+        self._table: Dict[str, tuple[str, Any]] = {}  # normalized name -> (spelling, class or "module:Class")
 
-    def register(self, name: str) -> Callable[[T], T]:
+    @staticmethod
+    def _key(name) -> Any:
+        return name.replace("-", "_") if isinstance(name, str) else name
+
+    def register(self, name: str, replace: bool = False) -> Callable[[T], T]:
+        """A decorator that registers a class as ``name`` (``replace``: over an existing entry)."""
         def add(cls: T) -> T:
-            if name in self._table:
+            if self._key(name) in self._table and not replace:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._table[name] = cls
+            self._table[self._key(name)] = (name, cls)
             return cls
 
         return add
 
+    def register_lazily(self, name: str, where: str) -> None:
+        """Register ``name`` for the class ``where`` names (``"package.module:Class"``), imported at its first
+        ``get``: the name is a valid choice before its module (and what it imports) is loaded."""
+        if self._key(name) in self._table:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._table[self._key(name)] = (name, where)
+
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` (a test's toy component, a plugin unloaded) and return its class."""
+        return self._table.pop(self._key(name))[1]
+
     def get(self, name: str) -> T:
-        """The class registered as ``name`` (``-`` and ``_`` are the same: ``continuous-bernoulli``)."""
+        """The class registered as ``name``."""
         try:
-            return self._table[name.replace("-", "_") if isinstance(name, str) else name]
+            spelling, cls = self._table[self._key(name)]
         except KeyError:
             raise KeyError(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
+        if isinstance(cls, str):  # registered lazily: its module is imported now, and the class kept
+            module, attr = cls.split(":")
+            cls = getattr(importlib.import_module(module), attr)
+            self._table[self._key(name)] = (spelling, cls)
+        return cls
+
+    __getitem__ = get
+
+    def canonical(self, name: str) -> str:
+        """``name`` as it was registered (``continuous-bernoulli`` -> ``continuous_bernoulli``); unknown: as given."""
+        entry = self._table.get(self._key(name))
+        return entry[0] if entry else name
 
     def in_order(self) -> list[str]:
         """The names in the order they were registered (``names`` sorts them)."""
-        return list(self._table)
+        return [name for name, _ in self._table.values()]
 
     def names(self) -> list[str]:
-        return sorted(self._table)
+        return sorted(self.in_order())
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(name, self.get(name)) for name in self.in_order()]
 
     def __contains__(self, name: object) -> bool:
-        return (name.replace("-", "_") if isinstance(name, str) else name) in self._table
+        return self._key(name) in self._table
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def declared_options(registry: Registry) -> dict[str, tuple[Any, dataclasses.Field, list[str]]]:
+    """Every option the classes of ``registry`` declare in their ``Config``, each once: name -> (type, field,
+    the names of the classes that declare it). An option two classes share (``num_particles``,
+    ``prior_components``) must be declared alike by both."""
+    found: dict = {}
+    for name in registry.in_order():
+        config = getattr(registry.get(name), "Config", None)
+        if config is None:
+            continue
+        hints = typing.get_type_hints(config)
+        for f in dataclasses.fields(config):
+            if f.name in found:
+                known = found[f.name][1]
+                if (known.default, dict(known.metadata)) != (f.default, dict(f.metadata)):
+                    raise TypeError(f"{registry.kind} {name!r} declares option {f.name!r} unlike "
+                                    f"{registry.kind} {found[f.name][2][0]!r} does")
+                found[f.name][2].append(name)
+                continue
+            found[f.name] = (hints[f.name], f, [name])
+    return found

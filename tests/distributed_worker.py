@@ -1,4 +1,4 @@
-"""One process of a 2-process gloo job for tests/test_distributed.py (started by torchrun): K data-parallel
+"""One process of a 2-process gloo job for tests/e2e/test_distributed.py (started by torchrun): K data-parallel
 SVI steps on fixed global batches (engine ``off`` or ``trace``), then the parameters and losses to OUT/rank<r>.pt.
 
 Two deterministic programs (a Delta guide and a flat prior: the gradient is a function of the batch alone, so

@@ -1,4 +1,4 @@
-"""Run in a fresh process by ``tests/test_faithful_programs.py``: load a run whose likelihood reads a trained
+"""Run in a fresh process by ``tests/e2e/test_fresh_process.py``: load a run whose likelihood reads a trained
 ``pyro.param`` and score it with every evaluator and command, without entering the run's param store by hand.
 Prints one JSON object of the figures (and what Pyro's global store holds afterwards)."""
 import json

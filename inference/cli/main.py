@@ -1,4 +1,4 @@
-"""The ``vae`` command: the parser (each command group adds its own subcommands: ``run_commands``,
+"""The ``vae`` command: the parser (one subcommand per class registered in ``COMMANDS``: ``run_commands``,
 ``inspect_commands``, ``coding_commands``, ``experiment_commands``) and the one place errors become
 exit statuses: bad input ends in one line on stderr, ``vae: error: ...``, and exit status 2.
 """
@@ -11,10 +11,14 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from pyro_vae.inference.cli import coding_commands, experiment_commands, inspect_commands, run_commands
+from pyro_vae.inference.cli import run_commands  # noqa: F401  (each module registers its commands, in this order)
+from pyro_vae.inference.cli import inspect_commands  # noqa: F401
+from pyro_vae.inference.cli import coding_commands  # noqa: F401
+from pyro_vae.inference.cli import experiment_commands  # noqa: F401
+from pyro_vae.inference.cli.command import add_commands
 from pyro_vae.inference.cli.options import OneLineParser, apply_config_file, given_options
 from pyro_vae.inference.errors import UserError
-from pyro_vae.inference.training.checkpoint import TrainingInterrupted
+from pyro_vae.inference.training.state import TrainingInterrupted
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -23,8 +27,7 @@ EXIT_INTERRUPTED = 130
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for group in (run_commands, inspect_commands, coding_commands, experiment_commands):
-        group.add_commands(sub)
+    add_commands(sub)  # every registered command (the modules above register theirs when imported)
     for action in sub._choices_actions:  # each command's --help opens with its one line of ``vae --help``
         command = sub.choices[action.dest]
         command.description = command.description or action.help
@@ -35,14 +38,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # pyro.infer.mcmc imports
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
-        apply_config_file(args, given_options(build_parser(), args.argv))
+        apply_config_file(args, given_options(parser, args.argv))
         with contextlib.ExitStack() as held:  # a command's loaded run: its store current until the command ends
             args.hold = held.enter_context
             return args.handler(args)
     except UserError as err:
-        from pyro_vae.inference.training.parallel import main_process  # in a data-parallel job, say which process speaks
+        from pyro_vae.inference.process_group import main_process  # in a data-parallel job, say which process speaks
 
         print(f"vae{'' if main_process() else ' (rank ' + os.environ['RANK'] + ')'}: error: {err}", file=sys.stderr)
         return EXIT_USAGE

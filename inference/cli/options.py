@@ -1,20 +1,22 @@
 """The options of the ``vae`` commands and how they resolve into a ``RunConfig``.
 
 A value comes from, last one winning: the defaults, the ``--family`` preset, the ``--config`` file, the
-flags given on the command line. The config flags, their help and ``FLAG_FIELDS`` (which config fields
-each flag sets) are made from the config dataclasses' fields; nothing about an option is written here.
+flags given on the command line. The config flags, their help and ``flag_fields()`` (which config fields
+each flag sets) are made from the config sections' options (their own fields and their registered
+components' ``Config`` fields, read when the parser is built); nothing about an option is written here.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import typing
-from dataclasses import fields
 from typing import Sequence
 
 from pyro_vae.inference.config.sections import FAMILIES, RunConfig, apply_family, choice_names
 from pyro_vae.inference.config.files import RUN_SECTION, merge, read_config_file
 from pyro_vae.inference.config.recipes import read_recipe, recipe_names
 from pyro_vae.inference.errors import UserError
+from pyro_vae.models.registry import bound_problem
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -24,46 +26,25 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
-def run_command(sub, name: str, handler, help: str, run_help: str = "run folder written by 'vae train'"):
-    """A subcommand that reads a run folder: its parser, with the ``run`` argument and its handler set."""
-    p = sub.add_parser(name, help=help)
-    p.add_argument("run", help=run_help)
-    p.set_defaults(handler=handler)
-    return p
-
-
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """``vae train``'s flags (also those of ``vae config --dump``, which prints what train would use)."""
-    add_run_options(p)
-    p.add_argument("--out", default="runs/default", help="run folder to write (default: runs/default)")
-    p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
-    p.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue RUN from its checkpoint exactly where it stopped (other options come from RUN)")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: epoch ends only)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines (train.log is kept)")
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
-                   help="TensorBoard events in RUN/tensorboard (default: when tensorboard is installed)")
-    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
-                   help="curves, latent space, interpolations, neighbours (and manifold for 2-D codes) as PNG")
-    p.add_argument("--nproc", type=int, default=1,
-                   help="data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
+def flag_of(f) -> str:
+    """The flag of an ``option`` field: ``negated``, ``flag``, or ``--field-name``."""
+    return f.metadata.get("negated") or f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 def _flag_groups() -> dict[str, list]:
-    """``--flag`` -> the config fields ``[(section, field), ...]`` it sets, in the sections' order."""
+    """``--flag`` -> the config options ``[(section, field, type), ...]`` it sets, in the sections' order."""
     groups: dict[str, list] = {}
     for section, cls in RunConfig.SECTIONS.items():
-        for f in fields(cls):
-            flag = f.metadata.get("negated") or f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-            groups.setdefault(flag, []).append((section, f))
+        for kind, f in cls.options().values():
+            groups.setdefault(flag_of(f), []).append((section, f, kind))
     return groups
 
 
 def _help(f) -> str:
     meta, text = f.metadata, f.metadata["help"]
-    if meta.get("choices") is not None:
+    if meta.get("choices") is not None and type(meta["choices"]) is not tuple:
         text += f" (one of: {', '.join(choice_names(meta['choices']))})"
-    if not meta.get("negated") and f.default not in (None, False):
+    if not meta.get("negated") and not meta.get("paired") and f.default is not None and f.default is not False:
         text += f" [default: {f.default}]"
     return text
 
@@ -79,28 +60,67 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", metavar="NAME", default=None,
                    help=f"start from a paper's settings (one of: {', '.join(recipe_names())}; see the README's "
                         f"Recipes); --config and the flags given override it")
-    for flag, group in _flag_groups().items():
-        section, f = group[0]
-        hints = typing.get_type_hints(RunConfig.SECTIONS[section])
-        kind = hints[f.name]
-        if kind is bool:
-            p.add_argument(flag, action="store_true", help=_help(f))
+    add_option_flags(p, [(flag, group[0][1], group[0][2]) for flag, group in _flag_groups().items()])
+
+
+def add_option_flags(p: argparse.ArgumentParser, options) -> None:
+    """One flag per ``(flag, field, type)`` of an ``option``: a store-true flag for a bool (``--x/--no-x`` when
+    ``paired``), ``nargs`` for a list, else a value; plain-tuple choices, ``required`` and a hidden flag (empty
+    help) as the field says."""
+    for flag, f, kind in options:
+        meta = f.metadata
+        names = flag if isinstance(flag, tuple) else (flag,)
+        extra = {"required": True} if meta.get("required") else {}
+        help_text = _help(f) if meta["help"] else argparse.SUPPRESS
+        optional = typing.get_origin(kind) is typing.Union
+        base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
+        if base is bool:
+            action = argparse.BooleanOptionalAction if meta.get("paired") else "store_true"
+            p.add_argument(*names, action=action, default=f.default, help=help_text)
             continue
-        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         if typing.get_origin(base) is list:  # --image-size H W (a tuple of names: that many), --hierarchy UNITS ...
-            names = f.metadata["metavar"]
-            p.add_argument(flag, type=typing.get_args(base)[0], nargs="+" if isinstance(names, str) else len(names),
-                           metavar=names, default=f.default, help=_help(f))
+            metavar = meta["metavar"]
+            p.add_argument(*names, type=typing.get_args(base)[0], nargs="+" if isinstance(metavar, str) else len(metavar),
+                           metavar=metavar, default=f.default, help=help_text, **extra)
             continue
-        metavar = "NAME" if f.metadata.get("choices") is not None else {int: "N", float: "X"}.get(base, "VALUE")
-        p.add_argument(flag, type=base, default=f.default, help=_help(f), metavar=metavar)
+        if type(meta.get("choices")) is tuple:  # a command's fixed choices: argparse refuses another value
+            extra["choices"] = meta["choices"]
+        metavar = meta.get("metavar") or ("NAME" if meta.get("choices") is not None and "choices" not in extra
+                                          else {int: "N", float: "X"}.get(base, None if "choices" in extra else "VALUE"))
+        p.add_argument(*names, type=base, default=f.default, help=help_text, metavar=metavar, **extra)
 
 
-FLAG_GROUPS = _flag_groups()
-FLAG_FIELDS = {flag.lstrip("-").replace("-", "_"): [(section, f.name) for section, f in group]
-               for flag, group in FLAG_GROUPS.items()}  # flag dest -> the (section, field) pairs it sets
-NEGATED = {flag.lstrip("-").replace("-", "_") for flag, group in FLAG_GROUPS.items()
-           if group[0][1].metadata.get("negated")}  # --sampled-kl sets analytic_kl = False
+def add_options(p: argparse.ArgumentParser, options_cls) -> None:
+    """The flags of a command's ``Options`` dataclass, one per ``option`` field."""
+    hints = typing.get_type_hints(options_cls)
+    add_option_flags(p, [(flag_of(f), f, hints[f.name]) for f in dataclasses.fields(options_cls)])
+
+
+def same_option(section_cls, name: str):
+    """A command's option declared as the config section's ``name`` is (``vae compare-em --dataset``)."""
+    f = section_cls.options()[name][1]
+    return dataclasses.field(default=f.default, metadata=f.metadata)
+
+
+def check_options(args: argparse.Namespace, options_cls) -> None:
+    """Each value of a command's ``Options`` within its declared bounds, or one line naming the flag."""
+    for f in dataclasses.fields(options_cls):
+        problem = bound_problem(f, getattr(args, f.name, None))
+        if problem:
+            flag = flag_of(f)
+            raise UserError(f"{flag[-1] if isinstance(flag, tuple) else flag} {problem}, got {getattr(args, f.name)}")
+
+
+def flag_fields() -> dict[str, list]:
+    """Flag dest -> the (section, option) pairs it sets (read now: components registered since count)."""
+    return {flag.lstrip("-").replace("-", "_"): [(section, f.name) for section, f, _ in group]
+            for flag, group in _flag_groups().items()}
+
+
+def negated_flags() -> set[str]:
+    """The dests of the flags that set their option to False (``--sampled-kl``: ``analytic_kl = False``)."""
+    return {flag.lstrip("-").replace("-", "_") for flag, group in _flag_groups().items()
+            if group[0][1].metadata.get("negated")}
 
 
 def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
@@ -125,8 +145,9 @@ def apply_config_file(args: argparse.Namespace, given: set[str]) -> None:
     if not getattr(args, "config", None):
         return
     raw = read_config_file(args.config)
+    fields_by_flag = flag_fields()
     for key, value in raw.pop(RUN_SECTION, {}).items():
-        if key in FLAG_FIELDS or not hasattr(args, key) or key in ("command", "config"):
+        if key in fields_by_flag or not hasattr(args, key) or key in ("command", "config"):
             raise UserError(f"config file {args.config}: run.{key} is not an option of 'vae {args.command}' "
                             f"(config fields go in their sections)")
         if key not in given:
@@ -137,11 +158,12 @@ def apply_config_file(args: argparse.Namespace, given: set[str]) -> None:
 def flag_values(args: argparse.Namespace) -> dict:
     """The config fields the flags given on the command line set, by section (not yet validated)."""
     flags: dict = {}
-    for dest in FLAG_FIELDS:
-        if dest in getattr(args, "given", FLAG_FIELDS):
+    fields_by_flag, negated = flag_fields(), negated_flags()
+    for dest in fields_by_flag:
+        if dest in getattr(args, "given", fields_by_flag) and hasattr(args, dest):
             value = getattr(args, dest)
-            for section, key in FLAG_FIELDS[dest]:
-                flags.setdefault(section, {})[key] = (not value) if dest in NEGATED else value
+            for section, key in fields_by_flag[dest]:
+                flags.setdefault(section, {})[key] = (not value) if dest in negated else value
     return flags
 
 

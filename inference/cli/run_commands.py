@@ -2,67 +2,93 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Optional
 
-from pyro_vae.inference.cli.options import add_train_options, config_from_args
+from pyro_vae.models.registry import option
+
+from pyro_vae.inference.cli.command import COMMANDS, Command
+from pyro_vae.inference.cli.options import config_from_args
 from pyro_vae.inference.errors import UserError
 
-# vae train's options beside the config, in the 'run' section of a dumped config file
-RUN_OPTIONS = ("out", "checkpoint_every", "nproc", "tensorboard", "plots")
 
-def cmd_train(args) -> int:
-    from pyro_vae.inference.cli.launch import launch, without_option
-    from pyro_vae.inference.training import parallel as distributed
-    from pyro_vae.inference.objectives import build_objective
-    from pyro_vae.inference.runs.folder import check_output_folder, resume_run, train_run
+@dataclass
+class TrainOptions:
+    """``vae train``'s options beside the config (also those of ``vae config --dump``, which prints what train
+    would use); all but ``force``, ``resume`` and ``quiet`` go in the 'run' section of a dumped config file."""
 
-    if args.checkpoint_every < 0:
-        raise UserError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
-    if args.nproc < 1:
-        raise UserError(f"--nproc must be >= 1, got {args.nproc}")
-    if args.nproc > 1 and not distributed.launched():  # check here, then start the job; each process trains
-        if not args.resume:
-            distributed.check_objective(build_objective(config_from_args(args).objective))  # validated too
-            check_output_folder(Path(args.out), args.force)
-        status = launch(args.nproc, without_option(args.argv, "--nproc"))
-        if status:
-            out = args.resume or args.out
-            print(f"vae: error: the {args.nproc}-process job failed (exit status {status}); any checkpoint in {out} "
-                  f"is the last complete one: vae train --resume {out} --nproc {args.nproc}", file=sys.stderr)
-        return status
-    if args.resume:
-        out = Path(args.resume)
-        metrics = resume_run(out, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
-                             tensorboard=args.tensorboard, plots=args.plots)
-    else:
-        out = Path(args.out)
-        metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet,
-                            checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard, plots=args.plots)
-    last = metrics[-1]
-    if distributed.main_process():
-        print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
-              f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})")
-    return 0
+    out: str = option("runs/default", "run folder to write")
+    force: bool = option(False, "overwrite a run already in --out")
+    resume: Optional[str] = option(None, "continue RUN from its checkpoint exactly where it stopped (other options "
+                                   "come from RUN)", metavar="RUN")
+    checkpoint_every: int = option(200, "steps between checkpoints (0: epoch ends only)", minimum=0)
+    quiet: bool = option(False, "no progress bar or per-epoch lines (train.log is kept)")
+    tensorboard: Optional[bool] = option(None, "TensorBoard events in RUN/tensorboard (default: when tensorboard is "
+                                         "installed)", paired=True)
+    plots: bool = option(True, "curves, latent space, interpolations, neighbours (and manifold for 2-D codes) as "
+                         "PNG", paired=True)
+    nproc: int = option(1, "data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)", minimum=1)
 
 
-def cmd_config(args) -> int:
-    from pyro_vae.inference.config.files import RUN_SECTION, dumps
-
-    if not args.dump:
-        raise UserError("say what to do: 'vae config --dump [options]' prints the resolved config")
-    raw = config_from_args(args).to_dict()
-    raw[RUN_SECTION] = {key: getattr(args, key) for key in RUN_OPTIONS}
-    print(dumps(raw, args.format), end="")
-    return 0
+RUN_OPTIONS = tuple(f.name for f in fields(TrainOptions) if f.name not in ("force", "resume", "quiet"))
 
 
-def add_commands(sub) -> None:
-    """This group's subcommands, each with its handler."""
-    p = sub.add_parser("train", help="train a VAE by SVI into a run folder")
-    add_train_options(p)
-    p.set_defaults(handler=cmd_train)
-    p = sub.add_parser("config", help="print the config 'vae train' would use with these options (--dump)")
-    add_train_options(p)
-    p.add_argument("--dump", action="store_true", help="print the full resolved config")
-    p.add_argument("--format", default="yaml", help="yaml, toml or json [default: yaml]")
-    p.set_defaults(handler=cmd_config)
+@COMMANDS.register("train")
+class TrainCommand(Command):
+    help = "train a VAE by SVI into a run folder"
+    run_config = True
+    Options = TrainOptions
+
+    def run(self, args) -> int:
+        from pyro_vae.inference.cli.launch import launch, without_option
+        from pyro_vae.inference import process_group
+        from pyro_vae.inference.objectives import build_objective
+        from pyro_vae.inference.runs.folder import resume_run, train_run
+        from pyro_vae.inference.runs.writer import check_output_folder
+        from pyro_vae.inference.training.parallel import check_objective
+
+        if args.nproc > 1 and not process_group.launched():  # check here, then start the job; each process trains
+            if not args.resume:
+                check_objective(build_objective(config_from_args(args).objective))  # validated too
+                check_output_folder(Path(args.out), args.force)
+            status = launch(args.nproc, without_option(args.argv, "--nproc"))
+            if status:
+                out = args.resume or args.out
+                print(f"vae: error: the {args.nproc}-process job failed (exit status {status}); any checkpoint in {out} "
+                      f"is the last complete one: vae train --resume {out} --nproc {args.nproc}", file=sys.stderr)
+            return status
+        if args.resume:
+            out = Path(args.resume)
+            metrics = resume_run(out, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
+                                 tensorboard=args.tensorboard, plots=args.plots)
+        else:
+            out = Path(args.out)
+            metrics = train_run(config_from_args(args), out, force=args.force, quiet=args.quiet,
+                                checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard, plots=args.plots)
+        last = metrics[-1]
+        if process_group.main_process():
+            print(f"trained {last['epoch']} epochs into {out}: test ELBO {last['test_elbo']:.2f} nats "
+                  f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})")
+        return 0
+
+
+@COMMANDS.register("config")
+class ConfigCommand(Command):
+    help = "print the config 'vae train' would use with these options (--dump)"
+    run_config = True
+
+    @dataclass
+    class Options(TrainOptions):
+        dump: bool = option(False, "print the full resolved config")
+        format: str = option("yaml", "yaml, toml or json")
+
+    def run(self, args) -> int:
+        from pyro_vae.inference.config.files import RUN_SECTION, dumps
+
+        if not args.dump:
+            raise UserError("say what to do: 'vae config --dump [options]' prints the resolved config")
+        raw = config_from_args(args).to_dict()
+        raw[RUN_SECTION] = {key: getattr(args, key) for key in RUN_OPTIONS}
+        print(dumps(raw, args.format), end="")
+        return 0

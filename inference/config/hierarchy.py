@@ -2,6 +2,7 @@
 config, before anything is loaded; every other combination is refused in one line saying why."""
 from __future__ import annotations
 
+from pyro_vae.inference.errors import ConfigError
 
 HIERARCHY_GUIDES = ("bottom_up", "ladder")
 
@@ -13,8 +14,6 @@ def link_widths(units: list[int], top: int) -> list[int]:
 
 
 def check_hierarchy(config) -> None:
-    from pyro_vae.inference.config.sections import ConfigError, GuideConfig, ModelConfig
-
     units = config.model.hierarchy
     if units is None:
         if config.guide.hierarchy_guide != "bottom_up":
@@ -24,7 +23,7 @@ def check_hierarchy(config) -> None:
     if not units or min(units) < 1:
         raise ConfigError(f"model.hierarchy must be the units of one or more layers below the top, all positive; "
                           f"got {units}")
-    m, g, default = config.model, config.guide, ModelConfig()
+    m, g = config.model, config.guide
     refusals = [
         (m.arch != "mlp" or g.arch != "mlp", "takes MLP links only; use --arch mlp"),
         (m.conditional, "is not conditional; drop --conditional"),
@@ -36,7 +35,7 @@ def check_hierarchy(config) -> None:
          "cannot use --objective mean_field with the bottom-up guide: Pyro's TraceMeanField_ELBO takes "
          "KL(q(z_l | x) || p(z_l | z_{l+1})) at the guide's z_{l+1}, drawn after z_l and from it, which is not the "
          "ELBO; use --objective elbo or beta (closed form only where exact) or --hierarchy-guide ladder"),
-        (m.hidden_dim != default.hidden_dim or g.hidden_dim != GuideConfig().hidden_dim,
+        (m.hidden_dim != type(m)().hidden_dim or g.hidden_dim != type(g)().hidden_dim,
          "sets each link twice as wide as the layer above it, so --hidden-dim does not apply; drop it"),
     ]
     for refused, why in refusals:

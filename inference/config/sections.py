@@ -1,123 +1,55 @@
-"""Config dataclasses, one per component, that round-trip to JSON (as pythae).
+"""Config dataclasses, one per section, that round-trip to JSON (as pythae).
 
-``RunConfig.from_dict`` validates types, ranges and registry names before
-anything is built, so a hand-edited ``config.json`` fails with a clear message.
+``RunConfig.from_dict`` checks keys, types, bounds and registry names before anything is built, so a
+hand-edited ``config.json`` fails with a clear message; ``RunConfig.validate`` returns the checked config
+with its defaults resolved (``binarize: auto``) and changes nothing in place.
 
 **One place per option.** Each field is declared once, with ``option(default, help, ...)``: its type
-(the annotation), default, help line and choices (a tuple, or a registry whose names are read when the
-help is shown). The ``vae`` flags and their help are made from these fields (``inference/cli/options.py``):
-``--<field-name>`` unless ``flag=`` says otherwise; fields of several sections that share a flag (the
-encoder's and decoder's ``--hidden-dim``) are set together. Component names accept ``-`` for ``_``. An
-objective's knobs are declared in its own ``Config`` (``inference/objectives/``); ``ObjectiveConfig`` is made
-from them (``objective_knobs``).
+(the annotation), default, help line, choices (``Choices``, or a registry whose names are read when the help
+is shown) and bounds. A component's options live in its own ``Config`` (``pyro_vae.models.registry``) and
+are keys of the section that names it (``inference/config/section.py``). The ``vae`` flags and their help
+are made from these fields (``inference/cli/options.py``): ``--<field-name>`` unless ``flag=`` says
+otherwise; fields of several sections that share a flag (the encoder's and decoder's ``--hidden-dim``:
+``NetworkOptions``, declared once) are set together. Component names accept ``-`` for ``_``.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pyro_vae.guides import GUIDES
 from pyro_vae.guides.corruption import CORRUPTIONS
 from pyro_vae.models import LIKELIHOODS, PRIORS
-from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
 from pyro_vae.models.conv import UPSAMPLERS
+from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
 from pyro_vae.models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
+from pyro_vae.models.registry import Choices, choice_names, option  # noqa: F401  (choice_names: read by the CLI)
 
 from pyro_vae.inference.config.hierarchy import HIERARCHY_GUIDES, check_hierarchy
-from pyro_vae.inference.config.option import choice_names, option  # noqa: F401  (choice_names: the CLI reads it here)
-from pyro_vae.inference.errors import UserError
-from pyro_vae.inference.objectives import OBJECTIVES, SCHEDULES, misplaced_options, objective_knobs
+from pyro_vae.inference.config.section import Section, one_of
+from pyro_vae.inference.data.loaders import DATASETS
+from pyro_vae.inference.errors import ConfigError, UserError
+from pyro_vae.inference.objectives import OBJECTIVES, misplaced_options
+from pyro_vae.inference.engine_names import ENGINES
 
-DATASETS = ("mnist-embedded", "mnist", "fashion-mnist", "kmnist", "idx", "folder", "cifar10", "svhn", "celeba",
-            "array")
-IMAGE_SETS = tuple(d for d in DATASETS if d != "array")
-BINARIZATIONS = ("auto", "dynamic", "static", "none")
-CHANNEL_MODES = ("keep", "grey", "rgb")
-DEVICES = ("auto", "cpu", "cuda")
-COMPILE_MODES = ("auto", "off", "trace", "inductor")  # inference/training/engines.py
-PLACEMENTS = ("auto", "device", "host")
-ACTIVATIONS = tuple(NETWORK_ACTIVATIONS)
-ARCHS = ("mlp", "conv")
-
-
-class ConfigError(UserError):
-    pass
+BINARIZATIONS = Choices("binarization", ("auto", "dynamic", "static", "none"))
+CHANNEL_MODES = Choices("channels mode", ("keep", "grey", "rgb"))
+DEVICES = Choices("device", ("auto", "cpu", "cuda"))
+PLACEMENTS = Choices("data placement", ("auto", "device", "host"))
+ACTIVATIONS = Choices("activation", tuple(NETWORK_ACTIVATIONS))
+ARCHS = Choices("architecture", ("mlp", "conv"))
+_SECTION = dict(init=False, repr=False, eq=False)  # Section makes __init__, __repr__ and __eq__
 
 
-def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
-    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{where}.{name} must not be null")
-    base = next(a for a in typing.get_args(annotation) if a is not type(None)) if optional else annotation
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if base in (int, float, str, bool) and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
-        raise ConfigError(f"{where}.{name} must be {base.__name__}, got {value!r}")
-    if typing.get_origin(base) is list:
-        item = typing.get_args(base)[0]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, item) and not isinstance(v, bool)
-                                                           for v in value):
-            raise ConfigError(f"{where}.{name} must be a list of {item.__name__}, got {value!r}")
-        return list(value)
-    return value
+@dataclass(**_SECTION)
+class DataConfig(Section):
+    """Which data (a loader of ``DATASETS``, ``inference/data/loaders.py``), and how its values become
+    observations."""
 
-
-class _Section:
-    """Shared JSON round trip: ``to_dict``/``from_dict`` with unknown-key and type checks."""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Any, where: str = ""):
-        where = where or cls.__name__
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where} must be a JSON object, got {type(raw).__name__}")
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"{where} has unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
-        values = {k: _check_type(where, k, v, hints[k]) for k, v in raw.items()}
-        named = {f.name for f in fields(cls) if hasattr(f.metadata.get("choices"), "names")}
-        values = {k: v.replace("-", "_") if k in named and isinstance(v, str) else v for k, v in values.items()}
-        obj = cls(**values)
-        obj.validate()
-        return obj
-
-    def validate(self) -> None:
-        pass
-
-
-def _one_of(what: str, value: str, choices) -> None:
-    """Refuse a name that is not among ``choices`` (a tuple or a registry), listing them."""
-    if value not in choices:
-        raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
-
-
-def _positive(where: str, **values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise ConfigError(f"{where}.{name} must be positive, got {value}")
-
-
-def _check_network(where: str, arch: str, hidden_dim: int, num_hidden_layers: int, activation: str) -> None:
-    _positive(where, hidden_dim=hidden_dim)
-    _one_of("architecture", arch, ARCHS)
-    if num_hidden_layers < 0:
-        raise ConfigError(f"{where}.num_hidden_layers must be >= 0, got {num_hidden_layers}")
-    _one_of("activation", activation, ACTIVATIONS)
-
-
-@dataclass
-class DataConfig(_Section):
-    """Which data, and how its values become observations (``inference/data/``)."""
+    SECTION = "data"
+    COMPONENTS = {"dataset": DATASETS}
 
     dataset: str = option("mnist-embedded", "the data: the embedded 5,000 MNIST digits; a folder of IDX .gz files "
                           "(idx); a folder of images with train/ and test/ (folder); a torchvision set read from "
@@ -136,102 +68,87 @@ class DataConfig(_Section):
     standardize: bool = option(False, "real-valued data: shift and scale each feature to mean 0, sd 1 on the "
                                "training set (undone in samples and reconstructions)")
 
-    def validate(self):
-        _one_of("dataset", self.dataset, DATASETS)
-        _one_of("binarization", self.binarize, BINARIZATIONS)
-        _one_of("channels mode", self.channels_mode, CHANNEL_MODES)
-        if self.dataset in ("idx", "folder", "array") and not self.data_dir:
-            what = {"idx": "a folder of IDX .gz files", "folder": "a folder with train/ and test/ image folders",
-                    "array": "an .npz, .npy or .csv file"}[self.dataset]
-            raise ConfigError(f"dataset {self.dataset!r} needs --data-dir, {what}")
+    def check_rules(self):
+        loader = DATASETS.get(self.dataset)
+        if loader.data_dir and not self.data_dir:
+            raise ConfigError(f"dataset {self.dataset!r} needs --data-dir, {loader.data_dir}")
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
             raise ConfigError(f"data.image_size must be two positive numbers H W, got {self.image_size}")
-        if self.dataset == "array" and (self.image_size is not None or self.channels_mode != "keep"):
+        if not loader.images and (self.image_size is not None or self.channels_mode != "keep"):
             raise ConfigError("--image-size and --channels-mode apply to images; an array is used as its file has it")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
-@dataclass
-class ModelConfig(_Section):
-    """p(x, z): latent size, decoder MLP, likelihood and prior by name."""
+@dataclass(**_SECTION)
+class NetworkOptions(Section):
+    """The encoder's and decoder's networks: declared once, keys of both the model and the guide section (one
+    flag sets both)."""
 
-    latent_dim: int = option(20, "size Z of the latent code")
     arch: str = option("mlp", "encoder and decoder networks", choices=ARCHS)
-    hidden_dim: int = option(400, "width of the encoder's and decoder's hidden layers")
-    num_hidden_layers: int = option(1, "MLP hidden layers of encoder and decoder (0: linear)")
-    channels: int = option(32, "conv: channels after the first layer (doubled after the second)")
-    upsample: str = option("transposed", "conv decoder: transposed convolution or depth-to-space", choices=UPSAMPLERS)
+    hidden_dim: int = option(400, "width of the encoder's and decoder's hidden layers", above=0)
+    num_hidden_layers: int = option(1, "MLP hidden layers of encoder and decoder (0: linear)", minimum=0)
+    channels: int = option(32, "conv: channels after the first layer (doubled after the second)", above=0)
     activation: str = option("relu", "hidden-layer nonlinearity of encoder and decoder", choices=ACTIVATIONS)
+
+
+@dataclass(**_SECTION)
+class ModelConfig(NetworkOptions):
+    """p(x, z): latent size, decoder network, likelihood and prior by name (and their options)."""
+
+    SECTION = "model"
+    COMPONENTS = {"likelihood": LIKELIHOODS, "prior": PRIORS}
+
+    latent_dim: int = option(20, "size Z of the latent code", above=0)
+    upsample: str = option("transposed", "conv decoder: transposed convolution or depth-to-space",
+                           choices=Choices("upsampling", tuple(UPSAMPLERS)))
     likelihood: str = option("bernoulli", "p(x | z)", choices=LIKELIHOODS)
-    likelihood_scale: float = option(1.0, "sigma of gaussian, b of laplace, initial sigma of the learned Gaussians, "
-                                     "initial inverse dispersion theta of the negative binomials")
-    likelihood_components: int = option(5, "mixture components K of discretized_logistic_mixture")
     prior: str = option("normal", "p(z)", choices=PRIORS)
-    prior_components: int = option(10, "mixture components K of the mog and vamp priors")
-    prior_flows: int = option(2, "autoregressive layers of the flow prior")
     hierarchy: Optional[list[int]] = option(None, "stochastic layers below the top one (of --latent-dim units), "
                                             "from x up: '--hierarchy 100 --latent-dim 50' is Burda et al.'s two-layer "
                                             "VAE; each link has --num-hidden-layers layers twice as wide as the "
                                             "layer above it", metavar="UNITS")
     conditional: bool = option(False, "conditional VAE on the labels: p(x | z, y), q(z | x, y) (seed 002)")
-    num_classes: int = option(10, "label classes of the conditional VAE")
+    num_classes: int = option(10, "label classes of the conditional VAE", above=0)
 
-    def validate(self):
-        _check_network("model", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
-        _positive("model", channels=self.channels)
-        _one_of("upsampling", self.upsample, UPSAMPLERS)
-        _positive("model", latent_dim=self.latent_dim, likelihood_scale=self.likelihood_scale,
-                  prior_components=self.prior_components, prior_flows=self.prior_flows,
-                  likelihood_components=self.likelihood_components,
-                  num_classes=self.num_classes)
+    def check_rules(self):
         if self.conditional and self.prior == "vamp":
             raise ConfigError("the VampPrior's pseudo-inputs carry no label; use another prior with --conditional")
-        _one_of("likelihood", self.likelihood, LIKELIHOODS)
-        _one_of("prior", self.prior, PRIORS)
 
 
-@dataclass
-class GuideConfig(_Section):
-    """q(z | x): guide by name and its encoder MLP."""
+@dataclass(**_SECTION)
+class GuideConfig(NetworkOptions):
+    """q(z | x): guide by name (and its options) and its encoder network."""
+
+    SECTION = "guide"
+    COMPONENTS = {"guide": GUIDES}
 
     guide: str = option("diagonal_normal", "q(z | x)", choices=GUIDES)
-    arch: str = option("mlp", "encoder and decoder networks", choices=ARCHS)
-    hidden_dim: int = option(400, "width of the encoder's and decoder's hidden layers")
-    num_hidden_layers: int = option(1, "MLP hidden layers of encoder and decoder (0: linear)")
-    channels: int = option(32, "conv: channels after the first layer (doubled after the second)")
-    activation: str = option("relu", "hidden-layer nonlinearity of encoder and decoder", choices=ACTIVATIONS)
-    flows: int = option(2, "inverse autoregressive layers of the iaf guide", flag="--guide-flows")
-    min_scale: float = option(1e-5, "floor on the guide's standard deviations")
     corruption: str = option("none", "denoising: corrupt the encoder's input by masking or Gaussian noise",
-                             choices=CORRUPTIONS)
+                             choices=Choices("corruption", tuple(CORRUPTIONS)))
     corruption_level: float = option(0.3, "masking probability, or the noise's standard deviation")
     hierarchy_guide: str = option("bottom_up", "a --hierarchy's guide: bottom_up, q(z1|x) q(z2|z1) (Burda et al. "
                                   "2015), or ladder, top-down along the model's own layers (Sonderby et al. 2016)",
-                                  choices=HIERARCHY_GUIDES)
+                                  choices=Choices("hierarchy guide", HIERARCHY_GUIDES))
 
-    def validate(self):
-        _one_of("guide.hierarchy_guide", self.hierarchy_guide, HIERARCHY_GUIDES)
-        _check_network("guide", self.arch, self.hidden_dim, self.num_hidden_layers, self.activation)
-        _one_of("corruption", self.corruption, CORRUPTIONS)
+    def check_rules(self):
         if not 0 <= self.corruption_level < (1 if self.corruption == "mask" else float("inf")):
             raise ConfigError(f"guide.corruption_level must be in [0, 1) for masking and >= 0 for noise, "
                               f"got {self.corruption_level}")
-        _positive("guide", channels=self.channels)
-        _positive("guide", flows=self.flows, min_scale=self.min_scale)
-        _one_of("guide", self.guide, GUIDES)
 
 
-class _ObjectiveSection(_Section):
-    def validate(self):
-        _one_of("objective", self.name, OBJECTIVES)
-        _positive("objective", num_particles=self.num_particles, beta=self.beta, adversarial_lr=self.adversarial_lr,
-                  discriminator_steps=self.discriminator_steps)
-        if self.contractive_weight < 0:
-            raise ConfigError(f"objective.contractive_weight must be >= 0, got {self.contractive_weight}")
-        if self.free_bits < 0 or self.warmup_steps < 0:
-            raise ConfigError("objective.free_bits and objective.warmup_steps must be >= 0")
-        _one_of("KL schedule", self.kl_schedule, SCHEDULES)
+@dataclass(**_SECTION)
+class ObjectiveConfig(Section):
+    """The loss SVI minimizes, by name (``pyro_vae.inference.objectives``), and its settings (each objective's own
+    ``Config``)."""
+
+    SECTION = "objective"
+    COMPONENTS = {"name": OBJECTIVES}
+
+    name: str = option("elbo", "the loss SVI minimizes (see the README's Objectives)", flag="--objective",
+                       choices=OBJECTIVES)
+
+    def check_rules(self):
         misplaced = misplaced_options(self)
         if misplaced:
             own = [f.name for f in fields(OBJECTIVES.get(self.name).Config)]
@@ -239,48 +156,32 @@ class _ObjectiveSection(_Section):
                               f"{', '.join(own)} (each objective's own config: inference/objectives/)")
 
 
-# The loss SVI minimizes, by name, and the knobs of every objective: made from the objectives' own ``Config``s,
-# so a knob is declared once, in its objective (``option(...)``), and its flag, help and config key follow.
-ObjectiveConfig = dataclasses.make_dataclass(
-    "ObjectiveConfig",
-    [("name", str, option("elbo", "the loss SVI minimizes (see the README's Objectives)", flag="--objective",
-                          choices=OBJECTIVES)), *objective_knobs()],
-    bases=(_ObjectiveSection,),
-    namespace={"__doc__": "The loss SVI minimizes, by name (``pyro_vae.inference.objectives``), and its settings (each "
-                          "objective's own ``Config``: ``objective_knobs``).", "__module__": __name__})
+@dataclass(**_SECTION)
+class TrainConfig(Section):
+    """SVI: epochs, minibatch, Adam learning rate, seed, device and engine (a name of ``ENGINES``, whose classes
+    are loaded when training starts: ``pyro_vae.inference.engine_names``)."""
 
+    SECTION = "train"
 
-@dataclass
-class TrainConfig(_Section):
-    """SVI: epochs, minibatch, Adam learning rate, seed and device."""
-
-    epochs: int = option(10, "passes over the training set")
-    batch_size: int = option(128, "minibatch size B (the data plate scales the batch by N / B)")
-    lr: float = option(1e-3, "Adam learning rate")
+    epochs: int = option(10, "passes over the training set", above=0)
+    batch_size: int = option(128, "minibatch size B (the data plate scales the batch by N / B)", above=0)
+    lr: float = option(1e-3, "Adam learning rate", above=0)
     seed: int = option(0, "seeds initialization, data order and every draw")
     device: str = option("auto", "where to train (auto: CUDA when present)", choices=DEVICES)
-    eval_batch_size: int = option(1000, "test points per evaluation pass")
-    clip_norm: Optional[float] = option(None, "clip each parameter's gradient to this norm (Pyro's clip_args rule)")
+    eval_batch_size: int = option(1000, "test points per evaluation pass", above=0)
+    clip_norm: Optional[float] = option(None, "clip each parameter's gradient to this norm (Pyro's clip_args rule)",
+                                        above=0)
     compile: str = option("auto", "SVI engine: off (Pyro's interpreter), trace (captured graph), inductor "
-                          "(compiled), auto (inductor for long runs, else trace)", choices=COMPILE_MODES)
+                          "(compiled), auto (inductor for long runs, else trace)", choices=ENGINES)
     cuda_graph: bool = option(True, "on CUDA, step eagerly instead of replaying each step (loss, gradients, "
                               "Adam) as one recorded CUDA graph", negated="--no-cuda-graph")
     data_placement: str = option("auto", "training images on the device, or streamed from pinned host memory "
                                  "(auto: on the device when they take under half its free memory)",
                                  choices=PLACEMENTS)
 
-    def validate(self):
-        _positive("train", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                  eval_batch_size=self.eval_batch_size)
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ConfigError(f"train.clip_norm must be positive, got {self.clip_norm}")
-        _one_of("device", self.device, DEVICES)
-        _one_of("data placement", self.data_placement, PLACEMENTS)
-        _one_of("compile mode", self.compile, COMPILE_MODES)
-
 
 # The autoencoder family of seeds 000 and 002, each a (model, guide, objective) setting (``vae train --family``).
-FAMILIES = {
+FAMILIES: dict[str, dict[str, dict[str, Any]]] = {
     "vae": {},
     "plain": {"model": {"prior": "flat"}, "guide": {"guide": "delta"}},
     "linear": {"data": {"binarize": "none"}, "model": {"prior": "flat", "likelihood": "gaussian", "num_hidden_layers": 0},
@@ -296,7 +197,7 @@ FAMILIES = {
 def apply_family(raw: dict, family: str) -> dict:
     """``raw`` (a RunConfig dict) with the family's settings laid over it (``denoising-vae`` = ``denoising_vae``)."""
     family = family.replace("-", "_")
-    _one_of("family", family, FAMILIES)
+    one_of("family", family, FAMILIES)
     out = {section: dict(values) for section, values in raw.items()}
     for section, values in FAMILIES[family].items():
         out.setdefault(section, {}).update(values)
@@ -313,14 +214,16 @@ class RunConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    SECTIONS = {"data": DataConfig, "model": ModelConfig, "guide": GuideConfig, "objective": ObjectiveConfig,
-                "train": TrainConfig}
+    SECTIONS: ClassVar[dict[str, type[Section]]] = {
+        "data": DataConfig, "model": ModelConfig, "guide": GuideConfig, "objective": ObjectiveConfig,
+        "train": TrainConfig}
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name).to_dict() for name in self.SECTIONS}
 
     @classmethod
     def from_dict(cls, raw: Any) -> "RunConfig":
+        """The config ``raw`` describes (a ``config.json``, a config file, the flags), checked and resolved."""
         if not isinstance(raw, dict):
             raise ConfigError("a run config must be a JSON object with sections data, model, guide, objective, train")
         unknown = sorted(set(raw) - set(cls.SECTIONS))
@@ -328,14 +231,32 @@ class RunConfig:
             raise ConfigError(f"config has unknown section {unknown[0]!r}; known: {', '.join(cls.SECTIONS)}")
         return cls(**{name: sec.from_dict(raw.get(name, {}), name) for name, sec in cls.SECTIONS.items()}).validate()
 
+    def copy(self) -> "RunConfig":
+        return type(self)(**{name: getattr(self, name).copy() for name in self.SECTIONS})
+
     def validate(self) -> "RunConfig":
+        """A checked copy of this config with its defaults resolved (``binarize: auto`` from the likelihood):
+        every option's choices and bounds, then every pairing of components, refused in one line. ``self`` is
+        left as it is; a config this returned is not checked again (``checked``)."""
+        if self.checked:
+            return self
+        config = self.copy()
         for name in self.SECTIONS:
-            getattr(self, name).validate()
-        self._check_likelihood_matches_data()
-        self._check_prior_matches_guide()
-        self._check_objective_matches_components()
-        check_hierarchy(self)
-        return self
+            getattr(config, name).validate()
+        config._check_likelihood_matches_data()
+        config._check_prior_matches_guide()
+        config._check_objective_matches_components()
+        if config.model.conditional and DATASETS.get(config.data.dataset).labels is False:
+            raise ConfigError(f"dataset {config.data.dataset!r} has no labels, which a conditional VAE is trained on; "
+                              f"drop --conditional or use labelled data")
+        check_hierarchy(config)
+        config._checked_as = config.to_dict()  # type: ignore[attr-defined]  # a stamp, not a field
+        return config
+
+    @property
+    def checked(self) -> bool:
+        """Returned by ``validate`` and unchanged since."""
+        return getattr(self, "_checked_as", None) == self.to_dict()
 
     def _check_prior_matches_guide(self) -> None:
         """Every prior x guide pair either trains or is refused here, before anything is loaded."""
@@ -362,7 +283,7 @@ class RunConfig:
         kind, name, data = LIKELIHOODS.get(self.model.likelihood).data, self.model.likelihood, self.data
         if data.binarize == "auto":
             data.binarize = "dynamic" if kind == BINARY else "none"
-        binarized, images = data.binarize != "none", data.dataset in IMAGE_SETS
+        binarized, images = data.binarize != "none", DATASETS.get(data.dataset).images
         if kind == BINARY and not binarized and images:
             raise ConfigError(f"likelihood {name!r} models binary pixels but --binarize is 'none'; use --binarize "
                               f"dynamic or static, or --likelihood continuous_bernoulli for grey levels")

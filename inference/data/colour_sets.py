@@ -18,8 +18,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from pyro_vae.inference.data.datasets import DEFAULT_ROOT, ImageData
-from pyro_vae.inference.data.images import cache_key, cached_arrays, decode_all, to_unit
+from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.data.images import DEFAULT_ROOT, cache_key, cached_arrays, decode_all, to_unit
 from pyro_vae.inference.errors import UserError
 
 CIFAR_FOLDER = "cifar-10-batches-py"

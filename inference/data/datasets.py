@@ -12,6 +12,8 @@ Images are (N, C, H, W) in [0, 1] (C = 1 or 3); arrays are (N, D) or (N, C, H, W
   torchvision's colour sets in its own file layout (``inference/data/colour_sets.py``); ``array``: an
   ``.npz``, ``.npy`` or ``.csv`` file of numbers (``inference/data/arrays.py``).
 
+Each is a loader registered by name in ``DATASETS`` (``inference/data/loaders.py``).
+
 Binarization (Burda et al. 2015): ``dynamic`` draws x ~ Bernoulli(grey) each
 time a batch is drawn; ``static`` draws once; the test set of a binarized run
 is drawn once with a fixed seed, so test figures are comparable between runs.
@@ -30,8 +32,8 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from pyro_vae.inference.config.sections import DataConfig
-from pyro_vae.inference.data.images import to_unit
+from pyro_vae.inference.data.images import DEFAULT_ROOT, to_unit  # noqa: F401  (DEFAULT_ROOT: read here by callers)
+from pyro_vae.inference.deprecation import moved_names
 from pyro_vae.inference.errors import UserError
 
 IDX_FILES = {
@@ -42,7 +44,6 @@ IDX_FILES = {
 }
 TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 BINARIZE_SEED = 0  # fixed: the same binarized test set for every run of a dataset
-DEFAULT_ROOT = Path.home() / ".cache" / "pyro-vae" / "data"
 
 
 @dataclass
@@ -166,43 +167,11 @@ def load_torchvision(name: str, root: Path) -> ImageData:
     try:
         train, test = (cls(str(root), train=flag, download=True) for flag in (True, False))
     except (OSError, RuntimeError) as err:
-        raise UserError(f"cannot get {name} into {root} ({err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else 'no network?'}); "
+        reason = str(err).splitlines()[0] if str(err) else "no network?"
+        raise UserError(f"cannot get {name} into {root} ({err.__class__.__name__}: {reason}); "
                         f"without a network, pass --data-dir with its IDX .gz files") from None
     return ImageData(name, train.data.float().div(255.0).unsqueeze(1), train.targets.long(),
                      test.data.float().div(255.0).unsqueeze(1), test.targets.long())
-
-
-def load_dataset(config: DataConfig) -> ImageData:
-    """Load the data named by ``config`` (grey levels; binarization is applied later), images resized and their
-    channels set as ``config.image_size`` and ``config.channels_mode`` say."""
-    from pyro_vae.inference.data.images import adjust_images
-
-    data = _load(config)
-    if config.dataset != "array":
-        data = adjust_images(data, config.image_size, config.channels_mode)
-    return data
-
-
-def _load(config: DataConfig) -> ImageData:
-    if config.dataset == "mnist-embedded":
-        return load_embedded_mnist()
-    if config.dataset in ("folder", "array", "cifar10", "svhn", "celeba"):
-        from pyro_vae.inference.data import arrays, colour_sets, folders
-
-        path = Path(config.data_dir).expanduser() if config.data_dir else None
-        if config.dataset == "folder":
-            return folders.load_image_folder(path, config.image_size, config.channels_mode)
-        if config.dataset == "array":
-            return arrays.load_array(path, config.test_fraction)
-        return colour_sets.load_colour_set(config.dataset, path, config.image_size, config.channels_mode)
-    folder = Path(config.data_dir).expanduser() if config.data_dir else None
-    if config.dataset == "idx":
-        return load_idx_folder(folder, "idx")
-    if folder is not None and folder.is_dir() and all((folder / f).is_file() for f in IDX_FILES.values()):
-        return load_idx_folder(folder, config.dataset)
-    if folder is not None and folder.exists() and not folder.is_dir():
-        raise UserError(f"data folder {folder} is not a folder")
-    return load_torchvision(config.dataset, folder or DEFAULT_ROOT)
 
 
 def binarize_once(x: torch.Tensor, seed: int = BINARIZE_SEED) -> torch.Tensor:
@@ -299,3 +268,6 @@ class MinibatchStream:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(self.permutation())
+
+
+__getattr__ = moved_names(__name__, {"load_dataset": "pyro_vae.inference.data.loaders"})

@@ -28,6 +28,8 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # grey levels beyond 8 bits
 CHANNEL_MODES = ("keep", "grey", "rgb")
 
+DEFAULT_ROOT = Path.home() / ".cache" / "pyro-vae" / "data"  # downloads and the image cache
+
 
 def image_extensions() -> set[str]:
     from PIL import Image
@@ -157,8 +159,6 @@ def cached_arrays(root: Path, key: str, build: Callable[[], dict], lengths: dict
     """The arrays cached under ``key`` for the data in ``root``, or ``build()``'s, written to the cache
     atomically. A cache that cannot be read, or whose arrays are not ``lengths`` (name -> rows) long, is
     rebuilt; one that cannot be written is skipped."""
-    from pyro_vae.inference.data.datasets import DEFAULT_ROOT
-
     places = [root / CACHE_FOLDER, DEFAULT_ROOT / "image-cache"]
     for place in places:
         path = place / f"{key}.npz"

@@ -45,13 +45,26 @@ def thinned(num_draws: int, keep: int) -> np.ndarray:
     return np.unique(np.linspace(0, num_draws - 1, min(keep, num_draws)).round().astype(int))
 
 
+def coords(indices, latent_dim: int) -> dict:
+    return {"point": np.asarray(indices), "latent": np.arange(latent_dim)}
+
+
+def latent_variables(draws: np.ndarray, indices, layout: dict) -> tuple[dict, dict, dict]:
+    """(posterior, coords, dims) for ``arviz.from_dict`` from draws (..., P, Z): one variable per layer,
+    each with its own units dimension (``latent`` for a one-layer ``z``, ``z1_latent`` ... for a hierarchy)."""
+    if list(layout) == ["z"]:
+        return {"z": draws}, coords(indices, draws.shape[-1]), {"z": ["point", "latent"]}
+    posterior = {name: draws[..., part] for name, part in layout.items()}
+    units = {f"{name}_latent": np.arange(part.stop - part.start) for name, part in layout.items()}
+    return (posterior, {"point": np.asarray(indices), **units},
+            {name: ["point", f"{name}_latent"] for name in layout})
+
+
 def inference_data(model, x: torch.Tensor, z: torch.Tensor, indices, layout: dict, keep: int,
                    sample_stats: Optional[dict] = None) -> az.InferenceData:
     """One InferenceData for draws z (C, D, P, Z): posterior (one variable per layer, ``latent_variables``),
     ``sample_stats`` if given, log_likelihood, posterior_predictive (draws ``thinned(D, keep)`` of each
     chain, with their draw indices) and observed_data, on the same point coords."""
-    from pyro_vae.inference.diagnostics.reference import latent_variables
-
     chains, draws = z.shape[:2]
     posterior, coords, dims = latent_variables(z.cpu().numpy(), indices, layout)
     kept = thinned(draws, keep)

@@ -15,7 +15,7 @@ import arviz as az
 import numpy as np
 import torch
 
-from pyro_vae.inference.diagnostics.predictive import inference_data
+from pyro_vae.inference.diagnostics.predictive import coords, inference_data, latent_variables  # noqa: F401
 from pyro_vae.inference.diagnostics.sampler import RecordingNUTS
 from pyro_vae.inference.em.nonlinear import log_joint, posterior_mcmc
 
@@ -47,25 +47,10 @@ class Reference:
                 "divergences": self.divergences, "converged": self.converged, "rhat_limit": RHAT_LIMIT}
 
 
-def coords(indices, latent_dim: int) -> dict:
-    return {"point": np.asarray(indices), "latent": np.arange(latent_dim)}
-
-
 def layer_layout(model) -> dict:
     """``{variable: slice}`` of the latent code: ``{"z": all}`` for one stochastic layer, one entry per layer
     (``z1``, ``z2``, ...) of a hierarchy, whose code is the concatenation [z_1, ..., z_L]."""
     return model.layer_slices() if hasattr(model, "layer_slices") else {"z": slice(0, model.latent_dim)}
-
-
-def latent_variables(draws: np.ndarray, indices, layout: dict) -> tuple[dict, dict, dict]:
-    """(posterior, coords, dims) for ``arviz.from_dict`` from draws (..., P, Z): one variable per layer,
-    each with its own units dimension (``latent`` for a one-layer ``z``, ``z1_latent`` ... for a hierarchy)."""
-    if list(layout) == ["z"]:
-        return {"z": draws}, coords(indices, draws.shape[-1]), {"z": ["point", "latent"]}
-    posterior = {name: draws[..., part] for name, part in layout.items()}
-    units = {f"{name}_latent": np.arange(part.stop - part.start) for name, part in layout.items()}
-    return (posterior, {"point": np.asarray(indices), **units},
-            {name: ["point", f"{name}_latent"] for name in layout})
 
 
 def _extreme(dataset, pick) -> float:

@@ -45,7 +45,7 @@ from pyro_vae.inference.diagnostics.points import SPLITS, split_points
 from pyro_vae.inference.diagnostics.reference import Reference, layer_layout, nuts_reference
 from pyro_vae.inference.evaluate.collapse import posterior_collapse
 from pyro_vae.inference.memory import require_memory
-from pyro_vae.inference.runs.folder import write_json
+from pyro_vae.inference.runs.files import write_json
 from pyro_vae.inference.param_state import in_run_store
 
 COMPARED = {  # the figures compared across splits (means over each split's points), and their labels

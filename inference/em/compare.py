@@ -26,11 +26,13 @@ from pyro_vae.models.mixture import BernoulliMixtureModel
 
 from pyro_vae.inference.runs.build import build_guide, build_model
 from pyro_vae.inference.config.sections import DataConfig, GuideConfig, ModelConfig
-from pyro_vae.inference.data.datasets import load_dataset, prepare
+from pyro_vae.inference.data.datasets import prepare
+from pyro_vae.inference.data.loaders import load_dataset
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.report.images import pyplot, save_figure
 from pyro_vae.inference.objectives import trace_elbo
-from pyro_vae.inference.runs.folder import library_versions, write_json
+from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.writer import library_versions
 from pyro_vae.inference.em import mixture, nonlinear, ppca
 
 SETTINGS = ("ppca", "mixture", "nonlinear")

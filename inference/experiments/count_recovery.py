@@ -19,7 +19,9 @@ import torch
 
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.evaluate.marginal_likelihood import importance_log_likelihood
-from pyro_vae.inference.runs.folder import load_run, train_run, write_json
+from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.folder import train_run
+from pyro_vae.inference.runs.run import load_run
 
 
 @dataclass

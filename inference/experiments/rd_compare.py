@@ -24,7 +24,8 @@ from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.coding.entropy_coding import model_rate_bits
 from pyro_vae.inference.report.images import pyplot, save_figure, save_grid
 from pyro_vae.inference.experiments.rd_sweep import run_sweep
-from pyro_vae.inference.runs.folder import load_run, write_json
+from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.run import load_run
 from pyro_vae.inference.param_state import in_run_store
 
 COMPARED_FAMILIES = {  # the two families of the comparison (not the autoencoder presets of --family)

@@ -20,9 +20,11 @@ from pyro_vae.inference.runs.files import atomic_write_text
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.report.images import pyplot, save_figure
-from pyro_vae.inference.training.checkpoint import CHECKPOINT
 from pyro_vae.inference.runs import lock
-from pyro_vae.inference.runs.folder import CONFIG, WEIGHTS, load_run, read_metrics, resume_run, train_run, write_json
+from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.folder import resume_run, train_run
+from pyro_vae.inference.runs.layout import CHECKPOINT, CONFIG, WEIGHTS, read_metrics
+from pyro_vae.inference.runs.run import load_run
 
 TABLE_FIELDS = ("beta", "rate", "distortion", "neg_elbo", "rate_bits_per_dim", "distortion_bits_per_dim", "run")
 

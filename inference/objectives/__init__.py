@@ -12,11 +12,11 @@ over the same model and guide, so ``SVI`` and the trainer take any of them.
 """
 from __future__ import annotations
 
-import typing
 from dataclasses import field, fields
 
-from pyro_vae.models.registry import Registry
+from pyro_vae.models.registry import Registry, declared_options
 
+from pyro_vae.inference.objectives.base import ScheduledObjective
 from pyro_vae.inference.objectives.beta import BetaELBO
 from pyro_vae.inference.objectives.contractive import ContractiveELBO, encoder_jacobian_norm
 from pyro_vae.inference.objectives.adversarial import AdversarialObjective
@@ -33,27 +33,20 @@ for _name, _cls in (("elbo", TraceELBO), ("mean_field", MeanFieldELBO), ("beta",
 
 
 def misplaced_options(config) -> list[str]:
-    """The fields of an ``ObjectiveConfig`` set away from their defaults that its objective has no use for."""
+    """The options of an ``ObjectiveConfig`` set away from their defaults that its objective has no use for."""
     own = {f.name for f in fields(OBJECTIVES.get(config.name).Config)} | {"name"}
     defaults = type(config)()
-    return [f.name for f in fields(config) if f.name not in own and getattr(config, f.name) != getattr(defaults, f.name)]
+    return [name for name in config.options() if name not in own and getattr(config, name) != getattr(defaults, name)]
 
 
 def objective_knobs() -> list[tuple]:
-    """Every objective's knobs, each once, as its own ``Config`` declares them (``option(...)``: type, default,
-    help): (name, type, field) for ``make_dataclass``. A knob two objectives share (``num_particles``) must be
-    declared alike by both."""
-    found: dict = {}
-    for name in OBJECTIVES.in_order():  # the plain ELBO's knobs first
-        config = OBJECTIVES.get(name).Config
-        hints = typing.get_type_hints(config)
-        for f in fields(config):
-            if f.name in found:
-                if (found[f.name][2].default, found[f.name][2].metadata) != (f.default, f.metadata):
-                    raise TypeError(f"objective {name!r} declares option {f.name!r} unlike another objective does")
-                continue
-            found[f.name] = (f.name, hints[f.name], field(default=f.default, metadata=f.metadata))
-    return list(found.values())
+    """Deprecated (0.4.0): ``pyro_vae.models.registry.declared_options(OBJECTIVES)``."""
+    import warnings
+
+    warnings.warn("objective_knobs is deprecated: use pyro_vae.models.registry.declared_options(OBJECTIVES)",
+                  DeprecationWarning, stacklevel=2)
+    return [(name, kind, field(default=f.default, metadata=f.metadata))
+            for name, (kind, f, _) in declared_options(OBJECTIVES).items()]
 
 
 def build_objective(config):
@@ -67,5 +60,6 @@ def build_objective(config):
     return cls.from_config(config)
 
 
-__all__ = ["OBJECTIVES", "build_objective", "misplaced_options", "objective_knobs", "TraceELBO", "MeanFieldELBO", "AdversarialObjective", "BetaELBO", "ContractiveELBO", "encoder_jacobian_norm", "IWAEBound", "trace_elbo", "mean_field_elbo",
-           "rate_terms", "weight_terms", "WeightTerms", "kl_weight", "SCHEDULES"]
+__all__ = ["OBJECTIVES", "ScheduledObjective", "build_objective", "misplaced_options", "objective_knobs", "TraceELBO",
+           "MeanFieldELBO", "AdversarialObjective", "BetaELBO", "ContractiveELBO", "encoder_jacobian_norm", "IWAEBound",
+           "trace_elbo", "mean_field_elbo", "rate_terms", "weight_terms", "WeightTerms", "kl_weight", "SCHEDULES"]

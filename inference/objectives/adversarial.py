@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyro_vae.inference.config.option import option
+from pyro_vae.models.registry import option
 from pyro_vae.inference.objectives.beta import BetaELBO
 
 
@@ -15,8 +15,8 @@ class AdversarialObjective(BetaELBO):
     @dataclass
     class Config:
         adversarial_lr: float = option(1e-3, "objective adversarial: Adam rate of the discriminator and generator "
-                                             "steps")
-        discriminator_steps: int = option(5, "objective adversarial: discriminator steps per minibatch")
+                                             "steps", above=0)
+        discriminator_steps: int = option(5, "objective adversarial: discriminator steps per minibatch", above=0)
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):

@@ -1,11 +1,12 @@
 """Base of the objectives computed from per-point weight terms (beta-ELBO, IWAE).
 
 A subclass writes ``differentiable_loss``; ``loss`` and ``loss_and_grads`` (what
-``SVI`` calls) follow from it, and ``step`` counts the gradient steps taken.
+``SVI`` calls) follow from it. An objective holds no state: one whose loss changes with the step (a KL
+warm-up) is a ``ScheduledObjective``, and its caller passes the step's weight (``SVITrainer`` does).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Protocol, runtime_checkable
 
 import torch
 from pyro.infer.elbo import ELBO
@@ -14,11 +15,28 @@ from pyro_vae.inference.objectives.elbo import check_particles
 from pyro_vae.inference.objectives.weights import sample_sites, trace_pair
 
 
+@runtime_checkable
+class ScheduledObjective(Protocol):
+    """An objective whose loss at step t (t steps taken) has a weight that follows a schedule:
+    ``loss_at(schedule_weight(t), model, guide, *args, **kwargs)``. The weight is an argument, not state,
+    so a captured graph takes it as an input."""
+
+    def schedule_weight(self, step: int) -> float: ...
+
+    def loss_at(self, weight, model, guide, *args, **kwargs) -> torch.Tensor: ...
+
+
+def weight_at(objective, step: int) -> Optional[float]:
+    """The weight step ``step`` of ``objective`` minimizes at (None: its loss does not follow a schedule)."""
+    if isinstance(objective, ScheduledObjective) and getattr(objective, "scheduled", True):
+        return objective.schedule_weight(step)
+    return None
+
+
 class PointwiseObjective(ELBO):
     def __init__(self, num_particles: int = 1):
         check_particles(num_particles)
         super().__init__(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
-        self.step = 0
 
     def _get_trace(self, model, guide, args, kwargs):
         guide_trace, model_trace = trace_pair(model, guide, self.num_particles, *args, **kwargs)
@@ -40,7 +58,6 @@ class PointwiseObjective(ELBO):
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
-        self.step += 1
         return loss.item()
 
 

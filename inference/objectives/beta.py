@@ -5,6 +5,10 @@ al. 2018); beta is seed 001's lambda in part1 + lambda * part2. beta_t follows a
 warm-up schedule; free bits (Kingma et al. 2016) replace R by
 sum_j max(lambda, E_batch KL_j), so no dimension is pushed below lambda nats.
 With beta = 1, no warm-up, no free bits and sampled KL this is Trace_ELBO.
+
+The objective holds no step count: ``SVITrainer`` passes beta_t (``schedule_weight(t)``) to ``loss_at``.
+Pyro's ``SVI`` passes no step, so under it a warm-up is refused in one line; ``at_step(t)`` is the
+objective with beta fixed at beta_t.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pyro_vae.inference.config.option import option
+from pyro_vae.models.registry import option
 from pyro_vae.inference.objectives.base import PointwiseObjective, require_reparameterized
 from pyro_vae.inference.objectives.elbo import particles_option
 from pyro_vae.inference.objectives.rate import rate_terms
@@ -23,14 +27,14 @@ from pyro_vae.inference.objectives.weights import weight_terms
 class BetaELBO(PointwiseObjective):
     @dataclass
     class Config:
-        beta: float = option(1.0, "objective beta: weight of the rate in D + beta R")
+        beta: float = option(1.0, "objective beta: weight of the rate in D + beta R", minimum=0)
         num_particles: int = particles_option()
         analytic_kl: bool = option(True, "objective beta: Monte Carlo KL instead of the closed form",
                                    negated="--sampled-kl")
         free_bits: float = option(0.0, "objective beta: nats per latent dimension below which the rate is not "
-                                       "pushed")
+                                       "pushed", minimum=0)
         kl_schedule: str = option("constant", "objective beta: warm-up of beta_t", choices=SCHEDULES)
-        warmup_steps: int = option(0, "objective beta: length of the KL warm-up or cycle, in steps")
+        warmup_steps: int = option(0, "objective beta: length of the KL warm-up or cycle, in steps", minimum=0)
 
     def __init__(self, beta: float = 1.0, num_particles: int = 1, analytic_kl: bool = True,
                  free_bits: float = 0.0, schedule: str = "constant", warmup_steps: int = 0):
@@ -46,11 +50,23 @@ class BetaELBO(PointwiseObjective):
         return cls(c.beta, c.num_particles, c.analytic_kl, c.free_bits, c.kl_schedule, c.warmup_steps)
 
     @property
-    def current_beta(self) -> float:
-        return self.beta * kl_weight(self.schedule, self.step, self.warmup_steps)
+    def scheduled(self) -> bool:
+        """beta_t changes with the step (a linear or cyclical warm-up of positive length)."""
+        return self.schedule != "constant" and self.warmup_steps > 0
+
+    def schedule_weight(self, step: int) -> float:
+        """beta_t after ``step`` steps: beta times the schedule's factor."""
+        return self.beta * kl_weight(self.schedule, step, self.warmup_steps)
+
+    def at_step(self, step: int) -> "BetaELBO":
+        """This objective with beta fixed at beta_t (no schedule): what step ``step`` minimizes."""
+        return BetaELBO(self.schedule_weight(step), self.num_particles, self.analytic_kl, self.free_bits)
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        return self.loss_at(self.current_beta, model, guide, *args, **kwargs)
+        if self.scheduled:
+            raise ValueError(f"BetaELBO with a {self.schedule} KL schedule needs the step count, which Pyro's SVI does "
+                             f"not pass: train with SVITrainer (it passes beta_t), or use objective.at_step(t)")
+        return self.loss_at(self.beta, model, guide, *args, **kwargs)
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):

@@ -1,7 +1,8 @@
 """Contractive penalty (Rifai et al. 2011): -ELBO + lambda sum_n ||d f(x_n) / d x_n||_F^2, f the encoder's code.
 
-f is the guide's code ``guide.code(x)`` (the Delta guide's point, a Gaussian guide's mean). The squared Frobenius norm of the Jacobian comes from ``torch.func``: ``vmap(jacrev(f))``, one
-(Z, D) Jacobian per point. A small penalty flattens the code around the data: nearby inputs, nearby codes.
+f is the guide's code ``guide.code(x)`` (the Delta guide's point, a Gaussian guide's mean). The squared
+Frobenius norm of the Jacobian comes from ``torch.func``: ``vmap(jacrev(f))``, one (Z, D) Jacobian per point.
+A small penalty flattens the code around the data: nearby inputs, nearby codes.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import jacrev, vmap
 
-from pyro_vae.inference.config.option import option
+from pyro_vae.models.registry import option
 from pyro_vae.inference.objectives.base import PointwiseObjective
 from pyro_vae.inference.objectives.elbo import particles_option
 from pyro_vae.inference.objectives.weights import weight_terms
@@ -28,7 +29,8 @@ def encoder_jacobian_norm(guide, x: torch.Tensor) -> torch.Tensor:
 class ContractiveELBO(PointwiseObjective):
     @dataclass
     class Config:
-        contractive_weight: float = option(0.1, "objective contractive: lambda of the encoder-Jacobian penalty")
+        contractive_weight: float = option(0.1, "objective contractive: lambda of the encoder-Jacobian penalty",
+                                           minimum=0)
         num_particles: int = particles_option()
 
     @classmethod

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from pyro_vae.inference.config.option import option
+from pyro_vae.models.registry import option
 
 
 def check_particles(num_particles: int) -> None:
@@ -20,7 +20,7 @@ def check_particles(num_particles: int) -> None:
 
 def particles_option():
     """``num_particles``, a knob several objectives share, declared alike by each."""
-    return option(1, "L samples of the ELBO, or k of the IWAE bound")
+    return option(1, "L samples of the ELBO, or k of the IWAE bound", above=0)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 from pyro import poutine
 from torch.distributions import Independent, MultivariateNormal, Normal
 
-from pyro_vae.inference.config.option import option
+from pyro_vae.models.registry import option
 from pyro_vae.inference.objectives.base import PointwiseObjective, require_reparameterized
 from pyro_vae.inference.objectives.elbo import particles_option
 from pyro_vae.inference.objectives.weights import _in_particle_plate, _per_point, sample_sites, weight_terms

@@ -1,4 +1,5 @@
-"""KL weight schedules beta_t / beta in [0, 1], as functions of the SVI step.
+"""KL weight schedules beta_t / beta in [0, 1], as functions of the SVI step; one small class each, registered
+in ``SCHEDULES`` (its name is then a value of ``--kl-schedule``).
 
 ``linear``: 0 -> 1 over ``steps`` (KL annealing, Bowman et al. 2016);
 ``cyclical``: repeat a ramp over the first half of each ``steps``-long cycle,
@@ -6,15 +7,43 @@ then hold 1 (Fu et al. 2019); ``constant``: always 1.
 """
 from __future__ import annotations
 
-SCHEDULES = ("constant", "linear", "cyclical")
+from pyro_vae.models.registry import Registry
+
+SCHEDULES: Registry = Registry("KL schedule")
+
+
+class Schedule:
+    """``weight(step, steps)``: the factor of beta after ``step`` steps of a warm-up or cycle ``steps`` long."""
+
+    @staticmethod
+    def weight(step: int, steps: int) -> float:
+        raise NotImplementedError
+
+
+@SCHEDULES.register("constant")
+class Constant(Schedule):
+    @staticmethod
+    def weight(step: int, steps: int) -> float:
+        return 1.0
+
+
+@SCHEDULES.register("linear")
+class Linear(Schedule):
+    @staticmethod
+    def weight(step: int, steps: int) -> float:
+        return min(1.0, (step + 1) / steps)
+
+
+@SCHEDULES.register("cyclical")
+class Cyclical(Schedule):
+    @staticmethod
+    def weight(step: int, steps: int) -> float:
+        phase = (step % steps) / steps
+        return min(1.0, 2.0 * phase + 1.0 / steps)
 
 
 def kl_weight(schedule: str, step: int, steps: int) -> float:
-    if schedule == "constant" or steps <= 0:
-        return 1.0
-    if schedule == "linear":
-        return min(1.0, (step + 1) / steps)
-    if schedule == "cyclical":
-        phase = (step % steps) / steps
-        return min(1.0, 2.0 * phase + 1.0 / steps)
-    raise ValueError(f"unknown KL schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    """The factor of beta after ``step`` steps under the schedule ``schedule`` (1 when ``steps`` <= 0)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown KL schedule {schedule!r}; choose one of: {', '.join(SCHEDULES.names())}")
+    return 1.0 if steps <= 0 else SCHEDULES.get(schedule).weight(step, steps)

@@ -17,7 +17,9 @@ from pyro_vae.inference.runs.files import atomic_write_text
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.report.plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
 from pyro_vae.inference.runs import lock
-from pyro_vae.inference.runs.folder import DIAGNOSTICS, RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST, load_run, read_metrics
+from pyro_vae.inference.runs.layout import (DIAGNOSTICS, RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST,
+                                            read_metrics)
+from pyro_vae.inference.runs.run import load_run
 CAPTIONS = {
     CURVES: "Training curves: train objective and test ELBO; test distortion and rate (nats per image).",
     SAMPLES: "Samples: E[x | z] for z ~ p(z).",

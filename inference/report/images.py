@@ -1,6 +1,7 @@
 """Image grids of a trained VAE (``torchvision.utils``), written atomically as PNG."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -59,16 +60,6 @@ def _square(n: int) -> int:
     return max(1, int(round(n ** 0.5)))
 
 
-def save_decoded(model: nn.Module, z: torch.Tensor, path: Path, label: Optional[int] = None) -> None:
-    """A grid of the images decoded from the rows of ``z`` (codes drawn from any density)."""
-    save_grid(decoded(model, z, label), path, nrow=_square(z.shape[0]))
-
-
-def save_prior_samples(model: nn.Module, path: Path, n: int = 64, seed: int = 0,
-                       label: Optional[int] = None) -> None:
-    save_grid(prior_samples(model, n, seed, label), path, nrow=_square(n))
-
-
 @torch.no_grad()
 def reconstruction_grid(model: nn.Module, guide: nn.Module, x: torch.Tensor, n: int = 32, per_row: int = 8,
                         y: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -82,11 +73,6 @@ def reconstruction_grid(model: nn.Module, guide: nn.Module, x: torch.Tensor, n: 
     for start in range(0, x.shape[0], per_row):
         rows += [x[start:start + per_row], recon[start:start + per_row]]
     return grid(torch.cat(rows), per_row)
-
-
-def save_reconstructions(model: nn.Module, guide: nn.Module, x: torch.Tensor, path: Path,
-                         n: int = 32, per_row: int = 8, y: Optional[torch.Tensor] = None) -> None:
-    save_picture(reconstruction_grid(model, guide, x, n, per_row, y), path)
 
 
 def pyplot():
@@ -104,3 +90,20 @@ def save_figure(fig, path: Path, dpi: int = 100) -> None:
     fig.tight_layout()
     atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
     pyplot().close(fig)
+
+
+def __getattr__(name: str):
+    """0.3's picture writers for a bare model (removed in 0.4.0; shims for one minor version): a run's pictures
+    are ``pyro_vae.inference.report.outputs.save_decoded_codes``, ``save_samples`` and ``save_run_reconstructions``."""
+    replacement = {"save_decoded": "save_decoded_codes(run, z, path)", "save_prior_samples": "save_samples(run, path)",
+                   "save_reconstructions": "save_run_reconstructions(run, path)"}.get(name)
+    if replacement is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"pyro_vae.inference.report.images.{name} is deprecated: use "
+                  f"pyro_vae.inference.report.outputs.{replacement}", DeprecationWarning, stacklevel=2)
+    return {"save_decoded": lambda model, z, path, label=None: save_grid(decoded(model, z, label), path,
+                                                                         nrow=_square(z.shape[0])),
+            "save_prior_samples": lambda model, path, n=64, seed=0, label=None: save_grid(
+                prior_samples(model, n, seed, label), path, nrow=_square(n)),
+            "save_reconstructions": lambda model, guide, x, path, n=32, per_row=8, y=None: save_picture(
+                reconstruction_grid(model, guide, x, n, per_row, y), path)}[name]

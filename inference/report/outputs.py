@@ -16,6 +16,7 @@ from pyro_vae.inference.report.images import decoded, pyplot, save_figure, save_
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.memory import require_memory
 from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.runs.layout import csv_path
 from pyro_vae.inference.param_state import in_run_store
 
 ROWS_SHOWN = 32
@@ -31,10 +32,6 @@ def check_picture_count(n: int, run=None) -> None:
     if run is not None:
         require_memory(12 * n * run.data.event_shape.numel(), f"{n} decoded samples")
 
-
-def csv_path(path: Path) -> Path:
-    """``samples.png`` -> ``samples.csv``: the numbers behind an array run's heat map."""
-    return Path(path).with_suffix(".csv")
 
 
 def write_rows(path: Path, rows: torch.Tensor, first: Optional[tuple[str, list]] = None, names=()) -> None:

@@ -23,9 +23,7 @@ from pyro_vae.inference.evaluate.elbo import evaluation_mode
 from pyro_vae.inference.report.images import decoded, prior_samples, pyplot, save_figure, save_grid
 from pyro_vae.inference.param_state import in_run_store
 
-CURVES, LATENT, MANIFOLD, INTERPOLATIONS, NEIGHBOURS = (
-    "curves.png", "latent_space.png", "manifold.png", "interpolations.png", "neighbours.png")
-PLOTS = (CURVES, LATENT, MANIFOLD, INTERPOLATIONS, NEIGHBOURS)
+from pyro_vae.inference.runs.layout import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS  # noqa: F401
 
 
 def training_curves(metrics: list[dict], path: Path) -> None:

@@ -1,7 +1,8 @@
 """Build the model p(x, z) and guide q(z | x) a ``RunConfig`` names.
 
-The one place where registry names become objects: swapping a likelihood,
-prior or guide changes a config string and nothing else.
+The one place where registry names become objects: swapping a likelihood, prior or guide changes a config
+string and nothing else. Each component builds itself from the config with its own options
+(``from_config``); the networks around them are made here.
 """
 from __future__ import annotations
 
@@ -21,20 +22,11 @@ from pyro_vae.models.networks import Log1pInput
 from pyro_vae.inference.config.hierarchy import link_widths
 from pyro_vae.inference.config.sections import GuideConfig, ModelConfig
 from pyro_vae.inference.errors import UserError
-from pyro_vae.inference.programs import accepted_keywords, select
-
-
-def construct(cls, *args, **options):
-    """``cls(*args, **options)`` with only the options its constructor names: each component declares its own
-    options (no ``**options`` that would swallow a misspelled one when called directly)."""
-    return cls(*args, **select(options, accepted_keywords(cls)))
 
 
 def _prior_and_likelihood(config: ModelConfig, event_shape: torch.Size):
-    prior = construct(PRIORS.get(config.prior), config.latent_dim, num_components=config.prior_components,
-                      num_flows=config.prior_flows, event_shape=event_shape)
-    likelihood = construct(LIKELIHOODS.get(config.likelihood), event_shape, scale=config.likelihood_scale,
-                           num_components=config.likelihood_components)
+    prior = PRIORS.get(config.prior).from_config(config, config.latent_dim, torch.Size(event_shape))
+    likelihood = LIKELIHOODS.get(config.likelihood).from_config(config, torch.Size(event_shape))
     return prior, likelihood
 
 
@@ -58,8 +50,7 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
     """The guide ``config`` names; with ``num_classes`` its encoder also reads the label (q(z | x, y)); with
     ``counts`` it reads log(1 + x) (``Log1pInput``)."""
     guide_cls = GUIDES.get(config.guide)
-    options = {"num_flows": config.flows, "min_scale": config.min_scale}
-    width = guide_cls.encoder_outputs(latent_dim, **select(options, accepted_keywords(guide_cls.encoder_outputs)))
+    width = guide_cls.encoder_outputs(latent_dim)
     features = config.hidden_dim if num_classes else width
     if config.arch == "conv":
         encoder = ConvEncoder(event_shape, features, config.channels, config.activation)
@@ -71,7 +62,7 @@ def build_guide(config: GuideConfig, latent_dim: int, event_shape: torch.Size, n
         encoder = CorruptedInput(encoder, config.corruption, config.corruption_level)
     if counts:  # outermost: the corruption acts on log(1 + x), which is defined for any count
         encoder = Log1pInput(encoder)
-    return construct(guide_cls, encoder, latent_dim, **options)
+    return guide_cls.from_config(config, encoder, latent_dim)
 
 
 def build_hierarchical(model_config: ModelConfig, guide_config: GuideConfig, event_shape: torch.Size):
@@ -124,3 +115,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
+
+
+def __getattr__(name: str):
+    if name == "construct":  # removed in 0.4.0: each component builds itself (from_config); a shim for 0.4
+        import warnings
+
+        from pyro_vae.models.registry import accepted
+
+        warnings.warn("pyro_vae.inference.runs.build.construct is deprecated: build a component with "
+                      "cls.from_config(config, ...) or call its constructor", DeprecationWarning, stacklevel=2)
+        return lambda cls, *args, **options: cls(*args, **accepted(cls, **options))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ nothing in them is ever unpickled as code.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import tempfile
@@ -55,6 +56,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON with sorted keys, written atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
 def save_state(path: Path, state: dict) -> None:
     """Save a dict of ``state_dict``s (tensors, numbers, strings) atomically. Serialized in
     memory first, so a full disk surfaces as the ``OSError`` of the file write."""
@@ -74,7 +80,8 @@ def load_state(path: Path, map_location="cpu") -> dict:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
         raise UserError(f"refusing to load {path}: it holds objects that are not plain tensors ({first[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}") from None
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise UserError(f"cannot read checkpoint {path}: {reason}") from None
     if not isinstance(state, dict):
         raise UserError(f"{path} is not a checkpoint written by this toolkit (top level is {type(state).__name__})")
     return state

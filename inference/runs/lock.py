@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs.layout import LOCK_FILES, SNAPSHOT_LOCK  # noqa: F401  (LOCK_FILES: read by callers)
+from pyro_vae.inference.runs.layout import RUN_LOCK as LOCK
 
-LOCK, SNAPSHOT_LOCK = "run.lock", "snapshot.lock"
-LOCK_FILES = (LOCK, SNAPSHOT_LOCK)
 SNAPSHOT_WAIT = 30.0  # seconds a reader waits for a writer to finish replacing a snapshot
 PROBE_WAIT = 0.5  # seconds a new writer retries a lock held shared by another process's probe
 

@@ -26,16 +26,18 @@ from pyro_vae.models.networks import describe
 
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.data.checks import check_fits, check_labels, standardize
-from pyro_vae.inference.data.datasets import ImageData, load_dataset, prepare
+from pyro_vae.inference.data.datasets import ImageData, prepare
+from pyro_vae.inference.data.loaders import load_dataset
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.evaluate.elbo import evaluate_elbo
 from pyro_vae.inference.runs.build import build_model_and_guide, resolve_device
 from pyro_vae.inference.runs.sizes import check_model_fits
-from pyro_vae.inference.runs.files import load_module_state, load_state, save_state
-from pyro_vae.inference.training import parallel as distributed
+from pyro_vae.inference.runs.files import load_module_state, load_state
+from pyro_vae.inference.runs.layout import CONFIG, WEIGHTS
+from pyro_vae.inference.runs import lock
+from pyro_vae.inference import process_group
+from pyro_vae.inference.deprecation import moved_names
 from pyro_vae.inference.param_state import ParamState, bind
-
-WEIGHTS = "weights.pt"
 
 
 @dataclass
@@ -113,17 +115,15 @@ class Run:
         with self.params():
             store = pyro.get_param_store()
             return {name: store[name].detach().clone() for name in store.keys()
-                    if id(store[name].unconstrained()) not in own}
+                    if id(store[name].unconstrained()) not in own}  # type: ignore[attr-defined]  # Pyro's
 
     def adding_results(self, out: Optional[Path] = None):
         """A context in which a command writes what it found (to ``out``) into this loaded run's folder: refused
         in one line if the folder was trained anew since it was loaded (``lock.adding_to``). Output outside the
         folder, or a run not loaded from one, needs no guard."""
-        from pyro_vae.inference.runs import lock
-        from pyro_vae.inference.runs.folder import CONFIG
-
-        inside = self.path is not None and (out is None or Path(out).resolve().is_relative_to(self.path.resolve()))
-        return lock.adding_to(self.path, self.path / CONFIG, self.config_stamp) if inside else contextlib.nullcontext()
+        if self.path is None or (out is not None and not Path(out).resolve().is_relative_to(self.path.resolve())):
+            return contextlib.nullcontext()
+        return lock.adding_to(self.path, self.path / CONFIG, self.config_stamp)
 
     def fingerprint(self) -> bytes:
         """SHA-256 of what decoding depends on: the model and guide config, the data's shape, and every tensor
@@ -146,15 +146,15 @@ class Run:
             return evaluate_elbo(self.model, self.guide, x, self.config.train.eval_batch_size, s, y=y)
 
         with self.params():
-            if distributed.current().active:
-                return distributed.sharded_evaluate(on, self.data.test_x, self.labels(), seed)
+            if process_group.current().active:
+                return process_group.sharded_evaluate(on, self.data.test_x, self.labels(), seed)
             return on(self.data.test_x, self.labels(), seed)
 
 
 def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     """Seed, load and prepare the data, build model and guide on the device."""
     config.validate()
-    dev = distributed.local_device(resolve_device(device or config.train.device))
+    dev = process_group.local_device(resolve_device(device or config.train.device))
     data = load_run_data(config)
     data = place(data, dev, config.train.data_placement)
     try:
@@ -187,16 +187,6 @@ def load_run_data(config: RunConfig) -> ImageData:
     return standardize(data) if config.data.standardize else data
 
 
-def save_weights(run: Run, path: Path) -> None:
-    """``{"model", "guide"}`` state dicts, and ``"params"``: the run's ``pyro.param`` values, if any."""
-    state = {"model": run.model.state_dict(), "guide": run.guide.state_dict(),
-             "event_shape": list(run.data.event_shape)}
-    extra = run.store_params()
-    if extra:
-        state["params"] = extra
-    save_state(path, state)
-
-
 def load_weights(run: Run, state: dict, where: Path) -> None:
     for part in ("model", "guide"):
         if not isinstance(state.get(part), dict):
@@ -217,9 +207,6 @@ def load_weights(run: Run, state: dict, where: Path) -> None:
 def load_run(path: Path, device: str = "cpu") -> Run:
     """Rebuild model and guide from ``path/config.json`` and load ``path/weights.pt``: the two read as one
     snapshot (``pyro_vae.inference.runs.lock``), so a run still training gives the config and weights of one epoch."""
-    from pyro_vae.inference.runs import lock
-    from pyro_vae.inference.runs.folder import CONFIG
-
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"run folder {path} does not exist")
@@ -236,3 +223,6 @@ def load_run(path: Path, device: str = "cpu") -> Run:
     run.path, run.config_stamp = path, config_stamp
     load_weights(run, state, path / WEIGHTS)
     return run
+
+
+__getattr__ = moved_names(__name__, {"save_weights": "pyro_vae.inference.runs.writer"})

@@ -8,16 +8,16 @@ number of layers takes no time.
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
+from dataclasses import fields
 
 import torch
 
 from pyro_vae.guides import GUIDES
 from pyro_vae.models import PRIORS
+from pyro_vae.models.networks import flow_hidden_width
 
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.memory import require_memory
-from pyro_vae.inference.programs import accepted_keywords
 from pyro_vae.inference.runs.build import build_model_and_guide
 
 FLOAT = 4
@@ -25,16 +25,21 @@ COPIES = 4  # weights, gradients, Adam's first and second moments
 LAYER_BYTES = 1000  # Python's memory for one layer object, at least
 
 
+def _declares(registry, name: str, option_name: str) -> bool:
+    config = getattr(registry.get(name), "Config", None)
+    return config is not None and option_name in {f.name for f in fields(config)}
+
+
 def _flows(config: RunConfig) -> int:
-    """Flow layers the prior and the guide build (each names ``num_flows`` when it builds any)."""
-    prior = config.model.prior_flows if "num_flows" in accepted_keywords(PRIORS.get(config.model.prior)) else 0
-    guide = config.guide.flows if "num_flows" in accepted_keywords(GUIDES.get(config.guide.guide)) else 0
+    """Flow layers the prior and the guide build (the flow prior's ``prior_flows``, the IAF guide's ``flows``)."""
+    prior = config.model.prior_flows if _declares(PRIORS, config.model.prior, "prior_flows") else 0
+    guide = config.guide.flows if _declares(GUIDES, config.guide.guide, "flows") else 0
     return prior + guide
 
 
 def _flow_parameters(latent_dim: int) -> int:
-    """An autoregressive flow layer's parameters, at least: latent -> 4 latent + 8 -> 2 latent (Pyro's MADE)."""
-    hidden = 4 * latent_dim + 8
+    """An autoregressive flow layer's parameters, at least: latent -> hidden -> 2 latent (Pyro's MADE)."""
+    hidden = flow_hidden_width(latent_dim)
     return latent_dim * hidden + hidden * 2 * latent_dim
 
 
@@ -64,7 +69,8 @@ def parameter_count(config: RunConfig, event_shape: torch.Size) -> int:
     try:
         return _meta_count(config, event_shape)
     except RuntimeError:  # Pyro's autoregressive networks read values while they are built: counted apart
-        no_flows = replace(config, model=replace(config.model, prior_flows=0), guide=replace(config.guide, flows=0))
+        no_flows = config.copy()
+        no_flows.model.prior_flows = no_flows.guide.flows = 0
         return _meta_count(no_flows, event_shape) + _flows(config) * _flow_parameters(config.model.latent_dim)
 
 

@@ -105,7 +105,7 @@ class _Scored(nn.Module):
         if schedule_weight is not None:  # a scheduled objective: its weight is an input, not a frozen constant
             model, guide = self.loss.calls
             return self.loss.objective.loss_at(schedule_weight, model, guide, *args, **kwargs)
-        return self.loss(*args, **kwargs)
+        return self.loss.elbo.differentiable_loss(*self.loss.calls, *args, **kwargs)
 
 
 class CapturedLoss:
@@ -148,16 +148,17 @@ class CapturedLoss:
         self.inputs = self.module_inputs + self.store_inputs
 
     def _weight(self) -> Optional[torch.Tensor]:
-        if not hasattr(self.loss.objective, "loss_at"):
+        """The step's schedule weight (``ProgramLoss.schedule_weight``, set by the trainer) as a graph input."""
+        if self.loss.schedule_weight is None:
             return None
         if self.weight_buffer is not None:
             return self.weight_buffer
-        return torch.tensor(float(self.loss.objective.current_beta))
+        return torch.tensor(float(self.loss.schedule_weight))
 
     def fill_weight(self) -> None:
         """The schedule weight of this step into ``weight_buffer`` (outside a CUDA graph's recording)."""
-        if self.weight_buffer is not None and hasattr(self.loss.objective, "loss_at"):
-            self.weight_buffer.fill_(float(self.loss.objective.current_beta))
+        if self.weight_buffer is not None and self.loss.schedule_weight is not None:
+            self.weight_buffer.fill_(float(self.loss.schedule_weight))
 
     def prepare(self, *args, **kwargs) -> None:
         """Capture and check the graph for calls like this one now rather than at first use."""

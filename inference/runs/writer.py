@@ -1,0 +1,165 @@
+"""Writing a run folder (``pyro_vae.inference.runs.layout`` names its files): the folder's checks, its first
+files, the weights, the checkpoint, and ``RunFolder``, the training monitor that keeps all of them current.
+
+``train(run, monitors=[RunFolder(out)])`` checks ``out`` before the first step (a file, a folder that holds a
+run or that another process writes is refused in one line), takes its writer lock, writes ``config.json``
+and the rest of a new run, then each epoch ``metrics.jsonl``, ``weights.pt`` and ``checkpoint.pt`` as one
+snapshot (``pyro_vae.inference.runs.lock``), ``checkpoint.pt`` also every ``checkpoint_every`` steps and when
+training is asked to stop.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import pyro
+import torch
+
+from pyro_vae.inference import process_group
+from pyro_vae.inference.config.files import write_config_file
+from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs import layout, lock
+from pyro_vae.inference.runs.files import atomic_write_text, load_state, save_state, write_json
+from pyro_vae.inference.training.monitors import LogFile, Monitor, Progress, TensorBoard, tensorboard_available
+from pyro_vae.inference.training.state import TrainingState, rng_state
+
+
+def library_versions() -> dict:
+    import arviz
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
+            "pyro": pyro.__version__, "numpy": np.__version__, "arviz": arviz.__version__}
+
+
+def describe_data(data) -> dict:
+    """What ``data.json`` records: enough to read the labels and columns of a run's outputs."""
+    return {"name": data.name, "event_shape": list(data.event_shape), "train": int(data.train_x.shape[0]),
+            "test": int(data.test_x.shape[0]), "labelled": data.labelled, "classes": list(data.classes),
+            "feature_names": list(data.feature_names), "standardized": data.shift is not None}
+
+
+def check_output_folder(out: Path, force: bool, writer_lock: bool = True) -> None:
+    """Refuse a folder another process is writing (``writer_lock``: not for the other ranks of a data-parallel
+    job, whose rank 0 holds it), one that holds a run unless ``force``, and a file."""
+    if writer_lock:
+        lock.refuse_if_writing(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a folder; choose another --out")
+    if not force and out.is_dir() and any((out / name).exists() for name in layout.RUN_MARKERS):
+        raise UserError(f"output folder {out} already holds a run; pass --force to overwrite it or choose another --out")
+
+
+def record_data_dir_absolute(config) -> None:
+    """Recorded absolute: the run folder reloads from any working directory."""
+    if config.data.data_dir:
+        config.data.data_dir = str(Path(config.data.data_dir).expanduser().resolve())
+
+
+def start_folder(run, out: Path) -> None:
+    """The files a run folder holds from its first step: config, data and versions; nothing of an older run."""
+    with lock.snapshot(out, write=True):  # readers see the old run or the new one, never a mixture
+        for stale in layout.results():
+            (out / stale).unlink(missing_ok=True)  # --force: nothing of the old run survives
+        for folder in layout.FOLDERS:
+            shutil.rmtree(out / folder, ignore_errors=True)
+        config = run.config
+        write_json(out / layout.CONFIG, config.to_dict())
+        write_config_file(out / layout.CONFIG_FILE, config.to_dict())
+        write_json(out / layout.DATA, describe_data(run.data))
+        write_json(out / layout.VERSIONS, {**library_versions(), "seed": config.train.seed, "device": str(run.device),
+                                           "processes": process_group.current().world_size})
+
+
+@contextlib.contextmanager
+def started_folder(run, out: Path) -> Iterator[None]:
+    """``out`` checked before anything trains (as ``vae train`` checks it, without ``--force``), made, held by
+    this process's writer lock and started (``start_folder``) for the block."""
+    record_data_dir_absolute(run.config)
+    check_output_folder(out, force=False)
+    with lock.writing(out):
+        check_output_folder(out, force=False)
+        run.path = out
+        start_folder(run, out)
+        yield
+
+
+def save_weights(run, path: Path) -> None:
+    """``{"model", "guide"}`` state dicts, and ``"params"``: the run's ``pyro.param`` values, if any."""
+    state = {"model": run.model.state_dict(), "guide": run.guide.state_dict(),
+             "event_shape": list(run.data.event_shape)}
+    extra = run.store_params()
+    if extra:
+        state["params"] = extra
+    save_state(path, state)
+
+
+def save_checkpoint(path: Path, model, guide, state: TrainingState, params: Optional[dict] = None) -> None:
+    """``checkpoint.pt``: the parameters, ``state`` and the random states as of now. ``params``: the run's
+    ``pyro.param`` values that are not module parameters (``Run.store_params``)."""
+    save_state(path, {"model": model.state_dict(), "guide": guide.state_dict(), "params": params or {},
+                      "epoch": state.epoch, "step_in_epoch": state.step_in_epoch, "steps": state.steps,
+                      "perm": state.perm, "epoch_values": list(state.epoch_values), "metrics": list(state.metrics),
+                      "optimizer": state.optimizer,
+                      "objective_step": state.steps,  # read by releases before 0.4.0
+                      "rng": rng_state()})
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> tuple[dict, TrainingState]:
+    """``(state dicts of model and guide, TrainingState)`` from a checkpoint written by ``vae train``."""
+    raw = load_state(path, map_location=map_location)
+    missing = [k for k in ("model", "guide", "epoch", "step_in_epoch", "optimizer", "rng") if k not in raw]
+    if missing:
+        raise UserError(f"{path} is not a training checkpoint (no {missing[0]!r}); cannot resume from it")
+    state = TrainingState(raw["epoch"], raw["step_in_epoch"], raw["steps"], raw["perm"], raw["epoch_values"],
+                          raw["metrics"], raw["optimizer"], raw["rng"])
+    return {"model": raw["model"], "guide": raw["guide"], "params": raw.get("params") or {}}, state
+
+
+def default_monitors(out: Path, tensorboard: Optional[bool] = None) -> list[Monitor]:
+    """``out/train.log``, and TensorBoard in ``out/tensorboard`` when asked for (None: when installed)."""
+    chosen: list[Monitor] = [LogFile(Path(out) / layout.LOG)]
+    if tensorboard or (tensorboard is None and tensorboard_available()):
+        chosen.append(TensorBoard(Path(out) / layout.TENSORBOARD))
+    return chosen
+
+
+class RunFolder(Monitor):
+    """Keeps the run folder ``out`` current while ``train`` runs: metrics, weights and checkpoint each epoch (one
+    snapshot), the checkpoint every ``checkpoint_every`` steps (0: never between epochs) and when training is
+    asked to stop. ``start``: check, lock and start ``out`` as a new run before the first step (``vae train``
+    and ``--resume`` hold the lock themselves and pass False)."""
+
+    def __init__(self, out: Path, checkpoint_every: int = 0, start: bool = True):
+        self.out, self.checkpoint_every, self.start = Path(out), int(checkpoint_every), start
+        self._held = contextlib.ExitStack()
+
+    def begin(self, run, state: TrainingState) -> None:
+        if self.start:
+            self._held.enter_context(started_folder(run, self.out))
+
+    def after_step(self, progress: Progress) -> None:
+        every = self.checkpoint_every
+        if progress.stopping or (every and progress.trainer.steps % every == 0):
+            self._save_checkpoint(progress)
+
+    def after_epoch(self, progress: Progress) -> None:
+        state = progress.snapshot()
+        with lock.snapshot(self.out, write=True):  # a reader loads weights and metrics of one epoch
+            atomic_write_text(self.out / layout.METRICS,
+                              "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
+            save_weights(progress.run, self.out / layout.WEIGHTS)
+            self._save_checkpoint(progress)
+
+    def _save_checkpoint(self, progress: Progress) -> None:
+        state, run = progress.snapshot(), progress.run
+        save_checkpoint(self.out / layout.CHECKPOINT, run.model, run.guide, state, run.store_params())
+        self.last_checkpoint = f"{self.out / layout.CHECKPOINT} (after step {state.steps})"
+
+    def close(self) -> None:
+        self._held.close()

@@ -1,0 +1,312 @@
+"""Every bad input of the README's table: one line naming the problem and the fix, exit status 2,
+no traceback, nothing on disk lost. The one table of refusals: each bad setting once, checked as the flags of
+``vae train`` and, where a run config says the same, as that config (``RunConfig.from_dict``)."""
+import gzip
+import json
+import shutil
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_vae.inference import RunConfig, UserError
+from pyro_vae.inference.cli.main import main
+from pyro_vae.inference.data.datasets import IDX_FILES
+
+from tests.helpers import ROOT, RunsCode, refuse, write_folder, write_idx
+
+SMALL = ["--epochs", "1", "--latent-dim", "3", "--hidden-dim", "32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad") / "run"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+    return out
+
+
+def _folder(tmp_path, damage=None, **sizes):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_folder(folder, **sizes)
+    if damage:
+        damage(folder)
+    return folder
+
+
+def _truncate(folder):
+    path = folder / IDX_FILES["train_images"]
+    raw = gzip.open(path).read()
+    with gzip.open(path, "wb") as fh:
+        fh.write(raw[:-50])
+
+
+def _bad_magic(folder):
+    with gzip.open(folder / IDX_FILES["train_images"], "wb") as fh:
+        fh.write(b"\x00\x00\x0d\x03" + b"\x00" * 20)
+
+
+def _cut_gzip(folder):
+    path = folder / IDX_FILES["test_labels"]
+    path.write_bytes(path.read_bytes()[:12])
+
+
+def _drop_labels(folder):
+    (folder / IDX_FILES["train_labels"]).unlink()
+
+
+def _mismatch(folder):
+    write_idx(folder / IDX_FILES["train_labels"], np.zeros(7))
+
+
+def _odd_size(folder):
+    write_idx(folder / IDX_FILES["train_images"], np.zeros((30, 30, 30)))
+    write_idx(folder / IDX_FILES["test_images"], np.zeros((10, 30, 30)))
+
+
+class Refusal(NamedTuple):
+    """One bad setting: ``flags`` after ``vae train --out OUT`` (None: no flag says it), ``config`` the run config
+    that says the same (None: no config does), ``message`` the words of the one-line answer that the README's
+    table shows (when ``readme``), ``more`` further words the answer holds."""
+    id: str
+    flags: Optional[list]
+    config: Any
+    message: str
+    more: str = ""
+    readme: bool = True
+
+
+# The README table lists the ids of the rows with readme=True.
+TRAIN_CASES = [
+    Refusal("unknown-dataset", ["--dataset", "cifar"], {"data": {"dataset": "cifar"}}, "unknown dataset 'cifar'"),
+    Refusal("idx-without-folder", ["--dataset", "idx"], {"data": {"dataset": "idx"}}, "needs --data-dir"),
+    Refusal("missing-folder", ["--dataset", "idx", "--data-dir", "/nonexistent/x"], None, "does not exist"),
+    Refusal("zero-epochs", ["--epochs", "0"], None, "train.epochs must be positive"),
+    Refusal("negative-batch", ["--batch-size", "-5"], None, "train.batch_size must be positive"),
+    Refusal("zero-latent", ["--latent-dim", "0"], {"model": {"latent_dim": 0}}, "model.latent_dim must be positive"),
+    Refusal("negative-lr", ["--lr", "-1"], {"train": {"lr": -1.0}}, "train.lr must be positive"),
+    Refusal("not-a-number", ["--epochs", "two"], None, "invalid int value"),
+    Refusal("unknown-flag", ["--foo", "1"], None, "unrecognized arguments"),
+    Refusal("unknown-likelihood", ["--likelihood", "cauchy"], {"model": {"likelihood": "cauchy"}},
+            "unknown likelihood 'cauchy'"),
+    Refusal("unknown-prior", ["--prior", "cauchy"], None, "unknown prior 'cauchy'"),
+    Refusal("unknown-guide", ["--guide", "nf"], {"guide": {"guide": "nf"}}, "unknown guide 'nf'"),
+    Refusal("unknown-device", ["--device", "tpu"], None, "unknown device 'tpu'"),
+    Refusal("unknown-compile-mode", ["--compile", "fast"], None, "unknown compile mode 'fast'"),
+    Refusal("unknown-data-placement", ["--data-placement", "gpu"], None, "unknown data placement 'gpu'"),
+    Refusal("bernoulli-on-grey", ["--binarize", "none"], {"data": {"binarize": "none"}}, "models binary pixels",
+            more="but --binarize is 'none'"),
+    Refusal("8bit-on-binary", ["--likelihood", "discretized_logistic", "--binarize", "dynamic"],
+            {"model": {"likelihood": "discretized_logistic"}, "data": {"binarize": "dynamic"}},
+            "models 8-bit grey levels", more="; use --binarize none"),
+    Refusal("beta-without-beta-objective", ["--beta", "4"], {"objective": {"name": "elbo", "beta": 4.0}},
+            "objective.beta does not apply to objective 'elbo'"),
+    Refusal("dreg-without-iwae", ["--dreg"], {"objective": {"name": "elbo", "dreg": True}},
+            "objective.dreg does not apply to objective 'elbo'"),
+    Refusal("unknown-schedule", ["--objective", "beta", "--kl-schedule", "cosine"],
+            {"objective": {"name": "beta", "kl_schedule": "cosine"}}, "unknown KL schedule"),
+    Refusal("vamp-conditional", ["--conditional", "--prior", "vamp"], None, "VampPrior"),
+    Refusal("flat-with-stochastic-guide", ["--prior", "flat"], None, "the flat prior is improper"),
+    Refusal("vamp-with-delta", ["--prior", "vamp", "--guide", "delta"], None,
+            "point masses, so the mixture has no density"),
+    Refusal("vamp-with-iaf", ["--prior", "vamp", "--guide", "iaf"], None, "conditional flows"),
+    Refusal("dreg-with-iaf", ["--objective", "iwae", "--dreg", "--guide", "iaf"], None, "this guide is not Gaussian"),
+    Refusal("free-bits-with-mixture-prior", ["--objective", "beta", "--free-bits", "0.1", "--prior", "mog"], None,
+            "the prior does not"),
+    Refusal("contractive-with-iaf", ["--objective", "contractive", "--guide", "iaf"], None, "the mean of a flow"),
+    Refusal("adversarial-with-flat-prior", ["--objective", "adversarial", "--prior", "flat", "--guide", "delta"], None,
+            "this prior has no draws"),
+    Refusal("zero-clip", ["--clip-norm", "0"], None, "train.clip_norm must be positive"),
+    Refusal("zero-flows", ["--guide-flows", "0"], None, "guide.flows must be positive"),
+    Refusal("negative-checkpoint-every", ["--checkpoint-every", "-1"], None, "--checkpoint-every must be >= 0"),
+    Refusal("resume-without-checkpoint", ["--resume", "/nonexistent/run"], None, "no checkpoint.pt to resume from"),
+    Refusal("zero-processes", ["--nproc", "0"], None, "--nproc must be >= 1"),
+    Refusal("adversarial-data-parallel", ["--family", "adversarial", "--nproc", "2"], None,
+            "does not train data-parallel"),
+    Refusal("zero-discriminator-steps", ["--family", "adversarial", "--discriminator-steps", "0"], None,
+            "objective.discriminator_steps must be positive"),
+    # not rows of the README's table
+    Refusal("zero-particles", ["--objective", "iwae", "--num-particles", "0"],
+            {"objective": {"name": "iwae", "num_particles": 0}}, "objective.num_particles must be positive",
+            readme=False),
+    Refusal("latent-as-text", None, {"model": {"latent_dim": "20"}}, "model.latent_dim must be int", readme=False),
+    Refusal("latent-as-bool", None, {"model": {"latent_dim": True}}, "model.latent_dim must be int", readme=False),
+    Refusal("unknown-key", None, {"train": {"epochs": 2, "momentum": 0.9}}, "unknown key 'momentum'", readme=False),
+    Refusal("unknown-section", None, {"optimizer": {}}, "unknown section 'optimizer'", readme=False),
+    Refusal("not-an-object", None, [1, 2], "must be a JSON object", readme=False),
+    Refusal("unknown-objective", None, {"objective": {"name": "renyi"}}, "unknown objective 'renyi'", readme=False),
+    Refusal("unknown-activation", None, {"model": {"activation": "gelu"}}, "unknown activation 'gelu'", readme=False),
+    Refusal("zero-likelihood-scale", None, {"model": {"likelihood": "laplace", "likelihood_scale": 0.0}},
+            "likelihood_scale must be positive", readme=False),
+]
+FLAG_CASES = [c for c in TRAIN_CASES if c.flags is not None]
+CONFIG_CASES = [c for c in TRAIN_CASES if c.config is not None]
+
+DATA_CASES = [
+    ("truncated-idx", _truncate, "truncated"),
+    ("bad-magic", _bad_magic, "bad magic number"),
+    ("cut-gzip", _cut_gzip, "cannot read IDX"),
+    ("missing-file", _drop_labels, "lacks train-labels-idx1-ubyte.gz"),
+    ("images-labels-mismatch", _mismatch, "do not match"),
+]
+
+
+@pytest.mark.parametrize("case", FLAG_CASES, ids=[c.id for c in FLAG_CASES])
+def test_bad_train_flags(capsys, tmp_path, case):
+    out = tmp_path / "out"
+    err = refuse(capsys, ["train", "--out", out, *case.flags])
+    assert case.message in err and case.more in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES, ids=[c.id for c in CONFIG_CASES])
+def test_bad_configs_are_refused_with_a_message_naming_the_problem(case):
+    """The same settings as a run config: refused before anything is built, in one line."""
+    with pytest.raises(UserError) as refused:
+        RunConfig.from_dict(case.config)
+    err = str(refused.value)
+    assert case.message in err and case.more in err and "\n" not in err
+
+
+@pytest.mark.parametrize("case, damage, message", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_bad_data_folders(capsys, tmp_path, case, damage, message):
+    folder = _folder(tmp_path, damage)
+    assert message in refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder, "--out", tmp_path / "o"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_empty_dataset(capsys, tmp_path):
+    folder = _folder(tmp_path, n_train=0)
+    assert "the train set is empty" in refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder,
+                                                       "--out", tmp_path / "o"])
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_pixels_outside_the_unit_interval_are_refused(embedded, bad):
+    from pyro_vae.inference.data.datasets import ImageData, prepare
+
+    x = embedded.train_x[:20].clone()
+    x[3, 0, 5, 5] = bad
+    data = ImageData("mine", x, embedded.train_y[:20], embedded.test_x[:5], embedded.test_y[:5])
+    with pytest.raises(UserError, match=r"not in \[0, 1\]; scale them"):
+        prepare(data, "dynamic")
+
+
+def test_image_size_a_conv_network_cannot_take(capsys, tmp_path):
+    folder = _folder(tmp_path, _odd_size)
+    assert "divisible by 4" in refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder, "--arch", "conv",
+                                               "--binarize", "static", "--out", tmp_path / "o"])
+
+
+def test_output_is_a_file_or_cannot_be_created(capsys, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    assert "is not a folder" in refuse(capsys, ["train", "--out", f])
+    assert f.read_text() == "keep me"
+    assert "cannot create output folder" in refuse(capsys, ["train", *SMALL, "--out", f / "run"])
+
+
+def test_existing_run_needs_force(capsys, tmp_path, run_dir):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    assert "already holds a run" in refuse(capsys, ["train", "--out", copy])
+    assert {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_force_leaves_nothing_derived_from_the_old_model(tmp_path, run_dir):
+    """Files written after training (ex-post samples, the report, an evaluation) describe the old model: a
+    retrain with --force removes them with the rest, so the folder holds only the new run's files."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert main(["sample", str(copy), "--ex-post", "2", "-n", "4"]) == 0
+    assert main(["report", str(copy)]) == 0
+    assert main(["evaluate", str(copy), "--limit", "50"]) == 0
+    derived = ("samples_ex_post.png", "report.html", "evaluation.json")
+    assert all((copy / name).is_file() for name in derived)
+    assert main(["train", *SMALL, "--seed", "1", "--out", str(copy), "--force"]) == 0
+    assert not [name for name in derived if (copy / name).exists()]
+
+
+def test_bad_run_folders(capsys, tmp_path, run_dir):
+    assert "does not exist" in refuse(capsys, ["evaluate", tmp_path / "none"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no config file" in refuse(capsys, ["evaluate", empty])
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    (broken / "config.json").write_text("{not json")
+    assert "cannot read config" in refuse(capsys, ["evaluate", broken])
+    (broken / "config.json").write_text(json.dumps({"model": {"latent_dims": 3}}))
+    assert "unknown key 'latent_dims'" in refuse(capsys, ["evaluate", broken])
+
+
+def test_checkpoint_from_another_model(capsys, tmp_path, run_dir):
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model"]["hidden_dim"] = 48
+    (other / "config.json").write_text(json.dumps(cfg))
+    assert "has shape" in refuse(capsys, ["evaluate", other])
+
+
+def test_malicious_and_truncated_checkpoints(capsys, tmp_path, run_dir):
+    bad = tmp_path / "bad"
+    shutil.copytree(run_dir, bad)
+    marker = tmp_path / "pwned"
+    torch.save({"model": RunsCode(str(marker))}, bad / "weights.pt")
+    assert "refusing to load" in refuse(capsys, ["evaluate", bad])
+    assert not marker.exists()
+    (bad / "weights.pt").write_bytes((run_dir / "weights.pt").read_bytes()[:500])
+    assert "cannot read checkpoint" in refuse(capsys, ["evaluate", bad])
+
+
+def test_bad_sample_requests(capsys, run_dir, tmp_path):
+    assert "-n must be positive" in refuse(capsys, ["sample", run_dir, "-n", "0"])
+    assert "needs a conditional VAE" in refuse(capsys, ["sample", run_dir, "--label", "3"])
+    assert "does not exist" in refuse(capsys, ["sample", run_dir, "--out", tmp_path / "no" / "s.png"])
+    assert "--ex-post must be a number of mixture components" in refuse(capsys, ["sample", run_dir, "--ex-post", "-1"])
+    assert "cannot fit a mixture of 99999 components" in refuse(capsys, ["sample", run_dir, "--ex-post", "99999"])
+    assert not (run_dir / "samples_ex_post.png").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu(capsys, tmp_path):
+    assert "no CUDA GPU" in refuse(capsys, ["train", "--device", "cuda", "--out", tmp_path / "o"])
+
+
+COMPARE_EM_CASES = [
+    ("em-unknown-setting", ["--settings", "pca"], "unknown setting 'pca'"),
+    ("em-zero-epochs", ["--nonlinear-epochs", "0"], "nonlinear_epochs must be positive"),
+    ("em-unknown-dataset", ["--dataset", "cifar"], "unknown dataset 'cifar'"),
+]
+
+
+@pytest.mark.parametrize("case, args, message", COMPARE_EM_CASES, ids=[c[0] for c in COMPARE_EM_CASES])
+def test_bad_compare_em_flags(capsys, tmp_path, case, args, message):
+    out = tmp_path / "cmp"
+    assert message in refuse(capsys, ["compare-em", "--out", out, *args])
+    assert not out.exists()
+
+
+def test_readme_table_lists_every_case():
+    readme = (ROOT / "README.md").read_text()
+    listed = [(c.id, c.message) for c in TRAIN_CASES if c.readme] + [(c, m) for c, _, m in DATA_CASES + COMPARE_EM_CASES]
+    for case, message in listed:
+        assert f"`{case}`" in readme and message in readme, case
+
+
+def test_diagnose_refuses_bad_points(capsys, run_dir):
+    assert "--points must be in 1..4500 (the train set's size)" in refuse(capsys, ["diagnose", run_dir, "--points", "0"])
+    assert "--points must be in 1..500 (the test set's size)" in refuse(capsys, ["diagnose", run_dir, "--points",
+                                                                              "600", "--split", "test"])
+    assert "train index 9999 is out of range 0..4499" in refuse(capsys, ["diagnose", run_dir, "--indices", "9999"])
+    assert "test index 600 is out of range 0..499" in refuse(capsys, ["diagnose", run_dir, "--indices", "600"])
+    assert "--draws must be positive" in refuse(capsys, ["diagnose", run_dir, "--draws", "0"])
+    assert "--worst must be in 1..30" in refuse(capsys, ["diagnose", run_dir, "--worst", "40", "--screen", "30"])
+    assert "--indices or --worst, not both" in refuse(capsys, ["diagnose", run_dir, "--worst", "2", "--indices", "1"])
+    assert "--points or --worst, not both" in refuse(capsys, ["diagnose", run_dir, "--worst", "2", "--points", "3"])
+    assert "give --worst N too" in refuse(capsys, ["diagnose", run_dir, "--screen", "100"])
+    assert "invalid choice: 'valid'" in refuse(capsys, ["diagnose", run_dir, "--split", "valid"])
+    assert not (run_dir / "diagnostics").exists()
