@@ -61,8 +61,9 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
     ``pyro_vae.inference.report.plots``, and the caller's own ``monitors``. The folder's writer lock
     (``pyro_vae.inference.runs.lock``) is held throughout: a second writer is refused, by name."""
     out = Path(out)
-    config.validate()
+    config = config.copy()  # the caller's config is left as it is
     record_data_dir_absolute(config)
+    config = config.validate()  # checked once, here: setup below takes it as it is
     ctx = process_group.initialize(resolve_device(config.train.device))  # a torchrun job: join it
     writer.check_output_folder(out, force, writer_lock=ctx.is_main)  # before the data load: fail fast, touch nothing
     with lock.writing(out) if ctx.is_main else contextlib.nullcontext():  # rank 0 writes, so rank 0 holds it

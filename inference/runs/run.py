@@ -153,7 +153,7 @@ class Run:
 
 def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     """Seed, load and prepare the data, build model and guide on the device."""
-    config.validate()
+    config = config.validate()  # a checked copy, its defaults resolved
     dev = process_group.local_device(resolve_device(device or config.train.device))
     data = load_run_data(config)
     data = place(data, dev, config.train.data_placement)
