@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyro_vae.inference import RunConfig
-from pyro_vae.inference.cli.coding_commands import decompress
+from pyro_vae.inference.coding.run_coding import decompress
 from pyro_vae.inference.coding import container
 from pyro_vae.inference.coding.bits_back import BitsBackCoder, encode_lossless
 from pyro_vae.inference.coding.entropy_coding import encode_codes
