@@ -76,7 +76,8 @@ def add_option_flags(p: argparse.ArgumentParser, options) -> None:
         base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
         if base is bool:
             action = argparse.BooleanOptionalAction if meta.get("paired") else "store_true"
-            p.add_argument(*names, action=action, default=f.default, help=help_text)
+            default = False if meta.get("negated") else f.default  # a negated flag's absence sets nothing
+            p.add_argument(*names, action=action, default=default, help=help_text)
             continue
         if typing.get_origin(base) is list:  # --image-size H W (a tuple of names: that many), --hierarchy UNITS ...
             metavar = meta["metavar"]

@@ -145,4 +145,6 @@ class Section:
         pass
 
     def copy(self):
-        return type(self)(**{name: getattr(self, name) for name in self.options()})
+        """A new section with the same values (lists copied too)."""
+        values = {name: getattr(self, name) for name in self.options()}
+        return type(self)(**{k: list(v) if isinstance(v, list) else v for k, v in values.items()})

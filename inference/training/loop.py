@@ -77,6 +77,7 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
     cfg, ctx = run.config.train, distributed.current()
     if not ctx.is_main:  # rank 0 alone reports (and writes the run folder)
         quiet, monitors = True, ()
+    _each(monitors, "begin", run, state)  # before anything is built: a run folder is checked and started first
     objective = build_objective(run.config.objective)
     stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic",
                              device=run.device)
@@ -129,7 +130,6 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
 
         return Progress(run, trainer, epoch, stopping, snapshot)
 
-    _each(monitors, "begin", run, state)
     log_every = min(LOG_EVERY, max(1, len(stream) // 2))  # at least two reads an epoch
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.perm is None:
@@ -191,6 +191,8 @@ def train(run: Run, state: Optional[TrainingState] = None, monitors: Sequence[Mo
 
     Deprecated (0.4.0) keywords, kept for one minor version: ``out`` and ``checkpoint_every`` (a
     ``RunFolder(out, checkpoint_every)`` monitor instead), ``resume`` (``state``)."""
+    if isinstance(monitors, bool):  # 0.3's train(run, out, quiet, ...): the third argument was quiet
+        quiet, monitors, deprecated = monitors, (), {**deprecated, "quiet_given": True}
     monitors = list(monitors)
     if isinstance(state, (str, os.PathLike)):  # 0.3's train(run, out)
         state, deprecated = None, {**deprecated, "out": state}
@@ -203,7 +205,7 @@ def train(run: Run, state: Optional[TrainingState] = None, monitors: Sequence[Mo
         _each(monitors, "close")
 
 
-def _deprecated_call(state, monitors, out=None, resume=None, checkpoint_every: int = 0):
+def _deprecated_call(state, monitors, out=None, resume=None, checkpoint_every: int = 0, quiet_given: bool = False):
     """0.3's ``train(run, out=..., resume=..., checkpoint_every=...)``, with a warning that names the replacement."""
     warnings.warn("train(run, out=..., resume=..., checkpoint_every=...) is deprecated: use train(run, state, "
                   "monitors=[RunFolder(out, checkpoint_every)]) (pyro_vae.inference.runs.writer.RunFolder)",

@@ -82,3 +82,17 @@ def test_component_names_take_a_dash_or_an_underscore():
     assert (config.model.likelihood, config.guide.guide, config.objective.name) == \
         ("continuous_bernoulli", "full_covariance", "mean_field")
     assert config.guide.corruption == "mask"  # the denoising_vae preset
+
+
+def test_a_parser_built_by_hand_gives_the_default_config_when_no_flag_is_given():
+    """A negated flag (``--sampled-kl``, ``--no-cuda-graph``) that is not given sets nothing, also when the
+    parse did not record which flags were given (a user's own ``build_parser().parse_args``)."""
+    from pyro_vae.inference import RunConfig
+    from pyro_vae.inference.cli.main import build_parser
+    from pyro_vae.inference.cli.options import config_from_args
+
+    args = build_parser().parse_args(["train"])
+    assert args.sampled_kl is False and args.no_cuda_graph is False
+    assert config_from_args(args) == RunConfig().validate()
+    sampled = config_from_args(build_parser().parse_args(["train", "--objective", "beta", "--sampled-kl"]))
+    assert sampled.objective.analytic_kl is False and sampled.train.cuda_graph is True
