@@ -92,3 +92,19 @@ class PageImages(HTMLParser):
         if tag == "img":
             self.sources.append(attrs["src"])
         self.links += [v for k, v in attrs.items() if k in ("href", "src") and not v.startswith("data:")]
+
+
+def tiny_run_config():
+    """A one-epoch run of a 2-D code on the interpreter (the run-lock tests' runs)."""
+    from pyro_vae.inference import RunConfig
+
+    return RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
+                                "train": {"epochs": 1, "compile": "off"}})
+
+
+def trained_tiny_run(out):
+    """A one-epoch tiny run in ``out`` (``tiny_run_config``)."""
+    from pyro_vae.inference.runs.folder import train_run
+
+    train_run(tiny_run_config(), out, quiet=True, plots=False, tensorboard=False)
+    return out

@@ -76,5 +76,5 @@ def test_train_into_a_folder_the_0_3_way_warns_and_writes_the_same_run_folder(tm
     with pytest.warns(DeprecationWarning, match="RunFolder"):
         old = train(setup(RunConfig.from_dict(raw)), out=tmp_path / "old")
     new = train(setup(RunConfig.from_dict(raw)), monitors=[RunFolder(tmp_path / "new")])
-    assert old == new or [m["test_elbo"] for m in old] == [m["test_elbo"] for m in new]
+    assert [m["test_elbo"] for m in old] == [m["test_elbo"] for m in new]  # the same run (seconds differ)
     assert [m["test_elbo"] for m in read_metrics(tmp_path / "old")] == [m["test_elbo"] for m in new]

@@ -10,13 +10,12 @@ import time
 
 import pytest
 
-from pyro_vae.inference import RunConfig
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.runs import lock
 from pyro_vae.inference.runs.folder import train_run
 from pyro_vae.inference.runs.run import load_run
 
-from tests.helpers import ROOT, VAE, run_vae
+from tests.helpers import ROOT, VAE, run_vae, tiny_run_config, trained_tiny_run
 
 TINY = ["--latent-dim", "2", "--hidden-dim", "16", "--quiet", "--no-plots", "--no-tensorboard", "--compile", "off"]
 
@@ -31,17 +30,6 @@ def _hold(folder, what="writing", seconds=60):
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
-
-
-def _tiny_config() -> RunConfig:
-    return RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
-                                "train": {"epochs": 1, "compile": "off"}})
-
-
-def _trained(out):
-    """A one-epoch tiny run in ``out``."""
-    train_run(_tiny_config(), out, quiet=True, plots=False, tensorboard=False)
-    return out
 
 
 def _wait_for_writer(folder, proc, limit=120.0):
@@ -77,7 +65,7 @@ def test_two_vae_train_processes_on_one_folder(tmp_path):
 
 
 def test_a_held_lock_refuses_in_process_writers_by_name_and_a_finished_one_does_not(tmp_path):
-    cfg = _tiny_config()
+    cfg = tiny_run_config()
     out = tmp_path / "run"
     holder = _hold(out)
     try:
@@ -97,7 +85,7 @@ def test_a_held_lock_refuses_in_process_writers_by_name_and_a_finished_one_does_
 
 
 def test_readers_wait_for_a_snapshot_and_name_a_writer_that_does_not_finish(tmp_path):
-    out = _trained(tmp_path / "run")
+    out = trained_tiny_run(tmp_path / "run")
     writer = _hold(out, "snapshot", seconds=1.5)
     start = time.monotonic()
     with pytest.raises(UserError, match="being rewritten by .*did not settle within 0.2 s"):
@@ -123,7 +111,7 @@ def test_a_run_being_set_up_is_named_not_misread(tmp_path):
 
 
 def test_the_writer_waits_for_a_reader_at_an_epoch_end(tmp_path):
-    out = _trained(tmp_path / "run")
+    out = trained_tiny_run(tmp_path / "run")
     reader = _hold(out, "reading", seconds=1.5)
     start = time.monotonic()
     with lock.snapshot(out, write=True, wait=0.1):  # no deadline for the writer: readers are brief

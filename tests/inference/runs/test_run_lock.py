@@ -2,22 +2,12 @@
 trained anew meanwhile is not written beside the new run. (Against other processes: tests/e2e/test_run_lock.py.)"""
 import pytest
 
-from pyro_vae.inference import RunConfig
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.runs import lock
 from pyro_vae.inference.runs.folder import train_run
 from pyro_vae.inference.runs.run import load_run
 
-
-def _tiny_config() -> RunConfig:
-    return RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 16}, "guide": {"hidden_dim": 16},
-                                "train": {"epochs": 1, "compile": "off"}})
-
-
-def _trained(out):
-    """A one-epoch tiny run in ``out``."""
-    train_run(_tiny_config(), out, quiet=True, plots=False, tensorboard=False)
-    return out
+from tests.helpers import tiny_run_config, trained_tiny_run
 
 
 def test_a_refused_new_folder_is_not_left_behind(tmp_path):
@@ -35,14 +25,14 @@ def test_a_result_of_a_run_trained_anew_meanwhile_is_not_written_beside_the_new_
     from pyro_vae.inference.report.outputs import save_samples
 
     out = tmp_path / "run"
-    _trained(out)
+    trained_tiny_run(out)
     run = load_run(out)
     (out / "diagnostics" / "test").mkdir(parents=True)
     (out / "diagnostics" / "summary.json").write_text("{}")
     with run.adding_results():  # still the run that was loaded: written
         save_samples(run, out / "samples.png", n=4)
     assert (out / "samples.png").is_file()
-    train_run(_tiny_config(), out, force=True, quiet=True, plots=False, tensorboard=False)
+    train_run(tiny_run_config(), out, force=True, quiet=True, plots=False, tensorboard=False)
     assert not (out / "diagnostics").exists()
     new_samples = lock.stamp(out / "samples.png")  # the new run's own, drawn at the end of its training
     with pytest.raises(UserError, match=r"was trained anew while this command ran .* nothing was written"):
