@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup train test test-fast lint clean
+.PHONY: setup train test test-fast lint docs clean
 
 setup: $(VENV)/.installed
 
@@ -35,5 +35,10 @@ lint: setup
 	for p in models guides inference; do ln -sfn ../../../$$p $(TYPECHECK)/pyro_vae/$$p; done
 	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
 
+# The documentation site (docs/): Sphinx with MyST-NB, warnings as errors, the tutorials executed on the embedded
+# data (cached: an unchanged tutorial is not run again). Open docs/_build/html/index.html.
+docs: setup
+	$(BIN)/sphinx-build -W --keep-going -q -j 2 -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/_build docs/_generated
