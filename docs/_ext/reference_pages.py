@@ -1,6 +1,206 @@
-"""The command, component and refusal references (Markdown), made from the library's own tables."""
+"""The command, component and refusal references (Markdown), made from the library's own tables: the parser
+``vae`` builds, the registries, and the refusal tables of ``tests/inference/cli/test_bad_input.py`` and
+``tests/inference/data/test_own_data_bad_input.py`` (the cases the tests run)."""
 from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import tempfile
+from pathlib import Path
+
+from pyro_vae.models.registry import declared_options
+
+DOCS_PAGE = "reference/cli.html"  # where each command's section lives in the built site (its --help says so)
+
+
+def cell(text) -> str:
+    """Text for one Markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def code(text) -> str:
+    text = str(text)
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text}{fence}" if text else ""
+
+
+def summary(obj) -> str:
+    """The first sentence of ``obj``'s own docstring."""
+    doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+    first = inspect.cleandoc(doc or "").split("\n\n")[0]
+    return " ".join(first.split())
+
+
+# ---- the command line ---------------------------------------------------------------------------------------
+
+def _value(action: argparse.Action) -> str:
+    if action.nargs == 0:
+        return ""
+    if isinstance(action.metavar, tuple):
+        return " ".join(action.metavar)
+    if action.choices is not None and not isinstance(action.choices, dict):
+        return "{" + ",".join(map(str, action.choices)) + "}"
+    return action.metavar or action.dest.upper()
+
+
+def command_section(name: str, parser: argparse.ArgumentParser, config_keys: dict) -> str:
+    lines = [f"(vae-{name})=", f"## `vae {name}`", "", cell(parser.description or ""), "", "```text",
+             parser.format_usage().strip().replace("usage: ", ""), "```", "",
+             "| argument | value | config key | what it does |", "| --- | --- | --- | --- |"]
+    for action in parser._actions:
+        if action.help == argparse.SUPPRESS:
+            continue
+        names = ", ".join(action.option_strings) or action.dest.upper()
+        keys = ", ".join(config_keys.get(s, "") for s in action.option_strings if config_keys.get(s))
+        lines.append(f"| {code(names)} | {code(_value(action))} | {code(keys)} | {cell(action.help or '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def cli_page() -> str:
+    from pyro_vae.inference.cli.main import build_parser
+    from pyro_vae.inference.cli.options import _flag_groups
+
+    config_keys = {flag: ", ".join(f"{section}.{f.name}" for section, f, _ in group)
+                   for flag, group in _flag_groups().items() if isinstance(flag, str)}
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    out = ["# Command line reference", "",
+           "Generated from the parser `vae` builds (`pyro_vae.inference.cli.main.build_parser`), so it lists every "
+           "command and flag of this version. The *config key* is the `config.json` / `--config` key a flag sets "
+           "(`vae config --dump` prints them all). Bad values are refused in one line with exit status 2: see "
+           "[bad input](bad-input.md).", "", "```text", parser.format_usage().strip().replace("usage: ", ""), "```",
+           "", "| command | what it does |", "| --- | --- |"]
+    out += [f"| [`vae {name}`](#vae-{name}) | {cell(helps.get(name, ''))} |" for name in sub.choices]
+    out.append("")
+    out += [command_section(name, p, config_keys) for name, p in sub.choices.items()]
+    return "\n".join(out)
+
+
+# ---- the components -----------------------------------------------------------------------------------------
+
+def _registries() -> list:
+    from pyro_vae.guides import GUIDES
+    from pyro_vae.inference.data.loaders import DATASETS
+    from pyro_vae.inference.objectives import OBJECTIVES
+    from pyro_vae.inference.objectives.schedules import SCHEDULES
+    from pyro_vae.inference.training.engines import ENGINES
+    from pyro_vae.models import LIKELIHOODS, PRIORS
+
+    return [("Likelihoods", "p(x | z)", LIKELIHOODS, "--likelihood", "model.likelihood"),
+            ("Priors", "p(z)", PRIORS, "--prior", "model.prior"),
+            ("Guides", "q(z | x)", GUIDES, "--guide", "guide.guide"),
+            ("Objectives", "what SVI minimizes", OBJECTIVES, "--objective", "objective.name"),
+            ("KL schedules", "the weight of the KL term over the steps", SCHEDULES, "--kl-schedule",
+             "objective.kl_schedule"),
+            ("Engines", "how one SVI step runs", ENGINES, "--compile", "train.compile"),
+            ("Datasets", "where the data comes from", DATASETS, "--dataset", "data.dataset")]
+
+
+def _qualname(cls) -> str:
+    module = cls.__module__
+    for package in ("pyro_vae.models", "pyro_vae.guides"):
+        if module.startswith(package + ".") and getattr(__import__(package, fromlist=["x"]), cls.__name__, None) is cls:
+            return f"{package}.{cls.__name__}"
+    return f"{module}.{cls.__name__}"
+
+
+def components_page() -> str:
+    from pyro_vae.inference.cli.options import flag_of
+
+    out = ["# Components", "",
+           "Generated from the registries: every name `vae train` and a config accept, the class it builds and its "
+           "options (declared in the class's own `Config`; the flag sets the config key of the same name). "
+           "[Extending the toolkit](../contributing.md) shows how to register your own.", ""]
+    for title, what, registry, flag, key in _registries():
+        out += [f"## {title}: {what}", "", f"Chosen by `{flag} NAME` (config key `{key}`).", "",
+                "| name | class | what it is | options |", "| --- | --- | --- | --- |"]
+        for name in registry.in_order():
+            cls = registry.get(name)
+            config = getattr(cls, "Config", None)
+            opts = ", ".join(code(flag_of(f)) for f in __import__("dataclasses").fields(config)) if config else ""
+            out.append(f"| `{name}` | {{py:class}}`{_qualname(cls)}` | {cell(summary(cls))} | {opts} |")
+        options = declared_options(registry)
+        if options:
+            out += ["", "| option | default | used by | what it sets |", "| --- | --- | --- | --- |"]
+            for field_name, (_, f, users) in options.items():
+                out.append(f"| {code(flag_of(f))} | {code(json.dumps(f.default))} | "
+                           f"{', '.join(code(u) for u in users)} | {cell(f.metadata['help'])} |")
+        out.append("")
+    out += recipes_section()
+    return "\n".join(out)
+
+
+def recipes_section() -> list[str]:
+    """The recipes: each config file's opening comment (which paper, what differs) and its settings."""
+    from pyro_vae.inference.config.recipes import read_recipe, recipe_names, recipe_path
+
+    out = ["## Recipes: papers' models as config files", "",
+           "Chosen by `--recipe NAME` (then `--config`, then the flags given, override it); "
+           "`vae config --dump --recipe NAME` prints it resolved. Each is `inference/config/recipes/NAME.yaml`.", "",
+           "| recipe | the paper, and what differs | settings |", "| --- | --- | --- |"]
+    for name in recipe_names():
+        comment = " ".join(line.lstrip("# ").strip() for line in recipe_path(name).read_text().splitlines()
+                           if line.startswith("#"))
+        settings = "; ".join(f"{section}: " + ", ".join(f"{k} {v}" for k, v in values.items())
+                             for section, values in read_recipe(name).items() if isinstance(values, dict))
+        out.append(f"| `{name}` | {cell(comment)} | {cell(settings)} |")
+    return out + [""]
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------
+
+def _train_input(case) -> str:
+    if case.flags is not None:
+        return code("vae train " + " ".join(map(str, case.flags)))
+    return "config " + code(json.dumps(case.config))
+
+
+def refusals_page() -> str:
+    from tests.inference.cli import test_bad_input as cli_cases
+    from tests.inference.data import test_own_data_bad_input as data_cases
+
+    rows = [(c.id, _train_input(c), c.message + (f" … {c.more}" if c.more else "")) for c in cli_cases.TRAIN_CASES]
+    rows += [(case, f"`vae train --dataset idx --data-dir DIR`: {cell(summary(damage))}", message)
+             for case, damage, message in cli_cases.DATA_CASES]
+    rows += [(case, code("vae compare-em " + " ".join(args)), message) for case, args, message in cli_cases.COMPARE_EM_CASES]
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in data_cases.CASES:
+            folder = Path(tmp) / case.__name__
+            folder.mkdir()
+            _, message = case(folder)
+            rows.append((case.__name__.strip("_"), cell(summary(case)), message))
+    rows += [(r.id, r.input, r.message) for r in cli_cases.OTHER_REFUSALS]
+    out = ["# Bad input", "",
+           "Generated from the refusal tables the tests run (`tests/inference/cli/test_bad_input.py`, "
+           "`tests/inference/data/test_own_data_bad_input.py`): each input below ends in one line, "
+           "`vae: error: ...`, naming the problem and the fix, with exit status 2, no traceback, and nothing on "
+           "disk lost (a refused `vae train` leaves `--out` and the data folder as they were). From Python the "
+           "same refusals raise `pyro_vae.inference.UserError` with the same line.", "",
+           "A NaN or Inf in a gradient stops training before the update, naming the step, the term "
+           "(reconstruction or KL) and the last good checkpoint (`--clip-norm` clips gradients, `--min-scale` "
+           "floors the guide's scales).", "",
+           f"{len(rows)} refusals:", "", "| case | input | the one-line answer contains |", "| --- | --- | --- |"]
+    out += [f"| `{case}` | {what} | {cell(message)} |" for case, what, message in rows]
+    return "\n".join(out) + "\n"
+
+
+def run_folder_files() -> str:
+    """The files of a run folder, from the docstring of ``runs/layout.py`` (the module that names them all)."""
+    from pyro_vae.inference.runs import layout
+
+    rows: list[list[str]] = []
+    for line in inspect.cleandoc(inspect.cleandoc(layout.__doc__).split("\n\n")[1]).splitlines():
+        name, _, what = line.strip().partition("  ")
+        if line.startswith(" "):  # a continued description
+            rows[-1][1] += " " + line.strip()
+        else:
+            rows.append([name.strip(), what.strip()])
+    rows = [f"| {code(name)} | {cell(what.replace('``', '`'))} |" for name, what in rows]
+    return "\n".join(["| file | holds |", "| --- | --- |", *rows]) + "\n"
 
 
 def pages() -> dict[str, str]:
-    return {}
+    return {"cli.md": cli_page(), "components.md": components_page(), "bad-input.md": refusals_page(),
+            "run-folder-files.md": run_folder_files()}

@@ -22,15 +22,23 @@ from pyro_vae.inference.training.state import TrainingInterrupted
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# Where each command's page lives in the documentation site that 'make docs' builds (a relative path: offline)
+DOCS_PAGE = "docs/_build/html/reference/cli.html"
+
+
+def docs_address(command: Optional[str] = None) -> str:
+    """The line that ends ``vae --help`` and each command's help: the address of its docs page."""
+    return f"docs: {DOCS_PAGE}{'#vae-' + command if command else ''} (built by 'make docs'; sources in docs/)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.")
+    parser = OneLineParser(prog="vae", description="Variational autoencoders as Pyro programs.", epilog=docs_address())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_commands(sub)  # every registered command (the modules above register theirs when imported)
     for action in sub._choices_actions:  # each command's --help opens with its one line of ``vae --help``
         command = sub.choices[action.dest]
         command.description = command.description or action.help
+        command.epilog = docs_address(action.dest)
     return parser
 
 

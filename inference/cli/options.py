@@ -56,10 +56,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="YAML, TOML or JSON file of config sections (and a 'run' section of other options); "
                         "flags given here override it")
     p.add_argument("--family", default="vae", help=f"autoencoder family preset: sets prior, guide and objective "
-                   f"(one of: {', '.join(FAMILIES)}; see the README) [default: vae]")
+                   f"(one of: {', '.join(FAMILIES)}; see docs/guide/families.md) [default: vae]")
     p.add_argument("--recipe", metavar="NAME", default=None,
-                   help=f"start from a paper's settings (one of: {', '.join(recipe_names())}; see the README's "
-                        f"Recipes); --config and the flags given override it")
+                   help=f"start from a paper's settings (one of: {', '.join(recipe_names())}; see "
+                        f"docs/reference/components.md); --config and the flags given override it")
     add_option_flags(p, [(flag, group[0][1], group[0][2]) for flag, group in _flag_groups().items()])
 
 

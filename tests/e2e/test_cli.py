@@ -11,6 +11,7 @@ from PIL import Image
 from pyro_vae.inference import RunConfig
 
 from tests.helpers import ROOT, run_vae
+from tests.inference.cli.test_bad_input import SAID
 
 RUN_FILES = ["config.json", "versions.json", "weights.pt", "metrics.jsonl", "samples.png", "reconstructions.png"]
 
@@ -86,7 +87,7 @@ def test_full_disk(tmp_path):
         proc = run_vae("train", *SMALL, "--out", mount / "run")
         assert proc.returncode == 2
         err = proc.stderr.strip()
-        assert err.startswith("vae: error: cannot write") and "No space left on device" in err
+        assert err.startswith("vae: error: cannot write") and SAID["full-disk"] in err
         assert "\n" not in err and "Traceback" not in err
         assert not [p for p in (mount / "run").iterdir() if p.name.endswith(".tmp")]  # no half-written file
         json.loads((mount / "run" / "config.json").read_text())  # what was written is whole

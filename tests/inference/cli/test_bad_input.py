@@ -1,7 +1,8 @@
-"""Every bad input of the README's table: one line naming the problem and the fix, exit status 2,
-no traceback, nothing on disk lost. The one table of refusals: each bad setting once, checked as the flags of
-``vae train`` and, where a run config says the same, as that config (``RunConfig.from_dict``)."""
+"""Every bad input of the docs' bad-input page (generated from the tables here): one line naming the problem
+and the fix, exit status 2, no traceback, nothing on disk lost. The one table of refusals: each bad setting
+once, checked as the flags of ``vae train`` and, where a run config says the same, as that config (``RunConfig.from_dict``)."""
 import gzip
+import re
 import json
 import shutil
 from typing import Any, NamedTuple, Optional
@@ -14,7 +15,7 @@ from pyro_vae.inference import RunConfig, UserError
 from pyro_vae.inference.cli.main import main
 from pyro_vae.inference.data.datasets import IDX_FILES
 
-from tests.helpers import ROOT, RunsCode, refuse, write_folder, write_idx
+from tests.helpers import RunsCode, refuse, write_folder, write_idx
 
 SMALL = ["--epochs", "1", "--latent-dim", "3", "--hidden-dim", "32", "--quiet"]
 
@@ -36,6 +37,7 @@ def _folder(tmp_path, damage=None, **sizes):
 
 
 def _truncate(folder):
+    """An IDX file cut short."""
     path = folder / IDX_FILES["train_images"]
     raw = gzip.open(path).read()
     with gzip.open(path, "wb") as fh:
@@ -43,20 +45,24 @@ def _truncate(folder):
 
 
 def _bad_magic(folder):
+    """A file that is not IDX."""
     with gzip.open(folder / IDX_FILES["train_images"], "wb") as fh:
         fh.write(b"\x00\x00\x0d\x03" + b"\x00" * 20)
 
 
 def _cut_gzip(folder):
+    """A cut gzip stream."""
     path = folder / IDX_FILES["test_labels"]
     path.write_bytes(path.read_bytes()[:12])
 
 
 def _drop_labels(folder):
+    """A folder without the labels file."""
     (folder / IDX_FILES["train_labels"]).unlink()
 
 
 def _mismatch(folder):
+    """7 labels for 30 images."""
     write_idx(folder / IDX_FILES["train_labels"], np.zeros(7))
 
 
@@ -67,17 +73,15 @@ def _odd_size(folder):
 
 class Refusal(NamedTuple):
     """One bad setting: ``flags`` after ``vae train --out OUT`` (None: no flag says it), ``config`` the run config
-    that says the same (None: no config does), ``message`` the words of the one-line answer that the README's
-    table shows (when ``readme``), ``more`` further words the answer holds."""
+    that says the same (None: no config does), ``message`` the words of the one-line answer that the docs'
+    bad-input page shows, ``more`` further words the answer holds."""
     id: str
     flags: Optional[list]
     config: Any
     message: str
     more: str = ""
-    readme: bool = True
 
 
-# The README table lists the ids of the rows with readme=True.
 TRAIN_CASES = [
     Refusal("unknown-dataset", ["--dataset", "cifar"], {"data": {"dataset": "cifar"}}, "unknown dataset 'cifar'"),
     Refusal("idx-without-folder", ["--dataset", "idx"], {"data": {"dataset": "idx"}}, "needs --data-dir"),
@@ -126,21 +130,57 @@ TRAIN_CASES = [
             "does not train data-parallel"),
     Refusal("zero-discriminator-steps", ["--family", "adversarial", "--discriminator-steps", "0"], None,
             "objective.discriminator_steps must be positive"),
-    # not rows of the README's table
     Refusal("zero-particles", ["--objective", "iwae", "--num-particles", "0"],
-            {"objective": {"name": "iwae", "num_particles": 0}}, "objective.num_particles must be positive",
-            readme=False),
-    Refusal("latent-as-text", None, {"model": {"latent_dim": "20"}}, "model.latent_dim must be int", readme=False),
-    Refusal("latent-as-bool", None, {"model": {"latent_dim": True}}, "model.latent_dim must be int", readme=False),
-    Refusal("unknown-key", None, {"train": {"epochs": 2, "momentum": 0.9}}, "unknown key 'momentum'", readme=False),
-    Refusal("unknown-section", None, {"optimizer": {}}, "unknown section 'optimizer'", readme=False),
-    Refusal("not-an-object", None, [1, 2], "must be a JSON object", readme=False),
-    Refusal("unknown-objective", None, {"objective": {"name": "renyi"}}, "unknown objective 'renyi'", readme=False),
-    Refusal("unknown-activation", None, {"model": {"activation": "gelu"}}, "unknown activation 'gelu'", readme=False),
+            {"objective": {"name": "iwae", "num_particles": 0}}, "objective.num_particles must be positive"),
+    Refusal("latent-as-text", None, {"model": {"latent_dim": "20"}}, "model.latent_dim must be int"),
+    Refusal("latent-as-bool", None, {"model": {"latent_dim": True}}, "model.latent_dim must be int"),
+    Refusal("unknown-key", None, {"train": {"epochs": 2, "momentum": 0.9}}, "unknown key 'momentum'"),
+    Refusal("unknown-section", None, {"optimizer": {}}, "unknown section 'optimizer'"),
+    Refusal("not-an-object", None, [1, 2], "must be a JSON object"),
+    Refusal("unknown-objective", None, {"objective": {"name": "renyi"}}, "unknown objective 'renyi'"),
+    Refusal("unknown-activation", None, {"model": {"activation": "gelu"}}, "unknown activation 'gelu'"),
     Refusal("zero-likelihood-scale", None, {"model": {"likelihood": "laplace", "likelihood_scale": 0.0}},
-            "likelihood_scale must be positive", readme=False),
+            "likelihood_scale must be positive"),
 ]
 FLAG_CASES = [c for c in TRAIN_CASES if c.flags is not None]
+
+
+class Documented(NamedTuple):
+    """A refusal checked by its own test below (not a row of the tables above): ``input`` in words for the
+    docs' bad-input page (generated from these tables), ``message`` the words the test asserts."""
+    id: str
+    input: str
+    message: str
+
+
+OTHER_REFUSALS = [
+    Documented("pixels-outside-unit-interval", "a user's `ImageData` with 1.5, −0.1 or NaN pixels given to "
+               "`prepare` (the Bernoulli likelihood's data)", "not in [0, 1]; scale them"),
+    Documented("empty-dataset", "`--data-dir` with 0 training images", "the train set is empty"),
+    Documented("conv-odd-size", "`--arch conv` on 30×30 images", "divisible by 4"),
+    Documented("out-is-a-file", "`--out FILE` (the file is untouched)", "is not a folder"),
+    Documented("out-cannot-be-created", "`--out FILE/run`", "cannot create output folder"),
+    Documented("existing-run", "`--out RUN` without `--force` (every file untouched)", "already holds a run"),
+    Documented("cuda-without-gpu", "`--device cuda` on a CPU machine", "no CUDA GPU"),
+    Documented("missing-run", "`vae evaluate /nonexistent`", "does not exist"),
+    Documented("not-a-run", "`vae evaluate EMPTY_FOLDER`", "no config file"),
+    Documented("corrupt-config", "`config.json` that is not JSON", "cannot read config"),
+    Documented("config-unknown-key", "`config.json` with `latent_dims`", "unknown key 'latent_dims'"),
+    Documented("other-model", "weights of a 32-wide model, config of a 48-wide one", "has shape"),
+    Documented("malicious-checkpoint", "`weights.pt` whose pickle would run code (the code does not run)",
+               "refusing to load"),
+    Documented("truncated-checkpoint", "`weights.pt` cut to 500 bytes", "cannot read checkpoint"),
+    Documented("zero-samples", "`vae sample RUN -n 0`", "-n must be positive"),
+    Documented("label-unconditional", "`vae sample RUN --label 3` on an unconditional run", "needs a conditional VAE"),
+    Documented("sample-missing-folder", "`vae sample RUN --out missing/s.png`", "does not exist"),
+    Documented("ex-post-negative", "`vae sample RUN --ex-post -1`", "--ex-post must be a number of mixture components"),
+    Documented("full-disk", "`--out` on a 300 kB tmpfs (no half-written file)", "No space left on device"),
+    Documented("colour-on-grey-network", "`vae evaluate RUN` after the grey images of RUN's folder turned colour",
+               "built for data of shape (1, 16, 16) (grey images), but the data now has shape (3, 16, 16)"),
+    Documented("ex-post-too-many", "`vae sample RUN --ex-post 99999` on a small run",
+               "cannot fit a mixture of 99999 components"),
+]
+SAID = {r.id: r.message for r in OTHER_REFUSALS}
 CONFIG_CASES = [c for c in TRAIN_CASES if c.config is not None]
 
 DATA_CASES = [
@@ -178,7 +218,7 @@ def test_bad_data_folders(capsys, tmp_path, case, damage, message):
 
 def test_empty_dataset(capsys, tmp_path):
     folder = _folder(tmp_path, n_train=0)
-    assert "the train set is empty" in refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder,
+    assert SAID["empty-dataset"] in refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder,
                                                        "--out", tmp_path / "o"])
 
 
@@ -189,29 +229,29 @@ def test_pixels_outside_the_unit_interval_are_refused(embedded, bad):
     x = embedded.train_x[:20].clone()
     x[3, 0, 5, 5] = bad
     data = ImageData("mine", x, embedded.train_y[:20], embedded.test_x[:5], embedded.test_y[:5])
-    with pytest.raises(UserError, match=r"not in \[0, 1\]; scale them"):
+    with pytest.raises(UserError, match=re.escape(SAID["pixels-outside-unit-interval"])):
         prepare(data, "dynamic")
 
 
 def test_image_size_a_conv_network_cannot_take(capsys, tmp_path):
     folder = _folder(tmp_path, _odd_size)
-    assert "divisible by 4" in refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder, "--arch", "conv",
+    assert SAID["conv-odd-size"] in refuse(capsys, ["train", "--dataset", "idx", "--data-dir", folder, "--arch", "conv",
                                                "--binarize", "static", "--out", tmp_path / "o"])
 
 
 def test_output_is_a_file_or_cannot_be_created(capsys, tmp_path):
     f = tmp_path / "file"
     f.write_text("keep me")
-    assert "is not a folder" in refuse(capsys, ["train", "--out", f])
+    assert SAID["out-is-a-file"] in refuse(capsys, ["train", "--out", f])
     assert f.read_text() == "keep me"
-    assert "cannot create output folder" in refuse(capsys, ["train", *SMALL, "--out", f / "run"])
+    assert SAID["out-cannot-be-created"] in refuse(capsys, ["train", *SMALL, "--out", f / "run"])
 
 
 def test_existing_run_needs_force(capsys, tmp_path, run_dir):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
-    assert "already holds a run" in refuse(capsys, ["train", "--out", copy])
+    assert SAID["existing-run"] in refuse(capsys, ["train", "--out", copy])
     assert {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
 
 
@@ -230,16 +270,16 @@ def test_force_leaves_nothing_derived_from_the_old_model(tmp_path, run_dir):
 
 
 def test_bad_run_folders(capsys, tmp_path, run_dir):
-    assert "does not exist" in refuse(capsys, ["evaluate", tmp_path / "none"])
+    assert SAID["missing-run"] in refuse(capsys, ["evaluate", tmp_path / "none"])
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "no config file" in refuse(capsys, ["evaluate", empty])
+    assert SAID["not-a-run"] in refuse(capsys, ["evaluate", empty])
     broken = tmp_path / "broken"
     shutil.copytree(run_dir, broken)
     (broken / "config.json").write_text("{not json")
-    assert "cannot read config" in refuse(capsys, ["evaluate", broken])
+    assert SAID["corrupt-config"] in refuse(capsys, ["evaluate", broken])
     (broken / "config.json").write_text(json.dumps({"model": {"latent_dims": 3}}))
-    assert "unknown key 'latent_dims'" in refuse(capsys, ["evaluate", broken])
+    assert SAID["config-unknown-key"] in refuse(capsys, ["evaluate", broken])
 
 
 def test_checkpoint_from_another_model(capsys, tmp_path, run_dir):
@@ -248,7 +288,7 @@ def test_checkpoint_from_another_model(capsys, tmp_path, run_dir):
     cfg = json.loads((other / "config.json").read_text())
     cfg["model"]["hidden_dim"] = 48
     (other / "config.json").write_text(json.dumps(cfg))
-    assert "has shape" in refuse(capsys, ["evaluate", other])
+    assert SAID["other-model"] in refuse(capsys, ["evaluate", other])
 
 
 def test_malicious_and_truncated_checkpoints(capsys, tmp_path, run_dir):
@@ -256,24 +296,24 @@ def test_malicious_and_truncated_checkpoints(capsys, tmp_path, run_dir):
     shutil.copytree(run_dir, bad)
     marker = tmp_path / "pwned"
     torch.save({"model": RunsCode(str(marker))}, bad / "weights.pt")
-    assert "refusing to load" in refuse(capsys, ["evaluate", bad])
+    assert SAID["malicious-checkpoint"] in refuse(capsys, ["evaluate", bad])
     assert not marker.exists()
     (bad / "weights.pt").write_bytes((run_dir / "weights.pt").read_bytes()[:500])
-    assert "cannot read checkpoint" in refuse(capsys, ["evaluate", bad])
+    assert SAID["truncated-checkpoint"] in refuse(capsys, ["evaluate", bad])
 
 
 def test_bad_sample_requests(capsys, run_dir, tmp_path):
-    assert "-n must be positive" in refuse(capsys, ["sample", run_dir, "-n", "0"])
-    assert "needs a conditional VAE" in refuse(capsys, ["sample", run_dir, "--label", "3"])
-    assert "does not exist" in refuse(capsys, ["sample", run_dir, "--out", tmp_path / "no" / "s.png"])
-    assert "--ex-post must be a number of mixture components" in refuse(capsys, ["sample", run_dir, "--ex-post", "-1"])
-    assert "cannot fit a mixture of 99999 components" in refuse(capsys, ["sample", run_dir, "--ex-post", "99999"])
+    assert SAID["zero-samples"] in refuse(capsys, ["sample", run_dir, "-n", "0"])
+    assert SAID["label-unconditional"] in refuse(capsys, ["sample", run_dir, "--label", "3"])
+    assert SAID["sample-missing-folder"] in refuse(capsys, ["sample", run_dir, "--out", tmp_path / "no" / "s.png"])
+    assert SAID["ex-post-negative"] in refuse(capsys, ["sample", run_dir, "--ex-post", "-1"])
+    assert SAID["ex-post-too-many"] in refuse(capsys, ["sample", run_dir, "--ex-post", "99999"])
     assert not (run_dir / "samples_ex_post.png").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_gpu(capsys, tmp_path):
-    assert "no CUDA GPU" in refuse(capsys, ["train", "--device", "cuda", "--out", tmp_path / "o"])
+    assert SAID["cuda-without-gpu"] in refuse(capsys, ["train", "--device", "cuda", "--out", tmp_path / "o"])
 
 
 COMPARE_EM_CASES = [
@@ -290,11 +330,10 @@ def test_bad_compare_em_flags(capsys, tmp_path, case, args, message):
     assert not out.exists()
 
 
-def test_readme_table_lists_every_case():
-    readme = (ROOT / "README.md").read_text()
-    listed = [(c.id, c.message) for c in TRAIN_CASES if c.readme] + [(c, m) for c, _, m in DATA_CASES + COMPARE_EM_CASES]
-    for case, message in listed:
-        assert f"`{case}`" in readme and message in readme, case
+def test_every_refusal_has_one_id():
+    """The docs' bad-input page is made from these tables (docs/_ext/reference_pages.py): each case once."""
+    ids = [c.id for c in TRAIN_CASES] + [c[0] for c in DATA_CASES + COMPARE_EM_CASES] + [r.id for r in OTHER_REFUSALS]
+    assert len(ids) == len(set(ids))
 
 
 def test_diagnose_refuses_bad_points(capsys, run_dir):

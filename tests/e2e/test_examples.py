@@ -1,4 +1,5 @@
-"""The README's example is the file that runs, and it agrees with the library's trainer."""
+"""The example scripts the docs show (tests/e2e/test_docs.py checks that they are included, not pasted) run,
+and agree with the library's trainer."""
 import re
 import subprocess
 import sys
@@ -9,15 +10,6 @@ from tests.helpers import ROOT
 
 SCRIPT = ROOT / "examples" / "own_training_script.py"
 CUSTOM = ROOT / "examples" / "custom_likelihood.py"
-
-
-def test_readme_shows_the_example_scripts_verbatim():
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert SCRIPT.read_text() in blocks and CUSTOM.read_text() in blocks
-    assert (ROOT / "examples" / "experience.py").read_text() in blocks
-    assert (ROOT / "examples" / "two_d.yaml").read_text() in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
-    assert len(CUSTOM.read_text().splitlines()) <= 30
 
 
 def test_a_likelihood_added_from_a_users_script_trains():
@@ -42,7 +34,6 @@ def test_a_users_own_pyro_program_trains_on_the_captured_engine_and_evaluates():
     """A function model and guide (networks by pyro.module), a pyro.param scale and a pyro.optim scheduler: the
     captured engine runs it (no fallback), the learned scale moves, and the library's evaluators take the functions."""
     script = ROOT / "examples" / "pyro_program.py"
-    assert script.read_text() in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
     proc = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True,
                           cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -55,9 +46,8 @@ def test_a_users_own_pyro_program_trains_on_the_captured_engine_and_evaluates():
     assert -400 < elbo < 0 and -400 < ll < 0
 
 
-def test_the_own_counts_example_is_in_the_readme_and_comes_close_to_the_exact_log_likelihood(tmp_path):
+def test_the_own_counts_example_comes_close_to_the_exact_log_likelihood(tmp_path):
     script = ROOT / "examples" / "own_counts.py"
-    assert script.read_text() in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
     proc = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
@@ -67,11 +57,10 @@ def test_the_own_counts_example_is_in_the_readme_and_comes_close_to_the_exact_lo
     assert exact - 10 < estimate < exact + 0.5  # a lower bound, within 10 nats of the truth
 
 
-def test_the_arviz_example_is_in_the_readme_and_runs_on_a_run(tmp_path):
+def test_the_arviz_example_runs_on_a_run(tmp_path):
     from pyro_vae.inference.runs.folder import train_run
 
     script = ROOT / "examples" / "diagnose_in_arviz.py"
-    assert script.read_text() in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
     train_run(RunConfig.from_dict({"model": {"latent_dim": 2, "hidden_dim": 32}, "guide": {"hidden_dim": 32},
                                    "train": {"epochs": 1}}), tmp_path / "run", quiet=True)
     proc = subprocess.run([sys.executable, "-W", "ignore", str(script), str(tmp_path / "run")], capture_output=True,
