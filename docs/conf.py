@@ -31,6 +31,7 @@ extensions = [
 source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
 exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints", "_generated"]  # _generated: included by pages
 root_doc = "index"
+smartquotes = False  # flags stay as typed: --dump, not an en dash
 
 # MyST
 myst_enable_extensions = ["colon_fence", "deflist"]  # no $math$: MathJax would come from a CDN; formulas are Unicode
@@ -57,5 +58,6 @@ napoleon_google_docstring = True
 html_theme = "furo"
 html_title = f"pyro-vae-toolkit {release}"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_last_updated_fmt = None
 html_show_sourcelink = False
