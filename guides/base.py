@@ -34,7 +34,9 @@ class MinScaleConfig:
 
 
 class AmortizedGuide(PyroModule):
-    """``deterministic``: q is a point mass (no entropy); ``mixable``: posteriors at a batch of inputs form one
+    """The base of the amortized guides q(z | x): an encoder network, and ``posterior(x)`` built from its output.
+
+    ``deterministic``: q is a point mass (no entropy); ``mixable``: posteriors at a batch of inputs form one
     batched family that ``MixtureSameFamily`` can mix (the VampPrior); ``posterior_kind`` names the family;
     ``factorized``: q(z | x) is a product over latent dimensions (free bits need it). Options: ``Config``
     (``pyro_vae.models.registry``), built by ``from_config``."""
@@ -57,6 +59,7 @@ class AmortizedGuide(PyroModule):
 
     @classmethod
     def encoder_outputs(cls, latent_dim: int) -> int:
+        """The width of the encoder's output this guide needs for a ``latent_dim`` code (here 2 Z: location, raw scale)."""
         return 2 * latent_dim
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -64,6 +67,15 @@ class AmortizedGuide(PyroModule):
         return self.encoder(x) if y is None else self.encoder(x, y)
 
     def posterior(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dist.TorchDistribution:
+        """q(z | x) for a batch: a distribution with batch shape (B,) and event shape (Z,), built from ``encode(x, y)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Data points ``(B, *event_shape)``.
+        y : torch.Tensor, optional
+            Labels (B,) for a label-conditioned encoder, q(z | x, y).
+        """
         raise NotImplementedError
 
     def code(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, draws: int = 64) -> torch.Tensor:
@@ -74,6 +86,10 @@ class AmortizedGuide(PyroModule):
     def forward(self, x: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
                 num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
                 batch_size: Optional[int] = None):
+        """The guide program: z ~ ``posterior(x, y)`` in the same ``"data"`` plate (size, subsample, scaling) as the model's.
+
+        Takes the model's arguments (``batch_size`` is ignored: a guide needs data) and returns the sampled z.
+        """
         if x is None:
             raise ValueError("the guide q(z | x) needs data x")
         with data_plate(x.shape[0], num_data, subsample, x.device):

@@ -28,4 +28,6 @@ class CorruptedInput(nn.Module):
         self.encoder, self.kind, self.level = encoder, kind, level
 
     def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
+        """The wrapped encoder's output for ``x`` corrupted (training mode) or clean (evaluation); further
+        arguments (labels) are passed on unchanged."""
         return self.encoder(corrupt(x, self.kind, self.level) if self.training else x, *args)

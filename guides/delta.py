@@ -14,15 +14,19 @@ from .registry import GUIDES
 
 @GUIDES.register("delta")
 class DeltaGuide(AmortizedGuide):
+    """q(z | x) = δ(z - f(x)): a point code, the encoder's Z outputs (the autoencoder's guide; log q = 0)."""
+
     deterministic = True
     factorized = True
     posterior_kind = "point"
 
     @classmethod
     def encoder_outputs(cls, latent_dim: int) -> int:
+        """Z: the encoder outputs the code itself."""
         return latent_dim
 
     def posterior(self, x, y=None):
+        """Delta(f(x)) with event shape (Z,)."""
         return dist.Delta(self.encode(x, y)).to_event(1)
 
     def code(self, x, y=None, draws: int = 64):

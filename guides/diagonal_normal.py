@@ -28,9 +28,11 @@ class DiagonalNormalGuide(AmortizedGuide):
         self.min_scale = min_scale
 
     def posterior_params(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu(x), sigma(x)), each (B, Z): the encoder's two halves, sigma = softplus(raw) + min_scale."""
         loc, raw_scale = self.encode(x, y).split(self.latent_dim, dim=-1)
         return loc, F.softplus(raw_scale) + self.min_scale
 
     def posterior(self, x, y=None):
+        """N(mu(x), diag(sigma(x)^2)) with event shape (Z,)."""
         loc, scale = self.posterior_params(x, y)
         return dist.Normal(loc, scale).to_event(1)

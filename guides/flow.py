@@ -34,6 +34,7 @@ class IAFGuide(AmortizedGuide):
 
     @classmethod
     def from_config(cls, config, encoder, latent_dim):
+        """The guide a guide config names on ``encoder``: ``flows`` layers, floor ``min_scale``."""
         return cls(encoder, latent_dim, num_flows=config.flows, min_scale=config.min_scale)
 
     def __init__(self, encoder, latent_dim: int, num_flows: int = 2, context_dim: int = 0,
@@ -47,9 +48,14 @@ class IAFGuide(AmortizedGuide):
 
     @classmethod
     def encoder_outputs(cls, latent_dim: int, context_dim: int = 0) -> int:
+        """2 Z + C: the base Gaussian's location and raw scale, and the flows' context h(x) (C = 2 Z by default)."""
         return 2 * latent_dim + (context_dim or 2 * latent_dim)
 
     def posterior(self, x, y=None):
+        """The base N(mu(x), diag(sigma(x)^2)) pushed through the flows conditioned on h(x).
+
+        Its log-density is log N(z_0) - sum_k ``log |det ∂z_k/∂z_(k-1)|``; it has no closed-form mean.
+        """
         out = self.encode(x, y)
         loc, raw_scale, context = out.split([self.latent_dim, self.latent_dim, self.context_dim], dim=-1)
         base = dist.Normal(loc, F.softplus(raw_scale) + self.min_scale).to_event(1)

@@ -13,6 +13,12 @@ from .registry import GUIDES
 
 @GUIDES.register("full_covariance")
 class FullCovarianceGuide(AmortizedGuide):
+    """q(z | x) = N(mu(x), L(x) L(x)ᵀ): a Gaussian with a full covariance, L lower-triangular from the encoder.
+
+    The encoder gives Z + Z(Z+1)/2 outputs: mu and the entries of L, whose diagonal is softplus(raw) + min_scale > 0;
+    z = mu + L ε with ε ~ N(0, I), the reparameterization through the Cholesky factor.
+    """
+
     mixable = True
     posterior_kind = "gaussian"
 
@@ -25,9 +31,11 @@ class FullCovarianceGuide(AmortizedGuide):
 
     @classmethod
     def encoder_outputs(cls, latent_dim: int) -> int:
+        """Z + Z(Z+1)/2: the location and the lower triangle of L."""
         return latent_dim + latent_dim * (latent_dim + 1) // 2
 
     def posterior_params(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu(x), L(x)): the location (B, Z) and the lower-triangular scale (B, Z, Z) with a positive diagonal."""
         out = self.encode(x, y)
         loc, entries = out[..., : self.latent_dim], out[..., self.latent_dim:]
         tril = entries.new_zeros(entries.shape[:-1] + (self.latent_dim, self.latent_dim))
@@ -37,5 +45,6 @@ class FullCovarianceGuide(AmortizedGuide):
         return loc, tril
 
     def posterior(self, x, y=None):
+        """MultivariateNormal(mu(x), scale_tril = L(x))."""
         loc, tril = self.posterior_params(x, y)
         return dist.MultivariateNormal(loc, scale_tril=tril)

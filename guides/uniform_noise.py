@@ -22,6 +22,7 @@ class UniformNoiseGuide(DeltaGuide):
     posterior_kind = "box"
 
     def posterior(self, x, y=None):
+        """U(y - 1/2, y + 1/2) per dimension around y = g_a(x): density 1 on the box, so log q = 0."""
         center = self.encode(x, y)
         return dist.Uniform(center - 0.5, center + 0.5).to_event(1)
 

@@ -25,6 +25,7 @@ class LabelConditionedDecoder(nn.Module):
         self.decoder, self.num_classes = decoder, num_classes
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The wrapped decoder's output for codes z (..., Z) and labels y: decoder([z, onehot(y)])."""
         return self.decoder(torch.cat([z, one_hot(y, self.num_classes, z)], -1))
 
 
@@ -37,5 +38,6 @@ class LabelConditionedEncoder(nn.Module):
         self.head = nn.Linear(feature_dim + num_classes, out_dim)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The encoder's output (..., out_dim) for data x and labels y: head([relu(features(x)), onehot(y)])."""
         h = F.relu(self.features(x))
         return self.head(torch.cat([h, one_hot(y, self.num_classes, h)], -1))

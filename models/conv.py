@@ -45,6 +45,7 @@ class ConvEncoder(nn.Module):
             nn.Flatten(), nn.Linear(2 * channels * (h // 4) * (w // 4), out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (..., out_dim) of images x (..., C, H, W); any leading dimensions."""
         check_input(x, self.event_shape)
         batch = x.shape[:-3]
         return self.net(x.reshape(-1, *self.event_shape)).reshape(*batch, -1)
@@ -68,5 +69,6 @@ class ConvDecoder(nn.Module):
             _upsample(channels, c * params_per_pixel, upsample))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters (..., [P,] C, H, W) for codes z (..., Z)."""
         batch = z.shape[:-1]
         return self.net(z.reshape(-1, z.shape[-1])).reshape(*batch, *self.out_shape)

@@ -27,9 +27,11 @@ class PoissonLikelihood(Likelihood):
     data = COUNT
 
     def forward(self, decoded):
+        """Poisson(mu) per feature, mu = softplus(decoded) + 1e-6."""
         return self._event(dist.Poisson(_mean(decoded), validate_args=False))
 
     def mean(self, decoded):
+        """mu = softplus(decoded) + 1e-6: the Poisson's mean."""
         return _mean(decoded)
 
 
@@ -60,11 +62,13 @@ class NegativeBinomialLikelihood(_Dispersed):
     p(x) = Gamma(x + theta) / (Gamma(theta) x!) (theta / (theta + mu))^theta (mu / (theta + mu))^x."""
 
     def forward(self, decoded):
+        """NB(mu, theta) per feature, mu = softplus(decoded) + 1e-6, theta the learned inverse dispersion."""
         mu = _mean(decoded)
         return self._event(dist.NegativeBinomial(total_count=self.dispersion, logits=self._negative_binomial_logits(mu),
                                                  validate_args=False))
 
     def mean(self, decoded):
+        """mu = softplus(decoded) + 1e-6: the negative binomial's mean."""
         return _mean(decoded)
 
 
@@ -76,6 +80,7 @@ class ZeroInflatedNegativeBinomialLikelihood(_Dispersed):
     params_per_pixel = 2
 
     def forward(self, decoded):
+        """ZINB(mu, theta, pi) per feature from the decoder's two outputs (raw mean, gate logit)."""
         raw_mean, gate_logits = self._params(decoded)
         mu = _mean(raw_mean)
         return self._event(dist.ZeroInflatedNegativeBinomial(
@@ -83,5 +88,6 @@ class ZeroInflatedNegativeBinomialLikelihood(_Dispersed):
             validate_args=False))
 
     def mean(self, decoded):
+        """E[x] = (1 - pi) mu: the zero-inflated mean."""
         raw_mean, gate_logits = self._params(decoded)
         return torch.sigmoid(-gate_logits) * _mean(raw_mean)

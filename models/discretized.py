@@ -26,10 +26,12 @@ class DiscretizedLogistic(dist.TorchDistribution):
         super().__init__(self.loc.shape, validate_args=False)
 
     def expand(self, batch_shape, _instance=None):
+        """The same distribution over a larger batch shape (``torch.distributions`` semantics)."""
         shape = torch.Size(batch_shape)
         return DiscretizedLogistic(self.loc.expand(shape), self.log_scale.expand(shape))
 
     def log_prob(self, value):
+        """log P(x = k/255) for values on the grid k/255 (the edge bins take the tails)."""
         inv_scale = torch.exp(-self.log_scale)
         centred = value - self.loc
         upper = inv_scale * (centred + 0.5 / 255)
@@ -45,6 +47,7 @@ class DiscretizedLogistic(dist.TorchDistribution):
                            torch.where(value > 1 - 0.5 / 255, log_sf_lower, log_mid))
 
     def sample(self, sample_shape=torch.Size()):
+        """Draws on the grid k/255: a logistic draw, clamped to [0, 1] and rounded to the nearest level."""
         u = torch.rand(self._extended_shape(sample_shape), device=self.loc.device).clamp(1e-5, 1 - 1e-5)
         x = self.loc + self.log_scale.exp() * (u.log() - (-u).log1p())
         return (x.clamp(0, 1) * 255).round() / 255
@@ -62,15 +65,18 @@ class DiscretizedLogisticMixture(dist.TorchDistribution):
         super().__init__(self.loc.shape[:-1], validate_args=False)
 
     def expand(self, batch_shape, _instance=None):
+        """The same mixture over a larger batch shape (the K components stay in the last dimension)."""
         shape = torch.Size(batch_shape) + self.loc.shape[-1:]
         return DiscretizedLogisticMixture(self.logits.expand(shape), self.loc.expand(shape),
                                           self.log_scale.expand(shape))
 
     def log_prob(self, value):
+        """log sum_j pi_j P_j(x), computed with logsumexp over the components."""
         components = DiscretizedLogistic(self.loc, self.log_scale).log_prob(value.unsqueeze(-1))
         return torch.logsumexp(components + self.logits.log_softmax(-1), -1)
 
     def sample(self, sample_shape=torch.Size()):
+        """Draws on the grid k/255: a component j ~ Categorical(pi), then a draw of that component."""
         pick = dist.Categorical(logits=self.logits).sample(sample_shape).unsqueeze(-1)
         loc, log_scale = (t.expand(self._extended_shape(sample_shape) + t.shape[-1:]).gather(-1, pick).squeeze(-1)
                           for t in (self.loc, self.log_scale))
@@ -78,7 +84,7 @@ class DiscretizedLogisticMixture(dist.TorchDistribution):
 
     @property
     def mean(self):
-        """sum_j pi_j clamp(mu_j, 0, 1): the mixture's mean up to the mass the edges take from each tail."""
+        """The mixture's mean up to the mass the edges take from each tail, sum_j pi_j clamp(mu_j, 0, 1)."""
         return (self.logits.softmax(-1) * self.loc.clamp(0, 1)).sum(-1)
 
 
@@ -91,10 +97,12 @@ class DiscretizedLogisticLikelihood(Likelihood):
     data = EIGHT_BIT
 
     def forward(self, decoded):
+        """A discretized logistic per pixel from the decoder's two outputs (location, log scale floored at -7)."""
         loc, log_scale = self._params(decoded)
         return self._event(DiscretizedLogistic(loc, log_scale.clamp(min=MIN_LOG_SCALE)))
 
     def mean(self, decoded):
+        """The location clamped to [0, 1] (the mean up to the mass the edge bins take from the tails)."""
         return self._params(decoded)[0].clamp(0, 1)
 
 
@@ -112,6 +120,7 @@ class DiscretizedLogisticMixtureLikelihood(Likelihood):
 
     @classmethod
     def from_config(cls, config, event_shape):
+        """The likelihood a model config names, with K = ``likelihood_components``."""
         return cls(event_shape, config.likelihood_components)
 
     def __init__(self, event_shape, num_components: int = 5):
@@ -128,7 +137,9 @@ class DiscretizedLogisticMixtureLikelihood(Likelihood):
         return DiscretizedLogisticMixture(logits, loc, log_scale.clamp(min=MIN_LOG_SCALE))
 
     def forward(self, decoded):
+        """A mixture of K discretized logistics per pixel from the decoder's 3K outputs (logits, locations, log scales)."""
         return self._event(self._mixture(decoded))
 
     def mean(self, decoded):
+        """sum_j pi_j clamp(mu_j, 0, 1) per pixel (``DiscretizedLogisticMixture.mean``)."""
         return self._mixture(decoded).mean

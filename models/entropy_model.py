@@ -68,6 +68,7 @@ class FactorizedEntropyPrior(Prior):
 
     @classmethod
     def from_config(cls, config, latent_dim, event_shape):
+        """The prior a model config names, with K = ``prior_components`` logistics per dimension (at most 5)."""
         return cls(latent_dim, config.prior_components)
 
     def __init__(self, latent_dim: int, num_components: int = 3):
@@ -78,9 +79,11 @@ class FactorizedEntropyPrior(Prior):
         self.raw_scales = nn.Parameter(torch.zeros(latent_dim, k))
 
     def univariate(self) -> NoisyLogisticMixture:
+        """The per-dimension densities p~_j as one batch of ``latent_dim`` univariate noisy logistic mixtures."""
         return NoisyLogisticMixture(self.logits, self.locs, F.softplus(self.raw_scales) + 1e-2)
 
     def distribution(self):
+        """p~(z) = prod_j p~_j(z_j): ``univariate()`` with its dimension as the event."""
         return self.univariate().to_event(1)
 
     @torch.no_grad()

@@ -63,6 +63,19 @@ class Likelihood(PyroModule):
         return decoded.unbind(-1 - len(self.event_shape))
 
     def forward(self, decoded: torch.Tensor) -> dist.TorchDistribution:
+        """The distribution p(x | z) of one data point, its pixel dimensions summed into the event.
+
+        Parameters
+        ----------
+        decoded : torch.Tensor
+            The decoder's output, shape ``(..., *event_shape)``, or ``(..., P, *event_shape)`` for
+            ``params_per_pixel = P > 1``.
+
+        Returns
+        -------
+        pyro.distributions.TorchDistribution
+            A distribution with ``event_shape == self.event_shape`` and the decoder's leading dimensions as batch.
+        """
         raise NotImplementedError
 
     def mean(self, decoded: torch.Tensor) -> torch.Tensor:
@@ -77,9 +90,11 @@ class BernoulliLikelihood(Likelihood):
     data = BINARY
 
     def forward(self, decoded):
+        """Bernoulli(logits = decoded) per pixel, the pixels one event."""
         return self._event(dist.Bernoulli(logits=decoded, validate_args=False))
 
     def mean(self, decoded):
+        """sigmoid(decoded): the pixel probabilities."""
         return torch.sigmoid(decoded)
 
 
@@ -91,9 +106,11 @@ class ContinuousBernoulliLikelihood(Likelihood):
     data = UNIT_INTERVAL
 
     def forward(self, decoded):
+        """ContinuousBernoulli(logits = decoded) per pixel, the pixels one event."""
         return self._event(dist.ContinuousBernoulli(logits=decoded))
 
     def mean(self, decoded):
+        """The continuous Bernoulli's mean, λ/(2λ - 1) + 1/(2 artanh(1 - 2λ)) (not λ itself)."""
         return dist.ContinuousBernoulli(logits=decoded).mean
 
 
@@ -109,18 +126,21 @@ class FixedScaleGaussianLikelihood(Likelihood):
         self.scale = float(scale)
 
     def forward(self, decoded):
+        """N(decoded, sigma^2) per pixel, sigma the fixed ``scale``."""
         return self._event(dist.Normal(decoded, self.scale))
 
     def mean(self, decoded):
+        """The decoder's output itself: the Gaussian's mean."""
         return decoded
 
 
 @LIKELIHOODS.register("laplace")
 class LaplaceLikelihood(FixedScaleGaussianLikelihood):
-    """x_i ~ Laplace(mu_i, b): -log p = |x - mu| / b + log 2b, the L1 distortion
+    """x_i ~ Laplace(mu_i, b): -log p = ``|x - mu|`` / b + log 2b, the L1 distortion
     that seed 003 credits with sharper samples than L2."""
 
     def forward(self, decoded):
+        """Laplace(decoded, b) per pixel, b the fixed ``scale``."""
         return self._event(dist.Laplace(decoded, self.scale))
 
 
@@ -133,6 +153,7 @@ class _LearnedScaleGaussian(Likelihood):
         return F.softplus(raw) + self.MIN_SCALE
 
     def mean(self, decoded):
+        """mu: the Gaussian's location (the decoder's first output)."""
         return self._loc(decoded)
 
     def _loc(self, decoded):
@@ -148,6 +169,7 @@ class GlobalScaleGaussianLikelihood(_LearnedScaleGaussian):
         self.raw_scale = nn.Parameter(inverse_softplus(torch.tensor(float(scale))))
 
     def forward(self, decoded):
+        """N(decoded, sigma^2) per pixel, sigma = softplus(raw_scale) + 1e-3 the one learned scale."""
         return self._event(dist.Normal(decoded, self._scale(self.raw_scale)))
 
 
@@ -160,6 +182,7 @@ class PixelScaleGaussianLikelihood(_LearnedScaleGaussian):
         self.raw_scale = nn.Parameter(inverse_softplus(torch.full(self.event_shape, float(scale))))
 
     def forward(self, decoded):
+        """N(decoded_i, sigma_i^2) per pixel i, sigma_i = softplus(raw_scale_i) + 1e-3 learned per pixel."""
         return self._event(dist.Normal(decoded, self._scale(self.raw_scale)))
 
 
@@ -170,6 +193,7 @@ class DecoderScaleGaussianLikelihood(_LearnedScaleGaussian):
     params_per_pixel = 2
 
     def forward(self, decoded):
+        """N(mu(z), sigma(z)^2) per pixel, from the decoder's two outputs per pixel (mu, raw sigma)."""
         loc, raw_scale = self._params(decoded)
         return self._event(dist.Normal(loc, self._scale(raw_scale)))
 

@@ -83,9 +83,11 @@ class PPCAModel(PyroModule):
         self.log_sigma = nn.Parameter(torch.zeros(()))
 
     def params(self) -> PPCAParams:
+        """The current W, b and sigma^2 as ``PPCAParams`` (detached)."""
         return PPCAParams(self.weight.detach(), self.bias.detach(), math.exp(2 * float(self.log_sigma.detach())))
 
     def set_params(self, params: PPCAParams) -> None:
+        """Set W, b and sigma^2 from ``PPCAParams`` (an EM step's or the closed-form solution), in place."""
         with torch.no_grad():
             self.weight.copy_(params.weight)
             self.bias.copy_(params.bias)
@@ -93,6 +95,7 @@ class PPCAModel(PyroModule):
 
     def forward(self, x: Optional[torch.Tensor] = None, y=None, num_data: Optional[int] = None,
                 subsample: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
+        """z ~ N(0, I_q), x ~ N(W z + b, sigma^2 I_D) in the ``"data"`` plate (the arguments as ``VAEModel.forward``'s)."""
         batch = x.shape[0] if x is not None else (batch_size or 1)
         device = self.weight.device
         with data_plate(batch, num_data, subsample, device):

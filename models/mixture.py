@@ -43,14 +43,18 @@ class BernoulliMixtureModel(PyroModule):
 
     @property
     def log_weights(self) -> torch.Tensor:
+        """log pi (K,), normalized (log_softmax of the weight logits)."""
         return F.log_softmax(self.weight_logits, -1)
 
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x_n) per row of binary ``x`` (N, D), without gradients."""
         with torch.no_grad():
             return mixture_log_likelihood(x, self.log_weights, self.logits)
 
     def forward(self, x: Optional[torch.Tensor] = None, y=None, num_data: Optional[int] = None,
                 subsample: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
+        """c ~ Categorical(pi), enumerated, and x ~ prod_d Bernoulli(mu_cd) in the ``"data"`` plate; the Beta
+        smoothing factor."""
         if self.pseudo_count:
             pyro.factor("smoothing", smoothing_log_prior(self.logits, self.pseudo_count))
         batch = x.shape[0] if x is not None else (batch_size or 1)

@@ -30,7 +30,7 @@ def mlp(in_dim: int, hidden_dim: int, num_hidden_layers: int, out_dim: int,
 
 
 class MLPDecoder(nn.Module):
-    """z (..., Z) -> decoder output (..., *event_shape), or (..., P, *event_shape) for a
+    """z (..., Z) -> decoder output ``(..., *event_shape)``, or ``(..., P, *event_shape)`` for a
     likelihood with P > 1 parameters per pixel: 784-400-Z by default."""
 
     def __init__(self, latent_dim: int, event_shape: torch.Size, hidden_dim: int = 400,
@@ -41,12 +41,13 @@ class MLPDecoder(nn.Module):
         self.net = mlp(latent_dim, hidden_dim, num_hidden_layers, math.prod(self.out_shape), activation)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters ``(..., *event_shape)`` (or ``(..., P, *event_shape)``) for codes z (..., Z)."""
         out = self.net(z)
         return out.reshape(out.shape[:-1] + self.out_shape)
 
 
 class MLPEncoder(nn.Module):
-    """x (B, *event_shape) -> features (B, out_dim); flattens the pixels first."""
+    """x ``(B, *event_shape)`` -> features (B, out_dim); flattens the pixels first."""
 
     def __init__(self, event_shape: torch.Size, out_dim: int, hidden_dim: int = 400,
                  num_hidden_layers: int = 1, activation: str = "relu"):
@@ -56,6 +57,7 @@ class MLPEncoder(nn.Module):
         self.net = mlp(math.prod(event_shape), hidden_dim, num_hidden_layers, out_dim, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (..., out_dim) of data points x ``(..., *event_shape)``, flattened first."""
         check_input(x, self.event_shape)
         return self.net(x.flatten(-self.event_dims))
 

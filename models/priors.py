@@ -27,8 +27,11 @@ PRIORS: Registry = Registry("prior")
 
 
 class Prior(PyroModule):
-    """``factorized``: p(z) is a product over latent dimensions (free bits and the per-dimension rate need it);
-    ``can_sample``: p(z) has draws (an improper prior has none)."""
+    """The base of the priors p(z): a ``PyroModule`` whose ``forward(batch_shape)`` returns the distribution of z.
+
+    A subclass defines ``distribution()`` (p(z) for one data point, event shape ``(latent_dim,)``) and registers
+    itself in ``PRIORS``. ``factorized``: p(z) is a product over latent dimensions (free bits and the
+    per-dimension rate need it); ``can_sample``: p(z) has draws (an improper prior has none)."""
 
     factorized = False
     can_sample = True
@@ -43,9 +46,11 @@ class Prior(PyroModule):
         return cls(latent_dim)
 
     def forward(self, batch_shape: torch.Size = torch.Size()) -> dist.TorchDistribution:
+        """The distribution of z for a batch: ``distribution()`` expanded to ``batch_shape``, event shape ``(latent_dim,)``."""
         return self.distribution().expand(batch_shape)
 
     def distribution(self) -> dist.TorchDistribution:
+        """p(z) for one data point, ``event_shape == (latent_dim,)``: what a subclass defines."""
         raise NotImplementedError
 
     def numbers_per_draw(self) -> int:
@@ -72,6 +77,7 @@ class StandardNormalPrior(Prior):
         self.register_buffer("scale", torch.ones(latent_dim))
 
     def distribution(self):
+        """N(0, I) over the ``latent_dim`` dimensions."""
         return dist.Normal(self.loc, self.scale).to_event(1)
 
 
@@ -87,6 +93,7 @@ class LearnedNormalPrior(Prior):
         self.raw_scale = nn.Parameter(torch.full((latent_dim,), 0.5413))  # softplus(0.5413) = 1
 
     def distribution(self):
+        """N(m, diag(s^2)) with the current learned m and s."""
         return dist.Normal(self.loc, F.softplus(self.raw_scale)).to_event(1)
 
 
@@ -109,6 +116,7 @@ class MixtureOfGaussiansPrior(Prior):
 
     @classmethod
     def from_config(cls, config, latent_dim, event_shape):
+        """The prior a model config names, with K = ``prior_components``."""
         return cls(latent_dim, config.prior_components)
 
     def __init__(self, latent_dim: int, num_components: int = 10):
@@ -118,9 +126,11 @@ class MixtureOfGaussiansPrior(Prior):
         self.raw_scales = nn.Parameter(torch.full((num_components, latent_dim), 0.5413))
 
     def distribution(self):
+        """The mixture sum_k pi_k N(m_k, diag(s_k^2)), pi = softmax(logits)."""
         return DiagonalNormalMixture(self.logits, self.locs, F.softplus(self.raw_scales))
 
     def numbers_per_draw(self) -> int:
+        """The K per-component log-densities held to score one draw."""
         return DiagonalNormalMixture.numbers_per_draw(self.logits.shape[0])
 
 
@@ -133,6 +143,7 @@ class VampPrior(Prior):
 
     @classmethod
     def from_config(cls, config, latent_dim, event_shape):
+        """The prior a model config names: K = ``prior_components`` pseudo-inputs of the data's ``event_shape``."""
         return cls(latent_dim, config.prior_components, event_shape)
 
     def __init__(self, latent_dim: int, num_components: int = 10, event_shape: Optional[torch.Size] = None):
@@ -144,6 +155,11 @@ class VampPrior(Prior):
 
     @classmethod
     def pairing_problem(cls, guide_cls) -> Optional[str]:
+        """Why the VampPrior cannot mix the posteriors of guides of class ``guide_cls`` (None: it can).
+
+        Only guides with ``mixable = True`` (diagonal or full-covariance Gaussians) give posteriors that
+        ``MixtureSameFamily`` can batch into one mixture.
+        """
         if getattr(guide_cls, "mixable", False):
             return None
         why = {"point": "point masses, so the mixture has no density",
@@ -154,6 +170,10 @@ class VampPrior(Prior):
                 f"{why.get(kind, why['flow'])}")
 
     def attach_guide(self, guide) -> None:
+        """Link the guide whose posteriors q(z | u_k) the prior mixes (kept outside the model's submodules).
+
+        Raises ``ValueError`` for a guide without ``posterior(x)`` or one ``pairing_problem`` refuses.
+        """
         if not hasattr(guide, "posterior"):
             raise ValueError("the VampPrior needs a guide with a posterior(x) method")
         problem = self.pairing_problem(type(guide))
@@ -162,6 +182,7 @@ class VampPrior(Prior):
         self._guide[:] = [guide]
 
     def distribution(self):
+        """(1/K) sum_k q(z | u_k) at the current pseudo-inputs; needs ``attach_guide`` first."""
         if not self._guide:
             raise RuntimeError("VampPrior.attach_guide(guide) must be called before use")
         components = self._guide[0].posterior(self.pseudo_inputs)
@@ -188,6 +209,7 @@ class FlowPrior(Prior):
 
     @classmethod
     def from_config(cls, config, latent_dim, event_shape):
+        """The prior a model config names, with ``prior_flows`` autoregressive layers."""
         return cls(latent_dim, config.prior_flows)
 
     def __init__(self, latent_dim: int, num_flows: int = 2):
@@ -198,6 +220,7 @@ class FlowPrior(Prior):
                                     for _ in range(num_flows)])
 
     def distribution(self):
+        """N(0, I) pushed through the flow: a ``TransformedDistribution`` of the inverted layers."""
         base = dist.Normal(self.loc, self.scale).to_event(1)
         return dist.TransformedDistribution(base, [flow.inv for flow in reversed(self.flows)])
 
@@ -211,19 +234,22 @@ class FlatPrior(Prior):
 
     @classmethod
     def pairing_problem(cls, guide_cls) -> Optional[str]:
+        """Why the flat prior cannot be trained with guides of class ``guide_cls``: only a deterministic (Delta) guide."""
         if getattr(guide_cls, "deterministic", False):
             return None
         return ("the flat prior is improper (log p(z) = 0 everywhere), so with a stochastic guide the ELBO bounds "
                 "nothing and its figures mean nothing")
 
     def distribution(self):
+        """An ``ImproperUniform`` over R^latent_dim: log p(z) = 0, no samples."""
         return dist.ImproperUniform(dist.constraints.real, (), (self.latent_dim,))
 
 
 @PRIORS.register("laplace")
 class LaplacePrior(StandardNormalPrior):
-    """p(z) = prod_j Laplace(z_j; 0, 1): with a Delta guide, -log p(z) = sum_j |z_j| + const is the L1
+    """p(z) = prod_j Laplace(z_j; 0, 1): with a Delta guide, -log p(z) = sum_j ``|z_j|`` + const is the L1
     penalty of the sparse autoencoder (MAP of the code). Same fixed location and scale buffers as N(0, I)."""
 
     def distribution(self):
+        """prod_j Laplace(z_j; 0, 1) over the ``latent_dim`` dimensions."""
         return dist.Laplace(self.loc, self.scale).to_event(1)

@@ -45,6 +45,7 @@ class Choices(tuple):
 
 
 def choice_names(choices) -> list[str]:
+    """The names a ``Choices`` or a registry holds, as a list (a registry's sorted)."""
     return list(choices.names() if hasattr(choices, "names") else choices)
 
 
@@ -83,7 +84,20 @@ class Registry(Generic[T]):
         return name.replace("-", "_") if isinstance(name, str) else name
 
     def register(self, name: str, replace: bool = False) -> Callable[[T], T]:
-        """A decorator that registers a class as ``name`` (``replace``: over an existing entry)."""
+        """A decorator that registers a class as ``name``: ``@LIKELIHOODS.register("bernoulli")``.
+
+        Parameters
+        ----------
+        name : str
+            The name configs and flags use (``-`` and ``_`` are the same when it is looked up).
+        replace : bool
+            Register over an existing entry of that name (else a ``ValueError``).
+
+        Returns
+        -------
+        callable
+            The decorator, which returns the class unchanged.
+        """
         def add(cls: T) -> T:
             if self._key(name) in self._table and not replace:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
@@ -129,9 +143,11 @@ class Registry(Generic[T]):
         return [name for name, _ in self._table.values()]
 
     def names(self) -> list[str]:
+        """The registered names, sorted."""
         return sorted(self.in_order())
 
     def items(self) -> list[tuple[str, T]]:
+        """(name, class) pairs in registration order, each lazily registered class imported."""
         return [(name, self.get(name)) for name in self.in_order()]
 
     def __contains__(self, name: object) -> bool:

@@ -45,11 +45,32 @@ class VAEModel(PyroModule):
 
     @property
     def latent_dim(self) -> int:
+        """Z, the dimension of the latent code (the prior's)."""
         return self.prior.latent_dim
 
     def forward(self, x: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
                 num_data: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
                 batch_size: Optional[int] = None):
+        """The generative program: z ~ p(z), x ~ p(x | decoder(z)) in the ``"data"`` plate.
+
+        Parameters
+        ----------
+        x : torch.Tensor, optional
+            Observations ``(B, *event_shape)``; None draws new points.
+        y : torch.Tensor, optional
+            Labels (B,) for a label-conditioned decoder.
+        num_data : int, optional
+            N, the size of the full data set: the plate scales a minibatch's log-densities by N / B.
+        subsample : torch.Tensor, optional
+            The indices of the minibatch in the data set (default ``arange(B)``).
+        batch_size : int, optional
+            How many points to draw when ``x`` is None.
+
+        Returns
+        -------
+        torch.Tensor
+            The value of the ``x`` site: ``x`` itself when observed, else the draws.
+        """
         if x is None and batch_size is None:
             raise ValueError("VAEModel needs either data x or a batch_size to sample")
         batch = x.shape[0] if x is not None else batch_size

@@ -120,7 +120,7 @@ def components_page() -> str:
             cls = registry.get(name)
             config = getattr(cls, "Config", None)
             opts = ", ".join(code(flag_of(f)) for f in __import__("dataclasses").fields(config)) if config else ""
-            out.append(f"| `{name}` | {{py:class}}`{_qualname(cls)}` | {cell(summary(cls))} | {opts} |")
+            out.append(f"| `{name}` | {{py:class}}`~{_qualname(cls)}` | {cell(summary(cls))} | {opts} |")
         options = declared_options(registry)
         if options:
             out += ["", "| option | default | used by | what it sets |", "| --- | --- | --- | --- |"]

@@ -80,6 +80,7 @@ class Section:
 
     @classmethod
     def own_fields(cls) -> dict[str, tuple[Any, dataclasses.Field]]:
+        """The section's own fields (not its components' options): name -> (type, field)."""
         hints = typing.get_type_hints(cls)
         return {f.name: (hints[f.name], f) for f in fields(cls)}  # type: ignore[arg-type]  # each section is a dataclass
 
@@ -142,6 +143,7 @@ class Section:
         return self
 
     def check_rules(self) -> None:
+        """The section's own rules across options, run last by ``validate`` (nothing here; a section overrides it)."""
         pass
 
     def copy(self):

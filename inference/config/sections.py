@@ -69,6 +69,8 @@ class DataConfig(Section):
                                "training set (undone in samples and reconstructions)")
 
     def check_rules(self):
+        """Refuse a loader without the ``data_dir`` it needs, a bad ``image_size``, image options for an array, and
+        a ``test_fraction`` outside (0, 1)."""
         loader = DATASETS.get(self.dataset)
         if loader.data_dir and not self.data_dir:
             raise ConfigError(f"dataset {self.dataset!r} needs --data-dir, {loader.data_dir}")
@@ -112,6 +114,7 @@ class ModelConfig(NetworkOptions):
     num_classes: int = option(10, "label classes of the conditional VAE", above=0)
 
     def check_rules(self):
+        """Refuse the VampPrior with a conditional VAE (its pseudo-inputs carry no label)."""
         if self.conditional and self.prior == "vamp":
             raise ConfigError("the VampPrior's pseudo-inputs carry no label; use another prior with --conditional")
 
@@ -132,6 +135,7 @@ class GuideConfig(NetworkOptions):
                                   choices=Choices("hierarchy guide", HIERARCHY_GUIDES))
 
     def check_rules(self):
+        """Refuse a ``corruption_level`` outside [0, 1) for masking or below 0 for noise."""
         if not 0 <= self.corruption_level < (1 if self.corruption == "mask" else float("inf")):
             raise ConfigError(f"guide.corruption_level must be in [0, 1) for masking and >= 0 for noise, "
                               f"got {self.corruption_level}")
@@ -145,10 +149,11 @@ class ObjectiveConfig(Section):
     SECTION = "objective"
     COMPONENTS = {"name": OBJECTIVES}
 
-    name: str = option("elbo", "the loss SVI minimizes (see the README's Objectives)", flag="--objective",
+    name: str = option("elbo", "the loss SVI minimizes (see docs/guide/objectives.md)", flag="--objective",
                        choices=OBJECTIVES)
 
     def check_rules(self):
+        """Refuse an option set away from its default that the chosen objective does not use."""
         misplaced = misplaced_options(self)
         if misplaced:
             own = [f.name for f in fields(OBJECTIVES.get(self.name).Config)]
@@ -219,6 +224,7 @@ class RunConfig:
         "train": TrainConfig}
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values, one dict per section (what ``config.json`` holds)."""
         return {name: getattr(self, name).to_dict() for name in self.SECTIONS}
 
     @classmethod
@@ -232,6 +238,7 @@ class RunConfig:
         return cls(**{name: sec.from_dict(raw.get(name, {}), name) for name, sec in cls.SECTIONS.items()}).validate()
 
     def copy(self) -> "RunConfig":
+        """A new config with the same values (each section copied)."""
         return type(self)(**{name: getattr(self, name).copy() for name in self.SECTIONS})
 
     def validate(self) -> "RunConfig":
@@ -299,10 +306,15 @@ class RunConfig:
                               f"({DATA_KINDS[kind]}); use a Gaussian or Laplace likelihood, or drop --standardize")
 
     def to_json(self) -> str:
+        """``to_dict`` as indented JSON with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def load(cls, path: Path) -> "RunConfig":
+        """The config in the JSON file ``path`` (a run folder's ``config.json``), checked by ``from_dict``.
+
+        A missing or unreadable file is a ``UserError`` that names it.
+        """
         try:
             raw = json.loads(Path(path).read_text())
         except FileNotFoundError:

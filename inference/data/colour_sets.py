@@ -1,4 +1,4 @@
-"""torchvision's colour sets, read from the files in torchvision's own layout under ``--data-dir``:
+"""torchvision's colour sets, read from the files in torchvision's own layout under ``--data-dir``::
 
     cifar10   cifar-10-batches-py/data_batch_1 .. data_batch_5, test_batch   (pickled dicts: data, labels)
     svhn      train_32x32.mat, test_32x32.mat                                 (MATLAB: X (32, 32, 3, N), y; 10 is 0)

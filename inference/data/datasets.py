@@ -1,4 +1,4 @@
-"""Datasets as float tensors (N, *event_shape), and binarized minibatches.
+"""Datasets as float tensors ``(N, *event_shape)``, and binarized minibatches.
 
 Images are (N, C, H, W) in [0, 1] (C = 1 or 3); arrays are (N, D) or (N, C, H, W) as their file holds them.
 
@@ -48,7 +48,7 @@ BINARIZE_SEED = 0  # fixed: the same binarized test set for every run of a datas
 
 @dataclass
 class ImageData:
-    """Train and test data (float32, shape (N, *event_shape)) with integer labels.
+    """Train and test data (float32, shape ``(N, *event_shape)``) with integer labels.
 
     ``labelled``: the labels are real classes (class folders, a label file), not zeros; ``classes``: their
     names where the data has them. ``shift`` and ``scale``: the per-feature standardisation applied
@@ -69,11 +69,12 @@ class ImageData:
 
     @property
     def event_shape(self) -> torch.Size:
+        """The shape of one data point, (C, H, W) for images or (D,) for vectors."""
         return self.train_x.shape[1:]
 
     @property
     def is_image(self) -> bool:
-        """C x H x W with one or three channels: shown as pictures (else as heat maps and CSV)."""
+        """C x H x W with one or three channels, shown as pictures (else as heat maps and CSV)."""
         return is_image_shape(self.event_shape)
 
     def original(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,9 +84,11 @@ class ImageData:
         return x * self.scale.to(x.device) + self.shift.to(x.device)
 
     def replace(self, **changes) -> "ImageData":
+        """A copy with the fields in ``changes`` replaced (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
     def to(self, device: torch.device) -> "ImageData":
+        """A copy with the train and test tensors and labels on ``device``."""
         return self.replace(**{k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")})
 
 
@@ -233,6 +236,7 @@ class MinibatchStream:
 
     @property
     def num_data(self) -> int:
+        """N, the number of data points streamed."""
         return self.x.shape[0]
 
     def __len__(self) -> int:

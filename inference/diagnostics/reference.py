@@ -24,6 +24,9 @@ RHAT_LIMIT = 1.01
 
 @dataclass
 class Reference:
+    """A NUTS reference posterior and its convergence figures: the draws as ``arviz.InferenceData``, the largest
+    R-hat, the smallest bulk and tail ESS over all coordinates, and the number of divergent transitions."""
+
     idata: az.InferenceData
     max_rhat: float
     min_ess_bulk: float
@@ -40,9 +43,11 @@ class Reference:
 
     @property
     def converged(self) -> bool:
+        """R-hat ≤ 1.01 on every coordinate (Vehtari et al. 2021)."""
         return self.max_rhat <= RHAT_LIMIT
 
     def summary(self) -> dict:
+        """The convergence figures as JSON-ready values, with ``converged`` and the R-hat limit."""
         return {"max_rhat": self.max_rhat, "min_ess_bulk": self.min_ess_bulk, "min_ess_tail": self.min_ess_tail,
                 "divergences": self.divergences, "converged": self.converged, "rhat_limit": RHAT_LIMIT}
 

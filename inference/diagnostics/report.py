@@ -4,7 +4,7 @@ One NUTS run (``reference.py``) samples the posteriors of the chosen training an
 one set of guide draws per point (``guide_samples``, 5000 by default) serves the moments, PSIS k-hat, the
 amortized ELBO, the importance-sampled log p(x) of the gaps (k-hat judges that very estimate) and the start
 of each point's optimized Gaussian.
-Everything goes into ``RUN/diagnostics/``:
+Everything goes into ``RUN/diagnostics/``::
 
     summary.json     per split: R-hat / ESS, per-point moment errors and Gaussian KL, PSIS k-hat, gaps; the
                      splits side by side ("comparison"); the collapse report and the PPC of the test set

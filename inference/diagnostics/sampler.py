@@ -3,7 +3,7 @@
 The reference sampler runs C chains over P points as one NUTS trajectory on z of shape (C, P, Z) (see
 ``reference.py``), so step size, tree depth, leapfrog steps, acceptance and divergence are shared by the
 chains. The energy is not: with a diagonal mass matrix the Hamiltonian is a sum over chains,
-H = sum_c [U_c(z_c) + K_c(r_c)], U_c = -sum_p log p(x_p, z_cp), K_c = |M^(-1/2) r_c|^2 / 2, and each chain's
+H = sum_c [U_c(z_c) + K_c(r_c)], U_c = -sum_p log p(x_p, z_cp), K_c = ‖M^(-1/2) r_c‖² / 2, and each chain's
 H_c is what Betancourt (2016) calls the energy of its trajectory: recorded at the start of each iteration,
 after the momentum is drawn, so ``az.bfmi`` (E[(E_n - E_(n-1))^2] / Var E) and ``az.plot_energy`` see the
 chain's own energy transitions. Pyro's ``az.from_pyro`` gives ``diverging`` only; Stan's names are used

@@ -59,10 +59,12 @@ class EMComparisonConfig:
     nonlinear_eval_samples: int = 200
 
     def to_dict(self) -> dict:
+        """The budget as JSON-ready values."""
         return {**asdict(self), "settings": list(self.settings)}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "EMComparisonConfig":
+        """The budget ``raw`` describes, its keys and values checked (``validate``)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -72,6 +74,7 @@ class EMComparisonConfig:
         return cfg
 
     def validate(self) -> None:
+        """Refuse an unknown dataset or setting and a count that is not positive, in one line (``UserError``)."""
         DataConfig(dataset=self.dataset, data_dir=self.data_dir).validate()
         bad = [s for s in self.settings if s not in SETTINGS]
         if bad or not self.settings:
@@ -130,6 +133,11 @@ def compare_nonlinear(cfg: EMComparisonConfig, x: torch.Tensor, x_test: torch.Te
 
 
 def run_comparison(cfg: EMComparisonConfig) -> dict:
+    """Run each of ``cfg.settings`` (``ppca``, ``mixture``, ``nonlinear``) on its data: EM against SVI.
+
+    Returns a JSON-ready dict: the config, and per setting the history of each method (log p(x) on the training and
+    test points against the samples seen and the seconds spent).
+    """
     data = load_dataset(DataConfig(dataset=cfg.dataset, data_dir=cfg.data_dir))
     grey = prepare(data, "none")
     binary = prepare(data, "static")

@@ -37,6 +37,11 @@ def objective(model: BernoulliMixtureModel, x: torch.Tensor) -> float:
 
 
 def em_step(model: BernoulliMixtureModel, x: torch.Tensor) -> None:
+    """One exact EM step on the mixture of Bernoullis, in place (MAP-EM with the model's Beta pseudo-counts a).
+
+    E-step: r_nk = p(c = k | x_n), exact. M-step: π_k = sum_n r_nk / N and
+    μ_kd = (sum_n r_nk x_nd + a) / (sum_n r_nk + 2a).
+    """
     with torch.no_grad():
         log_joint = x @ nn.functional.logsigmoid(model.logits).T + (1 - x) @ nn.functional.logsigmoid(-model.logits).T
         r = torch.softmax(log_joint + model.log_weights, dim=-1)  # (N, K), exact posterior
@@ -57,6 +62,8 @@ def _record(model, x, x_test, seen, seconds) -> dict:
 
 def fit_mixture_em(model: BernoulliMixtureModel, x: torch.Tensor, iterations: int,
                    x_test: Optional[torch.Tensor] = None) -> list[dict]:
+    """``iterations`` exact EM steps on ``x``; the history holds the objective and the mean exact log p(x) on the
+    training (and test) points, the points seen and the seconds spent in the steps, before and after each step."""
     history, seconds = [_record(model, x, x_test, 0, 0.0)], 0.0  # the clock runs during the steps only
     for it in range(1, iterations + 1):
         start = time.perf_counter()

@@ -26,6 +26,10 @@ from pyro_vae.inference.training.trainer import SVITrainer
 
 
 def ppca_em_step(S: torch.Tensor, params: PPCAParams) -> PPCAParams:
+    """One exact EM step of probabilistic PCA from the sample covariance S (Tipping & Bishop 1999, eqs. 29-30).
+
+    W' = S W (σ² I + M⁻¹ Wᵀ S W)⁻¹ and σ'² = tr(S - S W M⁻¹ W'ᵀ) / D, M = Wᵀ W + σ² I; the bias is kept.
+    """
     W, sigma2 = params.weight, params.sigma2
     eye = torch.eye(W.shape[1], dtype=W.dtype, device=W.device)
     M_inv = torch.linalg.inv(W.T @ W + sigma2 * eye)

@@ -29,7 +29,7 @@ def reconstruction_error(model, guide, x_in: torch.Tensor, x_target: torch.Tenso
 
 
 def code_sparsity(guide, x: torch.Tensor, threshold: float = 0.05) -> float:
-    """Share of code entries with |z| < ``threshold`` times the largest |z| of the set."""
+    """Share of code entries with ``|z|`` < ``threshold`` times the largest ``|z|`` of the set."""
     z = codes(guide, x).abs()
     return float((z < threshold * z.max()).float().mean())
 
@@ -46,7 +46,7 @@ def mean_jacobian_norm(guide, x: torch.Tensor) -> float:
 
 def mmd_squared(a: torch.Tensor, b: torch.Tensor, bandwidth: float = 1.0) -> float:
     """Unbiased squared maximum mean discrepancy (Gretton et al. 2012) between samples ``a`` and ``b`` (rows),
-    Gaussian kernel exp(-|u - v|^2 / (2 h^2 Z)): 0 in expectation when both come from one distribution."""
+    Gaussian kernel exp(-‖u - v‖² / (2 h^2 Z)): 0 in expectation when both come from one distribution."""
     a, b = a.double(), b.double()
     scale = 2 * bandwidth ** 2 * a.shape[1]
 

@@ -1,14 +1,16 @@
 """Training objectives, chosen by name (``--objective``); each is a ``pyro.infer.ELBO``
 over the same model and guide, so ``SVI`` and the trainer take any of them.
 
-| name         | loss per data point                                    |
-| ------------ | ------------------------------------------------------ |
-| ``elbo``     | Trace_ELBO, L particles (the default, L = 1)           |
-| ``mean_field`` | TraceMeanField_ELBO: closed-form KL                  |
-| ``beta``     | D + beta_t R, warm-up schedule, free bits              |
-| ``iwae``     | -log (1/k) sum_k w_k, optionally DReG gradients        |
-| ``contractive`` | -ELBO + lambda ||d code / d x||_F^2 (Rifai et al.)  |
-| ``adversarial`` | -log p(x|z), and a discriminator on codes vs p(z) (AAE) |
+=================== ==========================================================
+name                loss per data point
+=================== ==========================================================
+``elbo``            Trace_ELBO, L particles (the default, L = 1)
+``mean_field``      TraceMeanField_ELBO: closed-form KL
+``beta``            D + β_t R, warm-up schedule, free bits
+``iwae``            -log (1/k) sum_k w_k, optionally DReG gradients
+``contractive``     -ELBO + λ ‖∂code/∂x‖²_F (Rifai et al. 2011)
+``adversarial``     -log p(x | z), and a discriminator on codes vs p(z) (AAE)
+=================== ==========================================================
 """
 from __future__ import annotations
 
@@ -51,7 +53,23 @@ def objective_knobs() -> list[tuple]:
 
 def build_objective(config):
     """The objective an ``ObjectiveConfig`` names, built from its own knobs (``cls.Config``); its constructor
-    checks their values, as Pyro's ``RenyiELBO`` checks its ``alpha``."""
+    checks their values, as Pyro's ``RenyiELBO`` checks its ``alpha``.
+
+    Parameters
+    ----------
+    config : ObjectiveConfig
+        The objective's name (a name of ``OBJECTIVES``) and its options.
+
+    Returns
+    -------
+    pyro.infer.ELBO
+        The objective, ready for ``SVI`` or ``SVITrainer``.
+
+    Raises
+    ------
+    ValueError
+        An option set that the named objective does not take, or a value its constructor refuses.
+    """
     cls = OBJECTIVES.get(config.name)
     misplaced = misplaced_options(config)
     if misplaced:

@@ -20,6 +20,7 @@ class AdversarialObjective(BetaELBO):
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):
+        """Why this objective cannot train with this prior (None: it can): the discriminator needs draws of the prior."""
         if not getattr(prior_cls, "can_sample", True):
             return ("the discriminator tells codes from draws of the prior, and this prior has no draws (it is "
                     "improper); use --prior normal or another proper prior")
@@ -35,6 +36,7 @@ class AdversarialObjective(BetaELBO):
 
     @classmethod
     def from_config(cls, c) -> "AdversarialObjective":
+        """The objective an ``ObjectiveConfig`` describes (its ``adversarial_lr`` and ``discriminator_steps``)."""
         return cls(lr=c.adversarial_lr, discriminator_steps=c.discriminator_steps)
 
     def extend_trainer(self, trainer):

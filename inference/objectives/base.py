@@ -21,9 +21,11 @@ class ScheduledObjective(Protocol):
     ``loss_at(schedule_weight(t), model, guide, *args, **kwargs)``. The weight is an argument, not state,
     so a captured graph takes it as an input."""
 
-    def schedule_weight(self, step: int) -> float: ...
+    def schedule_weight(self, step: int) -> float:
+        """The weight the loss has after ``step`` steps (β_t for ``BetaELBO``)."""
 
-    def loss_at(self, weight, model, guide, *args, **kwargs) -> torch.Tensor: ...
+    def loss_at(self, weight, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The loss with the scheduled term weighted by ``weight`` (a float, or a tensor in a captured graph)."""
 
 
 def weight_at(objective, step: int) -> Optional[float]:
@@ -34,6 +36,12 @@ def weight_at(objective, step: int) -> Optional[float]:
 
 
 class PointwiseObjective(ELBO):
+    """The base of the objectives built from per-point weight terms (``BetaELBO``, ``IWAEBound``, ``ContractiveELBO``).
+
+    A ``pyro.infer.ELBO`` with ``num_particles`` vectorized draws and the data plate as its one plate: a subclass
+    writes ``differentiable_loss``, and ``loss`` and ``loss_and_grads`` (what ``SVI`` calls) follow from it.
+    """
+
     def __init__(self, num_particles: int = 1):
         check_particles(num_particles)
         super().__init__(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
@@ -43,6 +51,11 @@ class PointwiseObjective(ELBO):
         return model_trace, guide_trace
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The loss to minimize for one batch, a scalar tensor with gradients (what a subclass defines).
+
+        ``model`` and ``guide`` are called with ``*args`` and the keywords each accepts (``num_data``,
+        ``subsample``, ...).
+        """
         raise NotImplementedError
 
     @classmethod
@@ -52,10 +65,12 @@ class PointwiseObjective(ELBO):
         return None
 
     def loss(self, model, guide, *args, **kwargs) -> float:
+        """``differentiable_loss`` evaluated without gradients, as a float."""
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """``differentiable_loss``, its gradients accumulated into the parameters' ``.grad``; the loss as a float."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         return loss.item()

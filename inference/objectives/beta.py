@@ -25,6 +25,29 @@ from pyro_vae.inference.objectives.weights import weight_terms
 
 
 class BetaELBO(PointwiseObjective):
+    """The β-weighted ELBO (β-VAE, Higgins et al. 2017): loss = D + β_t R per data point.
+
+    D = -E_q log p(x | z) is the distortion, R = KL(q(z | x) ‖ p(z)) the rate (Alemi et al. 2018), in closed
+    form where it exists (``analytic_kl``). β_t follows the ``schedule`` (KL warm-up: Bowman et al. 2016; cyclical:
+    Fu et al. 2019) over ``warmup_steps``; free bits (Kingma et al. 2016) replace R by sum_j max(λ, E_batch KL_j).
+    With β = 1, no warm-up, no free bits and a sampled KL it is ``Trace_ELBO``.
+
+    Parameters
+    ----------
+    beta : float
+        β ≥ 0, the weight of the rate.
+    num_particles : int
+        L draws z ~ q(z | x) per data point.
+    analytic_kl : bool
+        The closed-form KL where ``torch.distributions`` has one (else the Monte Carlo estimate).
+    free_bits : float
+        λ ≥ 0 nats per latent dimension below which the rate is not pushed (0: off).
+    schedule : str
+        A name of ``SCHEDULES``: ``constant``, ``linear`` or ``cyclical``.
+    warmup_steps : int
+        The length of the warm-up or cycle, in steps.
+    """
+
     @dataclass
     class Config:
         beta: float = option(1.0, "objective beta: weight of the rate in D + beta R", minimum=0)
@@ -47,6 +70,8 @@ class BetaELBO(PointwiseObjective):
 
     @classmethod
     def from_config(cls, c) -> "BetaELBO":
+        """The objective an ``ObjectiveConfig`` describes (its ``beta``, ``num_particles``, ``analytic_kl``, ``free_bits``,
+        ``kl_schedule`` and ``warmup_steps``)."""
         return cls(c.beta, c.num_particles, c.analytic_kl, c.free_bits, c.kl_schedule, c.warmup_steps)
 
     @property
@@ -63,6 +88,7 @@ class BetaELBO(PointwiseObjective):
         return BetaELBO(self.schedule_weight(step), self.num_particles, self.analytic_kl, self.free_bits)
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """D + β R for one batch at the fixed β; refused for a scheduled β, whose weight needs the step (``loss_at``)."""
         if self.scheduled:
             raise ValueError(f"BetaELBO with a {self.schedule} KL schedule needs the step count, which Pyro's SVI does "
                              f"not pass: train with SVITrainer (it passes beta_t), or use objective.at_step(t)")
@@ -70,6 +96,7 @@ class BetaELBO(PointwiseObjective):
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):
+        """Why these options cannot train this prior and guide (None: they can): free bits need both to factorize."""
         if getattr(options, "free_bits", 0) > 0:
             apart = [kind for kind, c in (("the prior", prior_cls), ("the guide", guide_cls))
                      if not getattr(c, "factorized", False)]

@@ -27,6 +27,19 @@ def encoder_jacobian_norm(guide, x: torch.Tensor) -> torch.Tensor:
 
 
 class ContractiveELBO(PointwiseObjective):
+    """The negative ELBO plus the contractive penalty of Rifai et al. 2011: -ELBO + λ sum_n ‖∂f(x_n)/∂x_n‖²_F.
+
+    f is the guide's deterministic code ``guide.code(x)``; a small λ flattens the code around the data (nearby
+    inputs, nearby codes). With a Delta guide and a flat prior it is the contractive autoencoder.
+
+    Parameters
+    ----------
+    weight : float
+        λ ≥ 0, the weight of the squared Frobenius norm of the encoder's Jacobian.
+    num_particles : int
+        L draws z ~ q(z | x) per data point for the ELBO part.
+    """
+
     @dataclass
     class Config:
         contractive_weight: float = option(0.1, "objective contractive: lambda of the encoder-Jacobian penalty",
@@ -35,6 +48,7 @@ class ContractiveELBO(PointwiseObjective):
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):
+        """Why this objective cannot train this prior and guide (None: it can): a flow guide has no deterministic code."""
         if getattr(guide_cls, "posterior_kind", "gaussian") == "flow":
             return ("the contractive penalty is the Jacobian of a deterministic code, and this guide's code (the "
                     "mean of a flow) is itself a Monte Carlo estimate; use --guide delta, uniform_noise, diagonal_normal "
@@ -49,9 +63,11 @@ class ContractiveELBO(PointwiseObjective):
 
     @classmethod
     def from_config(cls, c) -> "ContractiveELBO":
+        """The objective an ``ObjectiveConfig`` describes (its ``contractive_weight`` and ``num_particles``)."""
         return cls(c.contractive_weight, c.num_particles)
 
     def differentiable_loss(self, model, guide, x, *args, **kwargs) -> torch.Tensor:
+        """-ELBO + λ sum_n ‖∂f(x_n)/∂x_n‖²_F for the batch ``x`` (the Jacobians from ``torch.func``)."""
         terms = weight_terms(model, guide, self.num_particles, x, *args, **kwargs)
         neg_elbo = -terms.log_weights.mean(0).sum()
         return terms.scale * (neg_elbo + self.weight * encoder_jacobian_norm(guide, x).sum())

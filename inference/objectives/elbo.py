@@ -41,6 +41,7 @@ class _ParticlesELBO:
 
     @classmethod
     def from_config(cls, c):
+        """The ELBO an ``ObjectiveConfig`` describes (its ``num_particles``)."""
         return cls(c.num_particles)
 
     @classmethod
@@ -58,8 +59,10 @@ class MeanFieldELBO(_ParticlesELBO, TraceMeanField_ELBO):
 
 
 def trace_elbo(num_particles: int = 1) -> TraceELBO:
+    """``TraceELBO(num_particles)``: Pyro's sampled ELBO with L vectorized particles."""
     return TraceELBO(num_particles)
 
 
 def mean_field_elbo(num_particles: int = 1) -> MeanFieldELBO:
+    """``MeanFieldELBO(num_particles)``: Pyro's ELBO with the KL in closed form where it exists."""
     return MeanFieldELBO(num_particles)

@@ -36,6 +36,21 @@ def detach_params(fn):
 
 
 class IWAEBound(PointwiseObjective):
+    """The importance-weighted bound of Burda et al. 2015 (IWAE), maximized per data point.
+
+    L_k(x) = log (1/k) sum_i w_i, w_i = p(x, z_i) / q(z_i | x), z_i ~ q(z | x); in expectation
+    ELBO = L_1 ≤ L_k ≤ L_(k+1) ≤ log p(x), and L_k → log p(x) as k → ∞. The loss is -(N/B) sum_n L_k(x_n).
+    ``dreg=True`` takes the doubly reparameterized gradient of Tucker et al. 2018 (lower-variance encoder
+    gradients; Gaussian guides only).
+
+    Parameters
+    ----------
+    num_particles : int
+        k, the importance samples per data point.
+    dreg : bool
+        Use the DReG gradient estimator.
+    """
+
     @dataclass
     class Config:
         num_particles: int = particles_option()
@@ -47,6 +62,7 @@ class IWAEBound(PointwiseObjective):
 
     @classmethod
     def pairing_problem(cls, options, prior_cls, guide_cls):
+        """Why these options cannot train this prior and guide (None: they can): DReG needs a Gaussian guide."""
         if getattr(options, "dreg", False) and getattr(guide_cls, "posterior_kind", "gaussian") != "gaussian":
             return ("DReG (Tucker et al. 2018) differentiates through a Gaussian guide's reparameterization with its "
                     "parameters held fixed, and this guide is not Gaussian; use --guide "
@@ -55,12 +71,14 @@ class IWAEBound(PointwiseObjective):
 
     @classmethod
     def from_config(cls, c) -> "IWAEBound":
+        """The objective an ``ObjectiveConfig`` describes (its ``num_particles`` and ``dreg``)."""
         return cls(c.num_particles, c.dreg)
 
     def _bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return (torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])).sum()
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """-(N/B) sum_n L_k(x_n) for one batch (with ``dreg``: a surrogate with the same value and the DReG gradients)."""
         terms = weight_terms(model, guide, self.num_particles, *args, **kwargs)
         require_reparameterized(terms.guide_trace, "iwae")
         if not self.dreg:

@@ -17,27 +17,39 @@ class Schedule:
 
     @staticmethod
     def weight(step: int, steps: int) -> float:
+        """The factor of β in [0, 1] after ``step`` steps of a warm-up or cycle ``steps`` long (``steps`` > 0)."""
         raise NotImplementedError
 
 
 @SCHEDULES.register("constant")
 class Constant(Schedule):
+    """No warm-up: the factor is always 1."""
+
     @staticmethod
     def weight(step: int, steps: int) -> float:
+        """1.0."""
         return 1.0
 
 
 @SCHEDULES.register("linear")
 class Linear(Schedule):
+    """KL annealing (Bowman et al. 2016): the factor rises linearly from 1/steps to 1 over ``steps`` steps, then
+    stays 1."""
+
     @staticmethod
     def weight(step: int, steps: int) -> float:
+        """min(1, (step + 1) / steps)."""
         return min(1.0, (step + 1) / steps)
 
 
 @SCHEDULES.register("cyclical")
 class Cyclical(Schedule):
+    """Cyclical annealing (Fu et al. 2019): in each cycle of ``steps`` steps, a linear ramp to 1 over its first half,
+    then 1."""
+
     @staticmethod
     def weight(step: int, steps: int) -> float:
+        """min(1, 2 φ + 1/steps), φ = (step mod steps) / steps the phase in the cycle."""
         phase = (step % steps) / steps
         return min(1.0, 2.0 * phase + 1.0 / steps)
 

@@ -46,6 +46,7 @@ class WeightTerms:
 
     @property
     def log_weights(self) -> torch.Tensor:
+        """The importance log-weights (k, B), log w = log p(x | z) + log p(z) - log q(z | x) (Burda et al. 2015)."""
         return self.log_likelihood + self.log_prior - self.log_guide
 
 
@@ -72,6 +73,11 @@ def trace_pair(model: Callable, guide: Callable, num_particles: int, *args, **kw
 
 
 def weight_terms(model: Callable, guide: Callable, num_particles: int, *args, **kwargs) -> WeightTerms:
+    """The per-particle, per-point terms of a (model, guide) pair on one batch, as ``WeightTerms``.
+
+    The guide is traced ``num_particles`` times in a particle plate and the model replayed on its draws; each
+    program gets ``*args`` and only the keywords it accepts. Refused for a model without observed or latent sites.
+    """
     guide_trace, model_trace = trace_pair(model, guide, num_particles, *args, **kwargs)
     observed = [s for s in sample_sites(model_trace) if s["is_observed"]]
     latent = [s for s in sample_sites(model_trace) if not s["is_observed"]]

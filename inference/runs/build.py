@@ -31,6 +31,12 @@ def _prior_and_likelihood(config: ModelConfig, event_shape: torch.Size):
 
 
 def build_model(config: ModelConfig, event_shape: torch.Size) -> VAEModel:
+    """The ``VAEModel`` a ``ModelConfig`` names for data points of ``event_shape``: prior, decoder and likelihood.
+
+    The prior and the likelihood build themselves from the config (``from_config``); the decoder is an MLP or a
+    convolutional network with the likelihood's ``params_per_pixel`` outputs per pixel, reading [z, onehot(y)] for a
+    conditional VAE.
+    """
     prior, likelihood = _prior_and_likelihood(config, event_shape)
     classes = config.num_classes if config.conditional else 0
     inputs = config.latent_dim + classes  # a conditional decoder reads [z, onehot(y)]

@@ -59,7 +59,33 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
     """``vae train``: validate everything, then train into the run folder ``out``; ``train.log`` always,
     TensorBoard events in ``out/tensorboard`` (``None``: when installed), the plots of
     ``pyro_vae.inference.report.plots``, and the caller's own ``monitors``. The folder's writer lock
-    (``pyro_vae.inference.runs.lock``) is held throughout: a second writer is refused, by name."""
+    (``pyro_vae.inference.runs.lock``) is held throughout: a second writer is refused, by name.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run to train (left as it is: a checked copy is trained).
+    out : path-like
+        The run folder to write: ``config.json``, ``metrics.jsonl``, ``weights.pt``, ``checkpoint.pt``, ...
+    force : bool
+        Overwrite a folder that already holds a run.
+    quiet : bool
+        No progress bar and no epoch lines on stderr.
+    checkpoint_every : int
+        Also save ``checkpoint.pt`` every this many steps (0: at the end of each epoch only).
+    tensorboard : bool, optional
+        Write TensorBoard events (None: when TensorBoard is installed).
+    plots : bool
+        Write the plots (training curves, latent space, ...) after training.
+    monitors : sequence of Monitor
+        More monitors to run beside the folder's own.
+
+    Returns
+    -------
+    list of dict
+        The metrics, one row per epoch (``epoch``, ``steps``, ``train_objective``, ``test_elbo``,
+        ``test_distortion``, ``test_rate``, ``seconds``), as written to ``metrics.jsonl``.
+    """
     out = Path(out)
     config = config.copy()  # the caller's config is left as it is
     record_data_dir_absolute(config)

@@ -1,4 +1,4 @@
-"""The names of a run folder's files, all of them, in one place (the folder's format; nothing else names a file).
+"""The names of a run folder's files, all of them, in one place (the folder's format; nothing else names a file)::
 
     config.json          RunConfig (rebuilds model and guide without the command line)
     config.yaml          the same, as a file for ``vae train --config`` (inference/config/files.py)
@@ -16,7 +16,8 @@
     train.log            notices, logged steps and epochs (inference/training/monitors.py)
     tensorboard/         TensorBoard events, when installed (off: --no-tensorboard)
     diagnostics/         ``vae diagnose RUN``'s ArviZ data, tables and figures
-    curves.png, latent_space.png, manifold.png (2-D codes), interpolations.png, neighbours.png: inference/report/plots.py
+    curves.png, latent_space.png, manifold.png, interpolations.png, neighbours.png  the plots (manifold.png
+                         for 2-D codes; inference/report/plots.py)
     report.html          ``vae report RUN`` (inference/report/html.py)
 
 Readers (``load_run``, ``vae evaluate``, the report) import this module and ``runs/run.py``, never training code.

@@ -59,7 +59,7 @@ class Run:
 
     @property
     def pending_params(self) -> dict:
-        """Deprecated (0.3.0): saved ``pyro.param`` values are restored when the run loads (``load_params``)."""
+        """Deprecated (0.3.0), always ``{}``; saved ``pyro.param`` values are restored when the run loads (``load_params``)."""
         warnings.warn("Run.pending_params is deprecated: a loaded run's pyro.param values are restored at once; "
                       "use Run.load_params(saved) to restore saved values", DeprecationWarning, stacklevel=2)
         return {}
@@ -152,7 +152,26 @@ class Run:
 
 
 def setup(config: RunConfig, device: Optional[str] = None) -> Run:
-    """Seed, load and prepare the data, build model and guide on the device."""
+    """Seed, load and prepare the data, build model and guide on the device: a run ready to train.
+
+    Parameters
+    ----------
+    config : RunConfig
+        What to build; checked first (``RunConfig.validate``: a checked copy, the caller's is left as it is).
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or ``"auto"``; default ``config.train.device``.
+
+    Returns
+    -------
+    Run
+        The untrained model and guide (seeded by ``config.train.seed``), the data as the config prepares it
+        (binarized, standardized, on the device or streamed from the host) and the config.
+
+    Raises
+    ------
+    UserError
+        A config, data or device the toolkit cannot train, in one line.
+    """
     config = config.validate()  # a checked copy, its defaults resolved
     dev = process_group.local_device(resolve_device(device or config.train.device))
     data = load_run_data(config)
@@ -206,7 +225,25 @@ def load_weights(run: Run, state: dict, where: Path) -> None:
 
 def load_run(path: Path, device: str = "cpu") -> Run:
     """Rebuild model and guide from ``path/config.json`` and load ``path/weights.pt``: the two read as one
-    snapshot (``pyro_vae.inference.runs.lock``), so a run still training gives the config and weights of one epoch."""
+    snapshot (``pyro_vae.inference.runs.lock``), so a run still training gives the config and weights of one epoch.
+
+    Parameters
+    ----------
+    path : path-like
+        A run folder written by ``vae train`` or ``train_run``.
+    device : str
+        Where to load it: ``"cpu"`` (the default), ``"cuda"`` or ``"auto"``.
+
+    Returns
+    -------
+    Run
+        The trained model and guide with their data and config; ``run.path`` is the folder.
+
+    Raises
+    ------
+    UserError
+        No such folder, or one without a config or weights (named in one line).
+    """
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"run folder {path} does not exist")

@@ -140,15 +140,18 @@ class RunFolder(Monitor):
         self._held = contextlib.ExitStack()
 
     def begin(self, run, state: TrainingState) -> None:
+        """Check, lock and start the folder as a new run (when ``start``)."""
         if self.start:
             self._held.enter_context(started_folder(run, self.out))
 
     def after_step(self, progress: Progress) -> None:
+        """Save the checkpoint every ``checkpoint_every`` steps, and when training is asked to stop."""
         every = self.checkpoint_every
         if progress.stopping or (every and progress.trainer.steps % every == 0):
             self._save_checkpoint(progress)
 
     def after_epoch(self, progress: Progress) -> None:
+        """Write the metrics, the weights and the checkpoint as one snapshot."""
         state = progress.snapshot()
         with lock.snapshot(self.out, write=True):  # a reader loads weights and metrics of one epoch
             atomic_write_text(self.out / layout.METRICS,
@@ -162,4 +165,5 @@ class RunFolder(Monitor):
         self.last_checkpoint = f"{self.out / layout.CHECKPOINT} (after step {state.steps})"
 
     def close(self) -> None:
+        """Release the folder's writer lock."""
         self._held.close()

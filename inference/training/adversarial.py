@@ -11,7 +11,7 @@ Each step alternates, on the same minibatch:
 
 Adam with beta1 = 0.5 for both adversarial optimizers (as for GANs, Radford et al. 2016) and five
 discriminator steps per generator step: at the default sizes on the digits, one step each with
-beta1 = 0.9 let the codes spread to twice the prior's scale (MMD^2 0.58 vs 0.06; README family table).
+beta1 = 0.9 let the codes spread to twice the prior's scale (MMD^2 0.58 vs 0.06; the docs' family table).
 
 So the aggregate posterior of the codes is pushed towards p(z) and ``vae sample`` decodes prior draws as
 for the VAE. The three optimizers' states go into the checkpoint.

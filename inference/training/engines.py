@@ -1,12 +1,14 @@
 """Engines: what evaluates the loss module and its gradients at each step. One small class each, one
 registry entry; every engine trains the same parameters (``ProgramLoss.params``: what ``SVI`` trains).
 
-| name       | engine                                                                              |
-| ---------- | ----------------------------------------------------------------------------------- |
-| ``off``    | Pyro's interpreter: the loss module itself, its parameters recorded at every step   |
-| ``trace``  | the captured graph of the loss module, replayed (``inference/training/capture.py``)    |
-| ``inductor`` | the captured graph compiled by ``torch.compile``                                  |
-| ``auto``   | ``inductor`` for runs of at least ``AUTO_INDUCTOR_STEPS`` steps, else ``trace``     |
+============== ======================================================================================
+name           engine
+============== ======================================================================================
+``off``        Pyro's interpreter: the loss module itself, its parameters recorded at every step
+``trace``      the captured graph of the loss module, replayed (``inference/training/capture.py``)
+``inductor``   the captured graph compiled by ``torch.compile``
+``auto``       ``inductor`` for runs of at least ``AUTO_INDUCTOR_STEPS`` steps, else ``trace``
+============== ======================================================================================
 
 A captured engine needs a program of static structure (``pyro_vae.inference.programs.static_problem``): a program
 not known to have it trains on the interpreter after one ``note:`` line. ``choose_engine`` tries the
@@ -54,7 +56,18 @@ class Engine(Protocol):
 
 def register(name: str):
     """``@register("name")``: an engine class (``Engine``) in ``ENGINES`` (over the lazy entry of a built-in one:
-    ``pyro_vae.inference.engine_names``), and the ``fallback`` it gives way to."""
+    ``pyro_vae.inference.engine_names``), and the ``fallback`` it gives way to.
+
+    Parameters
+    ----------
+    name : str
+        The engine's name, then a value of ``--compile`` and ``train.compile``.
+
+    Returns
+    -------
+    callable
+        The class decorator (``ENGINES.register``).
+    """
     return ENGINES.register(name, replace=name in ("off", "trace", "inductor", "auto"))
 
 
@@ -78,9 +91,11 @@ class InterpretedEngine:
             self.loss.read_params(*args, **kwargs)
 
     def loss_and_grads(self, *args, **kwargs):
+        """The loss on Pyro's interpreter and its gradients; ``(loss, parameters read)``."""
         return interpreted_loss_and_grads(self.loss, args, kwargs)
 
     def reduce(self, params, loss):
+        """The loss as it is: one process has nothing to combine (the data-parallel wrapper sums over ranks)."""
         return loss
 
 
@@ -111,10 +126,13 @@ class CapturedEngine:
         self.captured = CapturedLoss(loss, self.name)
 
     def prepare(self, *args, **kwargs) -> None:
+        """Capture the loss module's graph on an example batch (after the first, interpreted step for a program that
+        creates its parameters then)."""
         if not self.loss.creates_params_at_first_step:
             self.captured.prepare(*args, **kwargs)  # else: captured after its first, interpreted step
 
     def loss_and_grads(self, *args, **kwargs):
+        """The captured graph's loss and its gradients; ``(loss, parameters)``."""
         if self.loss.creates_params_at_first_step:
             return interpreted_loss_and_grads(self.loss, args, kwargs)  # creates the parameters as SVI does
         loss = self.captured(*args, **kwargs)
@@ -122,6 +140,7 @@ class CapturedEngine:
         return loss.detach(), self.loss.params
 
     def reduce(self, params, loss):
+        """The loss as it is: one process has nothing to combine (the data-parallel wrapper sums over ranks)."""
         return loss
 
     def use_input_buffers(self, device: Optional[torch.device]) -> None:
@@ -129,6 +148,7 @@ class CapturedEngine:
         self.captured.weight_buffer = None if device is None else torch.zeros((), device=device)
 
     def fill_inputs(self) -> None:
+        """Write this step's per-step values (the schedule weight) into their buffers before a replay."""
         self.captured.fill_weight()
 
 
@@ -154,6 +174,7 @@ class AutoEngine:
 
     @staticmethod
     def choose(planned_steps: int) -> str:
+        """``inductor`` for at least ``AUTO_INDUCTOR_STEPS`` planned steps, else ``trace``."""
         return "inductor" if planned_steps >= AUTO_INDUCTOR_STEPS else "trace"
 
 

@@ -190,7 +190,27 @@ def train(run: Run, state: Optional[TrainingState] = None, monitors: Sequence[Mo
     monitors see it (the run folder's writer saves a checkpoint) and ``TrainingInterrupted`` is raised.
 
     Deprecated (0.4.0) keywords, kept for one minor version: ``out`` and ``checkpoint_every`` (a
-    ``RunFolder(out, checkpoint_every)`` monitor instead), ``resume`` (``state``)."""
+    ``RunFolder(out, checkpoint_every)`` monitor instead), ``resume`` (``state``).
+
+    Parameters
+    ----------
+    run : Run
+        The model, guide, data and config to train (``setup``, ``load_run``).
+    state : TrainingState, optional
+        Where to start: None for a new run, a checkpoint's state to continue one exactly.
+    monitors : sequence of Monitor
+        What watches the run (``LogFile``, ``TensorBoard``, ``RunFolder``, your own); closed at the end.
+    quiet : bool
+        No progress bar and no epoch lines on stderr.
+    stop_requested : callable
+        Asked after each step; True stops training after that step (``TrainingInterrupted``).
+
+    Returns
+    -------
+    list of dict
+        The metrics, one row per epoch: ``epoch``, ``steps``, ``train_objective``, ``test_elbo``,
+        ``test_distortion``, ``test_rate`` (nats per point) and ``seconds``.
+    """
     if isinstance(monitors, bool):  # 0.3's train(run, out, quiet, ...): the third argument was quiet
         quiet, monitors, deprecated = monitors, (), {**deprecated, "quiet_given": True}
     monitors = list(monitors)

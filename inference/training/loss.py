@@ -57,6 +57,7 @@ class ProgramLoss(ELBOModule):
 
     @property
     def objective(self):
+        """The objective whose loss the module computes (a ``pyro.infer.ELBO``)."""
         return self.elbo
 
     @property
@@ -66,13 +67,13 @@ class ProgramLoss(ELBOModule):
 
     @functools.cached_property
     def builds_parameters_eagerly(self) -> bool:
-        """Its parameters exist before the first call (the toolkit's components): reading them on a private
+        """Its parameters exist before the first call (the toolkit's components), so reading them on a private
         random stream draws nothing SVI's first step would draw."""
         return builds_parameters_eagerly(*self.calls)
 
     @property
     def creates_params_at_first_step(self) -> bool:
-        """Its parameters are not read yet and only its first call creates them (an autoguide, a user's program):
+        """Its parameters are not read yet and only its first call creates them (an autoguide, a user's program);
         that call is the first step's, on Pyro's interpreter, as under ``SVI``."""
         return not self.params and not self.builds_parameters_eagerly
 
@@ -82,6 +83,7 @@ class ProgramLoss(ELBOModule):
         return hasattr(self.elbo, "differentiable_loss")
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
+        """The objective's differentiable loss of the model and guide on one batch (at the schedule weight when it has one)."""
         model, guide = self.calls
         if self.schedule_weight is not None:
             return self.elbo.loss_at(self.schedule_weight, model, guide, *args, **kwargs)

@@ -64,24 +64,31 @@ class Monitor:
     last_checkpoint: Optional[str] = None  # where the training state was last saved (for the fault messages)
 
     def begin(self, run, state: TrainingState) -> None:
+        """Called once before the first step with the ``Run`` and the training state it starts from."""
         pass
 
     def note(self, text: str) -> None:
+        """Called with a one-line notice (an engine given up, a resumed run)."""
         pass
 
     def after_step(self, progress: Progress) -> None:
+        """Called after every step."""
         pass
 
     def after_epoch(self, progress: Progress) -> None:
+        """Called after each epoch, after ``end_epoch``."""
         pass
 
     def log_step(self, step: int, values: dict) -> None:
+        """Called every ``LOG_EVERY`` steps with the minibatch figures (elbo, distortion, rate, grad_norm, lr, images_per_s)."""
         pass
 
     def end_epoch(self, run, metrics: dict) -> None:
+        """Called at the end of each epoch with its row of metrics (what ``metrics.jsonl`` holds)."""
         pass
 
     def close(self) -> None:
+        """Called once at the end, also when training fails."""
         pass
 
 

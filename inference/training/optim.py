@@ -68,7 +68,7 @@ class TorchUpdater:
 
     @property
     def capturable(self) -> bool:
-        """A CUDA graph can record its step: fused, and every parameter group capturable."""
+        """A CUDA graph can record its step (fused, and every parameter group capturable)."""
         return self.device_guard and all(g.get("capturable") for g in self.optim.param_groups)
 
     def add(self, params) -> None:

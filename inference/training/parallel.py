@@ -2,9 +2,11 @@
 
 Every process holds the whole (model, guide) pair and the data; each global minibatch B of the epoch
 (one permutation, broadcast from rank 0) is split into W shards B_r = B[r::W], one per rank. Rank r
-scores its shard inside ``pyro.plate("data", N, subsample=B_r)`` (scale N / |B_r|) and weights its loss
-by |B_r| / |B|; the gradients are then summed over the ranks (one all-reduce of one flat buffer, the
+scores its shard inside ``pyro.plate("data", N, subsample=B_r)`` (scale ``N / |B_r|``) and weights its loss
+by ``|B_r| / |B|``; the gradients are then summed over the ranks (one all-reduce of one flat buffer, the
 loss in the same buffer),
+
+::
 
     sum_r |B_r|/|B| * (N/|B_r|) sum_{i in B_r} grad l_i = (N/|B|) sum_{i in B} grad l_i,
 

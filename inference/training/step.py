@@ -1,4 +1,4 @@
-"""The one SVI step every engine takes (as ``SVI.step``, with NumPyro's ``stable_update`` as an option):
+"""The one SVI step every engine takes (as ``SVI.step``, with NumPyro's ``stable_update`` as an option)::
 
     loss, params = engine.loss_and_grads(batch)   the loss module on Pyro's interpreter, a captured graph
                                         or this process's shard, and its backward pass

@@ -1,5 +1,7 @@
 """``SVITrainer``: Pyro's ``SVI`` for any program, on any engine, with one step.
 
+::
+
     trainer = SVITrainer(model, guide, Trace_ELBO(), pyro.optim.Adam({"lr": 1e-3}), engine="trace")
     for x in batches:
         loss = trainer.step(x, num_data=N, subsample=idx)   # as svi.step(x, num_data=N, subsample=idx)
@@ -125,11 +127,13 @@ class SVITrainer:
 
     @property
     def param_names(self) -> list[str]:
+        """The names of the trained parameters in the param store."""
         return self.loss.param_names
 
     # -- stepping -------------------------------------------------------------------------------------
     @property
     def steps(self) -> int:
+        """The number of steps taken (settable, so that a resumed run continues its count)."""
         return self._steps if self.svi_step is None else self.svi_step.steps
 
     @steps.setter
@@ -141,6 +145,7 @@ class SVITrainer:
 
     @property
     def grad_norm(self) -> Optional[torch.Tensor]:
+        """The norm of all gradients of the last step, before clipping (None before the first step)."""
         return None if self.svi_step is None else self.svi_step.grad_norm
 
     def step(self, *args, **kwargs):
