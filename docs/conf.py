@@ -25,7 +25,6 @@ extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
-    "sphinx.ext.viewcode",
     "generated",
 ]
 source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
