@@ -14,6 +14,10 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS / "_ext"))
 sys.path.insert(0, str(ROOT))  # tests.inference.cli.test_bad_input holds the refusal table the reference shows
 
+# The tutorials' kernels inherit this: one thread each (two run at once under -j 2 on a 2-core machine; torch's
+# threads fighting over the cores make the tiny runs many times slower)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from pyro_vae.models import __version__  # noqa: E402
 
 project = "pyro-vae-toolkit"

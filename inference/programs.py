@@ -117,6 +117,14 @@ def _unwrap(program):
     return program.program if isinstance(program, Accepting) else program
 
 
+def _wrapped_callables(program) -> list:
+    """The user callables a library module runs that are not its submodules: the function Pyro's
+    ``AutoGuideList.append`` wraps in an ``AutoCallable`` (held as ``_guide``)."""
+    from pyro.infer.autoguide import AutoCallable
+
+    return [program._guide] if isinstance(program, AutoCallable) else []
+
+
 def _unknown_part(program) -> Optional[object]:
     """The first part of ``program`` (itself, or one of its submodules) not known to have static structure."""
     program = _unwrap(program)
@@ -128,6 +136,10 @@ def _unknown_part(program) -> Optional[object]:
         return None if declared else program
     if not _class_from(program, TOOLKIT_PACKAGES + STATIC_LIBRARIES):
         return program  # a user's function, callable object, module or objective
+    for wrapped in _wrapped_callables(program):  # a library module around a user's function decides by it
+        unknown = _unknown_part(wrapped)
+        if unknown is not None:
+            return unknown
     for child in program.children() if isinstance(program, nn.Module) else ():
         unknown = _unknown_part(child)
         if unknown is not None:

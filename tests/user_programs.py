@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from pyro import poutine
 from pyro.infer import JitTrace_ELBO, Trace_ELBO, TraceTailAdaptive_ELBO
-from pyro.infer.autoguide import AutoDiagonalNormal, AutoIAFNormal, AutoLowRankMultivariateNormal, AutoNormal
+from pyro.infer.autoguide import (AutoDiagonalNormal, AutoGuideList, AutoIAFNormal, AutoLowRankMultivariateNormal,
+                                  AutoNormal)
 from torch import nn
 
 N, B, D, Z, STEPS = 64, 16, 6, 2, 20
@@ -155,6 +156,32 @@ def tail_adaptive():
         Steps([(_data(i), {}) for i in range(STEPS)])
 
 
+def guide_list_with_a_closure():
+    """Pyro's ``AutoGuideList``: an ``AutoNormal`` over the global latent and the user's own function (not declared
+    static; Pyro wraps it in an ``AutoCallable``) that reads Python-side state the script updates between steps."""
+    state = {"factor": 1.0}
+    decoder, _ = _decoder_and_encoder()
+
+    def model(x, idx):  # no plate: AutoGuideList enters the model's plates itself, so its parts cannot
+        pyro.module("decoder", decoder)
+        w = pyro.sample("w", dist.Normal(torch.zeros(Z), 1.0).to_event(1))
+        z = pyro.sample("z", dist.Normal(torch.zeros(B, Z), 1.0).to_event(2))
+        pyro.sample("x", dist.Normal(decoder(w + z), 0.5).to_event(2), obs=x)
+    model.static_structure = True
+
+    def local(x, idx):
+        loc = pyro.param("local_loc", torch.zeros(B, Z))
+        pyro.sample("z", dist.Normal(loc * state["factor"], 0.7).to_event(2))
+    def global_part(x, idx):  # the model's global site alone, for the autoguide
+        pyro.sample("w", dist.Normal(torch.zeros(Z), 1.0).to_event(1))
+    global_part.static_structure = True
+    guide = AutoGuideList(model)
+    guide.append(AutoNormal(global_part))
+    guide.append(local)
+    return model, guide, Trace_ELBO(), Steps([(_data(i), {}) for i in range(STEPS)],
+                                             between=lambda i: state.update(factor=1.0 + 0.1 * i))
+
+
 PROGRAMS = {
     "factor-positional-float": factor_positional_float,
     "factor-keyword-tensor": factor_keyword_tensor,
@@ -167,4 +194,5 @@ PROGRAMS = {
     "auto-iaf-normal": _autoguide(AutoIAFNormal, hidden_dim=[4]),
     "jit-trace-elbo": jit_trace_elbo,
     "tail-adaptive": tail_adaptive,
+    "guide-list-with-a-closure": guide_list_with_a_closure,
 }
