@@ -76,10 +76,16 @@ def reconstruction_grid(model: nn.Module, guide: nn.Module, x: torch.Tensor, n: 
 
 
 def pyplot():
-    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
+    """matplotlib's pyplot, on the non-interactive Agg backend (no display needed) unless the process has chosen
+    its own (a notebook's inline backend, ``MPLBACKEND``, a script that imported pyplot first): the library's
+    figures are saved and closed, never shown, so it leaves a user's backend, and their figures, as it found them."""
+    import os
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
