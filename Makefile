@@ -30,7 +30,7 @@ test-fast: setup
 # of links, the layout the package installs as.
 TYPECHECK := build/typecheck
 lint: setup
-	$(BIN)/ruff check models guides inference tests bench examples
+	$(BIN)/ruff check models guides inference tests bench examples docs
 	mkdir -p $(TYPECHECK)/pyro_vae
 	for p in models guides inference; do ln -sfn ../../../$$p $(TYPECHECK)/pyro_vae/$$p; done
 	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml

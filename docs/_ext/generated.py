@@ -7,6 +7,8 @@ table from the refusal table the tests check (``tests/inference/cli/test_bad_inp
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -20,9 +22,10 @@ GENERATED = Path(__file__).resolve().parents[1] / "_generated"
 def write_if_changed(path: Path, text: str) -> None:
     if path.exists() and path.read_text() == text:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")  # two builds never share it
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def write_pages(app: Sphinx) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from pyro_vae.models.registry import declared_options
 
-DOCS_PAGE = "reference/cli.html"  # where each command's section lives in the built site (its --help says so)
 
 
 def cell(text) -> str:
@@ -181,6 +180,8 @@ def refusals_page() -> str:
            "A NaN or Inf in a gradient stops training before the update, naming the step, the term "
            "(reconstruction or KL) and the last good checkpoint (`--clip-norm` clips gradients, `--min-scale` "
            "floors the guide's scales).", "",
+           "Config validation and the IDX reader are also fuzzed with hypothesis "
+           "(`tests/inference/config/`, `tests/inference/data/`).", "",
            f"{len(rows)} refusals:", "", "| case | input | the one-line answer contains |", "| --- | --- | --- |"]
     out += [f"| `{case}` | {what} | {cell(message)} |" for case, what, message in rows]
     return "\n".join(out) + "\n"

@@ -27,7 +27,11 @@ def source(name: str, command: str) -> str:
 
 def section(title: str, name: str, command: str, render: Callable[[dict], str], intro: str = "") -> str:
     data = read(name)
-    body = render(data) if data is not None else f"*`bench/results/{name}` is not in this checkout: run `{command}`.*"
+    try:
+        body = render(data) if data is not None else f"*`bench/results/{name}` is not in this checkout: run `{command}`.*"
+    except (KeyError, TypeError, ValueError) as err:  # a result file of another shape: fail the build, by name
+        raise ValueError(f"bench/results/{name} lacks what its table shows ({type(err).__name__}: {err}); "
+                         f"rerun {command}") from err
     return "\n\n".join(p for p in (f"## {title}", intro, source(name, command), body) if p) + "\n"
 
 
@@ -123,10 +127,10 @@ def _leaderboard_rows(data: dict) -> str:
     comparisons = [[f"{c['component']} (`{c['recipe']}` − `{c['baseline']}`)",
                     f"{c['difference']:+.2f} ± {c['standard_error']:.3f}", "holds" if c["holds"] else "does not hold"]
                    for c in data.get("comparisons", [])]
-    settings = data.get("settings", {})
-    intro = (f"{settings.get('epochs', '?')} epochs on {settings.get('dataset', '?')}, test log p(x) with "
-             f"k = {settings.get('iw_samples', '?'):,} on {settings.get('test_images', '?'):,} test images (± Monte Carlo "
-             f"standard error), seed {settings.get('seed', '?')}; {data.get('machine', '')}:")
+    settings = data["settings"]
+    intro = (f"{settings['epochs']} epochs on {settings['dataset']}, test log p(x) with "
+             f"k = {settings['iw_samples']:,} on {settings['test_images']:,} test images (± Monte Carlo "
+             f"standard error), seed {settings['seed']}; {data.get('machine', '')}:")
     return "\n\n".join([intro, table(["recipe", "test log p(x) (nats)", "test ELBO", "KL", "active units", "parameters",
                                       "train s", "s / epoch"], rows),
                         table(["component", "recipe − baseline (nats)", "the paper's direction"], comparisons)])

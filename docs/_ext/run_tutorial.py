@@ -29,7 +29,8 @@ def execute(path: Path, save: Path | None = None, timeout: int = 600) -> float:
                 try:
                     client.execute_cell(cell, index)
                 finally:
-                    print(f"cell {index:3d}: {time.perf_counter() - began:6.1f} s  {cell.source.splitlines()[0][:70] if cell.source else ''}")
+                    first = cell.source.splitlines()[0][:70] if cell.source else ""
+                    print(f"cell {index:3d}: {time.perf_counter() - began:6.1f} s  {first}")
     if save:
         nbformat.write(notebook, save)
     return time.perf_counter() - start
