@@ -23,7 +23,7 @@ class TrainOptions:
     resume: Optional[str] = option(None, "continue RUN from its checkpoint exactly where it stopped (other options "
                                    "come from RUN)", metavar="RUN")
     checkpoint_every: int = option(200, "steps between checkpoints (0: epoch ends only)", minimum=0)
-    quiet: bool = option(False, "no progress bar or per-epoch lines (train.log is kept)")
+    quiet: bool = option(False, "no progress bar or per-epoch lines (train.log is kept; a note: line still shows)")
     tensorboard: Optional[bool] = option(None, "TensorBoard events in RUN/tensorboard (default: when tensorboard is "
                                          "installed)", paired=True)
     plots: bool = option(True, "curves, latent space, interpolations, neighbours (and manifold for 2-D codes) as "

@@ -89,9 +89,8 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
                                    param_state=None,  # the run's store is current (train() below)
                                    parallel=distributed.DataParallelEngine if ctx.active else None,
                                    cuda_graph=cfg.cuda_graph)
-    if notice and not quiet:
+    if notice:  # one line even when quiet (quiet silences progress, not what differs from what was asked)
         print(notice, file=sys.stderr)
-    if notice:
         _each(monitors, "note", notice)
     if state.optimizer is not None:  # a saved state
         try:
@@ -201,7 +200,7 @@ def train(run: Run, state: Optional[TrainingState] = None, monitors: Sequence[Mo
     monitors : sequence of Monitor
         What watches the run (``LogFile``, ``TensorBoard``, ``RunFolder``, your own); closed at the end.
     quiet : bool
-        No progress bar and no epoch lines on stderr.
+        No progress bar and no epoch lines on stderr (an engine's one-line ``note:`` is printed all the same).
     stop_requested : callable
         Asked after each step; True stops training after that step (``TrainingInterrupted``).
 
