@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import inspect
 import json
 import tempfile
@@ -51,17 +53,17 @@ def command_section(name: str, parser: argparse.ArgumentParser, config_keys: dic
         if action.help == argparse.SUPPRESS:
             continue
         names = ", ".join(action.option_strings) or action.dest.upper()
-        keys = ", ".join(config_keys.get(s, "") for s in action.option_strings if config_keys.get(s))
+        keys = config_keys.get(action.dest, "") if action.option_strings else ""
         lines.append(f"| {code(names)} | {code(_value(action))} | {code(keys)} | {cell(action.help or '')} |")
     return "\n".join(lines) + "\n"
 
 
 def cli_page() -> str:
     from pyro_vae.inference.cli.main import build_parser
-    from pyro_vae.inference.cli.options import _flag_groups
+    from pyro_vae.inference.cli.options import flag_fields
 
-    config_keys = {flag: ", ".join(f"{section}.{f.name}" for section, f, _ in group)
-                   for flag, group in _flag_groups().items() if isinstance(flag, str)}
+    config_keys = {dest: ", ".join(f"{section}.{name}" for section, name in pairs)
+                   for dest, pairs in flag_fields().items()}
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {a.dest: a.help for a in sub._choices_actions}
@@ -100,7 +102,7 @@ def _registries() -> list:
 def _qualname(cls) -> str:
     module = cls.__module__
     for package in ("pyro_vae.models", "pyro_vae.guides"):
-        if module.startswith(package + ".") and getattr(__import__(package, fromlist=["x"]), cls.__name__, None) is cls:
+        if module.startswith(package + ".") and getattr(importlib.import_module(package), cls.__name__, None) is cls:
             return f"{package}.{cls.__name__}"
     return f"{module}.{cls.__name__}"
 
@@ -118,7 +120,7 @@ def components_page() -> str:
         for name in registry.in_order():
             cls = registry.get(name)
             config = getattr(cls, "Config", None)
-            opts = ", ".join(code(flag_of(f)) for f in __import__("dataclasses").fields(config)) if config else ""
+            opts = ", ".join(code(flag_of(f)) for f in dataclasses.fields(config)) if config else ""
             out.append(f"| `{name}` | {{py:class}}`~{_qualname(cls)}` | {cell(summary(cls))} | {opts} |")
         options = declared_options(registry)
         if options:
