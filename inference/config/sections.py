@@ -38,6 +38,7 @@ BINARIZATIONS = Choices("binarization", ("auto", "dynamic", "static", "none"))
 CHANNEL_MODES = Choices("channels mode", ("keep", "grey", "rgb"))
 DEVICES = Choices("device", ("auto", "cpu", "cuda"))
 PLACEMENTS = Choices("data placement", ("auto", "device", "host"))
+STREAMING = Choices("streaming", ("auto", "always", "never"))
 ACTIVATIONS = Choices("activation", tuple(NETWORK_ACTIVATIONS))
 ARCHS = Choices("architecture", ("mlp", "conv"))
 _SECTION = dict(init=False, repr=False, eq=False)  # Section makes __init__, __repr__ and __eq__
@@ -67,6 +68,15 @@ class DataConfig(Section):
                                   "as the test set, drawn with a fixed seed")
     standardize: bool = option(False, "real-valued data: shift and scale each feature to mean 0, sd 1 on the "
                                "training set (undone in samples and reconstructions)")
+    stream: str = option("auto", "folder and array data: read from disk batch by batch (always), hold it in "
+                         "memory (never), or stream when it would take more than --memory-budget (auto)",
+                         choices=STREAMING)
+    memory_budget: float = option(0.5, "auto streaming: the share of the memory available at start-up the data "
+                                  "may take as float32 before it is streamed instead", above=0)
+    workers: int = option(2, "processes decoding streamed images (or reading a Dataset's items) while training "
+                          "(0: in the training process)", minimum=0)
+    shuffle: bool = option(True, "a new random order of the training data each epoch (--no-shuffle: the data's "
+                           "own order, as a DataLoader with shuffle=False)", paired=True)
 
     def check_rules(self):
         """Refuse a loader without the ``data_dir`` it needs, a bad ``image_size``, image options for an array, and
@@ -80,6 +90,12 @@ class DataConfig(Section):
             raise ConfigError("--image-size and --channels-mode apply to images; an array is used as its file has it")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.stream == "always" and not loader.streams:
+            raise ConfigError(f"--stream always reads folder, array and anndata data from disk; dataset "
+                              f"{self.dataset!r} is read into memory")
+        if not self.memory_budget <= 1:
+            raise ConfigError(f"data.memory_budget is a share of the memory available, in (0, 1], got "
+                              f"{self.memory_budget}")
 
 
 @dataclass(**_SECTION)

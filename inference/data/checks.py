@@ -11,6 +11,7 @@ from pyro_vae.models import LIKELIHOODS
 from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL, UNIT_INTERVAL
 
 from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.data.sources import Transformed, is_source, passes
 from pyro_vae.inference.errors import UserError
 
 EXACT_INTEGERS = 2 ** 24  # float32 holds every integer below this
@@ -42,27 +43,56 @@ def check_fits(data: ImageData, likelihood: str, binarize: str = "none") -> None
     """Refuse data the likelihood is not a density for, naming the first row that does not fit."""
     kind = LIKELIHOODS.get(likelihood).data
     for split in ("train", "test"):
-        x = getattr(data, f"{split}_x")
-        if x.numel() == 0:
+        whole = getattr(data, f"{split}_x")
+        if whole.numel() == 0:
             raise UserError(f"the {data.name} {split} set is empty; it needs at least one data point")
-        bad = ~_fits(x, kind, binarize != "none").reshape(len(x), -1).all(1)
-        if bad.any():
-            row = int(bad.nonzero()[0])
-            where = f"row {row} of the {split} set ({data.name})" if data.source_rows is None else \
-                f"data row {int(data.source_rows[split == 'test'][row])} of {data.name} (0-based)"
-            value = x[row].flatten()[~_fits(x[row], kind, binarize != "none").flatten()][0].item()
-            what = f"{DATA_KINDS[BINARY if binarize == 'none' else UNIT_INTERVAL]}" if kind == BINARY else \
-                DATA_KINDS[kind]
-            raise UserError(f"likelihood {likelihood!r} models {what}, but {where} holds {value:g}; "
-                            f"{REMEDY[kind]}")
+        if getattr(whole, "eight_bit", False) and (kind in (UNIT_INTERVAL, EIGHT_BIT, REAL) or
+                                                   kind == BINARY and binarize != "none"):
+            continue  # decoded images are k / 255 by construction: no pass over the files needed
+        for start, x in _chunks(whole):  # the whole tensor at once in memory; a streamed set a chunk at a time
+            _check_rows(data, split, start, x, kind, likelihood, binarize)
+
+
+def _chunks(x, rows: int = 8192):
+    if not is_source(x):
+        yield 0, x
+        return
+    for start, chunk in zip(range(0, len(x), rows), passes(x, rows)):
+        yield start, chunk
+
+
+def _check_rows(data: ImageData, split: str, start: int, x: torch.Tensor, kind: str, likelihood: str,
+                binarize: str) -> None:
+    bad = ~_fits(x, kind, binarize != "none").reshape(len(x), -1).all(1)
+    if bad.any():
+        row = int(bad.nonzero()[0])
+        where = f"row {start + row} of the {split} set ({data.name})" if data.source_rows is None else \
+            f"data row {int(data.source_rows[split == 'test'][start + row])} of {data.name} (0-based)"
+        value = x[row].flatten()[~_fits(x[row], kind, binarize != "none").flatten()][0].item()
+        what = f"{DATA_KINDS[BINARY if binarize == 'none' else UNIT_INTERVAL]}" if kind == BINARY else \
+            DATA_KINDS[kind]
+        raise UserError(f"likelihood {likelihood!r} models {what}, but {where} holds {value:g}; "
+                        f"{REMEDY[kind]}")
 
 
 def standardize(data: ImageData) -> ImageData:
     """Each feature shifted and scaled by its training-set mean and sd (sd 0: scale 1); ``data.original``
     undoes it."""
-    shift = data.train_x.mean(0)
-    scale = data.train_x.std(0, unbiased=False)
+    if is_source(data.train_x):  # one pass of float64 sums, then each row standardized when it is read
+        total = squares = 0.0
+        for chunk in passes(data.train_x):
+            total, squares = total + chunk.double().sum(0), squares + chunk.double().pow(2).sum(0)
+        n = len(data.train_x)
+        shift = (total / n).float()
+        scale = (squares / n - (total / n) ** 2).clamp_min(0).sqrt().float()
+    else:
+        shift = data.train_x.mean(0)
+        scale = data.train_x.std(0, unbiased=False)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    if is_source(data.train_x):
+        a, b = shift.numpy(), scale.numpy()
+        return data.replace(train_x=Transformed(data.train_x, lambda v: (v - a) / b),
+                            test_x=Transformed(data.test_x, lambda v: (v - a) / b), shift=shift, scale=scale)
     return data.replace(train_x=(data.train_x - shift) / scale, test_x=(data.test_x - shift) / scale,
                         shift=shift, scale=scale)
 

@@ -34,6 +34,7 @@ import torch
 
 from pyro_vae.inference.data.images import DEFAULT_ROOT, to_unit  # noqa: F401  (DEFAULT_ROOT: read here by callers)
 from pyro_vae.inference.deprecation import moved_names
+from pyro_vae.inference.data.sources import is_source, materialize, passes
 from pyro_vae.inference.errors import UserError
 
 IDX_FILES = {
@@ -188,7 +189,14 @@ def check_unit_interval(data: ImageData) -> None:
     for split, x in (("train", data.train_x), ("test", data.test_x)):
         if x.numel() == 0:
             raise UserError(f"the {data.name} {split} set is empty; it needs at least one data point")
-        lo, hi = x.min().item(), x.max().item()
+        if getattr(x, "eight_bit", False):
+            continue  # decoded images: k / 255 by construction
+        lo, hi = float("inf"), float("-inf")
+        for part in [x] if not is_source(x) else passes(x):  # a streamed set: its chunks' extremes, one pass
+            if torch.isnan(part).any():
+                lo = float("nan")
+                break
+            lo, hi = min(lo, part.min().item()), max(hi, part.max().item())
         if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
             raise UserError(f"the {data.name} {split} values lie in [{lo:g}, {hi:g}], not in [0, 1]; "
                             f"scale them to [0, 1] (8-bit images: divide by 255), or --binarize none with a "
@@ -204,74 +212,32 @@ def prepare(data: ImageData, binarize: str) -> ImageData:
     if binarize == "none":
         return data
     check_unit_interval(data)
-    train_x = binarize_once(data.train_x, BINARIZE_SEED + 1) if binarize == "static" else data.train_x
-    return data.replace(train_x=train_x, test_x=binarize_once(data.test_x))
+    once = binarize_once if not is_source(data.test_x) else binarize_streamed
+    train_x = once(data.train_x, BINARIZE_SEED + 1) if binarize == "static" else data.train_x
+    return data.replace(train_x=train_x, test_x=once(data.test_x))
 
 
-def same_device(a, b) -> bool:
-    """``cuda`` and ``cuda:0`` are one device when 0 is the current one (``torch.device`` compares them unequal)."""
-    a, b = torch.device(a), torch.device(b)
-    if a.type != b.type:
-        return False
-    if a.type == "cuda" and (a.index is None) != (b.index is None):
-        return (a.index if a.index is not None else b.index) == torch.cuda.current_device()
-    return a == b
+def binarize_streamed(source, seed: int = BINARIZE_SEED):
+    """``binarize_once`` of a set read from disk, drawn chunk by chunk in order with one generator (the same
+    draws as one call on the whole tensor) into a bytes file in a temporary folder removed at exit."""
+    gen = torch.Generator().manual_seed(seed)
+    where = Path(scratch_folder()) / f"binarized-{seed}-{id(source)}.npy"
+    return materialize(source, lambda chunk: torch.bernoulli(chunk, generator=gen), where)
 
 
-class MinibatchStream:
-    """Shuffled minibatches ``(indices, x)``; a fresh permutation each epoch from the global torch RNG.
-    With ``dynamic=True`` each batch is a fresh Bernoulli draw of its grey levels, made on ``device``.
+@functools.lru_cache(maxsize=1)
+def scratch_folder() -> str:
+    """A private temporary folder for this process's derived data files, removed when it exits."""
+    import atexit
+    import shutil
+    import tempfile
 
-    Images already on ``device`` are indexed there (no host-device traffic inside the epoch). Images
-    left on the host (``device`` elsewhere: a dataset too large for the GPU) are streamed: each batch
-    is gathered into one of two pinned host buffers and copied asynchronously, so the copy of the
-    next batch overlaps the step on this one."""
+    folder = tempfile.mkdtemp(prefix="pyro-vae-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
-    def __init__(self, x: torch.Tensor, batch_size: int, dynamic: bool = False,
-                 device: Optional[torch.device] = None):
-        self.x, self.batch_size, self.dynamic = x, batch_size, dynamic
-        self.device = torch.device(device) if device is not None else x.device
-        self.streaming = not same_device(self.device, x.device)
-        self._buffers: list = []
 
-    @property
-    def num_data(self) -> int:
-        """N, the number of data points streamed."""
-        return self.x.shape[0]
-
-    def __len__(self) -> int:
-        return -(-self.num_data // self.batch_size)
-
-    def permutation(self) -> torch.Tensor:
-        """The data order of one epoch, from the global torch RNG (on the images' device)."""
-        return torch.randperm(self.num_data, device=self.x.device)
-
-    def _to_device(self, idx: torch.Tensor, step: int) -> torch.Tensor:
-        if self.device.type != "cuda":
-            return self.x[idx].to(self.device)
-        if not self._buffers:  # two pinned buffers, each with the event that says its copy is done
-            self._buffers = [(torch.empty((self.batch_size,) + self.x.shape[1:], dtype=self.x.dtype).pin_memory(),
-                              torch.cuda.Event()) for _ in range(2)]
-        buffer, copied = self._buffers[step % 2]
-        copied.synchronize()  # the copy from this buffer two batches ago has finished
-        host = buffer[: len(idx)]
-        torch.index_select(self.x, 0, idx, out=host)
-        batch = host.to(self.device, non_blocking=True)
-        copied.record()
-        return batch
-
-    def batches(self, perm: torch.Tensor, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The minibatches of the epoch with order ``perm``, from batch number ``start`` on
-        (a resumed epoch); each batch is binarized only when it is drawn."""
-        for step, idx in enumerate(perm.split(self.batch_size)[start:]):
-            if self.streaming:
-                batch, idx = self._to_device(idx, step), idx.to(self.device, non_blocking=True)
-            else:
-                batch = self.x[idx]
-            yield idx, torch.bernoulli(batch) if self.dynamic else batch
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches(self.permutation())
+from pyro_vae.inference.data.stream import MinibatchStream, same_device  # noqa: E402,F401  (their home before 0.5)
 
 
 __getattr__ = moved_names(__name__, {"load_dataset": "pyro_vae.inference.data.loaders"})

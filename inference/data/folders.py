@@ -13,7 +13,10 @@ import numpy as np
 import torch
 
 from pyro_vae.inference.data.datasets import ImageData
-from pyro_vae.inference.data.images import cache_key, cached_arrays, decode_all, image_files, read_headers, to_unit
+from pyro_vae.inference.data.images import (cache_exists, cache_key, cached_arrays, decode_all, image_files,
+                                            read_headers, to_unit)
+from pyro_vae.inference.data.sources import ImageFiles
+from pyro_vae.inference.data.streamed import should_stream
 from pyro_vae.inference.errors import UserError
 
 SPLITS = ("train", "test")
@@ -57,8 +60,10 @@ def _common_size(headers: list, files: list[Path]) -> tuple[int, int]:
 
 
 def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, channels_mode: str = "keep",
-                      name: str = "folder") -> ImageData:
-    """``folder``'s train and test images as (N, C, H, W) in [0, 1], with class labels where it has classes."""
+                      name: str = "folder", stream: str = "never", budget: float = 0.5) -> ImageData:
+    """``folder``'s train and test images as (N, C, H, W) in [0, 1], with class labels where it has classes:
+    decoded once into memory (and a cache), or, with ``stream`` ``always`` or ``auto`` and more than ``budget``
+    of the memory available, ``ImageFiles`` sources decoded batch by batch."""
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist or is not a folder")
     found = {split: split_files(folder, split) for split in SPLITS}
@@ -76,15 +81,28 @@ def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, 
     index = {c: i for i, c in enumerate(classes)}
     key = cache_key(files, folder, image_size=list(image_size) if image_size else None, channels_mode=channels_mode)
 
-    def build() -> dict:  # the first pass: every header (sizes, channels), then every image decoded
-        headers = read_headers(files)
+    labels = {split: torch.tensor([index.get(c, 0) for c in found[split][1]], dtype=torch.long) for split in SPLITS}
+    headers: list = []
+
+    def shape() -> tuple[int, tuple]:  # every header (sizes, channels), read once
+        if not headers:
+            headers.extend(read_headers(files))
         size = tuple(image_size) if image_size is not None else _common_size(headers, files)
-        channels = {"grey": 1, "rgb": 3}.get(channels_mode) or max(c for _, c in headers)
+        return {"grey": 1, "rgb": 3}.get(channels_mode) or max(c for _, c in headers), size
+
+    if stream != "never" and not (stream == "auto" and cache_exists(folder, key)):
+        channels, size = shape()
+        if should_stream(4 * len(files) * channels * size[0] * size[1], stream, budget):
+            sources = {split: ImageFiles(found[split][0], channels, size, name=f"{folder / split}") for split in SPLITS}
+            return ImageData(name, sources["train"], labels["train"], sources["test"], labels["test"],
+                             labelled=bool(classes), classes=tuple(classes))
+
+    def build() -> dict:  # the first pass: every header, then every image decoded
+        channels, size = shape()
         return {split: decode_all(found[split][0], channels, size, f"decoding {folder / split}")
                 for split in SPLITS}
 
     arrays = cached_arrays(folder, key, build, {split: len(found[split][0]) for split in SPLITS})
-    labels = {split: torch.tensor([index.get(c, 0) for c in found[split][1]], dtype=torch.long) for split in SPLITS}
     return ImageData(name, to_unit(arrays["train"]), labels["train"], to_unit(arrays["test"]), labels["test"],
                      labelled=bool(classes), classes=tuple(classes))
 

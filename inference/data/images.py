@@ -155,6 +155,11 @@ def cache_key(paths: Sequence[Path], root: Path, **options) -> str:
     return h.hexdigest()[:20]
 
 
+def cache_exists(root: Path, key: str) -> bool:
+    """Whether a decoded copy under ``key`` is in one of the cache places (it is checked when read)."""
+    return any((place / f"{key}.npz").is_file() for place in (root / CACHE_FOLDER, DEFAULT_ROOT / "image-cache"))
+
+
 def cached_arrays(root: Path, key: str, build: Callable[[], dict], lengths: dict) -> dict:
     """The arrays cached under ``key`` for the data in ``root``, or ``build()``'s, written to the cache
     atomically. A cache that cannot be read, or whose arrays are not ``lengths`` (name -> rows) long, is

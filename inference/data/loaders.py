@@ -15,10 +15,11 @@ from typing import Optional
 
 from pyro_vae.models.registry import Registry
 
-from pyro_vae.inference.data import arrays, colour_sets, folders
+from pyro_vae.inference.data import arrays, colour_sets, folders, streamed
 from pyro_vae.inference.data.datasets import (IDX_FILES, ImageData, load_embedded_mnist, load_idx_folder,
                                               load_torchvision)
 from pyro_vae.inference.data.images import DEFAULT_ROOT, adjust_images
+from pyro_vae.inference.data.streamed import array_bytes, should_stream
 from pyro_vae.inference.errors import UserError
 
 DATASETS: Registry = Registry("dataset")
@@ -30,6 +31,7 @@ class DatasetLoader:
     data_dir: Optional[str] = None  # what --data-dir names when the loader needs one (None: not needed)
     images = True  # pictures (resized, channels set as the config says) or arrays
     labels: Optional[bool] = True  # real classes always (True), never (False), or as the files say (None)
+    streams = False  # read from disk batch by batch when the data exceed the memory budget (--stream)
 
     def __init__(self, name: str, config):
         self.name, self.config = name, config
@@ -93,10 +95,13 @@ class ImageFolder(DatasetLoader):
 
     data_dir = "a folder with train/ and test/ image folders"
     labels = None  # class folders give labels
+    streams = True
 
     def load(self):
-        """The images under ``train/`` and ``test/`` of ``--data-dir``, resized and their channels set as configured."""
-        return folders.load_image_folder(self.path, self.config.image_size, self.config.channels_mode)
+        """The images under ``train/`` and ``test/`` of ``--data-dir``, resized and their channels set as configured;
+        decoded batch by batch while training when they exceed the memory budget."""
+        return folders.load_image_folder(self.path, self.config.image_size, self.config.channels_mode,
+                                         stream=self.config.stream, budget=self.config.memory_budget)
 
 
 class ColourSet(DatasetLoader):
@@ -119,9 +124,26 @@ class ArrayFile(DatasetLoader):
     images = False
     labels = None  # an .npz's train_y and test_y
 
+    streams = True
+
     def load(self):
-        """The array file ``--data-dir`` names, split into train and test as its contents or ``test_fraction`` say."""
-        return arrays.load_array(self.path, self.config.test_fraction)
+        """The array file ``--data-dir`` names, split into train and test as its contents or ``test_fraction`` say;
+        read through a memory map when it exceeds the memory budget (``inference/data/streamed.py``)."""
+        path = self.path
+        if path.is_file() and should_stream(array_bytes(path), self.config.stream, self.config.memory_budget):
+            return streamed.stream_array(path, self.config.test_fraction)
+        return arrays.load_array(path, self.config.test_fraction)
+
+
+@DATASETS.register("python")
+class GivenInPython(DatasetLoader):
+    """Data given in Python (``setup(config, data=...)``: a ``Dataset``, a ``DataLoader`` or ``ImageData``); a run
+    trained on it is reloaded with ``load_run(path, data=...)``."""
+
+    def load(self):
+        """Refused: the data of such a run lives in the user's program, not in a file the config names."""
+        raise UserError("this run was trained on data given in Python (dataset 'python'); load it with "
+                        "load_run(path, data=...) and the same Dataset, or train on files (--dataset folder or array)")
 
 
 def load_dataset(config) -> ImageData:

@@ -19,7 +19,7 @@ import pyro
 import torch
 from tqdm import tqdm
 
-from pyro_vae.inference.data.datasets import MinibatchStream
+from pyro_vae.inference.data.stream import MinibatchStream, UnreadableData
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.objectives import build_objective
 from pyro_vae.inference.training import parallel as distributed
@@ -80,7 +80,7 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
     _each(monitors, "begin", run, state)  # before anything is built: a run folder is checked and started first
     objective = build_objective(run.config.objective)
     stream = MinibatchStream(run.data.train_x, cfg.batch_size, dynamic=run.config.data.binarize == "dynamic",
-                             device=run.device)
+                             device=run.device, workers=run.config.data.workers, shuffle=run.config.data.shuffle)
     labels = run.labels("train")
     if ctx.active:
         distributed.check_objective(objective)
@@ -129,14 +129,27 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
 
         return Progress(run, trainer, epoch, stopping, snapshot)
 
+    @contextmanager
+    def unreadable_stops(epoch: int):
+        """A data point that cannot be read mid-epoch stops training cleanly: the state after the last step is
+        saved (as on SIGINT) and one line names the point and how to go on."""
+        try:
+            yield
+        except UnreadableData as err:
+            if trainer.svi_step is not None and trainer.svi_step.updater is not None:  # a step was taken here
+                _each(monitors, "after_step", progress(epoch, True))
+            raise UserError(f"training stopped at epoch {epoch}, step {state.step_in_epoch}: {err}; the state after "
+                            f"the last step is saved ({last_good()}): replace the file (or mend the data) and resume "
+                            f"with: vae train --resume {run.path or 'RUN'}") from None
+
     log_every = min(LOG_EVERY, max(1, len(stream) // 2))  # at least two reads an epoch
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.perm is None:
             state.perm, state.step_in_epoch, state.epoch_values = distributed.broadcast(stream.permutation()), 0, []
         start = logged = time.perf_counter()
-        batches = stream.batches(state.perm, state.step_in_epoch)
+        batches = stream.batches(state.perm, state.step_in_epoch, shard=ctx)
         with tqdm(batches, total=len(stream), initial=state.step_in_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
-                  disable=quiet, leave=False, file=sys.stderr) as bar:
+                  disable=quiet, leave=False, file=sys.stderr) as bar, unreadable_stops(epoch):
             for idx, x in bar:
                 try:
                     loss = trainer.step(x, num_data=stream.num_data, subsample=idx,

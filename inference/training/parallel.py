@@ -49,12 +49,15 @@ class DataParallelEngine:
                             "must take num_data and subsample (pyro.plate('data', num_data, subsample=subsample))")
 
     def _shard(self, x, num_data, subsample, y):
-        """This rank's rows of the global batch, the plate's keywords (the global batch's, by default) and weight."""
+        """This rank's rows of the global batch, the plate's keywords (the global batch's, by default) and weight.
+        ``x`` is the global batch, or already this rank's rows of it (``MinibatchStream.batches(shard=...)``: fewer
+        rows than ``subsample`` has; where both counts agree the two readings give the same rows)."""
         if subsample is None:
             subsample = torch.arange(x.shape[0], device=x.device)
         num_data = x.shape[0] if num_data is None else num_data
         mine, weight = shard(torch.arange(subsample.numel(), device=subsample.device), self.ctx)
-        return (x[mine],), {"num_data": num_data, "subsample": subsample[mine],
+        rows = x if x.shape[0] != subsample.numel() else x[mine]  # a streamed set gives this rank's rows only
+        return (rows,), {"num_data": num_data, "subsample": subsample[mine],
                             "y": None if y is None else y[mine]}, weight
 
     @staticmethod

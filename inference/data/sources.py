@@ -1,0 +1,350 @@
+"""Data read on demand: a ``RowSource`` stands where a tensor ``(N, *event_shape)`` would, for data larger than
+memory (or than a budget of it), and gives rows only when indexed.
+
+It answers what the toolkit asks of a data tensor: ``shape``, ``len``, ``dtype``, ``device``, ``nbytes``,
+``x[i]``, ``x[a:b]``, ``x[index_tensor]`` (each a new float tensor of those rows), ``x.split(n)`` (chunks in
+order), ``x.to(device)`` (a source whose rows arrive there) and ``x.subset(rows)`` (a source of some rows),
+so that the trainer, the evaluators and the coders read a streamed set chunk by chunk, in bounded memory. An
+operation over the whole set (``x.min()``, ``x.mean(0)``) is not there: what needs one makes one pass over
+chunks (``passes``).
+
+Kinds: ``MappedArray`` (an ``.npy`` file through a read-only memory map, its pages given back to the page
+cache as reading goes on), ``ImageFiles`` (image files decoded one by one, in ``DataLoader`` workers while
+training), ``DatasetRows`` (a user's map-style ``torch.utils.data.Dataset``), and ``Transformed`` (a source
+seen through a function of its rows: the standardisation of ``--standardize``).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from pyro_vae.inference.errors import UserError
+
+RELEASE_BYTES = 64 * 2 ** 20  # a memory map's pages are handed back to the page cache after this much reading
+
+
+class RowSource:
+    """Rows ``(N, *event_shape)`` read when asked for; subclasses define ``_rows(idx)`` (a sorted or unsorted
+    int64 numpy index, returning float32 numpy rows in that order) and ``read_item(i)`` (one row, for workers)."""
+
+    reads_in_workers = False  # a row is costly to read (an image to decode): training reads in DataLoader workers
+    eight_bit = False  # every value is k / 255 by construction (decoded images)
+
+    def __init__(self, shape: Sequence[int], device: torch.device = torch.device("cpu"), name: str = ""):
+        self.shape = torch.Size(shape)
+        self.device = torch.device(device)
+        self.name = name
+
+    dtype = torch.float32
+
+    # -- what a tensor of data is asked ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions, the row one included."""
+        return len(self.shape)
+
+    def numel(self) -> int:
+        """The number of values of the whole set."""
+        return int(np.prod(self.shape))
+
+    def dim(self) -> int:
+        """As ``ndim`` (``Tensor.dim``)."""
+        return self.ndim
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the whole set would take as float32 in memory."""
+        return 4 * self.numel()
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (len(self) if key < 0 else 0)
+            if not 0 <= i < len(self):
+                raise IndexError(f"row {key} is out of range for {len(self)} rows")
+            return self.rows(np.array([i]))[0]
+        if isinstance(key, slice):
+            return self.rows(np.arange(len(self))[key])
+        if torch.is_tensor(key) and key.dtype == torch.bool or isinstance(key, np.ndarray) and key.dtype == bool:
+            key = np.flatnonzero(np.asarray(key.cpu() if torch.is_tensor(key) else key))
+        idx = np.asarray(key.cpu() if torch.is_tensor(key) else key, dtype=np.int64)
+        flat = idx.reshape(-1)
+        out = self.rows(np.where(flat < 0, flat + len(self), flat))
+        return out.reshape(idx.shape + tuple(self.shape[1:]))
+
+    def rows(self, idx: np.ndarray) -> torch.Tensor:
+        """The rows ``idx`` (in that order) as a float32 tensor on ``device``."""
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} rows")
+        out = torch.from_numpy(np.ascontiguousarray(self._rows(idx), dtype=np.float32))
+        return out.reshape((len(idx),) + tuple(self.shape[1:])).to(self.device)
+
+    def split(self, size: int) -> "Chunks":
+        """The rows in chunks of ``size``, in order (``Tensor.split``): a sequence read one chunk at a time."""
+        return Chunks(self, size)
+
+    def to(self, device) -> "RowSource":
+        """This source with its rows arriving on ``device`` (nothing is read)."""
+        twin = self._copy()
+        twin.device = torch.device(device)
+        return twin
+
+    def cpu(self) -> "RowSource":
+        """This source with its rows on the host."""
+        return self.to("cpu")
+
+    def subset(self, rows) -> "RowSource":
+        """A source of the rows ``rows`` (in that order) of this one."""
+        return Subset(self, np.asarray(rows.cpu() if torch.is_tensor(rows) else rows, dtype=np.int64))
+
+    def _copy(self) -> "RowSource":
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
+
+    # -- what subclasses give -------------------------------------------------------------------------
+    def _rows(self, idx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_item(self, i: int) -> torch.Tensor:
+        """Row ``i`` as a float32 host tensor (what a ``DataLoader`` worker reads)."""
+        return torch.from_numpy(np.ascontiguousarray(self._rows(np.array([i]))[0], dtype=np.float32))
+
+    def describe(self) -> str:
+        """Where the rows come from, for messages."""
+        return self.name or type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()}, shape={tuple(self.shape)})"
+
+
+class Chunks:
+    """The chunks of ``size`` rows of a source, in order: ``len``, iteration and indexing, each chunk read when
+    reached (what ``Tensor.split`` gives, without holding them)."""
+
+    def __init__(self, source: RowSource, size: int):
+        if size < 1:
+            raise ValueError(f"chunk size must be positive, got {size}")
+        self.source, self.size = source, size
+
+    def __len__(self) -> int:
+        return -(-len(self.source) // self.size)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"chunk {i} of {len(self)}")
+        start = (i % len(self)) * self.size
+        return self.source[start:start + self.size]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (self[i] for i in range(len(self)))
+
+
+def is_source(x) -> bool:
+    """Whether ``x`` is read on demand (a ``RowSource``) rather than a tensor in memory."""
+    return isinstance(x, RowSource)
+
+
+class Subset(RowSource):
+    """Some rows of another source, in a given order (a train/test split of one file, a rank's shard)."""
+
+    def __init__(self, base: RowSource, rows: np.ndarray):
+        super().__init__((len(rows),) + tuple(base.shape[1:]), base.device, base.name)
+        self.base, self.index = base, rows
+        self.reads_in_workers, self.eight_bit = base.reads_in_workers, base.eight_bit
+
+    def _rows(self, idx):
+        return self.base._rows(self.index[idx])
+
+    def read_item(self, i):
+        return self.base.read_item(int(self.index[i]))
+
+    def source_row(self, i: int) -> int:
+        """The row of the underlying source that row ``i`` is."""
+        return int(self.index[i])
+
+
+class Transformed(RowSource):
+    """``fn(rows)`` of another source, row by row (``fn`` maps a float32 array to one of the same shape)."""
+
+    def __init__(self, base: RowSource, fn: Callable[[np.ndarray], np.ndarray]):
+        super().__init__(base.shape, base.device, base.name)
+        self.base, self.fn = base, fn
+        self.reads_in_workers = base.reads_in_workers
+
+    def _rows(self, idx):
+        return self.fn(np.asarray(self.base._rows(idx), dtype=np.float32))
+
+    def read_item(self, i):
+        return torch.from_numpy(np.ascontiguousarray(self.fn(self.base.read_item(i).numpy()[None])[0]))
+
+
+class MappedArray(RowSource):
+    """The rows of an ``.npy`` file through a read-only memory map (``np.lib.format``'s header; C order), as
+    float32. The pages read are handed back (``madvise(MADV_DONTNEED)``) every ``RELEASE_BYTES``, so the
+    process's resident memory stays bounded whatever the file's size (the kernel's page cache keeps them)."""
+
+    def __init__(self, path: Path, name: str = ""):
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(fh)
+                offset = fh.tell()
+                size = os.fstat(fh.fileno()).st_size
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read {path} as an .npy file: {err}") from None
+        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype == bool) or np.iscomplexobj(
+                np.empty(0, dtype)):
+            raise UserError(f"{path} holds {dtype} values; it needs numbers")
+        if fortran and len(shape) > 1:
+            raise UserError(f"{path} is stored in Fortran order, which cannot be read a row at a time; save it "
+                            f"with np.save(path, np.ascontiguousarray(x))")
+        needed = offset + int(np.prod(shape)) * dtype.itemsize
+        if size < needed:
+            raise UserError(f"{path} is truncated: its header says {tuple(shape)} of {dtype} ({needed} bytes), "
+                            f"the file has {size}")
+        if len(shape) == 3:
+            shape = (shape[0], 1) + tuple(shape[1:])
+        if len(shape) not in (2, 4):
+            raise UserError(f"{path} has shape {tuple(shape)}; it needs (N, D) for MLPs or (N, C, H, W) for images")
+        if shape[0] == 0:
+            raise UserError(f"{path} is empty; it needs at least one row")
+        super().__init__(shape, name=name or str(path))
+        self.path, self.file_dtype, self.offset = path, dtype, offset
+        self.values = np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+        self._read = 0
+
+    def __getstate__(self):  # a DataLoader worker maps the file again
+        state = dict(self.__dict__)
+        state["_map"] = state["values"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        fresh = MappedArray(self.path, self.name)
+        self._map, self.values = fresh._map, fresh.values
+
+    def _rows(self, idx):
+        out = self.values[idx]
+        self._read += out.nbytes
+        if self._read >= RELEASE_BYTES:
+            self.release()
+        return out
+
+    def release(self) -> None:
+        """Hand the pages read so far back to the page cache (they leave this process's resident memory)."""
+        self._read = 0
+        if self._map is not None and hasattr(self._map, "madvise"):
+            self._map.madvise(mmap.MADV_DONTNEED)
+
+
+class ImageFiles(RowSource):
+    """Image files decoded when read (``inference/data/images.decode``): grey levels k / 255, ``channels``
+    channels, resized to ``size`` (H, W)."""
+
+    reads_in_workers = True
+    eight_bit = True  # every value is k / 255 in [0, 1] (checks over the whole set are not needed)
+
+    def __init__(self, paths: Sequence[Path], channels: int, size: Sequence[int], name: str = ""):
+        super().__init__((len(paths), channels, *size), name=name)
+        self.paths, self.channels, self.size = list(paths), channels, tuple(size)
+
+    def _rows(self, idx):
+        from pyro_vae.inference.data.images import decode
+
+        return np.stack([decode(self.paths[i], self.channels, self.size) for i in idx]).astype(np.float32) / 255.0
+
+    def describe(self) -> str:
+        return f"{len(self.paths)} image files under {Path(os.path.commonpath(self.paths)) if self.paths else '-'}"
+
+
+class DatasetRows(RowSource):
+    """The ``x`` of each item of a user's map-style ``torch.utils.data.Dataset`` (an item is ``x``, or ``(x, y)``
+    / ``[x, y]``, or a dict with ``"x"`` and optionally ``"y"``). Each row is checked against the first one's
+    shape and for a floating or integer dtype; a wrong one is refused naming the item."""
+
+    reads_in_workers = True
+
+    def __init__(self, dataset, name: str = "dataset"):
+        self.dataset = dataset
+        try:
+            n = len(dataset)
+        except TypeError:
+            raise UserError(f"the {name} has no len(); a map-style Dataset needs __len__ and __getitem__ (an "
+                            f"IterableDataset needs num_data)") from None
+        if n == 0:
+            raise UserError(f"the {name} is empty; it needs at least one data point")
+        first = item_x(dataset[0], 0, name)
+        super().__init__((n,) + tuple(first.shape), name=name)
+
+    def read_item(self, i):
+        x = item_x(self.dataset[int(i)], int(i), self.name)
+        if tuple(x.shape) != tuple(self.shape[1:]):
+            raise UserError(f"item {int(i)} of the {self.name} has shape {tuple(x.shape)}, item 0 has "
+                            f"{tuple(self.shape[1:])}; every x must have one shape")
+        return x
+
+    def _rows(self, idx):
+        return torch.stack([self.read_item(i) for i in idx]).numpy()
+
+    def label(self, i: int) -> int:
+        """Item ``i``'s label (0 when it has none)."""
+        return item_y(self.dataset[int(i)])
+
+
+def item_x(item, i: int, name: str) -> torch.Tensor:
+    """The data point of one item of a user's dataset, as a float32 tensor; refused in one line when it is not
+    numbers."""
+    x = item.get("x") if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) else item
+    if isinstance(item, dict) and x is None:
+        raise UserError(f"item {i} of the {name} is a dict without an 'x' entry; give each item as x, (x, y) or "
+                        f"{{'x': x, 'y': y}}")
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not torch.is_tensor(x):
+        raise UserError(f"item {i} of the {name} holds a {type(x).__name__}, not a tensor; return x as a tensor "
+                        f"(or a numpy array), alone or as (x, y)")
+    if not (x.dtype.is_floating_point or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                                                     torch.bool)):
+        raise UserError(f"item {i} of the {name} is a {x.dtype} tensor; it needs real or integer values")
+    if x.dim() == 0:
+        raise UserError(f"item {i} of the {name} is a scalar; each x must be a vector (D,) or an image (C, H, W)")
+    return x.float()
+
+
+def item_y(item) -> int:
+    """The label of one item: ``y`` of ``(x, y)`` or ``{'x':, 'y':}``, else 0."""
+    y = item.get("y") if isinstance(item, dict) else item[1] if isinstance(item, (tuple, list)) and len(item) > 1 \
+        else None
+    return 0 if y is None else int(y)
+
+
+def passes(x, size: int = 4096) -> Iterator[torch.Tensor]:
+    """``x`` (a tensor or a source) in chunks of ``size`` rows, in order: what a check over the whole set reads."""
+    yield from x.split(size)
+
+
+def materialize(source: RowSource, fn: Callable[[torch.Tensor], torch.Tensor], where: Path,
+                dtype=np.uint8, size: int = 4096) -> MappedArray:
+    """``fn`` of every chunk of ``source``, in order, written once to the ``.npy`` file ``where`` and mapped: a
+    fixed draw over a set larger than memory (the binarized test set; chunk by chunk, a ``torch.bernoulli``
+    with one generator draws exactly what one call on the whole tensor draws)."""
+    out = np.lib.format.open_memmap(where, mode="w+", dtype=dtype, shape=tuple(source.shape))
+    start = 0
+    for chunk in source.cpu().split(size):
+        out[start:start + len(chunk)] = fn(chunk).numpy().astype(dtype)
+        start += len(chunk)
+    out.flush()
+    del out
+    return MappedArray(where, name=source.name)
