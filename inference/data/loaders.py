@@ -10,12 +10,13 @@ returns ``ImageData``: train and test tensors ``(N, *event_shape)`` and labels (
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pyro_vae.models.registry import Registry
+from pyro_vae.models.registry import Registry, option
 
-from pyro_vae.inference.data import arrays, colour_sets, folders, streamed
+from pyro_vae.inference.data import annotated, arrays, colour_sets, folders, streamed
 from pyro_vae.inference.data.datasets import (IDX_FILES, ImageData, load_embedded_mnist, load_idx_folder,
                                               load_torchvision)
 from pyro_vae.inference.data.images import DEFAULT_ROOT, adjust_images
@@ -144,6 +145,28 @@ class GivenInPython(DatasetLoader):
         """Refused: the data of such a run lives in the user's program, not in a file the config names."""
         raise UserError("this run was trained on data given in Python (dataset 'python'); load it with "
                         "load_run(path, data=...) and the same Dataset, or train on files (--dataset folder or array)")
+
+
+@DATASETS.register("anndata")
+class AnnDataFile(DatasetLoader):
+    """An AnnData ``.h5ad`` file of counts, cells x genes (``inference/data/annotated.py``; needs the ``anndata``
+    package): ``.X`` or a layer, dense or sparse, read backed on disk; an obs column as the labels."""
+
+    data_dir = "an .h5ad file"
+    images = False
+    labels = None  # an obs column (--label-column)
+    streams = True
+
+    @dataclass
+    class Config:
+        layer: Optional[str] = option(None, "anndata: the layer holding the counts (default .X)")
+        label_column: Optional[str] = option(None, "anndata: the obs column used as the label of a conditional VAE")
+
+    def load(self):
+        """The counts of the ``.h5ad`` file ``--data-dir`` names (``--layer``, else ``.X``), split into train and test
+        as ``test_fraction`` says, labelled by ``--label-column``; streamed when it exceeds the memory budget."""
+        return annotated.load_h5ad(self.path, self.config.layer, self.config.label_column, self.config.test_fraction,
+                                   self.config.stream, self.config.memory_budget)
 
 
 def load_dataset(config) -> ImageData:

@@ -34,6 +34,7 @@ class RowSource:
 
     reads_in_workers = False  # a row is costly to read (an image to decode): training reads in DataLoader workers
     eight_bit = False  # every value is k / 255 by construction (decoded images)
+    worker_init_fn = None  # a user's DataLoader's, run in each worker
 
     def __init__(self, shape: Sequence[int], device: torch.device = torch.device("cpu"), name: str = ""):
         self.shape = torch.Size(shape)
@@ -159,6 +160,7 @@ class Subset(RowSource):
         super().__init__((len(rows),) + tuple(base.shape[1:]), base.device, base.name)
         self.base, self.index = base, rows
         self.reads_in_workers, self.eight_bit = base.reads_in_workers, base.eight_bit
+        self.worker_init_fn = base.worker_init_fn
 
     def _rows(self, idx):
         return self.base._rows(self.index[idx])
@@ -177,7 +179,7 @@ class Transformed(RowSource):
     def __init__(self, base: RowSource, fn: Callable[[np.ndarray], np.ndarray]):
         super().__init__(base.shape, base.device, base.name)
         self.base, self.fn = base, fn
-        self.reads_in_workers = base.reads_in_workers
+        self.reads_in_workers, self.worker_init_fn = base.reads_in_workers, base.worker_init_fn
 
     def _rows(self, idx):
         return self.fn(np.asarray(self.base._rows(idx), dtype=np.float32))

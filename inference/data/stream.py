@@ -119,7 +119,7 @@ class MinibatchStream:
         if self.workers > 0 and self.x.reads_in_workers and chunks:
             loader = torch.utils.data.DataLoader(
                 _Items(self.x.cpu()), batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
-                collate_fn=_collate, pin_memory=self.device.type == "cuda",
+                collate_fn=_collate, pin_memory=self.device.type == "cuda", worker_init_fn=self.x.worker_init_fn,
                 generator=torch.Generator().manual_seed(0))  # a private generator: no global draw
             for batch in loader:
                 if isinstance(batch, _Unread):

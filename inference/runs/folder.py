@@ -55,7 +55,8 @@ def _write_pictures(run: Run, out: Path, metrics: list[dict], plots: bool) -> No
 
 
 def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = False, checkpoint_every: int = 0,
-              tensorboard: Optional[bool] = None, plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
+              tensorboard: Optional[bool] = None, plots: bool = True, monitors: Sequence[Monitor] = (),
+              data=None) -> list[dict]:
     """``vae train``: validate everything, then train into the run folder ``out``; ``train.log`` always,
     TensorBoard events in ``out/tensorboard`` (``None``: when installed), the plots of
     ``pyro_vae.inference.report.plots``, and the caller's own ``monitors``. The folder's writer lock
@@ -79,6 +80,8 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
         Write the plots (training curves, latent space, ...) after training.
     monitors : sequence of Monitor
         More monitors to run beside the folder's own.
+    data : Dataset, DataLoader, (train, test) or ImageData, optional
+        Data given in Python instead of the files ``config.data`` names (``setup``'s ``data``).
 
     Returns
     -------
@@ -96,7 +99,7 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
         if ctx.is_main:
             writer.check_output_folder(out, force)  # again, now that nobody else can be writing it
         process_group.barrier()  # every rank has looked before rank 0 writes
-        run = setup(config)
+        run = setup(config, data=data)
         run.path = out
         if ctx.is_main:
             start_folder(run, out)
@@ -104,9 +107,9 @@ def train_run(config: RunConfig, out: Path, force: bool = False, quiet: bool = F
 
 
 def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensorboard: Optional[bool] = None,
-               plots: bool = True, monitors: Sequence[Monitor] = ()) -> list[dict]:
+               plots: bool = True, monitors: Sequence[Monitor] = (), data=None) -> list[dict]:
     """``vae train --resume RUN``: continue a run from its ``checkpoint.pt`` exactly where it stopped, holding
-    the folder's writer lock."""
+    the folder's writer lock (``data``: the same data given in Python, for a run trained on it)."""
     out = Path(out)
     if process_group.main_process():  # a job's rank 0 holds it
         lock.refuse_if_writing(out, remedy="wait for it to end")
@@ -116,7 +119,10 @@ def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensor
     ctx = process_group.initialize(resolve_device(config.train.device))
     with lock.writing(out, remedy="wait for it to end") if ctx.is_main else contextlib.nullcontext():
         config = RunConfig.load(out / layout.CONFIG)  # as the last writer left it
-        run = setup(config)
+        if data is None and config.data.dataset == "python":
+            raise UserError(f"{out} was trained on data given in Python; resume it with resume_run(out, data=...) "
+                            f"and the same Dataset")
+        run = setup(config, data=data)
         modules, state = load_checkpoint(out / layout.CHECKPOINT, map_location=run.device)
         load_module_state(run.model, modules["model"], "model")
         load_module_state(run.guide, modules["guide"], "guide")

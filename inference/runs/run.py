@@ -27,6 +27,7 @@ from pyro_vae.models.networks import describe
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.data.checks import check_fits, check_labels, standardize
 from pyro_vae.inference.data.datasets import ImageData, prepare
+from pyro_vae.inference.data.given import from_dataset
 from pyro_vae.inference.data.loaders import load_dataset
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.evaluate.elbo import evaluate_elbo
@@ -151,7 +152,7 @@ class Run:
             return on(self.data.test_x, self.labels(), seed)
 
 
-def setup(config: RunConfig, device: Optional[str] = None) -> Run:
+def setup(config: RunConfig, device: Optional[str] = None, data=None) -> Run:
     """Seed, load and prepare the data, build model and guide on the device: a run ready to train.
 
     Parameters
@@ -160,6 +161,9 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
         What to build; checked first (``RunConfig.validate``: a checked copy, the caller's is left as it is).
     device : str, optional
         ``"cpu"``, ``"cuda"`` or ``"auto"``; default ``config.train.device``.
+    data : Dataset, DataLoader, (train, test) or ImageData, optional
+        Data given in Python instead of the files ``config.data`` names (``pyro_vae.inference.data.given``): read
+        on demand, a ``DataLoader``'s batch size, shuffling and workers taken as the run's.
 
     Returns
     -------
@@ -174,7 +178,11 @@ def setup(config: RunConfig, device: Optional[str] = None) -> Run:
     """
     config = config.validate()  # a checked copy, its defaults resolved
     dev = process_group.local_device(resolve_device(device or config.train.device))
-    data = load_run_data(config)
+    if data is None:
+        data = load_run_data(config)
+    else:
+        data, config = given_data(config, data)
+        data = prepare_data(config, data)
     data = place(data, dev, config.train.data_placement)
     try:
         check_model_fits(config, data.event_shape, data.train_x.shape[0], dev)
@@ -198,7 +206,12 @@ def place(data: ImageData, device: torch.device, placement: str = "auto") -> Ima
 def load_run_data(config: RunConfig) -> ImageData:
     """The data ``config`` names, checked against its likelihood (and labels against a conditional VAE), then
     binarized and standardized as it says."""
-    data = load_dataset(config.data)
+    return prepare_data(config, load_dataset(config.data))
+
+
+def prepare_data(config: RunConfig, data: ImageData) -> ImageData:
+    """``data`` checked against the likelihood (and labels against a conditional VAE), binarized and standardized
+    as ``config`` says."""
     check_fits(data, config.model.likelihood, config.data.binarize)
     if config.model.conditional:
         check_labels(data, config.model.num_classes)
@@ -223,7 +236,27 @@ def load_weights(run: Run, state: dict, where: Path) -> None:
     run.load_params(dict(params))
 
 
-def load_run(path: Path, device: str = "cpu") -> Run:
+def given_data(config: RunConfig, data) -> tuple[ImageData, RunConfig]:
+    """Data given in Python as ``ImageData``, and the config with ``dataset: python`` and what a ``DataLoader``
+    states (its batch size, shuffling and workers; a batch size that differs from a non-default config's is
+    refused in one line)."""
+    config = config.copy()
+    if not isinstance(data, ImageData):
+        train, test = data if isinstance(data, tuple) and len(data) == 2 else (data, None)
+        data, settings = from_dataset(train, test, test_fraction=config.data.test_fraction,
+                                      labels=config.model.conditional)
+        asked, default = config.train.batch_size, type(config.train)().batch_size
+        if "batch_size" in settings and asked not in (default, settings["batch_size"]):
+            raise UserError(f"the DataLoader's batch_size {settings['batch_size']} and the config's train.batch_size "
+                            f"{asked} differ; set one of them")
+        for section, key in (("train", "batch_size"), ("data", "shuffle"), ("data", "workers")):
+            if key in settings:
+                setattr(getattr(config, section), key, settings[key])
+    config.data.dataset, config.data.data_dir = "python", None
+    return data, config.validate()
+
+
+def load_run(path: Path, device: str = "cpu", data=None) -> Run:
     """Rebuild model and guide from ``path/config.json`` and load ``path/weights.pt``: the two read as one
     snapshot (``pyro_vae.inference.runs.lock``), so a run still training gives the config and weights of one epoch.
 
@@ -233,6 +266,8 @@ def load_run(path: Path, device: str = "cpu") -> Run:
         A run folder written by ``vae train`` or ``train_run``.
     device : str
         Where to load it: ``"cpu"`` (the default), ``"cuda"`` or ``"auto"``.
+    data : Dataset, DataLoader, (train, test) or ImageData, optional
+        The data of a run trained on data given in Python (``setup(config, data=...)``).
 
     Returns
     -------
@@ -256,7 +291,10 @@ def load_run(path: Path, device: str = "cpu") -> Run:
         config = RunConfig.load(path / CONFIG)
         state = load_state(path / WEIGHTS)  # on the CPU; load_weights copies into the modules on the device
         config_stamp = lock.stamp(path / CONFIG)
-    run = setup(config, device)
+    if data is None and config.data.dataset == "python":
+        raise UserError(f"{path} was trained on data given in Python; load it with load_run(path, data=...) and the "
+                        f"same Dataset")
+    run = setup(config, device, data)
     run.path, run.config_stamp = path, config_stamp
     load_weights(run, state, path / WEIGHTS)
     return run

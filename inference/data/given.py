@@ -1,0 +1,126 @@
+"""Data given in Python: a user's ``torch.utils.data.Dataset`` or ``DataLoader`` as the data of a run.
+
+::
+
+    run = setup(RunConfig(), data=MyImages("photos/"))             # a map-style Dataset: x or (x, y) per item
+    run = setup(RunConfig(), data=DataLoader(ds, batch_size=64, shuffle=True, num_workers=4))
+
+Each item is ``x`` (a tensor or array: a vector (D,) or an image (C, H, W)), ``(x, y)`` or ``{"x": x, "y": y}``.
+The trainer reads the items of each minibatch of its own permutation (``pyro.plate("data", N,
+subsample=indices)`` needs the indices, and a run resumed mid-epoch reads on exactly where it stopped), in
+``workers`` processes. A ``DataLoader`` says how: its ``batch_size``, ``shuffle`` (a ``RandomSampler``: a new
+order each epoch, drawn from the run's seed; a ``SequentialSampler``: the data's own order), ``num_workers`` and
+``worker_init_fn`` are the run's. What the trainer cannot do as the loader would is refused in one line: another
+sampler (a weighted one would change the ELBO's data-set scaling, N / |B| per point), a ``collate_fn`` (do its
+work in ``__getitem__``), ``drop_last`` that leaves points out of every epoch, an ``IterableDataset`` (no
+indices: give a map-style ``Dataset``). Without a test set, ``test_fraction`` of the points are held out with a
+fixed seed. Labels (a conditional VAE) are the dataset's ``targets`` when it has them, else read in one pass.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler
+
+from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.data.sources import DatasetRows, RowSource, item_y
+from pyro_vae.inference.errors import UserError
+
+
+def loader_settings(loader: DataLoader, what: str) -> dict:
+    """The run's data settings a ``DataLoader`` states (``batch_size``, ``shuffle``, ``workers``), each checked."""
+    if isinstance(loader.dataset, IterableDataset):
+        raise UserError(f"the {what} DataLoader reads an IterableDataset, which has no indices for the data "
+                        f"plate's subsample (nor a place to resume mid-epoch); give a map-style Dataset "
+                        f"(__len__ and __getitem__)")
+    if loader.batch_size is None:
+        raise UserError(f"the {what} DataLoader has a batch_sampler of its own; the trainer draws the minibatches: "
+                        f"give DataLoader(dataset, batch_size=B, shuffle=...) instead")
+    sampler = type(loader.sampler)
+    if sampler not in (RandomSampler, SequentialSampler):
+        raise UserError(f"the {what} DataLoader samples with {sampler.__name__}; the ELBO's data-set scaling "
+                        f"(N / |B|) assumes every point once per epoch: use shuffle=True or shuffle=False (the "
+                        f"trainer shards the data over processes itself)")
+    if sampler is RandomSampler and (loader.sampler.replacement or loader.sampler._num_samples is not None):
+        raise UserError(f"the {what} DataLoader samples with replacement or a num_samples of its own; use "
+                        f"shuffle=True (each point once per epoch)")
+    default = getattr(torch.utils.data, "default_collate", None)
+    if loader.collate_fn not in (default, torch.utils.data._utils.collate.default_collate):
+        raise UserError(f"the {what} DataLoader has a collate_fn; the trainer stacks the items itself: do that "
+                        f"work in the Dataset's __getitem__ (each item x, (x, y) or {{'x': x, 'y': y}})")
+    n = len(loader.dataset)
+    if loader.drop_last and n % loader.batch_size:
+        raise UserError(f"the {what} DataLoader has drop_last=True, which leaves {n % loader.batch_size} of its "
+                        f"{n} points out of every epoch (the ELBO is over all N); use drop_last=False")
+    return {"batch_size": loader.batch_size, "shuffle": sampler is RandomSampler, "workers": loader.num_workers,
+            "worker_init_fn": loader.worker_init_fn}
+
+
+def _source(data, what: str) -> tuple[RowSource, dict]:
+    if isinstance(data, DataLoader):
+        settings = loader_settings(data, what)
+        source = DatasetRows(data.dataset, name=f"{what} DataLoader's dataset")
+        source.worker_init_fn = settings.pop("worker_init_fn")
+        return source, settings
+    if isinstance(data, IterableDataset):
+        raise UserError(f"the {what} data is an IterableDataset, which has no indices for the data plate's "
+                        f"subsample (nor a place to resume mid-epoch); give a map-style Dataset (__len__ and "
+                        f"__getitem__)")
+    if isinstance(data, Dataset) or hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        return DatasetRows(data, name=f"{what} dataset"), {}
+    raise UserError(f"the {what} data is a {type(data).__name__}; give a torch Dataset, a DataLoader or ImageData")
+
+
+def _labels(source: RowSource, rows: Optional[np.ndarray], wanted: bool) -> tuple[torch.Tensor, bool]:
+    """The labels of ``source``'s dataset (``targets``, else one pass over its items) when ``wanted``."""
+    n = len(source) if rows is None else len(rows)
+    if not wanted:
+        return torch.zeros(n, dtype=torch.long), False
+    dataset = source.dataset
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and len(targets) == len(dataset):
+        y = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+    else:
+        y = torch.tensor([item_y(dataset[i]) for i in range(len(dataset))], dtype=torch.long)
+    return (y if rows is None else y[torch.from_numpy(rows)]), True
+
+
+def from_dataset(train, test=None, *, test_fraction: float = 0.1, labels: bool = False,
+                 name: str = "python") -> tuple[ImageData, dict]:
+    """``ImageData`` reading a user's ``Dataset`` or ``DataLoader`` (train, and test when given, else a held-out
+    ``test_fraction``), and the data settings the loader states (for the run's config).
+
+    Parameters
+    ----------
+    train, test : Dataset or DataLoader
+        The training data, and the test data (None: ``test_fraction`` of ``train``, held out with a fixed seed).
+    test_fraction : float
+        The share held out when ``test`` is None.
+    labels : bool
+        Read the labels (a conditional VAE): the dataset's ``targets``, else the ``y`` of every item.
+    name : str
+        The data's name in the run folder and messages.
+
+    Returns
+    -------
+    (ImageData, dict)
+        The data, read on demand, and ``{"batch_size", "shuffle", "workers"}`` where a ``DataLoader`` states them.
+    """
+    from pyro_vae.inference.data.arrays import split_indices
+
+    source, settings = _source(train, "training")
+    if test is None:
+        train_rows, test_rows = split_indices(len(source), test_fraction)
+        train_y, labelled = _labels(source, train_rows, labels)
+        test_y, _ = _labels(source, test_rows, labels)
+        return ImageData(name, source.subset(train_rows), train_y, source.subset(test_rows), test_y,
+                         labelled=labelled, source_rows=(train_rows, test_rows)), settings
+    test_source, _ = _source(test, "test")
+    if tuple(test_source.shape[1:]) != tuple(source.shape[1:]):
+        raise UserError(f"the test data's points have shape {tuple(test_source.shape[1:])}, the training data's "
+                        f"{tuple(source.shape[1:])}; both need one shape")
+    train_y, labelled = _labels(source, None, labels)
+    test_y, _ = _labels(test_source, None, labels)
+    return ImageData(name, source, train_y, test_source, test_y, labelled=labelled), settings
