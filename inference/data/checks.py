@@ -3,7 +3,9 @@ pairings known from the config alone are refused before: ``RunConfig._check_like
 the per-feature standardisation of ``--standardize``."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
+
+import numpy as np
 
 import torch
 
@@ -11,7 +13,7 @@ from pyro_vae.models import LIKELIHOODS
 from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL, UNIT_INTERVAL
 
 from pyro_vae.inference.data.datasets import ImageData
-from pyro_vae.inference.data.sources import Transformed, is_source, passes
+from pyro_vae.inference.data.sources import RowSource, Subset, Transformed, is_source, passes
 from pyro_vae.inference.errors import UserError
 
 EXACT_INTEGERS = 2 ** 24  # float32 holds every integer below this
@@ -39,18 +41,63 @@ def _fits(x: torch.Tensor, kind: str, binarized: bool) -> torch.Tensor:
     return finite
 
 
-def check_fits(data: ImageData, likelihood: str, binarize: str = "none") -> None:
-    """Refuse data the likelihood is not a density for, naming the first row that does not fit."""
+def check_fits(data: ImageData, likelihood: str, binarize: str = "none") -> ImageData:
+    """Refuse data the likelihood is not a density for, naming the first row that does not fit. Returns the data;
+    a user's dataset comes back wrapped in ``Checked`` (each item checked when read, not in a pass of its own)."""
     kind = LIKELIHOODS.get(likelihood).data
     for split in ("train", "test"):
         whole = getattr(data, f"{split}_x")
         if whole.numel() == 0:
             raise UserError(f"the {data.name} {split} set is empty; it needs at least one data point")
+        if is_source(whole) and whole.reads_in_workers and not whole.eight_bit:
+            data = data.replace(**{f"{split}_x": Checked(whole, lambda x: _fits(x, kind, binarize != "none"),
+                                                         _refusal(likelihood, kind, binarize))})
+            continue
         if getattr(whole, "eight_bit", False) and (kind in (UNIT_INTERVAL, EIGHT_BIT, REAL) or
                                                    kind == BINARY and binarize != "none"):
             continue  # decoded images are k / 255 by construction: no pass over the files needed
         for start, x in _chunks(whole):  # the whole tensor at once in memory; a streamed set a chunk at a time
             _check_rows(data, split, start, x, kind, likelihood, binarize)
+    return data
+
+
+def _refusal(likelihood: str, kind: str, binarize: str) -> Callable[[str, float], str]:
+    what = DATA_KINDS[BINARY if binarize == "none" else UNIT_INTERVAL] if kind == BINARY else DATA_KINDS[kind]
+    return lambda where, value: f"likelihood {likelihood!r} models {what}, but {where} holds {value:g}; {REMEDY[kind]}"
+
+
+class Checked(RowSource):
+    """A user's data points checked as they are read (``fits(rows)`` per value): the first that does not fit
+    raises one line naming it, in whichever pass reads it first (training, evaluation)."""
+
+    checked = True
+
+    def __init__(self, base: RowSource, fits: Callable[[torch.Tensor], torch.Tensor],
+                 refusal: Callable[[str, float], str]):
+        super().__init__(base.shape, base.device, base.name)
+        self.base, self.fits, self.refusal = base, fits, refusal
+        self.reads_in_workers, self.worker_init_fn = base.reads_in_workers, base.worker_init_fn
+
+    def _check(self, rows: torch.Tensor, idx) -> torch.Tensor:
+        ok = self.fits(rows)
+        bad = ~ok.reshape(len(rows), -1).all(1)
+        if bad.any():
+            row = int(bad.nonzero()[0])
+            value = rows[row].flatten()[~ok[row].flatten()][0].item()
+            item = int(idx[row])
+            item = self.base.source_row(item) if isinstance(self.base, Subset) else item  # the dataset's own index
+            raise UserError(self.refusal(f"item {item} of the {self.base.describe()}", value))
+        return rows
+
+    def _rows(self, idx):
+        return self._check(torch.from_numpy(np.ascontiguousarray(self.base._rows(idx), dtype=np.float32)),
+                           idx).numpy()
+
+    def read_item(self, i):
+        return self._check(self.base.read_item(i)[None], [i])[0]
+
+    def describe(self) -> str:
+        return self.base.describe()
 
 
 def _chunks(x, rows: int = 8192):

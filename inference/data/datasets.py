@@ -189,8 +189,8 @@ def check_unit_interval(data: ImageData) -> None:
     for split, x in (("train", data.train_x), ("test", data.test_x)):
         if x.numel() == 0:
             raise UserError(f"the {data.name} {split} set is empty; it needs at least one data point")
-        if getattr(x, "eight_bit", False):
-            continue  # decoded images: k / 255 by construction
+        if getattr(x, "eight_bit", False) or getattr(x, "checked", False):
+            continue  # decoded images (k / 255 by construction), or a user's items checked as they are read
         lo, hi = float("inf"), float("-inf")
         for part in [x] if not is_source(x) else passes(x):  # a streamed set: its chunks' extremes, one pass
             if torch.isnan(part).any():

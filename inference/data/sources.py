@@ -34,6 +34,7 @@ class RowSource:
 
     reads_in_workers = False  # a row is costly to read (an image to decode): training reads in DataLoader workers
     eight_bit = False  # every value is k / 255 by construction (decoded images)
+    checked = False  # every row is checked against the likelihood as it is read (a user's dataset)
     worker_init_fn = None  # a user's DataLoader's, run in each worker
 
     def __init__(self, shape: Sequence[int], device: torch.device = torch.device("cpu"), name: str = ""):
@@ -160,7 +161,7 @@ class Subset(RowSource):
         super().__init__((len(rows),) + tuple(base.shape[1:]), base.device, base.name)
         self.base, self.index = base, rows
         self.reads_in_workers, self.eight_bit = base.reads_in_workers, base.eight_bit
-        self.worker_init_fn = base.worker_init_fn
+        self.worker_init_fn, self.checked = base.worker_init_fn, base.checked
 
     def _rows(self, idx):
         return self.base._rows(self.index[idx])
@@ -291,7 +292,13 @@ class DatasetRows(RowSource):
         super().__init__((n,) + tuple(first.shape), name=name)
 
     def read_item(self, i):
-        x = item_x(self.dataset[int(i)], int(i), self.name)
+        try:
+            item = self.dataset[int(i)]
+        except Exception as err:  # noqa: BLE001 -- a user's Dataset may raise anything: named, in one line
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(f"reading item {int(i)} of the {self.name} raised {type(err).__name__}"
+                            f"{': ' + reason if reason else ''}") from None
+        x = item_x(item, int(i), self.name)
         if tuple(x.shape) != tuple(self.shape[1:]):
             raise UserError(f"item {int(i)} of the {self.name} has shape {tuple(x.shape)}, item 0 has "
                             f"{tuple(self.shape[1:])}; every x must have one shape")

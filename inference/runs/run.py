@@ -212,7 +212,7 @@ def load_run_data(config: RunConfig) -> ImageData:
 def prepare_data(config: RunConfig, data: ImageData) -> ImageData:
     """``data`` checked against the likelihood (and labels against a conditional VAE), binarized and standardized
     as ``config`` says."""
-    check_fits(data, config.model.likelihood, config.data.binarize)
+    data = check_fits(data, config.model.likelihood, config.data.binarize)
     if config.model.conditional:
         check_labels(data, config.model.num_classes)
     data = prepare(data, config.data.binarize)
