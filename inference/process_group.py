@@ -128,7 +128,8 @@ def sharded_evaluate(evaluate, x: torch.Tensor, y: Optional[torch.Tensor], seed:
     ctx = current()
     rows = torch.arange(ctx.rank, x.shape[0], ctx.world_size, device=x.device)
     if rows.numel():
-        report = evaluate(x[rows], None if y is None else y[rows], seed + ctx.rank)
+        part = x.subset(rows) if hasattr(x, "subset") else x[rows]  # a streamed set: read in chunks, not held
+        report = evaluate(part, None if y is None else y[rows], seed + ctx.rank)
         sums = [report.distortion * rows.numel(), report.rate * rows.numel()]
     else:
         sums = [0.0, 0.0]

@@ -136,22 +136,22 @@ class MinibatchStream:
     def batches(self, perm: torch.Tensor, start: int = 0, shard=None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The minibatches of the epoch with order ``perm``, from batch number ``start`` on
         (a resumed epoch); each batch is binarized only when it is drawn. With ``shard`` (a data-parallel job's
-        context) a streamed set yields each global batch's indices with this rank's rows only
-        (``process_group.shard``): each rank reads its own part of every epoch."""
-        chunks = list(perm.split(self.batch_size)[start:])
-        if self.source:
-            from pyro_vae.inference.process_group import shard as rank_part
+        context) it yields each global batch's indices with this rank's rows only (``process_group.shard``): each
+        rank reads, and binarizes, its own part of every epoch (``DistributedSampler`` semantics)."""
+        from pyro_vae.inference.process_group import shard as rank_part
 
-            mine = [c if shard is None or not shard.active else rank_part(c, shard)[0] for c in chunks]
+        chunks = list(perm.split(self.batch_size)[start:])
+        mine = [c if shard is None or not shard.active else rank_part(c, shard)[0] for c in chunks]
+        if self.source:
             for idx, batch in zip(chunks, self._read(mine)):
                 batch = batch.to(self.device, non_blocking=True)
                 yield idx.to(self.device), torch.bernoulli(batch) if self.dynamic else batch
             return
-        for step, idx in enumerate(chunks):
+        for step, (idx, rows) in enumerate(zip(chunks, mine)):
             if self.streaming:
-                batch, idx = self._to_device(idx, step), idx.to(self.device, non_blocking=True)
+                batch, idx = self._to_device(rows, step), idx.to(self.device, non_blocking=True)
             else:
-                batch = self.x[idx]
+                batch = self.x[rows]
             yield idx, torch.bernoulli(batch) if self.dynamic else batch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -88,6 +88,26 @@ def test_vae_train_nproc_2_writes_a_run_that_evaluates_like_a_single_process_one
     assert abs(last["test_elbo"] - elbos["two"]) < 1.0  # the sharded, reduced evaluation during training
 
 
+def test_two_processes_streaming_from_disk_train_exactly_as_two_holding_the_data(tmp_path):
+    """Each rank reads (and binarizes) only its own rows of every global batch, from a memory-mapped .npy, and
+    the job trains exactly as the same job with the data in memory: the same figures at every epoch."""
+    import numpy as np
+
+    from pyro_vae.inference.data.datasets import load_embedded_mnist
+
+    data = load_embedded_mnist()
+    np.save(tmp_path / "digits.npy", torch.cat([data.train_x[::3], data.test_x[::3]]).numpy())
+    metrics = {}
+    for stream in ("never", "always"):
+        done = run_vae("train", "--nproc", "2", "--dataset", "array", "--data-dir", tmp_path / "digits.npy",
+                       "--stream", stream, "--epochs", "2", "--quiet", "--seed", "0", "--no-plots",
+                       "--out", tmp_path / stream)
+        assert done.returncode == 0, _failure(done)
+        metrics[stream] = [json.loads(line) for line in (tmp_path / stream / "metrics.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in m.items() if k != "seconds"} for m in metrics["never"]] == \
+        [{k: v for k, v in m.items() if k != "seconds"} for m in metrics["always"]]
+
+
 def _worker_pids(root: int) -> dict[int, int]:
     """{RANK: pid} of the torchrun workers below process ``root``."""
     found, stack = {}, [root]
