@@ -25,7 +25,7 @@ from pyro_vae.models import LIKELIHOODS, PRIORS
 from pyro_vae.models.conv import UPSAMPLERS
 from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
 from pyro_vae.models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
-from pyro_vae.models.registry import Choices, choice_names, option  # noqa: F401  (choice_names: read by the CLI)
+from pyro_vae.models.registry import Choices, choice_names, declared_options, option  # noqa: F401  (choice_names: read by the CLI)
 
 from pyro_vae.inference.config.hierarchy import HIERARCHY_GUIDES, check_hierarchy
 from pyro_vae.inference.config.section import Section, one_of
@@ -54,7 +54,8 @@ class DataConfig(Section):
 
     dataset: str = option("mnist-embedded", "the data: the embedded 5,000 MNIST digits; a folder of IDX .gz files "
                           "(idx); a folder of images with train/ and test/ (folder); a torchvision set read from "
-                          "--data-dir; an .npz, .npy or .csv file (array)", choices=DATASETS)
+                          "--data-dir; an .npz, .npy or .csv file (array); an AnnData .h5ad file of counts "
+                          "(anndata); python: data given in Python (setup(config, data=...))", choices=DATASETS)
     data_dir: Optional[str] = option(None, "the data's folder (IDX files, images, torchvision's files or download "
                                      "root), or the array file")
     binarize: str = option("auto", "grey levels to binary pixels: a fresh Bernoulli draw per batch (dynamic), "
@@ -68,7 +69,7 @@ class DataConfig(Section):
                                   "as the test set, drawn with a fixed seed")
     standardize: bool = option(False, "real-valued data: shift and scale each feature to mean 0, sd 1 on the "
                                "training set (undone in samples and reconstructions)")
-    stream: str = option("auto", "folder and array data: read from disk batch by batch (always), hold it in "
+    stream: str = option("auto", "folder, array and anndata data: read from disk batch by batch (always), hold it in "
                          "memory (never), or stream when it would take more than --memory-budget (auto)",
                          choices=STREAMING)
     memory_budget: float = option(0.5, "auto streaming: the share of the memory available at start-up the data "
@@ -96,6 +97,10 @@ class DataConfig(Section):
         if not self.memory_budget <= 1:
             raise ConfigError(f"data.memory_budget is a share of the memory available, in (0, 1], got "
                               f"{self.memory_budget}")
+        for name, (_, declared, owners) in declared_options(DATASETS).items():  # a loader's own option, elsewhere
+            if self.dataset not in owners and getattr(self, name) != declared.default:
+                raise ConfigError(f"data.{name} (--{name.replace('_', '-')}) applies to dataset "
+                                  f"{' or '.join(map(repr, owners))}, not {self.dataset!r}")
 
 
 @dataclass(**_SECTION)

@@ -1,25 +1,24 @@
 """AnnData ``.h5ad`` files as a dataset of counts (``--dataset anndata``), read backed on disk.
 
-An ``.h5ad`` file is HDF5 in AnnData's layout: a matrix of counts (cells x genes) in ``X`` or in
-``layers/NAME`` (``--layer``), dense or sparse (CSR or CSC); the cells' annotations in ``obs`` (``--label-column``
-names the one used as the label of a conditional VAE); the genes' names in ``var``. The file is opened with h5py
-and its elements are read one at a time with anndata's own reader (``anndata.io.read_elem``): the matrix is never
-loaded whole (``anndata.read_h5ad(backed="r")`` backs ``X`` only, and reads every layer, ``obsm`` and ``obsp``
-into memory).
+An ``.h5ad`` file is HDF5 in AnnData's layout: counts (cells x genes) in ``X`` or ``layers/NAME`` (``--layer``),
+dense or sparse (CSR, CSC); the cells' annotations in ``obs`` (``--label-column``: the label of a conditional VAE);
+the genes' names in ``var``. The file is opened with h5py and read one element at a time with anndata's own reader
+(``anndata.io.read_elem``), the matrix never whole: ``anndata.read_h5ad(backed="r")`` backs ``X`` only and loads
+every layer, ``obsm`` and ``obsp`` into memory.
 
-``AnnDataRows`` reads the rows asked for by sorted index and puts them back in the order asked: a dense matrix
-through h5py's selection (one slice when the rows lie close together), a CSR matrix through the runs of its
-``data`` and ``indices`` that ``indptr`` points to (rows near each other in one read). A CSC matrix stores
-columns, so that any row needs all of them: it is converted once to CSR in memory (its nonzeros only) at the
-first read. The matrix is streamed so when it would take more than ``--memory-budget`` as float32 (``--stream
-auto``) or with ``--stream always``; else it is copied into one float32 tensor, a chunk of rows at a time. Either
-way one pass checks every value a count (finite, >= 0, integral, < 2**24) and names the first that is not by row,
-obs name and value. Train and test are split by ``arrays.split_indices`` (fixed seed), as for an array file.
+``AnnDataRows`` reads rows by sorted index and puts them back in the order asked: a dense matrix by h5py's selection
+(one slice when the rows lie close together), a CSR one by the runs of ``data``/``indices`` its ``indptr`` points to;
+a CSC one (a row of which needs every column) is converted once to CSR in memory, its nonzeros only. The matrix is
+streamed when it would take more than ``--memory-budget`` as float32 (``--stream auto``) or with ``--stream
+always``, else copied into float32 tensors a chunk of rows at a time. Either way one pass checks every value a count
+(finite, >= 0, integral, < 2**24), naming the first that is not by row, obs name and value. Train and test are split
+by ``arrays.split_indices`` (fixed seed), as an array file is.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -52,6 +51,8 @@ class AnnDataRows(RowSource):
     """The rows of one matrix of an ``.h5ad`` file (``key``: ``X`` or ``layers/NAME``) as float32, read when asked.
     Pickled without its open file, which the copy opens again (``DataLoader`` workers)."""
 
+    _csr: Any = None  # (data, indices, indptr) of a CSR matrix: h5py datasets, or arrays (a CSC one converted)
+
     def __init__(self, path, key: str = "X", name: str = ""):
         self.path, self.key = Path(path), key
         self._open()
@@ -69,6 +70,14 @@ class AnnDataRows(RowSource):
             self._file = h5py.File(self.path, "r")
         except OSError as err:
             raise UserError(f"cannot read {self.path} as an .h5ad file (HDF5): {err}") from None
+        try:
+            self._find(h5py)
+        except UserError:
+            self._file.close()
+            raise
+
+    def _find(self, h5py) -> None:
+        """The matrix ``key`` names, its shape and kind (dense, CSR, CSC), each missing or wrong part refused."""
         found = self._file.get("layers")
         self.layers = sorted(found) if isinstance(found, h5py.Group) else []
         if "obs" not in self._file:
@@ -82,8 +91,7 @@ class AnnDataRows(RowSource):
                             f"(leave out --layer for .X)")
         node = self._file[self.key]
         kind = node.attrs.get("encoding-type", "array" if isinstance(node, h5py.Dataset) else "a group")
-        self.kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-        self._csr = None
+        self.kind, self._csr = kind.decode() if isinstance(kind, bytes) else str(kind), None
         if isinstance(node, h5py.Dataset) and node.ndim == 2:
             self._shape, dtype = node.shape, node.dtype
         elif self.kind in ("csr_matrix", "csc_matrix") and {"data", "indices", "indptr"} <= set(node):
@@ -154,7 +162,7 @@ def _show(value: float) -> str:
     return str(int(value)) if np.isfinite(value) and value == int(value) else f"{value:.6g}"
 
 
-def _checked(source: AnnDataRows, obs_names) -> Iterator[tuple[int, np.ndarray]]:
+def _checked(source: AnnDataRows, obs) -> Iterator[tuple[int, np.ndarray]]:
     """The matrix in chunks of rows, in order, each checked to hold counts only (else one line: the first bad value)."""
     step = max(1, CHUNK_VALUES // max(1, source.shape[1]))
     for start in range(0, len(source), step):
@@ -168,7 +176,7 @@ def _checked(source: AnnDataRows, obs_names) -> Iterator[tuple[int, np.ndarray]]
             hint = ("pass --layer counts if the raw counts are in a layer" if "counts" in source.layers else
                     f"pass --layer NAME if the raw counts are in a layer ({', '.join(source.layers)})")
             hint = hint if source.key == "X" and source.layers else "give the raw counts, not normalized or log values"
-            raise UserError(f"{source.path.name}: {source.what} row {row} (obs {str(obs_names()[row])!r}) holds "
+            raise UserError(f"{source.path.name}: {source.what} row {row} (obs {str(obs().index[row])!r}) holds "
                             f"{_show(value)}; the count likelihoods need {need}: {hint}")
         yield start, block
 
@@ -214,30 +222,30 @@ def load_h5ad(path, layer: Optional[str] = None, label_column: Optional[str] = N
     n, d = source.shape
     if n == 0 or d == 0:
         raise UserError(f"{path.name}: {source.what} is empty ({n} cells x {d} genes); it needs at least one of each")
-    held: dict = {}  # obs, read once when first needed (a label column, a bad value's cell)
-
-    def obs():
-        if "obs" not in held:
-            held["obs"] = read_elem(source._file["obs"])
-        return held["obs"]
-
-    y, classes = _labels(obs(), label_column, path.name) if label_column is not None else (np.zeros(n, np.int64), ())
-    names = tuple(str(v) for v in read_elem(source._file["var"]).index) if "var" in source._file else ()
-    names = () if names == tuple(str(j) for j in range(d)) else names
-    train, test = split_indices(n, test_fraction)
-    if should_stream(4 * n * d, stream, budget):
-        for _ in _checked(source, lambda: obs().index):
-            pass
-        train_x, test_x = source.subset(train), source.subset(test)
-    else:
+    obs = functools.cache(lambda: read_elem(source._file["obs"]))  # read when first needed: labels, a bad value
+    try:
+        y, classes = _labels(obs(), label_column, path.name) if label_column else (np.zeros(n, np.int64), ())
+        names = tuple(str(v) for v in read_elem(source._file["var"]).index) if "var" in source._file else ()
+        names = () if names == tuple(str(j) for j in range(d)) else names
+        train, test = split_indices(n, test_fraction)
+        streamed = should_stream(4 * n * d, stream, budget)
         side, place = np.zeros(n, dtype=bool), np.empty(n, dtype=np.int64)
         side[test], place[train], place[test] = True, np.arange(len(train)), np.arange(len(test))
-        xs = [np.empty((len(rows), d), dtype=np.float32) for rows in (train, test)]
-        for start, block in _checked(source, lambda: obs().index):
-            s, p = side[start:start + len(block)], place[start:start + len(block)]
-            xs[0][p[~s]], xs[1][p[s]] = block[~s], block[s]
+        xs = [np.empty((0 if streamed else len(rows), d), dtype=np.float32) for rows in (train, test)]
+        for start, block in _checked(source, obs):  # streamed: checked only; else also copied into memory
+            if not streamed:
+                s, p = side[start:start + len(block)], place[start:start + len(block)]
+                xs[0][p[~s]], xs[1][p[s]] = block[~s], block[s]
+    except BaseException:
+        source.close()
+        raise
+    train_x: Any
+    test_x: Any
+    if streamed:
+        train_x, test_x = source.subset(train), source.subset(test)
+    else:
         source.close()
         train_x, test_x = torch.from_numpy(xs[0]), torch.from_numpy(xs[1])
     return ImageData(path.stem, train_x, torch.from_numpy(y[train]), test_x, torch.from_numpy(y[test]),
-                     labelled=label_column is not None, classes=classes, source_rows=(train, test),
+                     labelled=bool(label_column), classes=classes, source_rows=(train, test),
                      feature_names=names)

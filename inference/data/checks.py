@@ -148,7 +148,7 @@ def check_labels(data: ImageData, num_classes: Optional[int]) -> None:
     """A conditional VAE needs labels 0..K-1 with K = ``num_classes``."""
     if not data.labelled:
         raise UserError(f"--conditional needs labels, and {data.name} has none: use class subfolders (image folders) "
-                        f"or train_y and test_y (.npz)")
+                        f"or train_y and test_y (.npz), --label-column (an .h5ad file), or (x, y) items (a Dataset)")
     for split in ("train", "test"):
         y = getattr(data, f"{split}_y")
         if y.numel() and not (0 <= int(y.min()) and int(y.max()) < num_classes):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -207,7 +207,7 @@ class MappedArray(RowSource):
                 self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         except (OSError, ValueError) as err:
             raise UserError(f"cannot read {path} as an .npy file: {err}") from None
-        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype == bool) or np.iscomplexobj(
+        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype.kind == "b") or np.iscomplexobj(
                 np.empty(0, dtype)):
             raise UserError(f"{path} holds {dtype} values; it needs numbers")
         if fortran and len(shape) > 1:

@@ -233,7 +233,7 @@ def _write_member(zf: zipfile.ZipFile, member: str, place: Path, key: str, name:
         version = np.lib.format.read_magic(fh)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read(fh)
-        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype == bool) or dtype.kind == "c":
+        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype.kind == "b") or dtype.kind == "c":
             raise UserError(f"{where} holds {dtype} values; it needs numbers")
         if fortran and len(shape) > 1:
             raise UserError(f"{where} is stored in Fortran order; save it with np.ascontiguousarray")

@@ -1,7 +1,6 @@
 """Data read on demand (inference/data/sources.py, stream.py, streamed.py, given.py): every streamed path is
 checked against the same data held in memory — the same rows, the same draws, the same trained parameters."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
