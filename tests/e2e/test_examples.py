@@ -68,3 +68,16 @@ def test_the_arviz_example_runs_on_a_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "elpd_loo" in proc.stdout and re.search(r"^nuts ", proc.stdout, flags=re.M) \
         and re.search(r"^guide ", proc.stdout, flags=re.M) and "r_hat" in proc.stdout
+
+
+def test_the_own_dataset_example_trains_from_a_users_dataset_class():
+    """examples/own_dataset.py: a DataLoader of a user's Dataset (2 workers) trains with the loader's batch size,
+    and its importance-sampled log p(x) lies above the test ELBO (a tighter bound on the same test images)."""
+    script = ROOT / "examples" / "own_dataset.py"
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    elbo = float(re.search(r"test ELBO (-?\d+\.\d) nats after 3 epochs of batch 100", proc.stdout).group(1))
+    log_px = float(re.search(r"log p\(x\) (-?\d+\.\d) nats \(importance sampled, k = 100, 200 test", proc.stdout)
+                   .group(1))
+    assert elbo < log_px < 0
