@@ -86,6 +86,31 @@ def startup_table(data: dict) -> str:
             + table(["checkout", "command", "seconds", "vs `import torch, pyro`"], rows))
 
 
+def data_scale_table(data: dict) -> str:
+    def how(r: dict) -> str:
+        if not r["streamed"]:
+            return "in memory"
+        return {None: "memory map", "once": "decoded once, memory map", 0: "decoded in-process"}.get(
+            r["workers"], f"decoded by {r['workers']} workers")
+
+    rows = [[r["kind"], f"{r['scale']}×", f"{r['rows']:,}", f"{r['data_bytes'] / 1e6:,.0f}", how(r),
+             f"{r['limit_mb']} MB" if r["limit_mb"] else "none", f"{r['peak_rss_mb']:,.0f}",
+             f"{r['images_per_s']:,.0f}" if r["rc"] == 0 else f"killed (rc {r['rc']})"] for r in data["cases"]]
+    summary = data["summary"]
+    ratios = [[key.replace("_", " "), f"{value:.2f}"] for key, value in summary.items()
+              if isinstance(value, float)]
+    limit = data.get("limit") or {}
+    return "\n\n".join([
+        table(["data", "size", "training rows", "MB as float32", "read", "memory limit", "peak RSS MB", "images/s"],
+              rows),
+        f"Memory limit: {limit.get('how', data.get('limit_reason', 'none'))}." if limit or data.get("limit_reason")
+        else "",
+        "Ratios measured in the same run (targets: streamed/in-memory images per second ≥ "
+        f"{summary['targets']['throughput_ratio_at_least']}, peak RSS at the largest size / at 1× ≤ "
+        f"{summary['targets']['rss_ratio_at_most']}):",
+        table(["ratio", "value"], ratios)])
+
+
 def speed_page() -> str:
     return "\n".join([
         "# Speed", "",
@@ -110,6 +135,13 @@ def speed_page() -> str:
                 "GPUs or nodes, not here."),
         section("Start-up of the command line", "startup.json", "python bench/startup.py --also OLD_CHECKOUT",
                 startup_table),
+        section("Reading data larger than memory", "data_scale_cpu.json", "python bench/data_scale.py",
+                data_scale_table,
+                "One epoch of the default model (`--compile trace`) on memory-mapped arrays and on image folders "
+                "of 1×, 4× and 16× a base size, the largest also inside a memory cgroup smaller than the data "
+                "(the in-memory control there is killed: the limit bites). Peak RSS is the training process's "
+                "own (`ru_maxrss`); images per second are the epoch's training rows over its seconds. "
+                "[Data of any size](../guide/data-at-scale.md) says how each is read."),
     ])
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from pyro_vae.inference.data.datasets import ImageData
-from pyro_vae.inference.data.images import (cache_exists, cache_key, cached_arrays, decode_all, image_files,
-                                            read_headers, to_unit)
-from pyro_vae.inference.data.sources import ImageFiles
+from pyro_vae.inference.data.images import (CACHE_FOLDER, DEFAULT_ROOT, cache_exists, cache_key, cached_arrays,
+                                            decode_all, decode_to_file, image_files, read_headers, to_unit)
+from pyro_vae.inference.data.sources import ImageFiles, MappedArray
 from pyro_vae.inference.data.streamed import should_stream
 from pyro_vae.inference.errors import UserError
 
@@ -60,10 +60,12 @@ def _common_size(headers: list, files: list[Path]) -> tuple[int, int]:
 
 
 def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, channels_mode: str = "keep",
-                      name: str = "folder", stream: str = "never", budget: float = 0.5) -> ImageData:
+                      name: str = "folder", stream: str = "never", budget: float = 0.5,
+                      decode_once: bool = True) -> ImageData:
     """``folder``'s train and test images as (N, C, H, W) in [0, 1], with class labels where it has classes:
     decoded once into memory (and a cache), or, with ``stream`` ``always`` or ``auto`` and more than ``budget``
-    of the memory available, ``ImageFiles`` sources decoded batch by batch."""
+    of the memory available, read batch by batch: from a uint8 copy decoded once and memory-mapped
+    (``decode_once``), else decoded in ``DataLoader`` workers every time (``ImageFiles``)."""
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist or is not a folder")
     found = {split: split_files(folder, split) for split in SPLITS}
@@ -93,7 +95,9 @@ def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, 
     if stream != "never" and not (stream == "auto" and cache_exists(folder, key)):
         channels, size = shape()
         if should_stream(4 * len(files) * channels * size[0] * size[1], stream, budget):
-            sources = {split: ImageFiles(found[split][0], channels, size, name=f"{folder / split}") for split in SPLITS}
+            sources = decoded_copy(folder, key, found, channels, size) if decode_once else None
+            sources = sources or {split: ImageFiles(found[split][0], channels, size, name=f"{folder / split}")
+                                  for split in SPLITS}
             return ImageData(name, sources["train"], labels["train"], sources["test"], labels["test"],
                              labelled=bool(classes), classes=tuple(classes))
 
@@ -105,6 +109,42 @@ def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, 
     arrays = cached_arrays(folder, key, build, {split: len(found[split][0]) for split in SPLITS})
     return ImageData(name, to_unit(arrays["train"]), labels["train"], to_unit(arrays["test"]), labels["test"],
                      labelled=bool(classes), classes=tuple(classes))
+
+
+def decoded_copy(folder: Path, key: str, found: dict, channels: int, size: tuple) -> Optional[dict]:
+    """Memory-mapped uint8 copies of the train and test images, decoded once (in bounded memory) beside the data
+    or in the user cache, keyed as the in-memory cache is; None, after one ``note:`` line, when neither place
+    has room for them (the images are then decoded every epoch)."""
+    import shutil
+    import sys
+
+    per_image = channels * size[0] * size[1]
+    needed = sum(len(found[split][0]) for split in SPLITS) * per_image
+    for place in (folder / CACHE_FOLDER, DEFAULT_ROOT / "image-cache"):
+        paths = {split: place / f"{key}-{split}.npy" for split in SPLITS}
+        maps = {}
+        for split, path in paths.items():
+            try:
+                mapped = MappedArray(path, name=str(folder / split), eight_bit=True)
+                if mapped.shape == (len(found[split][0]), channels, *size) and mapped.eight_bit:
+                    maps[split] = mapped
+            except UserError:
+                pass
+        if len(maps) == len(SPLITS):
+            return maps
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+            if shutil.disk_usage(place).free < 1.05 * needed:
+                continue
+            for split, path in paths.items():
+                if split not in maps:
+                    decode_to_file(found[split][0], channels, size, path, f"decoding {folder / split} once")
+            return {split: MappedArray(path, name=str(folder / split), eight_bit=True) for split, path in paths.items()}
+        except OSError:
+            continue
+    print(f"note: no room for a decoded copy of the images ({needed / 1e9:.1f} GB) beside {folder} or in "
+          f"{DEFAULT_ROOT / 'image-cache'}; decoding them in --workers processes every epoch", file=sys.stderr)
+    return None
 
 
 def write_image_folder(folder: Path, images: np.ndarray, labels: Optional[np.ndarray] = None,

@@ -118,13 +118,43 @@ def in_chunks(fn: Callable, tasks: list, sizes: list, desc: str, processes: Opti
         pool = ProcessPoolExecutor(processes, mp_context=mp.get_context("fork"))
     bar = tqdm(total=sum(sizes), desc=desc, unit="img", disable=None, leave=False)
     try:
-        for size, result in zip(sizes, pool.map(fn, tasks) if pool else map(fn, tasks)):
+        for size, result in zip(sizes, _bounded_map(pool, fn, tasks, 2 * processes) if pool else map(fn, tasks)):
             bar.update(size)
             yield result
     finally:
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def _bounded_map(pool, fn: Callable, tasks: list, window: int):
+    """``pool.map(fn, tasks)`` with at most ``window`` tasks submitted ahead of the one read: results wait for
+    their reader in bounded memory, however many tasks there are."""
+    from collections import deque
+
+    pending: deque = deque()
+    for task in tasks:
+        pending.append(pool.submit(fn, task))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def decode_to_file(paths: Sequence[Path], channels: int, size: Sequence[int], where: Path, desc: str) -> None:
+    """The files decoded (as ``decode_all``) into the uint8 ``.npy`` file ``where``, chunk by chunk in bounded
+    memory: written under a temporary name, renamed when complete."""
+    tmp = where.with_name(f".{where.stem}.{os.getpid()}.tmp.npy")
+    tasks = [(list(paths[i:i + CHUNK]), channels, tuple(size), False) for i in range(0, len(paths), CHUNK)]
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), channels, *size))
+        for i, chunk in enumerate(in_chunks(_decode_chunk, tasks, [len(t[0]) for t in tasks], desc)):
+            out[i * CHUNK:i * CHUNK + len(chunk)] = chunk
+        out.flush()
+        del out
+        os.replace(tmp, where)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_headers(paths: Sequence[Path], processes: Optional[int] = None) -> list:

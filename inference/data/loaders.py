@@ -98,11 +98,18 @@ class ImageFolder(DatasetLoader):
     labels = None  # class folders give labels
     streams = True
 
+    @dataclass
+    class Config:
+        decode_once: bool = option(True, "folder, streamed: decode the images once into a uint8 copy beside the data, "
+                                   "read through a memory map (--no-decode-once: decode every batch in --workers "
+                                   "processes, no copy on disk)", paired=True)
+
     def load(self):
         """The images under ``train/`` and ``test/`` of ``--data-dir``, resized and their channels set as configured;
         decoded batch by batch while training when they exceed the memory budget."""
         return folders.load_image_folder(self.path, self.config.image_size, self.config.channels_mode,
-                                         stream=self.config.stream, budget=self.config.memory_budget)
+                                         stream=self.config.stream, budget=self.config.memory_budget,
+                                         decode_once=self.config.decode_once)
 
 
 class ColourSet(DatasetLoader):

@@ -191,10 +191,11 @@ class Transformed(RowSource):
 
 class MappedArray(RowSource):
     """The rows of an ``.npy`` file through a read-only memory map (``np.lib.format``'s header; C order), as
-    float32. The pages read are handed back (``madvise(MADV_DONTNEED)``) every ``RELEASE_BYTES``, so the
-    process's resident memory stays bounded whatever the file's size (the kernel's page cache keeps them)."""
+    float32 (``eight_bit``: a uint8 file of decoded images, read as k / 255, exactly as ``images.to_unit``). The
+    pages read are handed back (``madvise(MADV_DONTNEED)``) every ``RELEASE_BYTES``, so the process's resident
+    memory stays bounded whatever the file's size (the kernel's page cache keeps them)."""
 
-    def __init__(self, path: Path, name: str = ""):
+    def __init__(self, path: Path, name: str = "", eight_bit: bool = False):
         path = Path(path)
         try:
             with open(path, "rb") as fh:
@@ -225,6 +226,7 @@ class MappedArray(RowSource):
             raise UserError(f"{path} is empty; it needs at least one row")
         super().__init__(shape, name=name or str(path))
         self.path, self.file_dtype, self.offset = path, dtype, offset
+        self.eight_bit = eight_bit and dtype == np.uint8  # decoded images: k / 255 when read
         self.values = np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
         self._read = 0
 
@@ -235,7 +237,7 @@ class MappedArray(RowSource):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        fresh = MappedArray(self.path, self.name)
+        fresh = MappedArray(self.path, self.name, self.eight_bit)
         self._map, self.values = fresh._map, fresh.values
 
     def _rows(self, idx):
@@ -243,7 +245,7 @@ class MappedArray(RowSource):
         self._read += out.nbytes
         if self._read >= RELEASE_BYTES:
             self.release()
-        return out
+        return out.astype(np.float32) / np.float32(255) if self.eight_bit else out
 
     def release(self) -> None:
         """Hand the pages read so far back to the page cache (they leave this process's resident memory)."""

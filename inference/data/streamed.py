@@ -250,7 +250,7 @@ def _write_member(zf: zipfile.ZipFile, member: str, place: Path, key: str, name:
                 raw = fh.read(n * row_bytes)
                 if len(raw) != n * row_bytes:
                     raise UserError(f"{where} is truncated: its header says {shape[0]} rows")
-                yield np.frombuffer(raw, dtype=dtype)
+                yield np.frombuffer(raw, dtype=dtype).reshape((n,) + tuple(shape[1:]))
                 left -= n
 
         _write(place, key, name, shape, chunks(), where, written)

@@ -149,9 +149,70 @@ def _colour_cifar_missing(tmp_path):
     return ["--dataset", "cifar10", "--data-dir", tmp_path / "data"], "is not a CIFAR-10 batch file"
 
 
+def _streamed_truncated_png(tmp_path):
+    """`--stream always`: a PNG cut to 60 bytes, met while the folder is decoded once (the file named)."""
+    folder = _folder(tmp_path, classes=False)
+    victim = sorted((folder / "train").iterdir())[3]
+    victim.write_bytes(victim.read_bytes()[:60])
+    return ["--dataset", "folder", "--data-dir", folder, "--stream", "always"], f"cannot decode image {victim}"
+
+
+def _streamed_nan_row(tmp_path):
+    """`--stream always`: an `.npy` read through a memory map with NaN in row 6."""
+    (tmp_path / "data").mkdir()
+    x = np.zeros((10, 3))
+    x[6, 1] = np.nan
+    np.save(tmp_path / "data" / "a.npy", x)
+    return ["--dataset", "array", "--data-dir", tmp_path / "data" / "a.npy", "--likelihood", "gaussian",
+            "--stream", "always"], "a.npy row 6 holds NaN"
+
+
+def _streamed_truncated_npy(tmp_path):
+    """`--stream always`: an `.npy` whose header promises more rows than the file holds."""
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "a.npy", np.zeros((100, 3), np.float32))
+    path = tmp_path / "data" / "a.npy"
+    path.write_bytes(path.read_bytes()[:-40])
+    return ["--dataset", "array", "--data-dir", path, "--likelihood", "gaussian", "--stream", "always"], \
+        "is truncated: its header says (100, 3) of float32"
+
+
+def _streamed_npz_inf(tmp_path):
+    """`--stream always`: an `.npz` converted for streaming, with Inf in test_x row 1 (no cache left behind)."""
+    (tmp_path / "data").mkdir()
+    test = np.zeros((4, 3))
+    test[1, 2] = np.inf
+    np.savez(tmp_path / "data" / "a.npz", train_x=np.zeros((10, 3)), test_x=test)
+    return ["--dataset", "array", "--data-dir", tmp_path / "data" / "a.npz", "--likelihood", "gaussian",
+            "--stream", "always"], "a.npz: test_x row 1 holds NaN or Inf"
+
+
+def _streamed_csv_index(tmp_path):
+    """`--stream always`: a CSV saved with pandas' index column (remedy: `index=False`)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text(",a,b\n0,1,2\n1,3,4\n2,5,6\n")
+    return ["--dataset", "array", "--data-dir", tmp_path / "data" / "a.csv", "--likelihood", "gaussian",
+            "--stream", "always"], "starts with an unnamed index column"
+
+
+def _stream_for_in_memory_data(tmp_path):
+    """`--stream always` for data read into memory (the embedded digits)."""
+    return ["--stream", "always"], "--stream always reads folder, array and anndata data from disk"
+
+
+def _option_of_another_dataset(tmp_path):
+    """`--layer` (an AnnData option) with `--dataset array`."""
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "a.npy", np.zeros((10, 3)))
+    return ["--dataset", "array", "--data-dir", tmp_path / "data" / "a.npy", "--layer", "counts"], \
+        "data.layer (--layer) applies to dataset 'anndata', not 'array'"
+
+
 CASES = [_empty_split, _empty_folder, _mixed_sizes, _truncated, _not_an_image, _empty_class, _csv_text_column,
          _npz_without_train_x, _nan_row, _negative_counts, _fractional_counts, _bernoulli_outside_01,
-         _count_likelihood_on_images, _conditional_without_labels, _colour_cifar_missing]
+         _count_likelihood_on_images, _conditional_without_labels, _colour_cifar_missing, _streamed_truncated_png,
+         _streamed_nan_row, _streamed_truncated_npy, _streamed_npz_inf, _streamed_csv_index,
+         _stream_for_in_memory_data, _option_of_another_dataset]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.strip("_") for c in CASES])

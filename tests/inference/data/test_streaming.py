@@ -47,8 +47,9 @@ def image_folder(tmp_path_factory, digits):
     return root
 
 
-def _config(dataset, data_dir, stream, **train):
-    return RunConfig.from_dict({"data": {"dataset": dataset, "data_dir": str(data_dir), "stream": stream},
+def _config(dataset, data_dir, stream, decode_once=None, **train):
+    data = {"dataset": dataset, "data_dir": str(data_dir), "stream": stream}
+    return RunConfig.from_dict({"data": data if decode_once is None else {**data, "decode_once": decode_once},
                                 "train": {"epochs": 1, "batch_size": 64, "seed": 0, "compile": "off", **train}})
 
 
@@ -97,6 +98,41 @@ def test_a_damaged_npy_is_refused_in_one_line(tmp_path, damage, words):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("kind", ["npz", "npz-split", "csv", "npy"])
+def test_an_array_file_streamed_holds_what_it_holds_in_memory_and_its_cache_is_kept_until_it_changes(tmp_path, kind):
+    """.npz (with labels), .npz without test_x, .csv (with a header) and .npy: the streamed rows, labels, split and
+    column names equal the ones read into memory; the converted copy is reused, and made again when the file
+    changes."""
+    from pyro_vae.inference.data.arrays import load_array
+    from pyro_vae.inference.data.streamed import stream_array
+
+    rng = np.random.default_rng(0)
+    x, y = rng.poisson(3.0, size=(9000, 5)).astype(np.float64), rng.integers(0, 4, 9000)
+    path = tmp_path / f"a.{kind.split('-')[0]}"
+    if kind == "npz":
+        np.savez(path, train_x=x[:8000], test_x=x[8000:], train_y=y[:8000], test_y=y[8000:])
+    elif kind == "npz-split":
+        np.savez_compressed(path, train_x=x, train_y=y)
+    elif kind == "csv":
+        path.write_text("g1,g2,g3,g4,g5\n" + "\n".join(",".join(f"{v:g}" for v in row) for row in x) + "\n")
+    else:
+        np.save(path, x)
+    memory, streamed = load_array(path, 0.1), stream_array(path, 0.1)
+    for split in ("train", "test"):
+        assert torch.equal(getattr(streamed, f"{split}_x")[:], getattr(memory, f"{split}_x"))
+        assert torch.equal(getattr(streamed, f"{split}_y"), getattr(memory, f"{split}_y"))
+    assert streamed.labelled == memory.labelled and streamed.feature_names == memory.feature_names
+    if kind == "npy":
+        return
+    cache = sorted((tmp_path / ".vae-cache").iterdir())
+    stamps = [p.stat().st_mtime_ns for p in cache]
+    stream_array(path, 0.1)
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / ".vae-cache").iterdir())] == stamps  # reused
+    if kind == "csv":
+        path.write_text("g1,g2,g3,g4,g5\n1,2,3,4,5\n6,7,8,9,10\n")
+        assert torch.equal(stream_array(path, 0.5).train_x[:], load_array(path, 0.5).train_x)  # made again
+
+
 def _rss_kb() -> int:
     return int(next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
                     if line.startswith("VmRSS:")))
@@ -140,21 +176,22 @@ def test_a_ranks_share_of_a_streamed_epoch_is_its_own_rows(array_file):
 
 
 # -- training on streamed data equals training on the data in memory ---------------------------------------
-@pytest.mark.parametrize("kind", ["array", "folder"])
-def test_a_streamed_run_trains_exactly_as_the_run_in_memory(tmp_path, kind, array_file, image_folder):
-    """Same order, same dynamic binarization, same steps: bit-identical weights and figures (the folder's images
-    decoded by two DataLoader workers, which draw nothing from the run's random stream)."""
+@pytest.mark.parametrize("kind, decode_once", [("array", None), ("folder", True), ("folder", False)])
+def test_a_streamed_run_trains_exactly_as_the_run_in_memory(tmp_path, kind, decode_once, array_file, image_folder):
+    """Same order, same dynamic binarization, same steps: bit-identical weights and figures (a folder read from
+    its decoded uint8 copy, or decoded every batch by two DataLoader workers, which draw nothing from the run's
+    random stream)."""
     where = array_file if kind == "array" else image_folder
     metrics = {}
     for stream in ("never", "always"):
-        metrics[stream] = train_run(_config(kind, where, stream, epochs=2), tmp_path / stream, quiet=True,
-                                    plots=False, tensorboard=False)
+        metrics[stream] = train_run(_config(kind, where, stream, decode_once=decode_once, epochs=2),
+                                    tmp_path / stream, quiet=True, plots=False, tensorboard=False)
     _same_weights(tmp_path / "never", tmp_path / "always")
     assert [m["test_elbo"] for m in metrics["never"]] == [m["test_elbo"] for m in metrics["always"]]
 
 
 def test_a_streamed_run_stopped_mid_epoch_resumes_to_the_uninterrupted_runs_weights(tmp_path, image_folder):
-    config = _config("folder", image_folder, "always", epochs=2)
+    config = _config("folder", image_folder, "always", decode_once=False, epochs=2)  # decoded in workers
     train_run(config, tmp_path / "whole", quiet=True, plots=False, tensorboard=False)
     steps = []
     with pytest.raises(TrainingInterrupted):
@@ -166,8 +203,9 @@ def test_a_streamed_run_stopped_mid_epoch_resumes_to_the_uninterrupted_runs_weig
 
 
 def test_an_image_damaged_mid_epoch_stops_training_cleanly_and_the_run_resumes(tmp_path, image_folder):
-    """A PNG whose header reads but whose pixels are cut: met while training, it stops the run with one line
-    naming it (exit 2), the state after the last step is saved, and with the file mended the run resumes."""
+    """A PNG whose header reads but whose pixels are cut, in a folder decoded every batch: met while training,
+    it stops the run with one line naming it (exit 2), the state after the last step is saved, and with the
+    file mended the run resumes. (Decoded once, the same file is refused at start-up, naming it.)"""
     import shutil
 
     folder = tmp_path / "images"
@@ -176,7 +214,8 @@ def test_an_image_damaged_mid_epoch_stops_training_cleanly_and_the_run_resumes(t
     good = victim.read_bytes()
     victim.write_bytes(good[:60])  # the header reads (the run starts), the pixels do not decode
     out = tmp_path / "run"
-    done = run_vae("train", "--dataset", "folder", "--data-dir", folder, "--stream", "always", "--epochs", "1",
+    done = run_vae("train", "--dataset", "folder", "--data-dir", folder, "--stream", "always", "--no-decode-once",
+                   "--epochs", "1",
                    "--batch-size", "64", "--compile", "off", "--quiet", "--no-plots", "--out", out,
                    "--checkpoint-every", "1")
     assert done.returncode == 2, done.stderr
@@ -188,6 +227,11 @@ def test_an_image_damaged_mid_epoch_stops_training_cleanly_and_the_run_resumes(t
     again = run_vae("train", "--resume", out, "--quiet", "--no-plots")
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 1
+    victim.write_bytes(good[:60])
+    once = run_vae("train", "--dataset", "folder", "--data-dir", folder, "--stream", "always", "--epochs", "1",
+                   "--quiet", "--no-plots", "--out", tmp_path / "once")
+    assert once.returncode == 2 and "Traceback" not in once.stderr
+    assert once.stderr.strip().splitlines()[-1].startswith(f"vae: error: cannot decode image {victim}")
 
 
 def test_evaluate_compress_and_diagnose_read_a_streamed_test_set_as_the_one_in_memory(tmp_path, array_file):
