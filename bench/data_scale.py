@@ -11,9 +11,10 @@ PNG files being slow to write). Each case is one ``vae train --epochs 1`` in a c
 (in memory) or ``always`` (the ``.npy`` memory-mapped; the PNGs decoded by ``--workers`` DataLoader processes),
 its data's pages evicted from the page cache first (``posix_fadvise``), so each case starts cold.
 
-Per case: ``peak_rss_mb``, the kernel's peak resident set of the training process (``ru_maxrss`` of ``os.wait4``
-on that child, which covers its largest descendant and is read even when it was killed); ``tree_peak_rss_mb``, the
-largest sum of ``VmRSS`` over the child and its descendants (the workers) sampled every 0.2 s, an upper bound as
+Per case: ``peak_rss_mb``, the kernel's peak resident set of the training process (its ``VmHWM``, read every
+0.05 s while it runs: a high-water mark, so a late read holds the peak; ``ru_maxrss`` would also count this
+process's resident set at the fork); ``tree_peak_rss_mb``, the
+largest sum of ``VmRSS`` over the child and its descendants (the workers) sampled every 0.05 s, an upper bound as
 pages shared by forked workers count once per process; ``images_per_s``, training rows / the epoch's ``seconds``
 in the run's ``metrics.jsonl`` (the training loop only); the wall time. The limit is a fresh cgroup v1 memory group
 beside this process's (``memory.limit_in_bytes``; else cgroup v2 ``memory.max``) that the child joins before exec;
@@ -144,6 +145,16 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+def hwm_kb(pid: int) -> int:
+    """``VmHWM`` (KB) of ``pid``: the peak resident set of its memory since its ``exec`` (``ru_maxrss`` of a forked
+    child would also hold this process's resident set at the fork), 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 def run_case(case: dict, work: Path, compile: str) -> dict:
     limit_mb = case.get("limit")
     name = "-".join([case["kind"], "stream" if case["streamed"] else "memory"] +
@@ -166,14 +177,15 @@ def run_case(case: dict, work: Path, compile: str) -> dict:
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=(
             lambda: (group / "cgroup.procs").write_text(str(os.getpid()))) if group else None)
+        peak = 0
         while not (done := os.wait4(proc.pid, os.WNOHANG))[0]:
-            tree = max(tree, tree_rss_kb(proc.pid))
-            time.sleep(0.2)
+            tree, peak = max(tree, tree_rss_kb(proc.pid)), max(peak, hwm_kb(proc.pid))
+            time.sleep(0.05)
     wall, code = time.perf_counter() - start, os.waitstatus_to_exitcode(done[1])
     proc.returncode = rc = code if code >= 0 else 128 - code  # 137: killed (SIGKILL), as a shell says
     row = {"case": name, **{k: case[k] for k in ("kind", "scale", "rows", "test_rows", "data_bytes", "streamed")},
            "workers": case["workers"], "limit_mb": limit_mb if group else None, "control": bool(case.get("control")),
-           "limit_applied": how if group or not how else f"not applied: {how}", "peak_rss_mb": done[2].ru_maxrss / 1024,
+           "limit_applied": how if group or not how else f"not applied: {how}", "peak_rss_mb": peak / 1024,
            "tree_peak_rss_mb": tree / 1024, "images_per_s": None, "seconds": None, "steps": None, "wall_s": wall, "rc": rc}
     if group:
         row["cgroup_peak_mb"] = close_group(group)

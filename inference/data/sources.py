@@ -189,11 +189,24 @@ class Transformed(RowSource):
         return torch.from_numpy(np.ascontiguousarray(self.fn(self.base.read_item(i).numpy()[None])[0]))
 
 
+class _OpenFile:
+    """A file descriptor open for reading, closed when the last holder lets go of it."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self):
+        os.close(self.fd)
+
+
 class MappedArray(RowSource):
-    """The rows of an ``.npy`` file through a read-only memory map (``np.lib.format``'s header; C order), as
-    float32 (``eight_bit``: a uint8 file of decoded images, read as k / 255, exactly as ``images.to_unit``). The
-    pages read are handed back (``madvise(MADV_DONTNEED)``) every ``RELEASE_BYTES``, so the process's resident
-    memory stays bounded whatever the file's size (the kernel's page cache keeps them)."""
+    """The rows of an ``.npy`` file (``np.lib.format``'s header; C order) as float32 (``eight_bit``: a uint8 file
+    of decoded images, read as k / 255, exactly as ``images.to_unit``), in bounded resident memory whatever the
+    file's size. The file is memory-mapped read-only: a run of consecutive rows (a chunk of a pass, a test-set
+    slice) is copied from the map, whose pages are handed back to the page cache (``madvise(MADV_DONTNEED)``)
+    every ``RELEASE_BYTES``; rows in random order (a minibatch) are read with one positioned read each
+    (``os.preadv`` into the batch), which maps nothing: through a map each would fault in its neighbouring
+    64 KiB as well, and the pages mapped would grow with the file, not with the batch."""
 
     def __init__(self, path: Path, name: str = "", eight_bit: bool = False):
         path = Path(path)
@@ -226,29 +239,45 @@ class MappedArray(RowSource):
             raise UserError(f"{path} is empty; it needs at least one row")
         super().__init__(shape, name=name or str(path))
         self.path, self.file_dtype, self.offset = path, dtype, offset
+        self.row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
         self.eight_bit = eight_bit and dtype == np.uint8  # decoded images: k / 255 when read
-        self.values = np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+        self._open()
+
+    def _open(self) -> None:
+        if getattr(self, "_map", None) is None:
+            with open(self.path, "rb") as fh:
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self.values = np.frombuffer(self._map, dtype=self.file_dtype, count=int(np.prod(self.shape)),
+                                    offset=self.offset).reshape((self.shape[0],) + tuple(self.shape[1:]))
+        self._file = _OpenFile(self.path)  # shared by this source's twins (``to``, ``cpu``): closed with the last
         self._read = 0
 
-    def __getstate__(self):  # a DataLoader worker maps the file again
+    def __getstate__(self):  # a DataLoader worker opens the file again
         state = dict(self.__dict__)
-        state["_map"] = state["values"] = None
+        state["_map"] = state["values"] = state["_file"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        fresh = MappedArray(self.path, self.name, self.eight_bit)
-        self._map, self.values = fresh._map, fresh.values
+        self._open()
 
     def _rows(self, idx):
-        out = self.values[idx]
-        self._read += out.nbytes
-        if self._read >= RELEASE_BYTES:
-            self.release()
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx) > 1 and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all():  # consecutive rows
+            out = np.array(self.values[idx[0]:idx[-1] + 1])
+            self._read += out.nbytes
+            if self._read >= RELEASE_BYTES:
+                self.release()
+        else:
+            out = np.empty((len(idx),) + tuple(self.values.shape[1:]), dtype=self.file_dtype)
+            buffer, size = memoryview(out).cast("B"), self.row_bytes
+            for j, row in enumerate(idx.tolist()):
+                if os.preadv(self._file.fd, [buffer[j * size:(j + 1) * size]], self.offset + row * size) != size:
+                    raise UserError(f"{self.path} was cut short while being read (row {row}); restore the file")
         return out.astype(np.float32) / np.float32(255) if self.eight_bit else out
 
     def release(self) -> None:
-        """Hand the pages read so far back to the page cache (they leave this process's resident memory)."""
+        """Hand the mapped pages read so far back to the page cache (they leave this process's resident memory)."""
         self._read = 0
         if self._map is not None and hasattr(self._map, "madvise"):
             self._map.madvise(mmap.MADV_DONTNEED)
