@@ -12,12 +12,15 @@ subsample=indices)`` needs the indices, and a run resumed mid-epoch reads on exa
 order each epoch, drawn from the run's seed; a ``SequentialSampler``: the data's own order), ``num_workers`` and
 ``worker_init_fn`` are the run's. What the trainer cannot do as the loader would is refused in one line: another
 sampler (a weighted one would change the ELBO's data-set scaling, N / |B| per point), a ``collate_fn`` (do its
-work in ``__getitem__``), ``drop_last`` that leaves points out of every epoch, an ``IterableDataset`` (no
-indices: give a map-style ``Dataset``). Without a test set, ``test_fraction`` of the points are held out with a
-fixed seed. Labels (a conditional VAE) are the dataset's ``targets`` when it has them, else read in one pass.
+work in ``__getitem__``), ``drop_last`` that leaves points out of every epoch. An ``IterableDataset`` (its size
+from ``len()`` or a ``num_data`` attribute) is read through once into a float32 copy in a temporary folder, which
+the trainer indexes like any set (shuffled each epoch unless ``--no-shuffle``). Without a test set,
+``test_fraction`` of the points are held out with a fixed seed. Labels (a conditional VAE) are the dataset's
+``targets`` when it has them, else read in one pass.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -25,16 +28,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler
 
 from pyro_vae.inference.data.datasets import ImageData
-from pyro_vae.inference.data.sources import DatasetRows, RowSource, item_y
+from pyro_vae.inference.data.sources import DatasetRows, MappedArray, NpyWriter, RowSource, item_x, item_y
 from pyro_vae.inference.errors import UserError
 
 
 def loader_settings(loader: DataLoader, what: str) -> dict:
     """The run's data settings a ``DataLoader`` states (``batch_size``, ``shuffle``, ``workers``), each checked."""
-    if isinstance(loader.dataset, IterableDataset):
-        raise UserError(f"the {what} DataLoader reads an IterableDataset, which has no indices for the data "
-                        f"plate's subsample (nor a place to resume mid-epoch); give a map-style Dataset "
-                        f"(__len__ and __getitem__)")
     if loader.batch_size is None:
         raise UserError(f"the {what} DataLoader has a batch_sampler of its own; the trainer draws the minibatches: "
                         f"give DataLoader(dataset, batch_size=B, shuffle=...) instead")
@@ -58,16 +57,58 @@ def loader_settings(loader: DataLoader, what: str) -> dict:
             "worker_init_fn": loader.worker_init_fn}
 
 
+def _copied(data, what: str) -> tuple[RowSource, dict]:
+    """An ``IterableDataset`` (or a ``DataLoader`` over one, its workers and batching used) read through once into
+    a float32 ``.npy`` in this process's scratch folder (removed at exit), a chunk at a time: a map-style copy of
+    its ``N`` points (``len()`` or a ``num_data`` attribute), which the trainer can index, shard and resume."""
+    from pyro_vae.inference.data.datasets import scratch_folder
+
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=None)
+    dataset, name = loader.dataset, f"{what} IterableDataset"
+    n = getattr(dataset, "num_data", None)
+    if n is None:
+        try:
+            n = len(dataset)
+        except TypeError:
+            raise UserError(f"the {name} does not say how many points it gives (the ELBO's data-set scaling needs "
+                            f"N): define __len__ or a num_data attribute") from None
+    out, labels, start = None, np.zeros(n, dtype=np.int64), 0
+    where = Path(scratch_folder()) / f"{what}-{id(dataset)}.npy"
+    for batch in loader:
+        rows = item_x(batch, start, name)
+        ys = batch.get("y") if isinstance(batch, dict) else batch[1] if isinstance(batch, (tuple, list)) and \
+            len(batch) > 1 else None
+        rows = rows[None] if loader.batch_size is None else rows
+        if out is None:
+            out = NpyWriter(where, np.float32, (n,) + tuple(rows.shape[1:]))
+        if tuple(rows.shape[1:]) != out.shape[1:]:
+            raise UserError(f"point {start} of the {name} has shape {tuple(rows.shape[1:])}, point 0 has "
+                            f"{out.shape[1:]}; every x must have one shape")
+        if start + len(rows) > n:
+            raise UserError(f"the {name} gave more than the {n} points it declares (with DataLoader workers, each "
+                            f"worker must give its own part: torch.utils.data.get_worker_info)")
+        out.write(rows.numpy())
+        if ys is not None:
+            labels[start:start + len(rows)] = torch.as_tensor(ys).reshape(-1).numpy()
+        start += len(rows)
+    if start != n or out is None:
+        raise UserError(f"the {name} gave {start} points but declares {n}; make len() or num_data say how many it "
+                        f"gives (at least one)")
+    out.close()
+    source = MappedArray(where, name=name)
+    source.labels = torch.from_numpy(labels)
+    return source, ({"batch_size": loader.batch_size} if loader.batch_size is not None else {})
+
+
 def _source(data, what: str) -> tuple[RowSource, dict]:
+    if isinstance(data, IterableDataset) or isinstance(data, DataLoader) and isinstance(data.dataset,
+                                                                                         IterableDataset):
+        return _copied(data, what)
     if isinstance(data, DataLoader):
         settings = loader_settings(data, what)
         source = DatasetRows(data.dataset, name=f"{what} DataLoader's dataset")
         source.worker_init_fn = settings.pop("worker_init_fn")
         return source, settings
-    if isinstance(data, IterableDataset):
-        raise UserError(f"the {what} data is an IterableDataset, which has no indices for the data plate's "
-                        f"subsample (nor a place to resume mid-epoch); give a map-style Dataset (__len__ and "
-                        f"__getitem__)")
     if isinstance(data, Dataset) or hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         return DatasetRows(data, name=f"{what} dataset"), {}
     raise UserError(f"the {what} data is a {type(data).__name__}; give a torch Dataset, a DataLoader or ImageData")
@@ -78,6 +119,8 @@ def _labels(source: RowSource, rows: Optional[np.ndarray], wanted: bool) -> tupl
     n = len(source) if rows is None else len(rows)
     if not wanted:
         return torch.zeros(n, dtype=torch.long), False
+    if hasattr(source, "labels"):  # an IterableDataset's copy: its labels were read with it
+        return (source.labels if rows is None else source.labels[torch.from_numpy(rows)]), True
     dataset = source.dataset
     targets = getattr(dataset, "targets", None)
     if targets is not None and len(targets) == len(dataset):

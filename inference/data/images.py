@@ -147,11 +147,12 @@ def decode_to_file(paths: Sequence[Path], channels: int, size: Sequence[int], wh
     tmp = where.with_name(f".{where.stem}.{os.getpid()}.tmp.npy")
     tasks = [(list(paths[i:i + CHUNK]), channels, tuple(size), False) for i in range(0, len(paths), CHUNK)]
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), channels, *size))
-        for i, chunk in enumerate(in_chunks(_decode_chunk, tasks, [len(t[0]) for t in tasks], desc)):
-            out[i * CHUNK:i * CHUNK + len(chunk)] = chunk
-        out.flush()
-        del out
+        from pyro_vae.inference.data.sources import NpyWriter
+
+        out = NpyWriter(tmp, np.uint8, (len(paths), channels, *size))
+        for chunk in in_chunks(_decode_chunk, tasks, [len(t[0]) for t in tasks], desc):
+            out.write(chunk)
+        out.close()
         os.replace(tmp, where)
     finally:
         tmp.unlink(missing_ok=True)

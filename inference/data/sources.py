@@ -375,16 +375,39 @@ def passes(x, size: int = 4096) -> Iterator[torch.Tensor]:
     yield from x.split(size)
 
 
+class NpyWriter:
+    """An ``.npy`` file of ``shape`` written a chunk of rows at a time with plain writes (through a writable
+    memory map every page written would stay resident): ``write(rows)`` in order, then ``close()``, which checks
+    that every row came."""
+
+    def __init__(self, path: Path, dtype, shape: Sequence[int]):
+        self.path, self.dtype, self.shape, self.rows = Path(path), np.dtype(dtype), tuple(shape), 0
+        self.fh = open(path, "wb")
+        np.lib.format.write_array_header_1_0(self.fh, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                       "fortran_order": False, "shape": self.shape})
+
+    def write(self, rows) -> None:
+        """The next rows (anything numpy takes, of the file's row shape), converted to the file's dtype."""
+        rows = np.ascontiguousarray(rows, dtype=self.dtype).reshape((-1,) + self.shape[1:])
+        if self.rows + len(rows) > self.shape[0]:
+            raise ValueError(f"{self.path}: more than the {self.shape[0]} rows declared")
+        self.fh.write(rows.tobytes())
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        """Close the file; a ``ValueError`` when fewer rows than declared were written."""
+        self.fh.close()
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.rows} of the {self.shape[0]} rows declared were written")
+
+
 def materialize(source: RowSource, fn: Callable[[torch.Tensor], torch.Tensor], where: Path,
                 dtype=np.uint8, size: int = 4096) -> MappedArray:
     """``fn`` of every chunk of ``source``, in order, written once to the ``.npy`` file ``where`` and mapped: a
     fixed draw over a set larger than memory (the binarized test set; chunk by chunk, a ``torch.bernoulli``
     with one generator draws exactly what one call on the whole tensor draws)."""
-    out = np.lib.format.open_memmap(where, mode="w+", dtype=dtype, shape=tuple(source.shape))
-    start = 0
+    out = NpyWriter(where, dtype, source.shape)
     for chunk in source.cpu().split(size):
-        out[start:start + len(chunk)] = fn(chunk).numpy().astype(dtype)
-        start += len(chunk)
-    out.flush()
-    del out
+        out.write(fn(chunk).numpy())
+    out.close()
     return MappedArray(where, name=source.name)

@@ -22,7 +22,7 @@ import torch
 
 from pyro_vae.inference.data.datasets import ImageData
 from pyro_vae.inference.data.images import CACHE_FOLDER, DEFAULT_ROOT, cache_key
-from pyro_vae.inference.data.sources import MappedArray, RowSource, Subset, passes
+from pyro_vae.inference.data.sources import MappedArray, NpyWriter, RowSource, Subset, passes
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.memory import available_bytes
 
@@ -206,7 +206,7 @@ def _write(place: Path, key: str, name: str, shape: tuple, chunks: Iterator[np.n
     """Rows from ``chunks`` into a float32 ``.npy`` of ``shape`` (a temporary name, renamed when complete)."""
     tmp = place / f".{key}-{name}.{os.getpid()}.npy"
     written.append(tmp)
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    out = NpyWriter(tmp, np.float32, shape)
     start = 0
     for chunk in chunks:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -215,12 +215,13 @@ def _write(place: Path, key: str, name: str, shape: tuple, chunks: Iterator[np.n
         if bad.any():
             raise UserError(f"{where} row {start + int(np.flatnonzero(bad)[0])} holds NaN or Inf (or a value beyond "
                             f"float32's range); remove or impute it")
-        out[start:start + len(values)] = values
+        if start + len(values) > shape[0]:
+            raise UserError(f"{where} holds more than the {shape[0]} rows its header says")
+        out.write(values)
         start += len(values)
+    out.fh.close()
     if start != shape[0]:
         raise UserError(f"{where} ended after {start} of {shape[0]} rows; the file is truncated")
-    out.flush()
-    del out
     final = place / f"{key}-{name}.npy"
     os.replace(tmp, final)
     written.append(final)

@@ -108,8 +108,30 @@ def _loader(data, **kw):
 
 
 class Stream(IterableDataset):
+    """A user's IterableDataset of (x, y) items; its size from ``num_data`` (or none, ``declared=None``)."""
+
+    def __init__(self, x, y, declared="same"):
+        self.x, self.y = x, y
+        if declared is not None:
+            self.num_data = len(x) if declared == "same" else declared
+
     def __iter__(self):
-        return iter(torch.zeros(10, 4))
+        return ((self.x[i], int(self.y[i])) for i in range(len(self.x)))
+
+
+def test_an_iterable_dataset_is_copied_once_and_trains_exactly_as_the_same_data_in_memory(digits):
+    """Read through once (through the user's DataLoader, in its batches of 50) into a float32 copy: the run then
+    trains exactly as the same points in memory, and the labels come with the items."""
+    x, y, tx, ty = digits
+    in_memory = setup(_config(), data=ImageData("digits", x, y, tx, ty))
+    a = train(in_memory)
+    streamed = setup(_config(), data=(DataLoader(Stream(x, y), batch_size=50), Digits(tx, ty)))
+    assert torch.equal(streamed.data.train_x[:], x)
+    b = train(streamed)
+    assert [m["test_elbo"] for m in a] == [m["test_elbo"] for m in b]
+    data, settings = from_dataset(Stream(x, y), labels=True)
+    rows = torch.from_numpy(data.source_rows[0])
+    assert settings == {} and torch.equal(data.train_y, y[rows]) and torch.equal(data.train_x[:], x[rows])
 
 
 @pytest.mark.parametrize("make, words", [
@@ -118,8 +140,9 @@ class Stream(IterableDataset):
     (lambda ds: _loader(ds, collate_fn=lambda items: items), "has a collate_fn"),
     (lambda ds: _loader(ds, batch_size=64, drop_last=True), "drop_last=True, which leaves 16 of its 400"),
     (lambda ds: DataLoader(ds, batch_sampler=[[0, 1]]), "batch_sampler of its own"),
-    (lambda ds: _loader(Stream()), "IterableDataset"),
-    (lambda ds: Stream(), "IterableDataset"),
+    (lambda ds: Stream(ds.x, ds.y, declared=None), "does not say how many points it gives"),
+    (lambda ds: Stream(ds.x, ds.y, declared=399), "gave more than the 399 points it declares"),
+    (lambda ds: Stream(ds.x, ds.y, declared=401), "gave 400 points but declares 401"),
     (lambda ds: [1, 2, 3], "holds a int, not a tensor"),
     (lambda ds: TensorDataset(torch.zeros(3, dtype=torch.complex64)), "complex64 tensor"),
     (lambda ds: TensorDataset(torch.zeros(3)), "is a scalar"),
