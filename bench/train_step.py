@@ -75,6 +75,9 @@ def _config(args, latent=20, hidden=400, batch=128) -> RunConfig:
                                 "guide": {"hidden_dim": hidden}, "train": {"batch_size": batch}})
 
 
+PREPARE_S: dict = {}  # (device, batch, engine) -> seconds make_trainer took: capturing, and inductor's compiling
+
+
 def steppers(args, data_x, device, batch, latent=20, hidden=400, modes=None):
     """name -> step(idx, x) for each engine, all on the same model sizes."""
     cfg = _config(args, latent, hidden, batch)
@@ -87,9 +90,11 @@ def steppers(args, data_x, device, batch, latent=20, hidden=400, modes=None):
         engine, _, eager = mode.partition("-")
         store = ParamState()  # the programs carry a private store, as a run's do (vae train)
         model, guide = bind(model, store), bind(guide, store)
+        started = time.perf_counter()
         trainer, notice = make_trainer(model, guide, build_objective(cfg.objective), compile=engine,
                                        examples=[((data_x[:batch],), {"num_data": data_x.shape[0], "subsample": idx})],
                                        cuda_graph=eager != "eager")
+        PREPARE_S[(str(device), batch, f"toolkit-{mode}")] = time.perf_counter() - started  # capture (and compile)
         if notice:
             print(notice)
         return lambda i, x: trainer.step(x, num_data=data_x.shape[0], subsample=i)
@@ -168,7 +173,8 @@ def step_table(args, data_x, device) -> list[dict]:
             rows.append({"device": str(device), "batch": batch, "engine": name, "ms_per_step": value,
                          "samples_per_s": batch / value * 1e3,
                          "speedup_vs_plain": ms["plain-pytorch"] / value,
-                         "speedup_vs_pyro": ms["pyro-default"] / value})
+                         "speedup_vs_pyro": ms["pyro-default"] / value,
+                         "prepare_s": PREPARE_S.get((str(device), batch, name))})
             print(f"{str(device):5s} B={batch:5d} {name:18s} {value:8.3f} ms/step {batch / value * 1e3:10.0f} samples/s"
                   f"  x{ms['plain-pytorch'] / value:5.2f} vs plain  x{ms['pyro-default'] / value:5.2f} vs Pyro",
                   flush=True)

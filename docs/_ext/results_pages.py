@@ -54,6 +54,10 @@ def steps_table(data: dict) -> str:
     out = [f"{where}, torch {machine.get('torch', '?')}, Pyro {machine.get('pyro', '?')}; the 784-400-20 Bernoulli "
            f"VAE on {data.get('dataset', '?')}, median step time:",
            table(["batch", "engine", "ms / step", "samples / s", "vs plain PyTorch", "vs Pyro's SVI"], rows)]
+    prepared = [s for s in data["steps"] if s.get("prepare_s") is not None]
+    if prepared:  # what capturing (and inductor's compiling) took before the first step
+        out += ["Seconds before the first step (capturing the graph; `inductor` also compiles it): " + ", ".join(
+            f"{engine_name(s['engine'])} at batch {s['batch']}: {s['prepare_s']:.2f} s" for s in prepared) + "."]
     if data.get("epochs"):
         epochs = [[f"{e['num_data']:,}", e["latent"], e["hidden"], engine_name(e["engine"]), seconds(e['seconds_per_epoch']),
                    f"{e['device_max_allocated_mb']:,.0f}" if "device_max_allocated_mb" in e else f"{e['host_max_rss_mb']:,.0f}"]
@@ -121,6 +125,12 @@ def speed_page() -> str:
         section("One SVI step on the CPU", "train_step_cpu.json",
                 "python bench/train_step.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist "
                 "--modes off trace inductor --epoch --scaling", steps_table),
+        section("The default engine on the CPU", "train_step_cpu_engines.json",
+                "python bench/train_step.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist "
+                "--modes off trace inductor --repeats 5 --json bench/results/train_step_cpu_engines.json", steps_table,
+                "`--compile auto` takes `inductor` for runs of at least `AUTO_INDUCTOR_STEPS` (2,000) steps and "
+                "`trace` for shorter ones: the compile time over what `inductor` saves a step, measured in this run "
+                "(a later compile of the same graph is read from inductor's cache and costs a fraction of it)."),
         section("One SVI step on a GPU (one CUDA graph)", "gpu_h200/train_step_cuda.json",
                 "python bench/train_step.py --device cuda --dataset fashion-mnist --data-dir DIR --batch-sizes 128 1024 "
                 "--modes trace trace-eager inductor --epoch-modes trace inductor --epoch --scaling --profile",

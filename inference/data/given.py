@@ -28,8 +28,75 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler
 
 from pyro_vae.inference.data.datasets import ImageData
-from pyro_vae.inference.data.sources import DatasetRows, MappedArray, NpyWriter, RowSource, item_x, item_y
+from pyro_vae.inference.data.sources import MappedArray, NpyWriter, RowSource
 from pyro_vae.inference.errors import UserError
+
+
+class DatasetRows(RowSource):
+    """The ``x`` of each item of a user's map-style ``torch.utils.data.Dataset`` (an item is ``x``, or ``(x, y)``
+    / ``[x, y]``, or a dict with ``"x"`` and optionally ``"y"``). Each row is checked against the first one's
+    shape and for a floating or integer dtype; a wrong one is refused naming the item."""
+
+    reads_in_workers = True
+
+    def __init__(self, dataset, name: str = "dataset"):
+        self.dataset = dataset
+        try:
+            n = len(dataset)
+        except TypeError:
+            raise UserError(f"the {name} has no len(); a map-style Dataset needs __len__ and __getitem__ (an "
+                            f"IterableDataset needs num_data)") from None
+        if n == 0:
+            raise UserError(f"the {name} is empty; it needs at least one data point")
+        first = item_x(dataset[0], 0, name)
+        super().__init__((n,) + tuple(first.shape), name=name)
+
+    def read_item(self, i):
+        try:
+            item = self.dataset[int(i)]
+        except Exception as err:  # noqa: BLE001 -- a user's Dataset may raise anything: named, in one line
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(f"reading item {int(i)} of the {self.name} raised {type(err).__name__}"
+                            f"{': ' + reason if reason else ''}") from None
+        x = item_x(item, int(i), self.name)
+        if tuple(x.shape) != tuple(self.shape[1:]):
+            raise UserError(f"item {int(i)} of the {self.name} has shape {tuple(x.shape)}, item 0 has "
+                            f"{tuple(self.shape[1:])}; every x must have one shape")
+        return x
+
+    def _rows(self, idx):
+        return torch.stack([self.read_item(i) for i in idx]).numpy()
+
+    def label(self, i: int) -> int:
+        """Item ``i``'s label (0 when it has none)."""
+        return item_y(self.dataset[int(i)])
+
+
+def item_x(item, i: int, name: str) -> torch.Tensor:
+    """The data point of one item of a user's dataset, as a float32 tensor; refused in one line when it is not
+    numbers."""
+    x = item.get("x") if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) else item
+    if isinstance(item, dict) and x is None:
+        raise UserError(f"item {i} of the {name} is a dict without an 'x' entry; give each item as x, (x, y) or "
+                        f"{{'x': x, 'y': y}}")
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not torch.is_tensor(x):
+        raise UserError(f"item {i} of the {name} holds a {type(x).__name__}, not a tensor; return x as a tensor "
+                        f"(or a numpy array), alone or as (x, y)")
+    if not (x.dtype.is_floating_point or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                                                     torch.bool)):
+        raise UserError(f"item {i} of the {name} is a {x.dtype} tensor; it needs real or integer values")
+    if x.dim() == 0:
+        raise UserError(f"item {i} of the {name} is a scalar; each x must be a vector (D,) or an image (C, H, W)")
+    return x.float()
+
+
+def item_y(item) -> int:
+    """The label of one item: ``y`` of ``(x, y)`` or ``{'x':, 'y':}``, else 0."""
+    y = item.get("y") if isinstance(item, dict) else item[1] if isinstance(item, (tuple, list)) and len(item) > 1 \
+        else None
+    return 0 if y is None else int(y)
 
 
 def loader_settings(loader: DataLoader, what: str) -> dict:

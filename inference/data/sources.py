@@ -8,10 +8,10 @@ so that the trainer, the evaluators and the coders read a streamed set chunk by 
 operation over the whole set (``x.min()``, ``x.mean(0)``) is not there: what needs one makes one pass over
 chunks (``passes``).
 
-Kinds: ``MappedArray`` (an ``.npy`` file through a read-only memory map, its pages given back to the page
-cache as reading goes on), ``ImageFiles`` (image files decoded one by one, in ``DataLoader`` workers while
-training), ``DatasetRows`` (a user's map-style ``torch.utils.data.Dataset``), and ``Transformed`` (a source
-seen through a function of its rows: the standardisation of ``--standardize``).
+Kinds: ``MappedArray`` (an ``.npy`` file: runs of rows from a read-only memory map, random rows by positioned
+reads), ``ImageFiles`` (image files decoded one by one, in ``DataLoader`` workers while training),
+``Transformed`` (a source seen through a function of its rows: the standardisation of ``--standardize``) and
+``Subset``; ``pyro_vae.inference.data.given.DatasetRows`` reads a user's map-style ``Dataset``.
 """
 from __future__ import annotations
 
@@ -303,73 +303,6 @@ class ImageFiles(RowSource):
         return f"{len(self.paths)} image files under {Path(os.path.commonpath(self.paths)) if self.paths else '-'}"
 
 
-class DatasetRows(RowSource):
-    """The ``x`` of each item of a user's map-style ``torch.utils.data.Dataset`` (an item is ``x``, or ``(x, y)``
-    / ``[x, y]``, or a dict with ``"x"`` and optionally ``"y"``). Each row is checked against the first one's
-    shape and for a floating or integer dtype; a wrong one is refused naming the item."""
-
-    reads_in_workers = True
-
-    def __init__(self, dataset, name: str = "dataset"):
-        self.dataset = dataset
-        try:
-            n = len(dataset)
-        except TypeError:
-            raise UserError(f"the {name} has no len(); a map-style Dataset needs __len__ and __getitem__ (an "
-                            f"IterableDataset needs num_data)") from None
-        if n == 0:
-            raise UserError(f"the {name} is empty; it needs at least one data point")
-        first = item_x(dataset[0], 0, name)
-        super().__init__((n,) + tuple(first.shape), name=name)
-
-    def read_item(self, i):
-        try:
-            item = self.dataset[int(i)]
-        except Exception as err:  # noqa: BLE001 -- a user's Dataset may raise anything: named, in one line
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise UserError(f"reading item {int(i)} of the {self.name} raised {type(err).__name__}"
-                            f"{': ' + reason if reason else ''}") from None
-        x = item_x(item, int(i), self.name)
-        if tuple(x.shape) != tuple(self.shape[1:]):
-            raise UserError(f"item {int(i)} of the {self.name} has shape {tuple(x.shape)}, item 0 has "
-                            f"{tuple(self.shape[1:])}; every x must have one shape")
-        return x
-
-    def _rows(self, idx):
-        return torch.stack([self.read_item(i) for i in idx]).numpy()
-
-    def label(self, i: int) -> int:
-        """Item ``i``'s label (0 when it has none)."""
-        return item_y(self.dataset[int(i)])
-
-
-def item_x(item, i: int, name: str) -> torch.Tensor:
-    """The data point of one item of a user's dataset, as a float32 tensor; refused in one line when it is not
-    numbers."""
-    x = item.get("x") if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) else item
-    if isinstance(item, dict) and x is None:
-        raise UserError(f"item {i} of the {name} is a dict without an 'x' entry; give each item as x, (x, y) or "
-                        f"{{'x': x, 'y': y}}")
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not torch.is_tensor(x):
-        raise UserError(f"item {i} of the {name} holds a {type(x).__name__}, not a tensor; return x as a tensor "
-                        f"(or a numpy array), alone or as (x, y)")
-    if not (x.dtype.is_floating_point or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
-                                                     torch.bool)):
-        raise UserError(f"item {i} of the {name} is a {x.dtype} tensor; it needs real or integer values")
-    if x.dim() == 0:
-        raise UserError(f"item {i} of the {name} is a scalar; each x must be a vector (D,) or an image (C, H, W)")
-    return x.float()
-
-
-def item_y(item) -> int:
-    """The label of one item: ``y`` of ``(x, y)`` or ``{'x':, 'y':}``, else 0."""
-    y = item.get("y") if isinstance(item, dict) else item[1] if isinstance(item, (tuple, list)) and len(item) > 1 \
-        else None
-    return 0 if y is None else int(y)
-
-
 def passes(x, size: int = 4096) -> Iterator[torch.Tensor]:
     """``x`` (a tensor or a source) in chunks of ``size`` rows, in order: what a check over the whole set reads."""
     yield from x.split(size)
@@ -395,7 +328,10 @@ class NpyWriter:
         self.rows += len(rows)
 
     def close(self) -> None:
-        """Close the file; a ``ValueError`` when fewer rows than declared were written."""
+        """Write the file through to disk and close it (its pages are then clean: no write-back competes with the
+        training that reads it); a ``ValueError`` when fewer rows than declared were written."""
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
         self.fh.close()
         if self.rows != self.shape[0]:
             raise ValueError(f"{self.path}: {self.rows} of the {self.shape[0]} rows declared were written")

@@ -219,6 +219,8 @@ def _write(place: Path, key: str, name: str, shape: tuple, chunks: Iterator[np.n
             raise UserError(f"{where} holds more than the {shape[0]} rows its header says")
         out.write(values)
         start += len(values)
+    out.fh.flush()
+    os.fsync(out.fh.fileno())
     out.fh.close()
     if start != shape[0]:
         raise UserError(f"{where} ended after {start} of {shape[0]} rows; the file is truncated")

@@ -36,7 +36,9 @@ from pyro_vae.inference.engine_names import ENGINES
 from pyro_vae.inference.training.capture import CaptureError, CapturedLoss
 from pyro_vae.inference.training.loss import ProgramLoss
 
-AUTO_INDUCTOR_STEPS = 5000  # inductor compiles for ~5 s per batch shape on 2 CPU cores and saves ~1 ms a step
+# inductor compiled the default model in 3.0 s on 2 CPU cores and saved 1.6 ms a step at batch 128 (7.87 -> 6.26 ms,
+# plain PyTorch 7.00 ms; bench/results/train_step_cpu_engines.json): it pays from about 1,900 steps on
+AUTO_INDUCTOR_STEPS = 2000
 
 
 class Engine(Protocol):

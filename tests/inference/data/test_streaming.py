@@ -239,19 +239,23 @@ def test_an_image_damaged_mid_epoch_stops_training_cleanly_and_the_run_resumes(t
 
 
 def test_evaluate_compress_and_diagnose_read_a_streamed_test_set_as_the_one_in_memory(tmp_path, array_file):
-    """The same run trained twice (in memory, streamed): the same importance-sampled log p(x), the same bits
-    of the compressed test images and the same worst points by k-hat."""
+    """The same run trained twice (in memory, streamed): the same importance-sampled log p(x), the same bits of
+    the losslessly coded test images (bits-back) and the same worst test points by k-hat, with the same figures."""
     found = {}
     for stream in ("never", "always"):
         out = tmp_path / stream
         done = run_vae("train", "--dataset", "array", "--data-dir", array_file, "--stream", stream, "--epochs", "1",
-                       "--prior", "entropy_model", "--guide", "uniform_noise", "--likelihood", "gaussian", "--binarize", "none",
                        "--quiet", "--no-plots", "--out", out, "--seed", "0", "--compile", "off")
         assert done.returncode == 0, done.stderr
         for args in (["evaluate", out, "--json", out / "e.json", "--iw-samples", "20"],
-                     ["compress", out, "--test-images", "30", "-o", out / "c.vae"]):
+                     ["compress", out, "--lossless", "--test-images", "5", "-o", out / "c.vae"],
+                     ["diagnose", out, "--split", "test", "--worst", "1", "--screen", "30", "--chains", "1",
+                      "--draws", "20", "--warmup", "20", "--guide-samples", "50"]):
             done = run_vae(*args)
             assert done.returncode == 0, done.stderr
         evaluation = json.loads((out / "e.json").read_text())
-        found[stream] = (evaluation["elbo"], evaluation.get("log_likelihood"), (out / "c.vae").read_bytes())
+        diagnosis = json.loads((out / "diagnostics" / "summary.json").read_text())
+        found[stream] = (evaluation["elbo"], evaluation.get("log_likelihood"), (out / "c.vae").read_bytes(),
+                         json.dumps(diagnosis.get("screening"), sort_keys=True),
+                         json.dumps(diagnosis.get("splits", diagnosis.get("test")), sort_keys=True))
     assert found["never"] == found["always"]
