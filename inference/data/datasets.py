@@ -21,6 +21,7 @@ is drawn once with a fixed seed, so test figures are comparable between runs.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import dataclasses
 import gzip
@@ -221,8 +222,17 @@ def binarize_streamed(source, seed: int = BINARIZE_SEED):
     """``binarize_once`` of a set read from disk, drawn chunk by chunk in order with one generator (the same
     draws as one call on the whole tensor) into a bytes file in a temporary folder removed at exit."""
     gen = torch.Generator().manual_seed(seed)
-    where = Path(scratch_folder()) / f"binarized-{seed}-{id(source)}.npy"
+    where = scratch_file(f"binarized-{seed}")
     return materialize(source, lambda chunk: torch.bernoulli(chunk, generator=gen), where)
+
+
+def scratch_file(stem: str) -> Path:
+    """A new ``.npy`` path in ``scratch_folder`` that no other file of this process has had (a name made from an
+    object's id could come back once that object is freed, and overwrite a file still mapped)."""
+    return Path(scratch_folder()) / f"{stem}-{next(_SCRATCH_NUMBERS)}.npy"
+
+
+_SCRATCH_NUMBERS = itertools.count()
 
 
 @functools.lru_cache(maxsize=1)

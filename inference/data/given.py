@@ -20,7 +20,6 @@ the trainer indexes like any set (shuffled each epoch unless ``--no-shuffle``). 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -48,17 +47,21 @@ class DatasetRows(RowSource):
                             f"IterableDataset needs num_data)") from None
         if n == 0:
             raise UserError(f"the {name} is empty; it needs at least one data point")
-        first = item_x(dataset[0], 0, name)
+        self.name = name
+        first = item_x(self.item(0), 0, name)
         super().__init__((n,) + tuple(first.shape), name=name)
 
-    def read_item(self, i):
+    def item(self, i: int):
+        """Item ``i`` of the dataset as it gives it; whatever its ``__getitem__`` raises, named in one line."""
         try:
-            item = self.dataset[int(i)]
+            return self.dataset[int(i)]
         except Exception as err:  # noqa: BLE001 -- a user's Dataset may raise anything: named, in one line
             reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise UserError(f"reading item {int(i)} of the {self.name} raised {type(err).__name__}"
                             f"{': ' + reason if reason else ''}") from None
-        x = item_x(item, int(i), self.name)
+
+    def read_item(self, i):
+        x = item_x(self.item(i), int(i), self.name)
         if tuple(x.shape) != tuple(self.shape[1:]):
             raise UserError(f"item {int(i)} of the {self.name} has shape {tuple(x.shape)}, item 0 has "
                             f"{tuple(self.shape[1:])}; every x must have one shape")
@@ -92,11 +95,16 @@ def item_x(item, i: int, name: str) -> torch.Tensor:
     return x.float()
 
 
-def item_y(item) -> int:
-    """The label of one item: ``y`` of ``(x, y)`` or ``{'x':, 'y':}``, else 0."""
+def item_y(item, i: int = 0, name: str = "dataset") -> int:
+    """The label of one item, ``y`` of ``(x, y)`` or ``{'x':, 'y':}``; an item without one is refused in one line
+    (a conditional VAE on labels that are not there would train on zeros)."""
     y = item.get("y") if isinstance(item, dict) else item[1] if isinstance(item, (tuple, list)) and len(item) > 1 \
         else None
-    return 0 if y is None else int(y)
+    try:
+        return int(y)
+    except (TypeError, ValueError):
+        raise UserError(f"item {i} of the {name} has no integer label y (it holds {type(y).__name__}); a conditional "
+                        f"VAE needs (x, y) or {{'x': x, 'y': y}} items, or a targets attribute") from None
 
 
 def loader_settings(loader: DataLoader, what: str) -> dict:
@@ -128,7 +136,7 @@ def _copied(data, what: str) -> tuple[RowSource, dict]:
     """An ``IterableDataset`` (or a ``DataLoader`` over one, its workers and batching used) read through once into
     a float32 ``.npy`` in this process's scratch folder (removed at exit), a chunk at a time: a map-style copy of
     its ``N`` points (``len()`` or a ``num_data`` attribute), which the trainer can index, shard and resume."""
-    from pyro_vae.inference.data.datasets import scratch_folder
+    from pyro_vae.inference.data.datasets import scratch_file
 
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=None)
     dataset, name = loader.dataset, f"{what} IterableDataset"
@@ -139,8 +147,8 @@ def _copied(data, what: str) -> tuple[RowSource, dict]:
         except TypeError:
             raise UserError(f"the {name} does not say how many points it gives (the ELBO's data-set scaling needs "
                             f"N): define __len__ or a num_data attribute") from None
-    out, labels, start = None, np.zeros(n, dtype=np.int64), 0
-    where = Path(scratch_folder()) / f"{what}-{id(dataset)}.npy"
+    out, labels, start, labelled = None, np.zeros(n, dtype=np.int64), 0, False
+    where = scratch_file(what)
     for batch in loader:
         rows = item_x(batch, start, name)
         ys = batch.get("y") if isinstance(batch, dict) else batch[1] if isinstance(batch, (tuple, list)) and \
@@ -157,13 +165,14 @@ def _copied(data, what: str) -> tuple[RowSource, dict]:
         out.write(rows.numpy())
         if ys is not None:
             labels[start:start + len(rows)] = torch.as_tensor(ys).reshape(-1).numpy()
+            labelled = True
         start += len(rows)
     if start != n or out is None:
         raise UserError(f"the {name} gave {start} points but declares {n}; make len() or num_data say how many it "
                         f"gives (at least one)")
     out.close()
     source = MappedArray(where, name=name)
-    source.labels = torch.from_numpy(labels)
+    source.labels = torch.from_numpy(labels) if labelled else None
     return source, ({"batch_size": loader.batch_size} if loader.batch_size is not None else {})
 
 
@@ -187,13 +196,16 @@ def _labels(source: RowSource, rows: Optional[np.ndarray], wanted: bool) -> tupl
     if not wanted:
         return torch.zeros(n, dtype=torch.long), False
     if hasattr(source, "labels"):  # an IterableDataset's copy: its labels were read with it
+        if source.labels is None:
+            raise UserError(f"the {source.name} gave no labels y; a conditional VAE needs (x, y) or "
+                            f"{{'x': x, 'y': y}} items")
         return (source.labels if rows is None else source.labels[torch.from_numpy(rows)]), True
     dataset = source.dataset
     targets = getattr(dataset, "targets", None)
     if targets is not None and len(targets) == len(dataset):
         y = torch.as_tensor(np.asarray(targets), dtype=torch.long)
     else:
-        y = torch.tensor([item_y(dataset[i]) for i in range(len(dataset))], dtype=torch.long)
+        y = torch.tensor([item_y(source.item(i), i, source.name) for i in range(len(dataset))], dtype=torch.long)
     return (y if rows is None else y[torch.from_numpy(rows)]), True
 
 

@@ -148,10 +148,13 @@ class GivenInPython(DatasetLoader):
     """Data given in Python (``setup(config, data=...)``: a ``Dataset``, a ``DataLoader`` or ``ImageData``); a run
     trained on it is reloaded with ``load_run(path, data=...)``."""
 
+    streams = True  # read on demand already
+
     def load(self):
-        """Refused: the data of such a run lives in the user's program, not in a file the config names."""
-        raise UserError("this run was trained on data given in Python (dataset 'python'); load it with "
-                        "load_run(path, data=...) and the same Dataset, or train on files (--dataset folder or array)")
+        """Refused: such data lives in the user's program, not in a file the config names."""
+        raise UserError("dataset 'python' is data given in Python (setup(config, data=...)), not a file: on the "
+                        "command line use --dataset folder, array or anndata; a run trained on such data is "
+                        "reloaded with load_run(path, data=...) and the same Dataset")
 
 
 @DATASETS.register("anndata")

@@ -59,6 +59,20 @@ class _Items(torch.utils.data.Dataset):
                            f"{': ' + reason if reason else ''}")
 
 
+class _Batches:
+    """The epoch's minibatches of indices, as a ``DataLoader``'s ``batch_sampler``: each made into a list when
+    reached (not the whole epoch's at once)."""
+
+    def __init__(self, chunks: list):
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __iter__(self):
+        return (c.tolist() for c in self.chunks)
+
+
 def _collate(items):
     failed = next((item for item in items if isinstance(item, _Unread)), None)
     return failed if failed is not None else torch.stack(items)
@@ -94,9 +108,9 @@ class MinibatchStream:
         return -(-self.num_data // self.batch_size)
 
     def permutation(self) -> torch.Tensor:
-        """The data order of one epoch, from the global torch RNG (on the images' device; the host for a source);
-        the data's own order without ``shuffle``."""
-        device = torch.device("cpu") if self.source else self.x.device
+        """The data order of one epoch, from the global torch RNG (on the images' device; for a source, on the
+        training device, as for the same set held there); the data's own order without ``shuffle``."""
+        device = self.device if self.source else self.x.device  # a source: drawn where the data in memory would be
         return torch.randperm(self.num_data, device=device) if self.shuffle else torch.arange(self.num_data,
                                                                                               device=device)
 
@@ -117,9 +131,13 @@ class MinibatchStream:
     def _read(self, chunks: list) -> Iterator[torch.Tensor]:
         """The rows of each chunk of indices, in order, on the host."""
         if self.workers > 0 and self.x.reads_in_workers and chunks:
+            import multiprocessing as mp
+
+            fork = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None  # (lambdas inside)
             loader = torch.utils.data.DataLoader(
-                _Items(self.x.cpu()), batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
+                _Items(self.x.cpu()), batch_sampler=_Batches(chunks), num_workers=self.workers,
                 collate_fn=_collate, pin_memory=self.device.type == "cuda", worker_init_fn=self.x.worker_init_fn,
+                multiprocessing_context=fork,
                 generator=torch.Generator().manual_seed(0))  # a private generator: no global draw
             for batch in loader:
                 if isinstance(batch, _Unread):
@@ -132,6 +150,8 @@ class MinibatchStream:
                 yield source[c]
             except UserError as err:
                 raise UnreadableData(str(err)) from None
+            except OSError as err:  # a disk that fails to read (EIO), a file changed underneath
+                raise UnreadableData(f"cannot read {source.describe()}: {err}") from None
 
     def batches(self, perm: torch.Tensor, start: int = 0, shard=None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The minibatches of the epoch with order ``perm``, from batch number ``start`` on
@@ -143,7 +163,7 @@ class MinibatchStream:
         chunks = list(perm.split(self.batch_size)[start:])
         mine = [c if shard is None or not shard.active else rank_part(c, shard)[0] for c in chunks]
         if self.source:
-            for idx, batch in zip(chunks, self._read(mine)):
+            for idx, batch in zip(chunks, self._read([c.cpu() for c in mine])):
                 batch = batch.to(self.device, non_blocking=True)
                 yield idx.to(self.device), torch.bernoulli(batch) if self.dynamic else batch
             return

@@ -15,6 +15,7 @@ from typing import Optional
 import pyro.distributions as dist
 import torch
 
+from pyro_vae.inference.data.sources import is_source
 from pyro_vae.inference.evaluate.autoencoders import codes, mmd_squared
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.memory import require_memory
@@ -102,10 +103,19 @@ def fit_gaussian_mixture(z: torch.Tensor, components: int, iterations: int = 300
     return GaussianMixture(weights, locs, covariances, history)
 
 
+def _codes(run, x, y) -> torch.Tensor:
+    """``codes`` of a set on the run's device: at once in memory, a chunk at a time for a set read from disk."""
+    y = None if y is None else y.to(run.device)
+    if not is_source(x):
+        return codes(run.guide, x.to(run.device), y)
+    size = run.config.train.eval_batch_size
+    return torch.cat([codes(run.guide, chunk.to(run.device), None if y is None else y[i * size:(i + 1) * size])
+                      for i, chunk in enumerate(x.split(size))])
+
+
 def training_codes(run) -> torch.Tensor:
     """The code of every training image (the labels too for a conditional guide)."""
-    y = run.labels("train")
-    return codes(run.guide, run.data.train_x.to(run.device), None if y is None else y.to(run.device))
+    return _codes(run, run.data.train_x, run.labels("train"))
 
 
 @torch.no_grad()
@@ -114,7 +124,7 @@ def ex_post_report(run, mixture: GaussianMixture, train_codes: torch.Tensor, num
     """How well the fitted mixture describes the *test* codes, against one Gaussian fitted to the same codes
     and the model's prior (where it has one): mean log density (nats per code) and the unbiased MMD² between
     ``num_draws`` draws and the test codes (``pyro_vae.inference.evaluate.autoencoders.mmd_squared``)."""
-    test = codes(run.guide, run.data.test_x.to(run.device), run.labels()).double().cpu()
+    test = _codes(run, run.data.test_x, run.labels()).double().cpu()
     single = fit_gaussian_mixture(train_codes, 1)
     report = {"components": int(mixture.weights.numel()), "em_iterations": len(mixture.history) - 1,
               "train_log_density": mixture.history[-1]}

@@ -22,6 +22,7 @@ import torch
 
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.coding.entropy_coding import model_rate_bits
+from pyro_vae.inference.data.sources import is_source
 from pyro_vae.inference.report.images import pyplot, save_figure, save_grid
 from pyro_vae.inference.experiments.rd_sweep import run_sweep
 from pyro_vae.inference.runs.files import write_json
@@ -47,18 +48,21 @@ def family_config(base: RunConfig, family: str, likelihood: str = "gaussian") ->
 @in_run_store
 def measure(run) -> dict:
     """Test rate (bits per image) and squared error per image, the same way for both families."""
-    x = run.data.test_x
     torch.manual_seed(run.config.train.seed)
-    if hasattr(run.guide, "quantized_code"):
-        z = run.guide.quantized_code(x).float()
-        rate_bits = float(model_rate_bits(run.model.prior, z).mean())
-    else:
-        q = run.guide.posterior(x)
-        z = q.sample()
-        rate_bits = float(torch.distributions.kl_divergence(q, run.model.prior(torch.Size([x.shape[0]]))).mean()) \
-            / math.log(2)
-    sse = float(((run.model.decode_mean(z) - x) ** 2).flatten(1).sum(-1).mean())
-    return {"rate_bits": rate_bits, "squared_error": sse}
+    whole = run.data.test_x  # a set read from disk: a chunk at a time, the means weighted by the chunks' sizes
+    parts = [whole] if not is_source(whole) else whole.split(run.config.train.eval_batch_size)
+    rate_sum = sse_sum = 0.0
+    for x in parts:
+        if hasattr(run.guide, "quantized_code"):
+            z = run.guide.quantized_code(x).float()
+            rate_sum += float(model_rate_bits(run.model.prior, z).sum())
+        else:
+            q = run.guide.posterior(x)
+            z = q.sample()
+            rate_sum += float(torch.distributions.kl_divergence(q, run.model.prior(torch.Size([x.shape[0]]))).sum()) \
+                / math.log(2)
+        sse_sum += float(((run.model.decode_mean(z) - x) ** 2).flatten(1).sum(-1).sum())
+    return {"rate_bits": rate_sum / len(whole), "squared_error": sse_sum / len(whole)}
 
 
 def run_comparison(base: RunConfig, betas: Sequence[float], out: Path, force: bool = False, log=print) -> dict:

@@ -19,7 +19,7 @@ from pyro_vae.inference.report.plots import write_plots
 from pyro_vae.inference.runs import layout, lock
 from pyro_vae.inference.runs.build import resolve_device
 from pyro_vae.inference.runs.files import load_module_state
-from pyro_vae.inference.runs.run import Run, setup
+from pyro_vae.inference.runs.run import Run, check_same_data, setup
 from pyro_vae.inference.runs import writer
 from pyro_vae.inference.runs.writer import RunFolder, default_monitors, load_checkpoint, record_data_dir_absolute, start_folder
 from pyro_vae.inference.training.loop import stop_on_signals, train
@@ -123,6 +123,8 @@ def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensor
             raise UserError(f"{out} was trained on data given in Python; resume it with resume_run(out, data=...) "
                             f"and the same Dataset")
         run = setup(config, data=data)
+        if data is not None:
+            check_same_data(out, run.data)
         modules, state = load_checkpoint(out / layout.CHECKPOINT, map_location=run.device)
         load_module_state(run.model, modules["model"], "model")
         load_module_state(run.guide, modules["guide"], "guide")

@@ -34,7 +34,7 @@ from pyro_vae.inference.evaluate.elbo import evaluate_elbo
 from pyro_vae.inference.runs.build import build_model_and_guide, resolve_device
 from pyro_vae.inference.runs.sizes import check_model_fits
 from pyro_vae.inference.runs.files import load_module_state, load_state
-from pyro_vae.inference.runs.layout import CONFIG, WEIGHTS
+from pyro_vae.inference.runs.layout import CONFIG, DATA, WEIGHTS
 from pyro_vae.inference.runs import lock
 from pyro_vae.inference import process_group
 from pyro_vae.inference.deprecation import moved_names
@@ -295,9 +295,25 @@ def load_run(path: Path, device: str = "cpu", data=None) -> Run:
         raise UserError(f"{path} was trained on data given in Python; load it with load_run(path, data=...) and the "
                         f"same Dataset")
     run = setup(config, device, data)
+    if data is not None:
+        check_same_data(path, run.data)
     run.path, run.config_stamp = path, config_stamp
     load_weights(run, state, path / WEIGHTS)
     return run
+
+
+def check_same_data(path: Path, data: ImageData) -> None:
+    """Data given in Python again for the run in ``path``: as many training and test points of the same shape as
+    its ``data.json`` records, else one line (a checkpoint's permutation would read other points, or none)."""
+    try:
+        recorded = json.loads((Path(path) / DATA).read_text())
+        before = (int(recorded["train"]), int(recorded["test"]), tuple(recorded["event_shape"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no record to compare with (the folder's own checks say what is missing)
+    now = (len(data.train_x), len(data.test_x), tuple(data.event_shape))
+    if now != before:
+        raise UserError(f"the data given has {now[0]} training and {now[1]} test points of shape {now[2]}, but {path} "
+                        f"was trained on {before[0]} and {before[1]} of shape {before[2]}; give the same Dataset")
 
 
 __getattr__ = moved_names(__name__, {"save_weights": "pyro_vae.inference.runs.writer"})

@@ -138,9 +138,11 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
         except UnreadableData as err:
             if trainer.svi_step is not None and trainer.svi_step.updater is not None:  # a step was taken here
                 _each(monitors, "after_step", progress(epoch, True))
+            how = f"resume_run({str(run.path)!r}, data=...)" if run.config.data.dataset == "python" else \
+                f"vae train --resume {run.path or 'RUN'}"
             raise UserError(f"training stopped at epoch {epoch}, step {state.step_in_epoch}: {err}; the state after "
                             f"the last step is saved ({last_good()}): replace the file (or mend the data) and resume "
-                            f"with: vae train --resume {run.path or 'RUN'}") from None
+                            f"with: {how}") from None
 
     log_every = min(LOG_EVERY, max(1, len(stream) // 2))  # at least two reads an epoch
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
@@ -163,7 +165,8 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
                 if (monitors or not quiet) and state.step_in_epoch % log_every == 0:
                     check_faults(epoch)
                     now = time.perf_counter()
-                    values = step_values(run, trainer, x, None if labels is None else labels[idx], loss,
+                    rows = idx if x.shape[0] == idx.numel() else distributed.shard(idx, ctx)[0]  # this rank's
+                    values = step_values(run, trainer, x, None if labels is None else labels[rows], loss,
                                          stream.num_data, cfg.lr, log_every * cfg.batch_size / (now - logged))
                     logged = now
                     bar.set_postfix(elbo=f"{values['elbo']:.2f}", D=f"{values['distortion']:.2f}",

@@ -189,3 +189,35 @@ def test_an_item_the_likelihood_cannot_model_is_named_by_its_own_index_when_read
     with pytest.raises(UserError, match=r"models .*item 123 of the training dataset holds 3") as err:
         train(setup(_config(workers=0, epochs=1), data=data))
     assert "\n" not in str(err.value)
+
+
+def test_a_conditional_vae_on_items_without_labels_is_refused_not_trained_on_zeros(digits):
+    x, y, tx, ty = digits
+    config = RunConfig.from_dict({"model": {"conditional": True, "num_classes": 10}, "train": {"compile": "off"}})
+    with pytest.raises(UserError, match="item 0 of the training dataset has no integer label y"):
+        setup(config, data=TensorDataset(x))
+    with pytest.raises(UserError, match="gave no labels y"):
+        setup(config, data=(_Unlabelled(x), Digits(tx, ty)))
+
+
+class _Unlabelled(IterableDataset):
+    """An IterableDataset of images alone (no labels)."""
+
+    def __init__(self, x):
+        self.x, self.num_data = x, len(x)
+
+    def __iter__(self):
+        return iter(self.x)
+
+
+def test_a_run_reloaded_or_resumed_with_other_data_is_refused(tmp_path, digits):
+    from pyro_vae.inference.runs.folder import resume_run
+
+    x, y, tx, ty = digits
+    train_run(_config(epochs=1), tmp_path / "run", quiet=True, plots=False, tensorboard=False,
+              data=(Digits(x, y), Digits(tx, ty)))
+    for again in (lambda d: load_run(tmp_path / "run", data=d),
+                  lambda d: resume_run(tmp_path / "run", quiet=True, plots=False, tensorboard=False, data=d)):
+        with pytest.raises(UserError, match=r"the data given has 399 training and 100 test points .* was trained on "
+                                            r"400 and 100"):
+            again((Digits(x[:399], y[:399]), Digits(tx, ty)))
