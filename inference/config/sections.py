@@ -76,8 +76,8 @@ class DataConfig(Section):
                                   "may take as float32 before it is streamed instead", above=0)
     workers: int = option(2, "processes decoding streamed images (or reading a Dataset's items) while training "
                           "(0: in the training process)", minimum=0)
-    shuffle: bool = option(True, "a new random order of the training data each epoch (--no-shuffle: the data's "
-                           "own order, as a DataLoader with shuffle=False)", paired=True)
+    shuffle: bool = option(True, "keep the data's own order each epoch (as a DataLoader with shuffle=False) "
+                           "instead of a new random order", negated="--no-shuffle")
 
     def check_rules(self):
         """Refuse a loader without the ``data_dir`` it needs, a bad ``image_size``, image options for an array, and

@@ -6,6 +6,7 @@ Grey or colour as the files are (a set mixing both is read as colour) unless ``c
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -13,9 +14,10 @@ import numpy as np
 import torch
 
 from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.data import images as image_io
 from pyro_vae.inference.data.images import (CACHE_FOLDER, DEFAULT_ROOT, cache_exists, cache_key, cached_arrays,
-                                            decode_all, decode_to_file, image_files, read_headers, to_unit)
-from pyro_vae.inference.data.sources import ImageFiles, MappedArray
+                                            decode_all, image_files, read_headers, to_unit)
+from pyro_vae.inference.data.sources import ImageFiles, MappedArray, NpyWriter
 from pyro_vae.inference.data.streamed import should_stream
 from pyro_vae.inference.errors import UserError
 
@@ -109,6 +111,22 @@ def load_image_folder(folder: Path, image_size: Optional[Sequence[int]] = None, 
     arrays = cached_arrays(folder, key, build, {split: len(found[split][0]) for split in SPLITS})
     return ImageData(name, to_unit(arrays["train"]), labels["train"], to_unit(arrays["test"]), labels["test"],
                      labelled=bool(classes), classes=tuple(classes))
+
+
+def decode_to_file(paths: Sequence[Path], channels: int, size: Sequence[int], where: Path, desc: str) -> None:
+    """The files decoded (as ``decode_all``) into the uint8 ``.npy`` file ``where``, chunk by chunk in bounded
+    memory: written under a temporary name, renamed when complete."""
+    tmp, step = where.with_name(f".{where.stem}.{os.getpid()}.tmp.npy"), image_io.CHUNK
+    tasks = [(list(paths[i:i + step]), channels, tuple(size), False) for i in range(0, len(paths), step)]
+    out = NpyWriter(tmp, np.uint8, (len(paths), channels, *size))
+    try:
+        for chunk in image_io.in_chunks(image_io._decode_chunk, tasks, [len(t[0]) for t in tasks], desc):
+            out.write(chunk)
+        out.close()
+        os.replace(tmp, where)
+    finally:
+        out.fh.close()  # (again, after close: nothing) a failure leaves no open file and no temporary file
+        tmp.unlink(missing_ok=True)
 
 
 def decoded_copy(folder: Path, key: str, found: dict, channels: int, size: tuple) -> Optional[dict]:

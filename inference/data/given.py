@@ -11,7 +11,7 @@ subsample=indices)`` needs the indices, and a run resumed mid-epoch reads on exa
 ``workers`` processes. A ``DataLoader`` says how: its ``batch_size``, ``shuffle`` (a ``RandomSampler``: a new
 order each epoch, drawn from the run's seed; a ``SequentialSampler``: the data's own order), ``num_workers`` and
 ``worker_init_fn`` are the run's. What the trainer cannot do as the loader would is refused in one line: another
-sampler (a weighted one would change the ELBO's data-set scaling, N / |B| per point), a ``collate_fn`` (do its
+sampler (a weighted one would change the ELBO's data-set scaling, ``N / |B|`` per point), a ``collate_fn`` (do its
 work in ``__getitem__``), ``drop_last`` that leaves points out of every epoch. An ``IterableDataset`` (its size
 from ``len()`` or a ``num_data`` attribute) is read through once into a float32 copy in a temporary folder, which
 the trainer indexes like any set (shuffled each epoch unless ``--no-shuffle``). Without a test set,

@@ -141,23 +141,6 @@ def _bounded_map(pool, fn: Callable, tasks: list, window: int):
         yield pending.popleft().result()
 
 
-def decode_to_file(paths: Sequence[Path], channels: int, size: Sequence[int], where: Path, desc: str) -> None:
-    """The files decoded (as ``decode_all``) into the uint8 ``.npy`` file ``where``, chunk by chunk in bounded
-    memory: written under a temporary name, renamed when complete."""
-    tmp = where.with_name(f".{where.stem}.{os.getpid()}.tmp.npy")
-    tasks = [(list(paths[i:i + CHUNK]), channels, tuple(size), False) for i in range(0, len(paths), CHUNK)]
-    try:
-        from pyro_vae.inference.data.sources import NpyWriter
-
-        out = NpyWriter(tmp, np.uint8, (len(paths), channels, *size))
-        for chunk in in_chunks(_decode_chunk, tasks, [len(t[0]) for t in tasks], desc):
-            out.write(chunk)
-        out.close()
-        os.replace(tmp, where)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def read_headers(paths: Sequence[Path], processes: Optional[int] = None) -> list:
     """``read_header`` of every file, in order."""
     chunks = [list(paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)]

@@ -100,9 +100,9 @@ class ImageFolder(DatasetLoader):
 
     @dataclass
     class Config:
-        decode_once: bool = option(True, "folder, streamed: decode the images once into a uint8 copy beside the data, "
-                                   "read through a memory map (--no-decode-once: decode every batch in --workers "
-                                   "processes, no copy on disk)", paired=True)
+        decode_once: bool = option(True, "folder, streamed: decode every batch in --workers processes (no copy on "
+                                   "disk) instead of decoding the images once into a uint8 copy beside the data, "
+                                   "read through a memory map", negated="--no-decode-once")
 
     def load(self):
         """The images under ``train/`` and ``test/`` of ``--data-dir``, resized and their channels set as configured;
