@@ -168,9 +168,8 @@ def run_case(case: dict, work: Path, compile: str) -> dict:
            compile, "--device", "cpu", "--quiet", "--no-plots", "--no-tensorboard", "--out", str(run), "--force"]
     if case["kind"] == "array":  # the fixed test part as the share the array loader splits off
         cmd += ["--test-fraction", repr(case["test_rows"] / (case["rows"] + case["test_rows"]))]
-    if case["workers"] == "once":  # a folder decoded once into a memory-mapped uint8 copy
-        cmd += ["--decode-once"]
-    elif case["workers"] is not None:  # a folder decoded every batch by this many DataLoader workers
+    if case["workers"] not in (None, "once"):  # a folder decoded every batch by this many DataLoader workers
+        # ("once": decoded once into a memory-mapped uint8 copy, the default)
         cmd += ["--no-decode-once", "--workers", str(case["workers"])]
     group, how = memory_group(limit_mb, f"bench-{os.getpid()}-{name}") if limit_mb else (None, None)
     evict(case["path"])
