@@ -25,7 +25,7 @@ class EvaluateCommand(Command):
     class Options:
         batch_size: int = option(1000, "test points per pass")
         iw_samples: int = option(0, "importance samples for log p(x) (5000 as in the IWAE paper; 0: skip)")
-        limit: Optional[int] = option(None, "evaluate the first N test points only")
+        limit: Optional[int] = option(None, "evaluate the first N test points only", above=0)
         seed: int = option(0, "seeds the guide's draws")
         device: str = _device_option()
         json: Optional[str] = option(None, "where to write the figures (default RUN/evaluation.json)")

@@ -103,9 +103,44 @@ def same_option(section_cls, name: str):
     return dataclasses.field(default=f.default, metadata=f.metadata)
 
 
+def type_problem(kind, value) -> typing.Optional[str]:
+    """Why ``value`` is not of the declared type ``kind`` (a config file's ``run`` section is not parsed by the
+    flags: ``force: "no"`` is a string, not false), or None. A bool is not taken for a number, nor a number for a
+    bool."""
+    allowed = typing.get_args(kind) if typing.get_origin(kind) is typing.Union else (kind,)
+    if value is None and type(None) in allowed:
+        return None
+    if value == "" and str in allowed:  # --out '' would be the current folder: never what was meant
+        return "must not be empty"
+    for t in allowed:
+        if t is bool and isinstance(value, bool) or t is str and isinstance(value, str):
+            return None
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return None
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return None
+        if typing.get_origin(t) is list and isinstance(value, (list, tuple)):
+            return None
+        if t not in (bool, str, int, float) and typing.get_origin(t) is not list:
+            return None  # a type this check does not know: left to the command
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+    return "must be " + " or ".join(names.get(t, "a list" if typing.get_origin(t) is list else "none")
+                                    for t in allowed if t is not type(None))
+
+
 def check_options(args: argparse.Namespace, options_cls) -> None:
-    """Each value of a command's ``Options`` within its declared bounds, or one line naming the flag."""
+    """Each value of a command's ``Options`` of its declared type and within its declared bounds, or one line
+    naming the flag."""
+    hints = typing.get_type_hints(options_cls)
     for f in dataclasses.fields(options_cls):
+        value = getattr(args, f.name, f.default)
+        problem = type_problem(hints[f.name], value) if value is not f.default else None  # (defaults are its own)
+        if problem:
+            flag = flag_of(f)
+            where = "" if f.name in getattr(args, "given", {f.name}) else \
+                " (from the config file's run section, which takes the flag's values)"
+            raise UserError(f"{flag[-1] if isinstance(flag, tuple) else flag} {problem}, got "
+                            f"{getattr(args, f.name)!r}{where}")
         problem = bound_problem(f, getattr(args, f.name, None))
         if problem:
             flag = flag_of(f)
