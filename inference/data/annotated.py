@@ -52,6 +52,7 @@ class AnnDataRows(RowSource):
     Pickled without its open file, which the copy opens again (``DataLoader`` workers)."""
 
     _csr: Any = None  # (data, indices, indptr) of a CSR matrix: h5py datasets, or arrays (a CSC one converted)
+    _handles = ("_file", "_node", "_csr")  # pickled without them: the copy opens the file again
 
     def __init__(self, path, key: str = "X", name: str = ""):
         self.path, self.key = Path(path), key
@@ -104,15 +105,6 @@ class AnnDataRows(RowSource):
         if dtype.kind not in "biuf":
             raise UserError(f"{self.path.name}: {self.what} holds {dtype} values; it needs counts")
         self._node, self.wide = node, np.float32 if np.can_cast(dtype, np.float32) else np.float64
-
-    def __getstate__(self):  # a copy in another process opens the file again
-        state = dict(self.__dict__)
-        state["_file"] = state["_node"] = state["_csr"] = None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._open()
 
     def close(self) -> None:
         """Close the file (a source read into memory no longer needs it)."""

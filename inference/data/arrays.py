@@ -100,6 +100,20 @@ def _is_number(cell: str) -> bool:
         return False
 
 
+def check_csv_row(path: Path, line: int, row: list, header: Optional[list], width: int) -> None:
+    """One data row of a CSV: ``width`` cells, each a number; else one line naming the line and the column."""
+    if len(row) != width:
+        raise UserError(f"{path} line {line} has {len(row)} columns, the first row {width}")
+    for j, cell in enumerate(row):
+        if not _is_number(cell):
+            column = f"{header[j]!r} (number {j + 1})" if header else f"number {j + 1}"
+            if not cell.strip():
+                raise UserError(f"{path}: column {column} is empty on line {line}: a missing value; remove "
+                                f"or impute it")
+            raise UserError(f"{path}: column {column} is not numeric: line {line} holds {cell!r}; "
+                            f"remove that column or encode it as numbers")
+
+
 def read_csv(path: Path) -> tuple[np.ndarray, tuple]:
     """The numeric table of a CSV file and its column names (``()`` without a header): a first row that is not
     all numbers is the header; an unnamed first column holding 0, 1, 2, ... (pandas' index) is dropped."""
@@ -113,16 +127,7 @@ def read_csv(path: Path) -> tuple[np.ndarray, tuple]:
         raise UserError(f"{path} has a header row but no data rows")
     width = len(header or body[0])
     for line, row in enumerate(body, start=2 if header else 1):
-        if len(row) != width:
-            raise UserError(f"{path} line {line} has {len(row)} columns, the first row {width}")
-        for j, cell in enumerate(row):
-            if not _is_number(cell):
-                column = f"{header[j]!r} (number {j + 1})" if header else f"number {j + 1}"
-                if not cell.strip():
-                    raise UserError(f"{path}: column {column} is empty on line {line}: a missing value; remove "
-                                    f"or impute it")
-                raise UserError(f"{path}: column {column} is not numeric: line {line} holds {cell!r}; "
-                                f"remove that column or encode it as numbers")
+        check_csv_row(path, line, row, header, width)
     table = np.array(body, dtype=np.float64)
     if header and header[0].strip() in ("", "Unnamed: 0") and np.array_equal(table[:, 0], np.arange(len(table))):
         table, header = table[:, 1:], header[1:]

@@ -106,6 +106,21 @@ class RowSource:
         """A source of the rows ``rows`` (in that order) of this one."""
         return Subset(self, np.asarray(rows.cpu() if torch.is_tensor(rows) else rows, dtype=np.int64))
 
+    _handles: tuple = ()  # attributes holding open files: left out when pickled (a DataLoader worker), reopened
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(dict.fromkeys(self._handles))
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._handles:
+            self._open()
+
+    def _open(self) -> None:
+        """Open what ``_handles`` names (sources that read files)."""
+
     def _copy(self) -> "RowSource":
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
@@ -208,6 +223,8 @@ class MappedArray(RowSource):
     (``os.preadv`` into the batch), which maps nothing: through a map each would fault in its neighbouring
     64 KiB as well, and the pages mapped would grow with the file, not with the batch."""
 
+    _handles = ("_map", "values", "_file")
+
     def __init__(self, path: Path, name: str = "", eight_bit: bool = False):
         path = Path(path)
         try:
@@ -251,15 +268,6 @@ class MappedArray(RowSource):
                                     offset=self.offset).reshape((self.shape[0],) + tuple(self.shape[1:]))
         self._file = _OpenFile(self.path)  # shared by this source's twins (``to``, ``cpu``): closed with the last
         self._read = 0
-
-    def __getstate__(self):  # a DataLoader worker opens the file again
-        state = dict(self.__dict__)
-        state["_map"] = state["values"] = state["_file"] = None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._open()
 
     def _rows(self, idx):
         idx = np.asarray(idx, dtype=np.int64)

@@ -270,7 +270,7 @@ def _csv_rows(path: Path) -> Iterator[list[str]]:
 def _csv_shape(path: Path) -> tuple[Optional[list], int, int]:
     """First pass: the header (None without one), the number of data rows and columns; every cell checked a
     number (the same refusals as ``read_csv``). A pandas index column is refused here: drop it when saving."""
-    from pyro_vae.inference.data.arrays import _is_number
+    from pyro_vae.inference.data.arrays import _is_number, check_csv_row
 
     rows, header, width = 0, None, None
     for line, row in enumerate(_csv_rows(path), start=1):
@@ -278,13 +278,7 @@ def _csv_shape(path: Path) -> tuple[Optional[list], int, int]:
             header, width = [c.strip() for c in row], len(row)
             continue
         width = width or len(row)
-        if len(row) != width:
-            raise UserError(f"{path} line {line} has {len(row)} columns, the first row {width}")
-        for j, cell in enumerate(row):
-            if not _is_number(cell):
-                column = f"{header[j]!r} (number {j + 1})" if header else f"number {j + 1}"
-                what = "is empty" if not cell.strip() else f"is not numeric: line {line} holds {cell!r}"
-                raise UserError(f"{path}: column {column} {what}; remove or impute it")
+        check_csv_row(path, line, row, header, width)
         rows += 1
     if not rows:
         raise UserError(f"{path} has no data rows; it needs rows of numbers")
