@@ -16,14 +16,12 @@
       report/         image grids, plots, the HTML report
       cli/            the vae command line and its torchrun launcher
 
-The names below are imported on first use: ``import inference`` (and ``vae --help``) loads torch and Pyro but
-not torchvision, ArviZ, matplotlib or TensorBoard.
+The names below (and ``__version__``) are imported on first use: ``import pyro_vae.inference`` loads nothing
+heavy, and ``vae --help`` loads torch and Pyro but not torchvision, ArviZ, matplotlib or TensorBoard.
 """
 from __future__ import annotations
 
 import importlib
-
-from pyro_vae.models import __version__  # the distribution's, read once  # noqa: E402
 
 _EXPORTS = {
     "pyro_vae.inference.runs.build": ["build_guide", "build_model", "build_model_and_guide", "resolve_device"],
@@ -59,6 +57,11 @@ __all__ = sorted(_WHERE) + ["__version__"]
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # the distribution's, read on first use: importing this package loads nothing heavy
+        from pyro_vae.models import __version__ as value  # (the vae command's signal handlers come first)
+
+        globals()[name] = value
+        return value
     if name not in _WHERE:
         raise AttributeError(f"module 'inference' has no attribute {name!r}")
     value = getattr(importlib.import_module(_WHERE[name]), name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 import typing
 from typing import Any, Callable, Dict, Generic, Iterator, Optional, TypeVar
 
@@ -19,17 +20,27 @@ T = TypeVar("T")
 
 def option(default: Any, help: str, *, flag: Any = None, choices: Any = None,
            negated: Optional[str] = None, metavar: Any = None, above: Optional[float] = None,
-           minimum: Optional[float] = None, paired: bool = False, required: bool = False) -> Any:
+           minimum: Optional[float] = None, maximum: Optional[float] = None, check: Optional[Callable] = None,
+           paired: bool = False, required: bool = False) -> Any:
     """A config field and everything its command-line flag needs: ``help`` (empty: a hidden flag); ``choices``
     (``Choices``, or a registry: names read when shown; such a field's value accepts ``-`` for ``_``); ``flag``
     (default ``--field-name``; a tuple for aliases: ``("-o", "--output")``); ``negated``: a boolean field set to
     False by this store-true flag instead; ``paired``: a boolean with ``--flag`` and ``--no-flag``;
     ``metavar``: the names of a list field's values (``("H", "W")``: the flag takes that many);
-    ``above``/``minimum``: the value must be > ``above`` / >= ``minimum`` (checked in one line);
+    ``above``/``minimum``/``maximum``: the value must be > ``above`` / >= ``minimum`` / <= ``maximum`` (checked in
+    one line, as every number's being finite and within 64 bits: ``bound_problem``); ``check``: a function of the
+    value that says why it is refused (None: taken), for what bounds cannot say (``device_problem``);
     ``required``: a command option that must be given."""
     return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "choices": choices,
                                                         "negated": negated, "metavar": metavar, "above": above,
-                                                        "minimum": minimum, "paired": paired, "required": required})
+                                                        "minimum": minimum, "maximum": maximum, "check": check,
+                                                        "paired": paired, "required": required})
+
+
+# The largest seed: Pyro's set_rng_seed hands it to numpy's legacy seeding (below 2**32; a data-parallel rank's
+# ``seed + 7919 * rank + steps`` is taken modulo 2**32).
+SEED_MAX = 2**32 - 1
+INT64 = (-2**63, 2**63 - 1)  # what torch and numpy take as an integer
 
 
 class Choices(tuple):
@@ -58,17 +69,32 @@ def accepted(cls, **options) -> dict:
     return {k: v for k, v in options.items() if k in names}
 
 
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def bound_problem(f: dataclasses.Field, value: Any) -> Optional[str]:
-    """Why ``value`` is outside the bounds ``option(..., above=, minimum=)`` declared for ``f`` (None: inside)."""
-    above, minimum = f.metadata.get("above"), f.metadata.get("minimum")
-    if value is None or isinstance(value, (str, bool)):
+    """Why ``value`` is refused by what ``option(...)`` declared for ``f`` (None: taken): every number finite (no
+    nan or infinity) and an integer within 64 bits; then the bounds ``above``, ``minimum``, ``maximum`` (for a list,
+    of each item) and the field's ``check``."""
+    meta = f.metadata
+    if value is None:
         return None
     values = value if isinstance(value, (list, tuple)) else [value]
-    if above is not None and not all(v > above for v in values):
-        return "must be positive" if above == 0 else f"must be > {above}"
-    if minimum is not None and not all(v >= minimum for v in values):
-        return f"must be >= {minimum:g}"
-    return None
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+        return "must be a finite number (not nan or infinity)"
+    if any(isinstance(v, int) and not INT64[0] <= v <= INT64[1] for v in numbers):
+        return "must be a 64-bit integer (between -2**63 and 2**63 - 1)"
+    above, minimum, maximum = meta.get("above"), meta.get("minimum"), meta.get("maximum")
+    if above is not None and not all(v > above for v in numbers):
+        return "must be positive" if above == 0 else f"must be > {_number(above)}"
+    if minimum is not None and not all(v >= minimum for v in numbers):
+        return f"must be >= {_number(minimum)}"
+    if maximum is not None and not all(v <= maximum for v in numbers):
+        return f"must be <= {_number(maximum)}"
+    check = meta.get("check")
+    return check(value) if check is not None else None
 
 
 class Registry(Generic[T]):

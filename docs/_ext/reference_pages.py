@@ -1,6 +1,7 @@
 """The command, component and refusal references (Markdown), made from the library's own tables: the parser
-``vae`` builds, the registries, and the refusal tables of ``tests/inference/cli/test_bad_input.py`` and
-``tests/inference/data/test_own_data_bad_input.py`` (the cases the tests run)."""
+``vae`` builds, the registries, and the refusal tables the tests run (``tests/inference/cli/test_bad_input.py``,
+``test_option_ranges.py``, ``test_output_paths.py``, ``tests/inference/data/test_own_data_bad_input.py``,
+``tests/inference/runs/test_run_folder_damage.py``, ``tests/e2e/test_signals.py``)."""
 from __future__ import annotations
 
 import argparse
@@ -186,7 +187,90 @@ def refusals_page() -> str:
            "(`tests/inference/config/`, `tests/inference/data/`).", "",
            f"{len(rows)} refusals:", "", "| case | input | the one-line answer contains |", "| --- | --- | --- |"]
     out += [f"| `{case}` | {what} | {cell(message)} |" for case, what, message in rows]
-    return "\n".join(out) + "\n"
+    return "\n".join(out + ["", *hostile_options(), "", *output_paths(), "", *damaged_run_folders(), "", *signals()]) + "\n"
+
+
+def hostile_options() -> list[str]:
+    """The option table of ``tests/inference/cli/test_option_ranges.py``, one row per option: the hostile values
+    it refuses (before anything loads) and the words of one refusal."""
+    from tests.inference.cli import test_option_ranges as ranges
+
+    rows: dict = {}
+    for case in ranges.CASES:
+        row = rows.setdefault((case.where, case.option), {"refused": [], "taken": [], "said": None})
+        prefix = f"{case.where}-{case.option.lstrip('-')}-"
+        label = case.id[len(prefix):] if case.id.startswith(prefix) else case.id
+        row["refused" if case.said else "taken"].append(label)
+        rank = ("negative", "zero", "nan", "huge").index(label) if label in ("negative", "zero", "nan", "huge") else 9
+        if case.said and rank < row.get("rank", 10):  # a bound's words where there is one, rather than the type's
+            row["said"], row["rank"] = case.said, rank
+    out = ["## Hostile option values", "",
+           f"Generated from `tests/inference/cli/test_option_ranges.py` ({len(ranges.CASES)} cases): every option of "
+           "every config section (a registered component's included) and of every command, given another type, "
+           "nan, ±infinity, a negative number, zero and a number beyond 64 bits, in a config file or on the command "
+           "line. Each value the option's declared type and bounds refuse ends in one line naming the option, "
+           "before anything loads; each one they take passes. The bounds are declared once, in the option's "
+           "metadata (`option(..., above=, minimum=, maximum=, check=)`), which the flags and their help are "
+           "made from, so a new option cannot skip them.", "",
+           "| where | option | refused | taken | one refusal says |", "| --- | --- | --- | --- | --- |"]
+    for (where, option), row in rows.items():
+        out.append(f"| {code('config' if where == 'section' else 'vae ' + where)} | {code(option)} | "
+                   f"{cell(', '.join(row['refused']))} | {cell(', '.join(row['taken']))} | {cell(row['said'] or '')} |")
+    return out
+
+
+def output_paths() -> list[str]:
+    """The output-path table of ``tests/inference/cli/test_output_paths.py``."""
+    from tests.inference.cli import test_output_paths as paths
+
+    out = ["## Outputs that writing would replace", "",
+           "Generated from `tests/inference/cli/test_output_paths.py`: every output option (declared by its "
+           "`check`) refuses these before anything loads, in one line naming the flag, and leaves the thing named "
+           "as it was. A link to a folder given as an output folder is written into, never replaced.", "",
+           "| command | option | kind | refused |", "| --- | --- | --- | --- |"]
+    for command, flag, kind in paths.OUTPUTS:
+        refused = [h.id for h in paths.HOSTILE if kind in h.refused_for]
+        out.append(f"| {code('vae ' + command)} | {code(flag)} | {kind} | {', '.join(refused)} |")
+    return out
+
+
+def signals() -> list[str]:
+    """What ``tests/e2e/test_signals.py`` sends, and when."""
+    from tests.e2e import test_signals
+
+    return ["## Signals", "",
+            "Tested by `tests/e2e/test_signals.py` on the installed `vae` script and `python -m`: SIGINT or SIGTERM "
+            "while torch loads, while `vae report`, `vae evaluate` and `vae compress` read a run, and during training "
+            "(then again as it exits) end with one line and no traceback: "
+            + ", ".join(f"`{said}` (exit status {test_signals.STATUS[sig]})" for sig, said in test_signals.SAID.items())
+            + "; a training run says what was saved and `vae train --resume RUN`. A second signal while the first is "
+            "being handled ends the process at once with the same status (during training: the step in progress is "
+            "not saved). No temporary file is left; one a killed writer left is removed by the next writer."]
+
+
+def damaged_run_folders() -> list[str]:
+    """The run-folder table of ``tests/inference/runs/test_run_folder_damage.py``: each file, each damage, the
+    commands that read it, refused or (where the table says so) taken."""
+    from tests.inference.runs import test_run_folder_damage as damage
+
+    out = ["## A damaged run folder", "",
+           "Generated from `tests/inference/runs/test_run_folder_damage.py`, which damages each file of a run folder "
+           "each way and runs each command that reads it: a refusal is one line naming the file (`vae: error: "
+           "RUN/FILE is damaged: ...; how to get a good one back`), exit status 2, no traceback, and every file of "
+           "the folder, and a link's target outside it, byte-identical afterwards. A link, pipe or device anywhere "
+           "in a run folder (its lock files included) is refused by every command that reads or writes it (nothing "
+           "is read, written or deleted through it); `vae diagnose` writes a new `diagnostics/` beside the old one "
+           "and swaps it in whole; a temporary left by a killed writer is removed by the folder's next writer "
+           "(`vae train`, `--resume`, `--force`).", "",
+           "| file | read by | " + " | ".join(d.id for d in damage.DAMAGES) + " |",
+           "| --- | --- |" + " --- |" * len(damage.DAMAGES)]
+    for name, commands in damage.READERS.items():
+        cells = [("n/a" if d.json_only and name not in damage.JSON_FILES else
+                  f"taken ({damage.ACCEPTED[name, d.id]})" if (name, d.id) in damage.ACCEPTED else "refused")
+                 for d in damage.DAMAGES]
+        out.append(f"| {code(name)} | {', '.join(code(damage.NAMES[c]) for c in commands)} | "
+                   + " | ".join(cells) + " |")
+    return out
 
 
 def run_folder_files() -> str:

@@ -9,7 +9,7 @@ from pyro_vae.models.registry import option
 
 from pyro_vae.inference.cli.command import COMMANDS, Command
 from pyro_vae.inference.deprecation import moved_names
-from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs.paths import output_file_problem
 
 
 @COMMANDS.register("compress")
@@ -19,18 +19,17 @@ class CompressCommand(Command):
 
     @dataclass
     class Options:
-        test_images: int = option(100, "how many test images to code")
-        start: int = option(0, "first test image")
+        test_images: int = option(100, "how many test images to code", above=0)
+        start: int = option(0, "first test image", minimum=0)
         lossless: bool = option(False, "a VAE (bernoulli, normal prior, diagonal_normal guide): bits-back ANS, "
                                 "exact images")
-        output: Optional[str] = option(None, "file to write", flag=("-o", "--output"), required=True)
+        output: Optional[str] = option(None, "file to write", flag=("-o", "--output"), required=True,
+                                        check=output_file_problem)
 
     def run(self, args) -> int:
         from pyro_vae.inference.coding.run_coding import compress_run
         from pyro_vae.inference.runs.run import load_run
 
-        if args.test_images <= 0 or args.start < 0:  # before the run loads: at once
-            raise UserError("--test-images must be positive and --start >= 0")
         run = load_run(Path(args.run))
         args.hold(run.params())  # the trained pyro.params for every method of the run's programs
         done = compress_run(run, Path(args.output), args.test_images, args.start, args.lossless)
@@ -51,7 +50,8 @@ class DecompressCommand(Command):
 
     @dataclass
     class Options:
-        output: Optional[str] = option(None, "PNG to write", flag=("-o", "--output"), required=True)
+        output: Optional[str] = option(None, "PNG to write", flag=("-o", "--output"), required=True,
+                                        check=output_file_problem)
 
     def run(self, args) -> int:
         from pyro_vae.inference.coding import container

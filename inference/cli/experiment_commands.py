@@ -11,6 +11,7 @@ from pyro_vae.models.registry import option
 from pyro_vae.inference.cli.command import COMMANDS, Command
 from pyro_vae.inference.cli.options import config_from_args, same_option
 from pyro_vae.inference.config.sections import DataConfig, TrainConfig
+from pyro_vae.inference.runs.paths import output_folder_problem
 
 
 @COMMANDS.register("rd-sweep")
@@ -21,7 +22,8 @@ class RDSweepCommand(Command):
     @dataclass
     class Options:
         betas: str = option("0.1,0.3,1,3,10", "comma-separated beta values")
-        out: str = option("runs/rd-sweep", "folder of the runs (beta-<b>/) and rd.json, rd.csv, rd.png")
+        out: str = option("runs/rd-sweep", "folder of the runs (beta-<b>/) and rd.json, rd.csv, rd.png",
+                           check=output_folder_problem)
         force: bool = option(False, "retrain every beta even if its run is finished")
         quiet: bool = option(False, "no progress bars")
 
@@ -47,7 +49,8 @@ class RDCompareCommand(Command):
     @dataclass
     class Options:
         betas: str = option("1,10,100", "comma-separated beta values (both families)")
-        out: str = option("runs/rd-compare", "folder of the runs and rd_compare.json, rd_compare.png, l2_vs_l1.png")
+        out: str = option("runs/rd-compare", "folder of the runs and rd_compare.json, rd_compare.png, l2_vs_l1.png",
+                           check=output_folder_problem)
         force: bool = option(False, "retrain every run even if finished")
 
     def run(self, args) -> int:
@@ -73,14 +76,15 @@ class CompareEMCommand(Command):
 
     @dataclass
     class Options:
-        out: str = option("runs/compare-em", "folder for comparison.json and comparison.png")
+        out: str = option("runs/compare-em", "folder for comparison.json and comparison.png",
+                           check=output_folder_problem)
         force: bool = option(False, "overwrite a comparison already in --out")
         dataset: str = same_option(DataConfig, "dataset")
         data_dir: Optional[str] = same_option(DataConfig, "data_dir")
         seed: int = same_option(TrainConfig, "seed")
         settings: list[str] = option(("ppca", "mixture", "nonlinear"), "which comparisons: ppca, mixture, "
                                      "nonlinear", metavar="SETTING")
-        nonlinear_epochs: Optional[int] = option(None, "passes over the 1,000 points (default 20)")
+        nonlinear_epochs: Optional[int] = option(None, "passes over the 1,000 points (default 20)", above=0)
         quick: bool = option(False, "small budgets: a look in about a minute")
 
     def run(self, args) -> int:

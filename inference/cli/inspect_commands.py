@@ -6,14 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pyro_vae.models.registry import option
+from pyro_vae.models.registry import SEED_MAX, option
 
 from pyro_vae.inference.cli.command import COMMANDS, Command
 from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs.paths import output_file_problem
 
 
 def _device_option():
-    return option("cpu", "cpu, cuda or auto")
+    from pyro_vae.inference.config.sections import DEVICE_NAMES, device_problem
+
+    return option("cpu", DEVICE_NAMES, check=device_problem)
+
+
+def _seed_option(help: str):
+    return option(0, help, minimum=0, maximum=SEED_MAX)
 
 
 @COMMANDS.register("evaluate")
@@ -23,12 +30,13 @@ class EvaluateCommand(Command):
 
     @dataclass
     class Options:
-        batch_size: int = option(1000, "test points per pass")
-        iw_samples: int = option(0, "importance samples for log p(x) (5000 as in the IWAE paper; 0: skip)")
+        batch_size: int = option(1000, "test points per pass", above=0)
+        iw_samples: int = option(0, "importance samples for log p(x) (5000 as in the IWAE paper; 0: skip)", minimum=0)
         limit: Optional[int] = option(None, "evaluate the first N test points only", above=0)
-        seed: int = option(0, "seeds the guide's draws")
+        seed: int = _seed_option("seeds the guide's draws")
         device: str = _device_option()
-        json: Optional[str] = option(None, "where to write the figures (default RUN/evaluation.json)")
+        json: Optional[str] = option(None, "where to write the figures (default RUN/evaluation.json)",
+                                      check=output_file_problem)
 
     def run(self, args) -> int:
         from pyro_vae.inference.evaluate.run_evaluation import evaluate_run
@@ -36,8 +44,6 @@ class EvaluateCommand(Command):
         from pyro_vae.inference.runs.layout import EVALUATION
         from pyro_vae.inference.runs.run import load_run
 
-        if args.batch_size <= 0 or args.iw_samples < 0:  # before the run loads: at once
-            raise UserError("--batch-size must be positive and --iw-samples >= 0")
         run = load_run(Path(args.run), device=args.device)
         args.hold(run.params())  # the trained pyro.params for every method of the run's programs
         found = evaluate_run(run, args.batch_size, args.iw_samples, args.limit, args.seed)
@@ -72,7 +78,7 @@ class ReportCommand(Command):
 
     @dataclass
     class Options:
-        out: Optional[str] = option(None, "HTML file to write (default RUN/report.html)")
+        out: Optional[str] = option(None, "HTML file to write (default RUN/report.html)", check=output_file_problem)
 
     def run(self, args) -> int:
         from pyro_vae.inference.report.html import write_report
@@ -88,14 +94,15 @@ class SampleCommand(Command):
 
     @dataclass
     class Options:
-        n: int = option(64, "how many images", flag="-n")
-        label: Optional[int] = option(None, "class to draw (conditional VAE)")
-        seed: int = option(0, "seeds the draws of z")
+        n: int = option(64, "how many images", flag="-n", above=0)
+        label: Optional[int] = option(None, "class to draw (conditional VAE)", minimum=0)
+        seed: int = _seed_option("seeds the draws of z")
         device: str = _device_option()
-        out: Optional[str] = option(None, "PNG to write (default RUN/samples.png, RUN/samples_ex_post.png)")
+        out: Optional[str] = option(None, "PNG to write (default RUN/samples.png, RUN/samples_ex_post.png)",
+                                     check=output_file_problem)
         ex_post: int = option(0, "decode z from a K-component Gaussian mixture fitted by EM to the training codes "
                               "(Ghosh et al. 2020) instead of the prior; works for autoencoders without a prior",
-                              metavar="K")
+                              metavar="K", minimum=0)
 
     def run(self, args) -> int:
         from pyro_vae.inference.experiments.ex_post import report_table
@@ -103,8 +110,6 @@ class SampleCommand(Command):
         from pyro_vae.inference.report.samples import sample_run
         from pyro_vae.inference.runs.run import load_run
 
-        if args.n <= 0:
-            raise UserError(f"-n must be positive, got {args.n}")
         check_picture_count(args.n)  # before the run is loaded: at once
         run = load_run(Path(args.run), device=args.device)
         args.hold(run.params())  # the trained pyro.params for every method of the run's programs
@@ -127,19 +132,20 @@ class DiagnoseCommand(Command):
     class Options:
         split: str = option("both", "whose points: the training set's, the test set's or both, side by side",
                             choices=("train", "test", "both"))
-        points: Optional[int] = option(None, "random points to examine, per split [default: 20]")
-        indices: Optional[list[int]] = option(None, "these points of each split instead", metavar="INDICES")
+        points: Optional[int] = option(None, "random points to examine, per split [default: 20]", above=0)
+        indices: Optional[list[int]] = option(None, "these points of each split instead", metavar="INDICES",
+                                              minimum=0)
         worst: Optional[int] = option(None, "the N points of largest PSIS k-hat after a fast k-hat pass (guide "
-                                      "draws only) instead", metavar="N")
+                                      "draws only) instead", metavar="N", above=0)
         screen: Optional[int] = option(None, "with --worst: random points of each split screened [default: 1000]",
-                                       metavar="M")
-        chains: int = option(4, "NUTS chains per point")
-        draws: int = option(500, "NUTS draws per chain")
-        warmup: int = option(500, "NUTS adaptation steps")
+                                       metavar="M", above=0)
+        chains: int = option(4, "NUTS chains per point", above=0)
+        draws: int = option(500, "NUTS draws per chain (R-hat splits each chain: at least 4)", minimum=4)
+        warmup: int = option(500, "NUTS adaptation steps", above=0)
         guide_samples: int = option(5000, "draws of the guide per point, for its moments, PSIS k-hat, ELBO and the "
-                                    "importance-sampled log p(x) alike")
+                                    "importance-sampled log p(x) alike (at least 2)", minimum=2)
         iw_samples: Optional[int] = option(None, "")  # gone: refused with a pointer to --guide-samples
-        seed: int = option(0, "seeds the choice of points and every draw")
+        seed: int = _seed_option("seeds the choice of points and every draw")
 
     def run(self, args) -> int:
         from pyro_vae.inference.diagnostics.report import COMPARED

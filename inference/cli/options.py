@@ -103,6 +103,9 @@ def same_option(section_cls, name: str):
     return dataclasses.field(default=f.default, metadata=f.metadata)
 
 
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
 def type_problem(kind, value) -> typing.Optional[str]:
     """Why ``value`` is not of the declared type ``kind`` (a config file's ``run`` section is not parsed by the
     flags: ``force: "no"`` is a string, not false), or None. A bool is not taken for a number, nor a number for a
@@ -120,31 +123,36 @@ def type_problem(kind, value) -> typing.Optional[str]:
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return None
         if typing.get_origin(t) is list and isinstance(value, (list, tuple)):
-            return None
-        if t not in (bool, str, int, float) and typing.get_origin(t) is not list:
+            item = typing.get_args(t)[0]
+            wrong = item in TYPE_NAMES and any(type_problem(item, v) for v in value)
+            return f"must be a list, each item {TYPE_NAMES[item]}" if wrong else None
+        if t not in (bool, str, int, float, type(None)) and typing.get_origin(t) is not list:
             return None  # a type this check does not know: left to the command
-    names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-    return "must be " + " or ".join(names.get(t, "a list" if typing.get_origin(t) is list else "none")
+    return "must be " + " or ".join(TYPE_NAMES.get(t, "a list" if typing.get_origin(t) is list else "none")
                                     for t in allowed if t is not type(None))
 
 
 def check_options(args: argparse.Namespace, options_cls) -> None:
-    """Each value of a command's ``Options`` of its declared type and within its declared bounds, or one line
-    naming the flag."""
+    """Each value of a command's ``Options`` of its declared type, among its declared choices and within its
+    declared bounds (``bound_problem``), or one line naming the flag."""
     hints = typing.get_type_hints(options_cls)
     for f in dataclasses.fields(options_cls):
         value = getattr(args, f.name, f.default)
+        flag = flag_of(f)
+        flag = flag[-1] if isinstance(flag, tuple) else flag
+        where = "" if f.name in getattr(args, "given", {f.name}) else \
+            " (from the config file's run section, which takes the flag's values)"
         problem = type_problem(hints[f.name], value) if value is not f.default else None  # (defaults are its own)
-        if problem:
-            flag = flag_of(f)
-            where = "" if f.name in getattr(args, "given", {f.name}) else \
-                " (from the config file's run section, which takes the flag's values)"
-            raise UserError(f"{flag[-1] if isinstance(flag, tuple) else flag} {problem}, got "
-                            f"{getattr(args, f.name)!r}{where}")
-        problem = bound_problem(f, getattr(args, f.name, None))
-        if problem:
-            flag = flag_of(f)
-            raise UserError(f"{flag[-1] if isinstance(flag, tuple) else flag} {problem}, got {getattr(args, f.name)}")
+        choices = f.metadata.get("choices")
+        names = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
+        unknown = next((v for v in names if isinstance(v, str) and v not in choices), None) if choices else None
+        if not problem and unknown is not None:  # (argparse checks a flag's plain choices, not the run section's)
+            kind = getattr(choices, "kind", flag.lstrip("-").replace("-", " "))
+            raise UserError(f"{flag}: unknown {kind} {unknown!r}; choose one of: {', '.join(choice_names(choices))}"
+                            f"{where}")
+        problem = problem or (bound_problem(f, value) if value is not f.default else None)  # (a default's output
+        if problem:  # folder is checked when it is used: 'vae train --resume RUN' never writes ./runs/default)
+            raise UserError(f"{flag} {problem}, got {value!r}{where}")
 
 
 def flag_fields() -> dict[str, list]:

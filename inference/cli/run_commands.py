@@ -11,6 +11,7 @@ from pyro_vae.models.registry import option
 from pyro_vae.inference.cli.command import COMMANDS, Command
 from pyro_vae.inference.cli.options import config_from_args
 from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs.paths import output_folder_problem
 
 
 @dataclass
@@ -18,7 +19,7 @@ class TrainOptions:
     """``vae train``'s options beside the config (also those of ``vae config --dump``, which prints what train
     would use); all but ``force``, ``resume`` and ``quiet`` go in the 'run' section of a dumped config file."""
 
-    out: str = option("runs/default", "run folder to write")
+    out: str = option("runs/default", "run folder to write", check=output_folder_problem)
     force: bool = option(False, "overwrite a run already in --out")
     resume: Optional[str] = option(None, "continue RUN from its checkpoint exactly where it stopped (other options "
                                    "come from RUN)", metavar="RUN")
@@ -81,7 +82,7 @@ class ConfigCommand(Command):
     @dataclass
     class Options(TrainOptions):
         dump: bool = option(False, "print the full resolved config")
-        format: str = option("yaml", "yaml, toml or json")
+        format: str = option("yaml", "yaml, toml or json", choices=("yaml", "toml", "json"))
 
     def run(self, args) -> int:
         from pyro_vae.inference.config.files import RUN_SECTION, dumps

@@ -17,12 +17,14 @@ import tomllib
 from pathlib import Path
 import yaml
 
-from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.runs.files import atomic_write_text, read_regular
+from pyro_vae.inference.runs.json_checks import MAX_DEPTH, depth
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.errors import UserError
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
 RUN_SECTION = "run"
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes
 
 
 def _format(path: Path) -> str:
@@ -35,16 +37,26 @@ def _format(path: Path) -> str:
 def read_config_file(path: Path) -> dict:
     """The file's mapping of sections (``run`` included), unvalidated; one-line errors for the unreadable."""
     path, fmt = Path(path), _format(path)
+    data = read_regular(path, MAX_CONFIG_BYTES, follow=True)
+    if data is None:
+        raise UserError(f"no config file at {path}")
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"no config file at {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read config file {path}: {err}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
+    too_deep = False
     try:
         raw = {"yaml": yaml.safe_load, "toml": tomllib.loads, "json": json.loads}[fmt](text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"config file {path} is not valid {fmt.upper()}: {str(err).splitlines()[0]}") from None
+    except RecursionError:  # deeper than the parser's stack
+        too_deep = True
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise UserError(f"config file {path} is not valid {fmt.upper()}: {str(err).splitlines()[0][:120]}") from None
+    if too_deep or depth(raw, MAX_DEPTH) > MAX_DEPTH:
+        raise UserError(f"config file {path} nests more than {MAX_DEPTH} levels deep; a config nests two")
+    if _shares_a_container(raw):  # a YAML alias of a list or table: a billion of them print for ever
+        raise UserError(f"config file {path} repeats a list or table through a YAML alias (*name); write it out")
     raw = {} if raw is None else raw
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise UserError(f"config file {path} must map section names ({', '.join(RunConfig.SECTIONS)}, "
@@ -54,6 +66,19 @@ def read_config_file(path: Path) -> dict:
     if unknown:
         raise UserError(f"config file {path} has unknown section {unknown[0]!r}; known: {', '.join(sorted(known))}")
     return raw
+
+
+def _shares_a_container(raw) -> bool:
+    """Whether one list or mapping stands in two places (only a YAML alias can do that)."""
+    seen, todo = set(), [raw]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, (dict, list)):
+            if id(v) in seen:
+                return True
+            seen.add(id(v))
+            todo.extend(v.values() if isinstance(v, dict) else v)
+    return False
 
 
 def merge(base: dict, over: dict) -> dict:

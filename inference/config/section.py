@@ -27,7 +27,10 @@ def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
         raise ConfigError(f"{where}.{name} must not be null")
     base = next(a for a in typing.get_args(annotation) if a is not type(None)) if optional else annotation
     if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}.{name} must be a finite number (not nan or infinity), got {value}") from None
     if base in (int, float, str, bool) and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
         raise ConfigError(f"{where}.{name} must be {base.__name__}, got {value!r}")
     if typing.get_origin(base) is list:
@@ -138,7 +141,7 @@ class Section:
                 one_of(getattr(choices, "kind", name.replace("_", " ")), value, choices)
             problem = bound_problem(f, value)
             if problem:
-                raise ConfigError(f"{where}.{name} {problem}, got {value}")
+                raise ConfigError(f"{where}.{name} {problem}, got {value!r}")
         self.check_rules()
         return self
 

@@ -25,7 +25,7 @@ from pyro_vae.models import LIKELIHOODS, PRIORS
 from pyro_vae.models.conv import UPSAMPLERS
 from pyro_vae.models.likelihoods import BINARY, COUNT, DATA_KINDS, EIGHT_BIT, REAL
 from pyro_vae.models.networks import ACTIVATIONS as NETWORK_ACTIVATIONS
-from pyro_vae.models.registry import Choices, choice_names, declared_options, option  # noqa: F401  (choice_names: read by the CLI)
+from pyro_vae.models.registry import SEED_MAX, Choices, choice_names, declared_options, option  # noqa: F401  (choice_names: read by the CLI)
 
 from pyro_vae.inference.config.hierarchy import HIERARCHY_GUIDES, check_hierarchy
 from pyro_vae.inference.config.section import Section, one_of
@@ -36,7 +36,19 @@ from pyro_vae.inference.engine_names import ENGINES
 
 BINARIZATIONS = Choices("binarization", ("auto", "dynamic", "static", "none"))
 CHANNEL_MODES = Choices("channels mode", ("keep", "grey", "rgb"))
-DEVICES = Choices("device", ("auto", "cpu", "cuda"))
+DEVICES = Choices("device", ("auto", "cpu", "cuda"))  # training's; a trained run loads on device_problem's names
+DEVICE_NAMES = "cpu, cuda, cuda:N (GPU N), mps or auto"
+
+
+def device_problem(name: Any) -> Optional[str]:
+    """Why ``name`` is not a device a trained run can be loaded on (None: it is): ``auto``, ``cpu``, ``cuda``,
+    ``cuda:N`` or ``mps`` (whether this machine has it: ``resolve_device``)."""
+    if not isinstance(name, str):
+        return None
+    kind, _, index = name.partition(":")
+    if name in ("auto", "cpu", "cuda", "mps") or kind == "cuda" and index.isascii() and index.isdigit() and len(index) < 6:
+        return None
+    return f"must be {DEVICE_NAMES}"
 PLACEMENTS = Choices("data placement", ("auto", "device", "host"))
 STREAMING = Choices("streaming", ("auto", "always", "never"))
 ACTIVATIONS = Choices("activation", tuple(NETWORK_ACTIVATIONS))
@@ -62,18 +74,18 @@ class DataConfig(Section):
                            "one draw (static), keep the values (none); auto: dynamic for a likelihood of binary "
                            "pixels, else none", choices=BINARIZATIONS)
     image_size: Optional[list[int]] = option(None, "resize every image to H x W (torchvision's resize)",
-                                             metavar=("H", "W"))
+                                             metavar=("H", "W"), above=0)
     channels_mode: str = option("keep", "image channels: as the files have them (keep), grey, or rgb",
                                 choices=CHANNEL_MODES)
     test_fraction: float = option(0.1, "array: share of an .npy/.csv file (or an .npz without test_x) held out "
-                                  "as the test set, drawn with a fixed seed")
+                                  "as the test set, drawn with a fixed seed", above=0)
     standardize: bool = option(False, "real-valued data: shift and scale each feature to mean 0, sd 1 on the "
                                "training set (undone in samples and reconstructions)")
     stream: str = option("auto", "folder, array and anndata data: read from disk batch by batch (always), hold it in "
                          "memory (never), or stream when it would take more than --memory-budget (auto)",
                          choices=STREAMING)
     memory_budget: float = option(0.5, "auto streaming: the share of the memory available at start-up the data "
-                                  "may take as float32 before it is streamed instead", above=0)
+                                  "may take as float32 before it is streamed instead", above=0, maximum=1)
     workers: int = option(2, "processes decoding streamed images (or reading a Dataset's items) while training "
                           "(0: in the training process)", minimum=0)
     shuffle: bool = option(True, "keep the data's own order each epoch (as a DataLoader with shuffle=False) "
@@ -94,9 +106,6 @@ class DataConfig(Section):
         if self.stream == "always" and not loader.streams:
             raise ConfigError(f"--stream always reads folder, array and anndata data from disk; dataset "
                               f"{self.dataset!r} is read into memory")
-        if not self.memory_budget <= 1:
-            raise ConfigError(f"data.memory_budget is a share of the memory available, in (0, 1], got "
-                              f"{self.memory_budget}")
         for name, (_, declared, owners) in declared_options(DATASETS).items():  # a loader's own option, elsewhere
             if self.dataset not in owners and getattr(self, name) != declared.default:
                 raise ConfigError(f"data.{name} (--{name.replace('_', '-')}) applies to dataset "
@@ -150,7 +159,7 @@ class GuideConfig(NetworkOptions):
     guide: str = option("diagonal_normal", "q(z | x)", choices=GUIDES)
     corruption: str = option("none", "denoising: corrupt the encoder's input by masking or Gaussian noise",
                              choices=Choices("corruption", tuple(CORRUPTIONS)))
-    corruption_level: float = option(0.3, "masking probability, or the noise's standard deviation")
+    corruption_level: float = option(0.3, "masking probability, or the noise's standard deviation", minimum=0)
     hierarchy_guide: str = option("bottom_up", "a --hierarchy's guide: bottom_up, q(z1|x) q(z2|z1) (Burda et al. "
                                   "2015), or ladder, top-down along the model's own layers (Sonderby et al. 2016)",
                                   choices=Choices("hierarchy guide", HIERARCHY_GUIDES))
@@ -192,7 +201,7 @@ class TrainConfig(Section):
     epochs: int = option(10, "passes over the training set", above=0)
     batch_size: int = option(128, "minibatch size B (the data plate scales the batch by N / B)", above=0)
     lr: float = option(1e-3, "Adam learning rate", above=0)
-    seed: int = option(0, "seeds initialization, data order and every draw")
+    seed: int = option(0, "seeds initialization, data order and every draw", minimum=0, maximum=SEED_MAX)
     device: str = option("auto", "where to train (auto: CUDA when present)", choices=DEVICES)
     eval_batch_size: int = option(1000, "test points per evaluation pass", above=0)
     clip_norm: Optional[float] = option(None, "clip each parameter's gradient to this norm (Pyro's clip_args rule)",
@@ -332,14 +341,22 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: Path) -> "RunConfig":
-        """The config in the JSON file ``path`` (a run folder's ``config.json``), checked by ``from_dict``.
+        """The config in the JSON file ``path`` (a run folder's ``config.json``: a regular file, not a link), checked
+        by ``from_dict``.
 
-        A missing or unreadable file is a ``UserError`` that names it.
+        A missing, unreadable or damaged file is a ``UserError`` that names it.
         """
+        from pyro_vae.inference.runs.files import read_regular
+        from pyro_vae.inference.runs.json_checks import MAX_JSON_BYTES, parse_json
+
+        text = read_regular(Path(path), MAX_JSON_BYTES)
+        if text is None:
+            raise UserError(f"no config file at {path}; is this a run folder written by 'vae train'?")
+        raw = parse_json(text, Path(path))
+        if not isinstance(raw, dict):
+            raise UserError(f"{path} is damaged: it holds no object of config sections; restore it, or train the "
+                            f"run again")
         try:
-            raw = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise UserError(f"no config file at {path}; is this a run folder written by 'vae train'?") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read config {path}: {err}") from None
-        return cls.from_dict(raw)
+            return cls.from_dict(raw)
+        except ConfigError as err:
+            raise UserError(f"{path} is damaged: {err}; restore it, or train the run again") from None

@@ -8,15 +8,17 @@ refuses larger ones).
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
 from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.data.headers import npy_header, npz_headers
 from pyro_vae.inference.errors import UserError
 
 SPLIT_SEED = 0  # fixed: the same train/test split of a file for every run
@@ -42,6 +44,8 @@ def _check_values(x: np.ndarray, where: str) -> np.ndarray:
         raise UserError(f"{where} has shape {x.shape}; it needs (N, D) for MLPs or (N, C, H, W) for images")
     if len(x) == 0:
         raise UserError(f"{where} is empty; it needs at least one row")
+    if x[0].size == 0:
+        raise UserError(f"{where} has shape {x.shape}: its rows hold no values; it needs at least one column")
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32)
     bad = ~np.isfinite(x32.reshape(len(x32), -1)).all(1)
@@ -74,14 +78,12 @@ def _split(name: str, x: np.ndarray, y: Optional[np.ndarray], test_fraction: flo
 
 
 def read_npz(path: Path, test_fraction: float) -> ImageData:
-    held = np.load(path, allow_pickle=False)
-    if not isinstance(held, np.lib.npyio.NpzFile):
-        raise UserError(f"{path} is a single .npy array, not an .npz archive; rename it to .npy")
-    with held:
-        arrays = {key: held[key] for key in held.files}
-    if "train_x" not in arrays:
-        raise UserError(f"{path} has no array 'train_x' (it has: {', '.join(sorted(arrays)) or 'none'}); "
-                        f"an .npz needs train_x and test_x, and may have train_y and test_y")
+    headers = npz_headers(path)  # each array's header checked first: a zip of .npy files, numbers, exact sizes
+    with np.load(path, allow_pickle=False) as held:
+        if "train_x" not in headers:
+            raise UserError(f"{path} has no array 'train_x' (it has: {', '.join(sorted(held.files)) or 'none'}); "
+                            f"an .npz needs train_x and test_x, and may have train_y and test_y")
+        arrays = {name: held[header.member] for name, header in headers.items()}
     train_x = _check_values(arrays["train_x"], f"{path}: train_x")
     train_y = _labels(arrays.get("train_y"), len(train_x), f"{path}: train_y")
     if "test_x" not in arrays:
@@ -114,11 +116,42 @@ def check_csv_row(path: Path, line: int, row: list, header: Optional[list], widt
                             f"remove that column or encode it as numbers")
 
 
+def csv_rows(path: Path) -> Iterator[list[str]]:
+    """The rows of a CSV file that hold something, as lists of cells; a file that is not UTF-8 text or not CSV
+    (a field longer than the csv module's limit: an unclosed quote, or binary data) refused in one line."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: a byte-order mark is not a header
+        reader = csv.reader(fh)
+        try:
+            for row in reader:
+                if row and any(cell.strip() for cell in row):
+                    yield row
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path} is not UTF-8 text (line {_undecodable_line(path)} holds the byte "
+                            f"0x{err.object[err.start:err.start + 1].hex()}); save it as UTF-8 (a CSV of "
+                            f"numbers)") from None
+        except csv.Error as err:
+            hint = "an unclosed quote, or not a CSV file" if "field larger" in str(err) else "not a CSV file?"
+            raise UserError(f"{path} line {reader.line_num}: {err} ({hint}); a CSV for --dataset array holds one "
+                            f"number per cell") from None
+
+
+def _undecodable_line(path: Path) -> int:
+    """The number of the first line of ``path`` that is not UTF-8 (read again in blocks, once refused)."""
+    decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
+    with open(path, "rb") as fh:
+        while block := fh.read(2 ** 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:  # err.object: this block after a character begun in the last one
+                return line + err.object[:err.start].count(b"\n")
+            line += block.count(b"\n")
+    return line
+
+
 def read_csv(path: Path) -> tuple[np.ndarray, tuple]:
     """The numeric table of a CSV file and its column names (``()`` without a header): a first row that is not
     all numbers is the header; an unnamed first column holding 0, 1, 2, ... (pandas' index) is dropped."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: a byte-order mark is not a header
-        rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+    rows = list(csv_rows(path))
     if not rows:
         raise UserError(f"{path} is empty; it needs rows of numbers")
     header = None if all(_is_number(c) for c in rows[0]) else rows[0]
@@ -148,6 +181,7 @@ def load_array(path: Path, test_fraction: float = 0.1) -> ImageData:
         if suffix == ".npz":
             return read_npz(path, test_fraction)
         if suffix == ".npy":
+            npy_header(path)  # the header checked first: an .npy of numbers, exactly the bytes its shape needs
             return _split(path.stem, _check_values(np.load(path, allow_pickle=False), str(path)), None, test_fraction)
         if suffix == ".csv":
             table, names = read_csv(path)

@@ -25,7 +25,9 @@ import itertools
 
 import dataclasses
 import gzip
+import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -103,19 +105,27 @@ def read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as err:  # gzip raises EOFError on a truncated stream
+            raw = bytearray(fh.read(4))
+            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+                raise UserError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+            header = 4 + 4 * raw[3]
+            raw += fh.read(header - 4)
+            if len(raw) < header:
+                raise UserError(f"{path} is truncated: its header is incomplete")
+            shape = struct.unpack(f">{raw[3]}I", raw[4:header])
+            expected = header + math.prod(shape)  # (Python integers: a huge shape does not wrap around)
+            while len(raw) <= expected:  # in blocks, up to one byte past the end: what the header says, no more
+                block = fh.read(min(2 ** 24, expected + 1 - len(raw)))
+                if not block:
+                    break
+                raw += block
+    except (OSError, EOFError, zlib.error) as err:  # gzip raises EOFError on a truncated stream
         raise UserError(f"cannot read IDX file {path}: {err}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise UserError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise UserError(f"{path} is truncated: its header is incomplete")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise UserError(f"{path} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
+        said = f"its header says shape {shape} ({expected} bytes with the header)"
+        if len(raw) < expected:
+            raise UserError(f"{path} is truncated: {said}, it holds {len(raw)}; restore the file")
+        raise UserError(f"{path} is corrupt: {said}, it holds more; restore the file")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 

@@ -49,10 +49,29 @@ def read_header(path: Path) -> tuple[tuple[int, int], int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             return im.size, 1 if im.mode in GREY_MODES else 3
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as err:
         raise UserError(f"cannot read image {path}: {err}; remove or replace the file") from None
+
+
+def _open_image(path: Path):
+    """``Image.open(path)``, refused in one line when the header announces more pixels than Pillow's guard against
+    decompression bombs allows (``Image.MAX_IMAGE_PIXELS``), before anything is decoded."""
+    import warnings
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, in one line
+        im = Image.open(path)
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and im.size[0] * im.size[1] > limit:
+        im.close()
+        width, height = im.size
+        raise UserError(f"image {path} is {width}x{height} pixels ({width * height:,}), more than the {limit:,} "
+                        f"Pillow decodes (PIL.Image.MAX_IMAGE_PIXELS, a guard against decompression bombs); shrink "
+                        f"the image or remove it")
+    return im
 
 
 def decode(path: Path, channels: int, size: Optional[Sequence[int]] = None, crop_square: bool = False) -> np.ndarray:
@@ -62,7 +81,7 @@ def decode(path: Path, channels: int, size: Optional[Sequence[int]] = None, crop
     import torchvision.transforms.functional as TF
 
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             im = ImageOps.exif_transpose(im)  # a photo's EXIF orientation, as viewers show it
             im = _eight_bit(im, path) if im.mode in WIDE_MODES else im
             im = im.convert("L" if channels == 1 else "RGB")  # decodes: a truncated file fails here
@@ -165,7 +184,8 @@ def cache_key(paths: Sequence[Path], root: Path, **options) -> str:
     h = hashlib.sha256(json.dumps({"version": CACHE_VERSION, **options}, sort_keys=True).encode())
     for p in paths:
         st = p.stat()
-        h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        # os.fsencode: a name that is not UTF-8 (b'\xff', held as a lone surrogate) is hashed as its bytes on disk
+        h.update(os.fsencode(p.relative_to(root)) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 

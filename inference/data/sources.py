@@ -226,44 +226,36 @@ class MappedArray(RowSource):
     _handles = ("_map", "values", "_file")
 
     def __init__(self, path: Path, name: str = "", eight_bit: bool = False):
+        from pyro_vae.inference.data.headers import npy_header
+
         path = Path(path)
-        try:
-            with open(path, "rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read_header(fh)
-                offset = fh.tell()
-                size = os.fstat(fh.fileno()).st_size
-                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        except (OSError, ValueError) as err:
-            raise UserError(f"cannot read {path} as an .npy file: {err}") from None
-        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype.kind == "b") or np.iscomplexobj(
-                np.empty(0, dtype)):
-            raise UserError(f"{path} holds {dtype} values; it needs numbers")
+        header = npy_header(path)  # numbers, non-negative sizes, exactly the bytes the header says
+        shape, fortran, dtype, offset = header.shape, header.fortran, header.dtype, header.offset
         if fortran and len(shape) > 1:
             raise UserError(f"{path} is stored in Fortran order, which cannot be read a row at a time; save it "
-                            f"with np.save(path, np.ascontiguousarray(x))")
-        needed = offset + int(np.prod(shape)) * dtype.itemsize
-        if size < needed:
-            raise UserError(f"{path} is truncated: its header says {tuple(shape)} of {dtype} ({needed} bytes), "
-                            f"the file has {size}")
+                            f"with np.save(path, np.ascontiguousarray(x)), or --stream never")
         if len(shape) == 3:
             shape = (shape[0], 1) + tuple(shape[1:])
         if len(shape) not in (2, 4):
             raise UserError(f"{path} has shape {tuple(shape)}; it needs (N, D) for MLPs or (N, C, H, W) for images")
         if shape[0] == 0:
             raise UserError(f"{path} is empty; it needs at least one row")
+        if 0 in shape[1:]:
+            raise UserError(f"{path} has shape {tuple(shape)}: its rows hold no values; it needs at least one column")
         super().__init__(shape, name=name or str(path))
         self.path, self.file_dtype, self.offset = path, dtype, offset
         self.row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
         self.eight_bit = eight_bit and dtype == np.uint8  # decoded images: k / 255 when read
+        self._map = None
         self._open()
 
     def _open(self) -> None:
         if getattr(self, "_map", None) is None:
-            with open(self.path, "rb") as fh:
-                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                with open(self.path, "rb") as fh:
+                    self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as err:  # (ValueError: the file was emptied since its header was read)
+                raise UserError(f"cannot read {self.path}: {err}; restore the file") from None
         self.values = np.frombuffer(self._map, dtype=self.file_dtype, count=int(np.prod(self.shape)),
                                     offset=self.offset).reshape((self.shape[0],) + tuple(self.shape[1:]))
         self._file = _OpenFile(self.path)  # shared by this source's twins (``to``, ``cpu``): closed with the last

@@ -10,7 +10,6 @@ finite on the way, so a streamed set is refused for what the same set in memory 
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import zipfile
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from pyro_vae.inference.data.datasets import ImageData
+from pyro_vae.inference.data.headers import NpyHeader, npy_header, npz_headers
 from pyro_vae.inference.data.images import CACHE_FOLDER, DEFAULT_ROOT, cache_key
 from pyro_vae.inference.data.sources import MappedArray, NpyWriter, RowSource, Subset, passes
 from pyro_vae.inference.errors import UserError
@@ -42,19 +42,11 @@ def array_bytes(path: Path) -> int:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            return MappedArray(path).nbytes
+            return 4 * npy_header(path).count
         if suffix == ".npz":
-            with zipfile.ZipFile(path) as zf:
-                total = 0
-                for member in zf.namelist():
-                    with zf.open(member) as fh:
-                        version = np.lib.format.read_magic(fh)
-                        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                            np.lib.format.read_array_header_2_0
-                        total += 4 * int(np.prod(read(fh)[0]))
-                return total
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return 0  # unreadable: the reader in memory says why
+            return sum(4 * header.count for header in npz_headers(path).values())
+    except UserError:
+        return 0  # unreadable or damaged: the reader in memory says why
     return path.stat().st_size
 
 
@@ -90,6 +82,8 @@ def stream_array(path: Path, test_fraction: float) -> ImageData:
         return _split_source(path.stem, source, test_fraction)
     if suffix not in (".npz", ".csv"):
         raise UserError(f"{path} is not an .npz, .npy or .csv file; --dataset array reads those three")
+    if suffix == ".npz":
+        npz_headers(path)  # a zip of .npy arrays of numbers, each exactly as long as its header says
     parts, extra = _cached(path)
     if suffix == ".csv":
         return _split_source(path.stem, parts["x"], test_fraction, tuple(extra.get("feature_names", ())))
@@ -164,20 +158,21 @@ def _convert(path: Path, place: Path, key: str) -> None:
             manifest["arrays"]["x"] = [rows, width]
             manifest["feature_names"] = list(names or ())
         else:
+            headers = npz_headers(path)
             with zipfile.ZipFile(path) as zf:
-                members = {Path(n).stem: n for n in zf.namelist() if n.endswith(".npy")}
-                if "train_x" not in members:
+                members = {Path(n).stem for n in zf.namelist() if n.endswith(".npy")}
+                if "train_x" not in headers:
                     raise UserError(f"{path} has no array 'train_x' (it has: {', '.join(sorted(members)) or 'none'}); "
                                     f"an .npz needs train_x and test_x, and may have train_y and test_y")
                 for name in ("train_x", "test_x"):
-                    if name in members:
-                        shape = _write_member(zf, members[name], place, key, name, f"{path}: {name}", written)
+                    if name in headers:
+                        shape = _write_member(zf, headers[name], place, key, name, f"{path}: {name}", written)
                         manifest["arrays"][name] = list(shape)
                 with np.load(path, allow_pickle=False) as held:
                     for name in ("train_y", "test_y"):
-                        if name in held:
-                            y = _labels(held[name], manifest["arrays"].get(name.replace("_y", "_x"), [0])[0],
-                                        f"{path}: {name}")
+                        if name in headers:
+                            y = _labels(held[headers[name].member], manifest["arrays"].get(name.replace("_y", "_x"),
+                                                                                           [0])[0], f"{path}: {name}")
                             target = place / f"{key}-{name}.npy"
                             np.save(target, y)
                             written.append(target)
@@ -185,7 +180,7 @@ def _convert(path: Path, place: Path, key: str) -> None:
         tmp = place / f".{key}.{os.getpid()}.json"
         tmp.write_text(json.dumps(manifest))
         os.replace(tmp, place / f"{key}.json")
-    except (OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as err:
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as err:  # (UnicodeDecodeError is a ValueError)
         for f in written:
             f.unlink(missing_ok=True)
         raise UserError(f"cannot convert {path} for streaming: {err}") from None
@@ -229,21 +224,18 @@ def _write(place: Path, key: str, name: str, shape: tuple, chunks: Iterator[np.n
     written.append(final)
 
 
-def _write_member(zf: zipfile.ZipFile, member: str, place: Path, key: str, name: str, where: str,
+def _write_member(zf: zipfile.ZipFile, header: NpyHeader, place: Path, key: str, name: str, where: str,
                   written: list) -> tuple:
-    """An ``.npz`` member read a chunk of rows at a time (its header first) into the cache."""
-    with zf.open(member) as fh:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(fh)
-        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype.kind == "b") or dtype.kind == "c":
-            raise UserError(f"{where} holds {dtype} values; it needs numbers")
+    """An ``.npz`` member (its header checked by ``npz_headers``) read a chunk of rows at a time into the cache."""
+    with zf.open(header.member) as fh:
+        fh.seek(header.offset)
+        shape, fortran, dtype = header.shape, header.fortran, header.dtype
         if fortran and len(shape) > 1:
             raise UserError(f"{where} is stored in Fortran order; save it with np.ascontiguousarray")
         shape = (shape[0], 1) + tuple(shape[1:]) if len(shape) == 3 else tuple(shape)
-        if len(shape) not in (2, 4) or shape[0] == 0:
+        if len(shape) not in (2, 4) or 0 in shape:
             raise UserError(f"{where} has shape {shape}; it needs (N, D) for MLPs or (N, C, H, W) for images, "
-                            f"with at least one row")
+                            f"with at least one row and one column")
         row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
 
         def chunks():
@@ -261,10 +253,9 @@ def _write_member(zf: zipfile.ZipFile, member: str, place: Path, key: str, name:
 
 
 def _csv_rows(path: Path) -> Iterator[list[str]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        for row in csv.reader(fh):
-            if row and any(cell.strip() for cell in row):
-                yield row
+    from pyro_vae.inference.data.arrays import csv_rows
+
+    return csv_rows(path)
 
 
 def _csv_shape(path: Path) -> tuple[Optional[list], int, int]:

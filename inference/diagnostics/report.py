@@ -21,14 +21,13 @@ Everything goes into ``RUN/diagnostics/``::
         pair.png         az.plot_pair: NUTS (KDE) against the guide (dots), worst point, its two units of largest KL
         khat.png         az.plot_khat;   ppc_arviz.png   az.plot_ppc of each image's mean value, reference and guide
 
-A split not diagnosed this time leaves no folder behind from an earlier diagnosis (``summary.json`` names the
-splits there are).
+The whole folder is written as a new one beside it (``.diagnostics.PID.XXXX.new``) and swapped in when complete
+(``runs.files.new_folder``), so an interrupted diagnosis leaves the earlier one or the new one, never a mixture, and a
+split not diagnosed this time leaves nothing behind from an earlier diagnosis.
 """
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +40,11 @@ import torch
 from pyro_vae.inference.diagnostics import figures
 from pyro_vae.inference.diagnostics.guide_check import gaps, guide_draws, guide_idata, khat_of, khat_shares, log_weights, \
     moment_comparison
-from pyro_vae.inference.diagnostics.points import SPLITS, split_points
+from pyro_vae.inference.diagnostics.points import split_points
 from pyro_vae.inference.diagnostics.reference import Reference, layer_layout, nuts_reference
 from pyro_vae.inference.evaluate.collapse import posterior_collapse
 from pyro_vae.inference.memory import require_memory
-from pyro_vae.inference.runs.files import write_json
+from pyro_vae.inference.runs.files import new_folder, write_json
 from pyro_vae.inference.param_state import in_run_store
 
 COMPARED = {  # the figures compared across splits (means over each split's points), and their labels
@@ -56,12 +55,6 @@ COMPARED = {  # the figures compared across splits (means over each split's poin
 
 
 POINT_GROUPS = ["posterior", "log_likelihood", "posterior_predictive", "observed_data"]  # with a point dim
-
-
-def _save_netcdf(idata: az.InferenceData, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    idata.to_netcdf(str(tmp))
-    os.replace(tmp, path)
 
 
 def diagnosis_bytes(points: int, latent: int, pixels: int, chains: int, draws: int, guide_samples: int) -> int:
@@ -171,15 +164,17 @@ def diagnose(run, out: Path, points: dict, chains: int = 4, draws: int = 500, wa
 
 
 def _write_diagnosis(run, out: Path, found: dict, seed: int, screening: dict | None) -> dict:
+    with new_folder(out) as fresh:
+        return _write_into(run, fresh, found, seed, screening)
+
+
+def _write_into(run, out: Path, found: dict, seed: int, screening: dict | None) -> dict:
     layout = layer_layout(run.model)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in set(SPLITS) - set(found):  # an earlier diagnosis's split: not beside this one's summary
-        shutil.rmtree(out / stale, ignore_errors=True)
     for split, d in found.items():
         folder = out / split
-        folder.mkdir(exist_ok=True)
-        _save_netcdf(d.reference, folder / "reference.nc")
-        _save_netcdf(d.guide, folder / "guide.nc")
+        folder.mkdir()
+        d.reference.to_netcdf(str(folder / "reference.nc"))
+        d.guide.to_netcdf(str(folder / "guide.nc"))
         write_json(folder / "summary.json", d.summary)
         ref_draws = np.concatenate([d.reference.posterior[name].values for name in layout], -1)
         z_guide = np.concatenate([d.guide.posterior[name].values for name in layout], -1)

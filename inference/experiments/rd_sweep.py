@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +22,7 @@ from pyro_vae.inference.report.images import pyplot, save_figure
 from pyro_vae.inference.runs import lock
 from pyro_vae.inference.runs.files import write_json
 from pyro_vae.inference.runs.folder import resume_run, train_run
-from pyro_vae.inference.runs.layout import CHECKPOINT, CONFIG, WEIGHTS, read_metrics
+from pyro_vae.inference.runs.layout import CHECKPOINT, CONFIG, WEIGHTS, read_json, read_metrics
 from pyro_vae.inference.runs.run import load_run
 
 TABLE_FIELDS = ("beta", "rate", "distortion", "neg_elbo", "rate_bits_per_dim", "distortion_bits_per_dim", "run")
@@ -47,9 +46,10 @@ def beta_config(base: RunConfig, beta: float) -> RunConfig:
 
 def _state(folder: Path, config: RunConfig) -> str:
     """``new``, ``done`` or ``partial``; a folder trained with another config is refused."""
-    if not (folder / CONFIG).is_file():
+    recorded = read_json(folder, CONFIG)  # checked: a regular file of its schema
+    if recorded is None:
         return "new"
-    if json.loads((folder / CONFIG).read_text()) != config.to_dict():
+    if recorded != config.to_dict():
         raise UserError(f"{folder} holds a run with other settings; pass --force to retrain the sweep "
                         f"or choose another --out")
     if len(read_metrics(folder)) >= config.train.epochs and (folder / WEIGHTS).is_file():

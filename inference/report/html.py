@@ -3,22 +3,25 @@
 The config, the library versions, the per-epoch metrics, ``evaluation.json`` when ``vae evaluate`` has
 written one, the diagnostics when ``vae diagnose`` has run (the training and test points side by side, the
 NUTS reference's convergence, ArviZ's plots), and every PNG of the run folder (image grids and plots)
-inlined as ``data:`` URIs: the page references no other file and no network address. Missing plots are
-drawn first (``pyro_vae.inference.report.plots``).
+inlined as ``data:`` URIs: the page references no other file and no network address, and its
+Content-Security-Policy forbids scripts and any load but its own inline images. Missing plots are drawn first
+(``pyro_vae.inference.report.plots``). Every file is checked before it is shown (``layout.read_json``: a
+regular file of the run folder, of its schema; ``config.json`` as ``RunConfig.from_dict`` reads it): a damaged
+one ends in one line naming it, and no page is written. Every string shown is escaped.
 """
 from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
-from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.config.sections import RunConfig
+from pyro_vae.inference.runs.files import atomic_write_text, read_regular
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.report.plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
 from pyro_vae.inference.runs import lock
-from pyro_vae.inference.runs.layout import (DIAGNOSTICS, RECONSTRUCTIONS, REPORT, SAMPLES, SAMPLES_EX_POST,
-                                            read_metrics)
+from pyro_vae.inference.runs.layout import (CONFIG, DIAGNOSTICS, EVALUATION, METRICS, RECONSTRUCTIONS, REPORT, SAMPLES,
+                                            SAMPLES_EX_POST, VERSIONS, WEIGHTS, check_entries, read_json, read_metrics)
 from pyro_vae.inference.runs.run import load_run
 CAPTIONS = {
     CURVES: "Training curves: train objective and test ELBO; test distortion and rate (nats per image).",
@@ -45,13 +48,9 @@ table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;
 th{background:#f3f3f3}td.k{text-align:left}figure{display:inline-block;margin:0.5em 1em 1em 0;vertical-align:top}
 figcaption{font-size:0.9em;max-width:600px}img{max-width:600px;image-rendering:pixelated;border:1px solid #ddd}
 .sections{display:flex;flex-wrap:wrap;gap:1.5em}"""
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+# no script, no frame, no request: the page shows its own inline style and data: images, nothing else
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+MAX_PNG_BYTES = 64 << 20  # an image grid of the toolkit's is well under 1 MB
 
 
 def _table(rows: list[dict]) -> str:
@@ -78,7 +77,7 @@ def _cell(value) -> str:
 
 
 def _figure(path: Path, caption: str | None = None) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    data = base64.b64encode(read_regular(path, MAX_PNG_BYTES) or b"").decode("ascii")
     caption = caption or CAPTIONS.get(path.name, path.name)
     return (f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -87,8 +86,8 @@ def _figure(path: Path, caption: str | None = None) -> str:
 def _diagnostics(folder: Path) -> list[str]:
     """The section of ``vae diagnose``'s results: the splits side by side, each split's NUTS reference, and
     ArviZ's figures (none when ``diagnostics/summary.json`` is missing or from an older layout)."""
-    summary = _read_json(folder / DIAGNOSTICS / "summary.json")
-    if not isinstance(summary, dict) or "splits" not in summary:
+    summary = read_json(folder, f"{DIAGNOSTICS}/summary.json")
+    if summary is None or "splits" not in summary:  # none, or of 0.2.0's layout (no splits): not shown
         return []
     from pyro_vae.inference.diagnostics.report import COMPARED
 
@@ -118,19 +117,25 @@ def _diagnostics(folder: Path) -> list[str]:
 
 def render(folder: Path) -> str:
     """The HTML text of the report of the run in ``folder``."""
-    config = _read_json(folder / "config.json")
+    check_entries(folder)
+    config = read_json(folder, CONFIG)
     if config is None:
-        raise UserError(f"{folder} has no readable config.json; is it a run folder written by 'vae train'?")
+        raise UserError(f"{folder} has no {CONFIG}; is it a run folder written by 'vae train'?")
+    RunConfig.load(folder / CONFIG)  # the page shows a config every loader takes, or none
     metrics = read_metrics(folder)
-    versions = _read_json(folder / "versions.json") or {}
-    evaluation = _read_json(folder / "evaluation.json")
+    if not metrics and (folder / WEIGHTS).is_file():  # the two are written as one snapshot, at each epoch's end
+        raise UserError(f"{folder / METRICS} records no epoch, but {WEIGHTS} holds a trained model: it is damaged; "
+                        f"restore it, or train the run again")
+    versions = read_json(folder, VERSIONS) or {}
+    evaluation = read_json(folder, EVALUATION)
     order = [SAMPLES, SAMPLES_EX_POST, RECONSTRUCTIONS, *PLOTS]
     pngs = sorted(folder.glob("*.png"), key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
     last = metrics[-1] if metrics else None
     summary = (f"{last['epoch']} epochs, {last['steps']} steps: test ELBO {last['test_elbo']:.2f} nats "
                f"(distortion {last['test_distortion']:.2f}, rate {last['test_rate']:.2f})" if last else "not trained yet")
-    name = html.escape(folder.resolve().name)
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>VAE run {name}</title>",
+    name = html.escape(folder.resolve().name.encode("utf-8", "replace").decode("utf-8"))
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+             f"<meta http-equiv='Content-Security-Policy' content=\"{POLICY}\"><title>VAE run {name}</title>",
              f"<style>{STYLE}</style></head><body><h1>VAE run <code>{name}</code></h1>",
              f"<p id='summary'>{html.escape(summary)}</p>",
              "<h2>Metrics per epoch</h2>", _table(metrics)]

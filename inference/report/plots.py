@@ -43,9 +43,11 @@ def training_curves(metrics: list[dict], path: Path) -> None:
 
 
 def principal_components(z: torch.Tensor, k: int = 2) -> torch.Tensor:
-    """The rows of ``z`` projected on their top-k principal axes (SVD of the centred codes)."""
+    """The rows of ``z`` projected on their top-k principal axes (SVD of the centred codes); fewer rows than k: the
+    missing components are 0 (a test set of one point has none)."""
     centred = z.double() - z.double().mean(0)
-    return (centred @ torch.linalg.svd(centred, full_matrices=False)[2][:k].T).float()
+    projected = centred @ torch.linalg.svd(centred, full_matrices=False)[2][:k].T
+    return torch.cat([projected, projected.new_zeros(len(z), k - projected.shape[1])], 1).float()
 
 
 def latent_space(run, path: Path, limit: int = 2000) -> None:

@@ -20,7 +20,7 @@ from pyro_vae.models.likelihoods import COUNT
 from pyro_vae.models.networks import Log1pInput
 
 from pyro_vae.inference.config.hierarchy import link_widths
-from pyro_vae.inference.config.sections import GuideConfig, ModelConfig
+from pyro_vae.inference.config.sections import GuideConfig, ModelConfig, device_problem
 from pyro_vae.inference.errors import UserError
 
 
@@ -115,11 +115,22 @@ def build_model_and_guide(model_config: ModelConfig, guide_config: GuideConfig, 
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
+    """``auto`` -> CUDA when present, else CPU; a name other than ``device_problem``'s, or a device this machine
+    lacks (``cuda`` without a GPU, ``cuda:N`` beyond its GPUs, ``mps`` off a Mac), is a user error. A
+    ``torch.device`` is taken as its name."""
+    name = str(name)
+    problem = device_problem(name)
+    if problem:
+        raise UserError(f"--device {problem}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise UserError(f"--device {name} was asked for but this machine has {torch.cuda.device_count()} CUDA GPUs "
+                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps was asked for but Apple's MPS is not available here; use --device cpu or auto")
     return torch.device(name)
 
 

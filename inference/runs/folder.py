@@ -7,6 +7,7 @@ monitors, and draws the pictures. The folder's files are named in ``pyro_vae.inf
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -16,7 +17,7 @@ from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.report.outputs import save_run_reconstructions, save_samples
 from pyro_vae.inference.report.plots import write_plots
-from pyro_vae.inference.runs import layout, lock
+from pyro_vae.inference.runs import digest, layout, lock
 from pyro_vae.inference.runs.build import resolve_device
 from pyro_vae.inference.runs.files import load_module_state
 from pyro_vae.inference.runs.run import Run, check_same_data, setup
@@ -39,6 +40,9 @@ def _finish(run: Run, out: Path, quiet: bool, resume: Optional[TrainingState], c
             world = process_group.current().world_size
             raise TrainingInterrupted(f"{stopped}; checkpoint written; resume with: vae train --resume {out}"
                                       + (f" --nproc {world}" if world > 1 else "")) from None
+        if stop_requested():  # a signal after the last step (the last evaluation, the last snapshot): said too
+            raise TrainingInterrupted(f"stopped after the last epoch: {out} holds the trained run (weights, metrics, "
+                                      f"checkpoint); its pictures were not drawn ('vae report {out}' draws the plots)")
     if main:
         with run.params():
             _write_pictures(run, out, metrics, plots)
@@ -113,12 +117,15 @@ def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensor
     out = Path(out)
     if process_group.main_process():  # a job's rank 0 holds it
         lock.refuse_if_writing(out, remedy="wait for it to end")
-    if not (out / layout.CHECKPOINT).is_file():
+    if out.is_dir():
+        layout.check_entries(out)  # no link, pipe or device in it: nothing read or written through one
+    if not os.path.lexists(out / layout.CHECKPOINT):
         raise UserError(f"{out} has no {layout.CHECKPOINT} to resume from; was it written by 'vae train'?")
     config = RunConfig.load(out / layout.CONFIG)
     ctx = process_group.initialize(resolve_device(config.train.device))
     with lock.writing(out, remedy="wait for it to end") if ctx.is_main else contextlib.nullcontext():
         config = RunConfig.load(out / layout.CONFIG)  # as the last writer left it
+        raw_config = layout.read_json(out, layout.CONFIG)
         if data is None and config.data.dataset == "python":
             raise UserError(f"{out} was trained on data given in Python; resume it with resume_run(out, data=...) "
                             f"and the same Dataset")
@@ -126,6 +133,9 @@ def resume_run(out: Path, quiet: bool = False, checkpoint_every: int = 0, tensor
         if data is not None:
             check_same_data(out, run.data)
         modules, state = load_checkpoint(out / layout.CHECKPOINT, map_location=run.device)
+        digest.check_config(modules, out / layout.CONFIG, raw_config, out / layout.CHECKPOINT)
+        state.check(run.config.train.epochs, int(run.data.train_x.shape[0]), run.config.train.batch_size,
+                    out / layout.CHECKPOINT)
         load_module_state(run.model, modules["model"], "model")
         load_module_state(run.guide, modules["guide"], "guide")
         run.path = out

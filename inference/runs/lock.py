@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from pyro_vae.inference.errors import UserError
+from pyro_vae.inference.runs.files import remove_stray_temporaries
+from pyro_vae.inference.runs.paths import open_regular
 from pyro_vae.inference.runs.layout import LOCK_FILES, SNAPSHOT_LOCK  # noqa: F401  (LOCK_FILES: read by callers)
 from pyro_vae.inference.runs.layout import RUN_LOCK as LOCK
 
@@ -45,9 +47,10 @@ def command_line() -> str:
 def holder(folder: Path) -> str:
     """Who holds ``folder``'s writer lock, from what it wrote into the lock file: ``process 123 (vae train ...)``."""
     try:
-        text = (Path(folder) / LOCK).read_text(errors="replace")
-    except OSError:
-        text = ""
+        fd = open_regular(Path(folder) / LOCK)
+    except UserError:
+        fd = None
+    text = "" if fd is None else os.fdopen(fd, "rb").read(4096).decode("utf-8", "replace")
     pid, _, command = text.partition("\n")
     if not pid.strip().isdigit():
         return "another process"
@@ -61,8 +64,10 @@ def writer_active(folder: Path) -> Optional[str]:
     if not path.is_file() or str(Path(folder).resolve()) in _held:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = open_regular(path)
+    except UserError:
+        return None
+    if fd is None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -102,10 +107,7 @@ def _acquire(folder: Path) -> Optional[int]:
     path = folder / LOCK
     deadline = time.monotonic() + PROBE_WAIT
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise UserError(f"cannot create the lock file {path}: {err.strerror}; choose another --out") from None
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT)  # never through a link, nor a pipe or device in its place
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -150,8 +152,9 @@ def writing(folder: Path, remedy: str = "wait for it to end or choose another --
     _held[key] = [fd, 1]
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n{command_line()}\n".encode(), 0)
-        os.close(os.open(folder / SNAPSHOT_LOCK, os.O_RDONLY | os.O_CREAT, 0o644))  # readers lock it from now on
+        os.pwrite(fd, f"{os.getpid()}\n{command_line()}\n".encode("utf-8", "surrogateescape"), 0)
+        os.close(open_regular(folder / SNAPSHOT_LOCK, os.O_RDONLY | os.O_CREAT))  # readers lock it from now on
+        remove_stray_temporaries(folder)  # of a writer killed, or stopped by a full disk, before this one
         yield folder
     finally:
         del _held[key]
@@ -193,12 +196,7 @@ def snapshot(folder: Path, write: bool = False, wait: float = SNAPSHOT_WAIT) -> 
     replaces it, waiting for readers as long as they read; otherwise it reads it, waiting up to ``wait``
     seconds for the writer. A folder without ``snapshot.lock`` has had no writer since it was made (a writer
     creates the file before it writes anything): nothing to wait for."""
-    try:
-        fd = os.open(Path(folder) / SNAPSHOT_LOCK, os.O_RDONLY | (os.O_CREAT if write else 0), 0o644)
-    except FileNotFoundError:
-        fd = None
-    except OSError as err:
-        raise UserError(f"cannot open {Path(folder) / SNAPSHOT_LOCK}: {err.strerror}") from None
+    fd = open_regular(Path(folder) / SNAPSHOT_LOCK, os.O_RDONLY | (os.O_CREAT if write else 0))
     if fd is None:
         yield
         return

@@ -34,7 +34,8 @@ from pyro_vae.inference.evaluate.elbo import evaluate_elbo
 from pyro_vae.inference.runs.build import build_model_and_guide, resolve_device
 from pyro_vae.inference.runs.sizes import check_model_fits
 from pyro_vae.inference.runs.files import load_module_state, load_state
-from pyro_vae.inference.runs.layout import CONFIG, DATA, WEIGHTS
+from pyro_vae.inference.runs.digest import check_config, check_weights
+from pyro_vae.inference.runs.layout import CONFIG, DATA, WEIGHTS, check_entries, read_json
 from pyro_vae.inference.runs import lock
 from pyro_vae.inference import process_group
 from pyro_vae.inference.deprecation import moved_names
@@ -283,13 +284,17 @@ def load_run(path: Path, device: str = "cpu", data=None) -> Run:
     if not path.is_dir():
         raise UserError(f"run folder {path} does not exist")
     with lock.snapshot(path):
+        check_entries(path)  # no link, pipe or device in it: nothing read or written through one
         missing = next((name for name in (CONFIG, WEIGHTS) if not (path / name).is_file()), None)
         writer = lock.writer_active(path) if missing else None
         if writer:
             raise UserError(f"run folder {path} has no {missing} yet: {writer} is training it; try again when "
                             f"its first epoch has ended")
         config = RunConfig.load(path / CONFIG)
+        read_json(path, DATA)  # its record of the data checked, whoever reads it later
         state = load_state(path / WEIGHTS)  # on the CPU; load_weights copies into the modules on the device
+        check_weights(state, path / WEIGHTS)  # entries and values; the config it records: below, once loaded
+        raw_config = read_json(path, CONFIG)
         config_stamp = lock.stamp(path / CONFIG)
     if data is None and config.data.dataset == "python":
         raise UserError(f"{path} was trained on data given in Python; load it with load_run(path, data=...) and the "
@@ -299,17 +304,17 @@ def load_run(path: Path, device: str = "cpu", data=None) -> Run:
         check_same_data(path, run.data)
     run.path, run.config_stamp = path, config_stamp
     load_weights(run, state, path / WEIGHTS)
+    check_config(state, path / CONFIG, raw_config, path / WEIGHTS)  # after the networks' own shape checks
     return run
 
 
 def check_same_data(path: Path, data: ImageData) -> None:
     """Data given in Python again for the run in ``path``: as many training and test points of the same shape as
     its ``data.json`` records, else one line (a checkpoint's permutation would read other points, or none)."""
-    try:
-        recorded = json.loads((Path(path) / DATA).read_text())
-        before = (int(recorded["train"]), int(recorded["test"]), tuple(recorded["event_shape"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # no record to compare with (the folder's own checks say what is missing)
+    recorded = read_json(path, DATA)  # checked: a damaged record is named, not skipped
+    if recorded is None:
+        return  # a run of a release before data.json: nothing to compare with
+    before = (recorded["train"], recorded["test"], tuple(recorded["event_shape"]))
     now = (len(data.train_x), len(data.test_x), tuple(data.event_shape))
     if now != before:
         raise UserError(f"the data given has {now[0]} training and {now[1]} test points of shape {now[2]}, but {path} "

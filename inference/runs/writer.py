@@ -24,10 +24,10 @@ import torch
 from pyro_vae.inference import process_group
 from pyro_vae.inference.config.files import write_config_file
 from pyro_vae.inference.errors import UserError
-from pyro_vae.inference.runs import layout, lock
-from pyro_vae.inference.runs.files import atomic_write_text, load_state, save_state, write_json
+from pyro_vae.inference.runs import digest, layout, lock
+from pyro_vae.inference.runs.files import atomic_write_text, kind_of, load_state, save_state, write_json
 from pyro_vae.inference.training.monitors import LogFile, Monitor, Progress, TensorBoard, tensorboard_available
-from pyro_vae.inference.training.state import TrainingState, rng_state
+from pyro_vae.inference.training.state import TrainingState, rng_problem, rng_state
 
 
 def library_versions() -> dict:
@@ -64,6 +64,9 @@ def record_data_dir_absolute(config) -> None:
 def start_folder(run, out: Path) -> None:
     """The files a run folder holds from its first step: config, data and versions; nothing of an older run."""
     with lock.snapshot(out, write=True):  # readers see the old run or the new one, never a mixture
+        for stale in (*layout.results(), *layout.FOLDERS, layout.CONFIG, layout.CONFIG_FILE, layout.VERSIONS):
+            if kind_of(out / stale) not in (None, "a folder"):  # a link (or pipe) itself: never what it points to
+                (out / stale).unlink()
         for stale in layout.results():
             (out / stale).unlink(missing_ok=True)  # --force: nothing of the old run survives
         for folder in layout.FOLDERS:
@@ -89,36 +92,88 @@ def started_folder(run, out: Path) -> Iterator[None]:
         yield
 
 
-def save_weights(run, path: Path) -> None:
-    """``{"model", "guide"}`` state dicts, and ``"params"``: the run's ``pyro.param`` values, if any."""
+CHECKPOINT_ENTRIES = ("model", "guide", "params", "epoch", "step_in_epoch", "steps", "perm", "epoch_values", "metrics",
+                      "optimizer", "objective_step", "rng", "batch_size", digest.CONFIG)
+
+
+def save_weights(run, path: Path, config: Optional[dict] = None) -> None:
+    """``{"model", "guide"}`` state dicts, and ``"params"``: the run's ``pyro.param`` values, if any; ``"config"``:
+    the config they are trained under (``config``, the run folder's ``config.json``; default ``run.config``)."""
     state = {"model": run.model.state_dict(), "guide": run.guide.state_dict(),
-             "event_shape": list(run.data.event_shape)}
+             "event_shape": list(run.data.event_shape),
+             digest.CONFIG: digest.recorded_config(run.config.to_dict() if config is None else config)}
     extra = run.store_params()
     if extra:
         state["params"] = extra
     save_state(path, state)
 
 
-def save_checkpoint(path: Path, model, guide, state: TrainingState, params: Optional[dict] = None) -> None:
+def save_checkpoint(path: Path, model, guide, state: TrainingState, params: Optional[dict] = None,
+                    config: Optional[dict] = None) -> None:
     """``checkpoint.pt``: the parameters, ``state`` and the random states as of now. ``params``: the run's
-    ``pyro.param`` values that are not module parameters (``Run.store_params``)."""
+    ``pyro.param`` values that are not module parameters (``Run.store_params``); ``config``: the run's config
+    dict (``config.json``), recorded to tell this run's checkpoint from another's."""
+    extra: dict = {} if config is None else {digest.CONFIG: digest.recorded_config(config)}
+    if state.batch_size is not None:
+        extra["batch_size"] = int(state.batch_size)
     save_state(path, {"model": model.state_dict(), "guide": guide.state_dict(), "params": params or {},
                       "epoch": state.epoch, "step_in_epoch": state.step_in_epoch, "steps": state.steps,
                       "perm": state.perm, "epoch_values": list(state.epoch_values), "metrics": list(state.metrics),
                       "optimizer": state.optimizer,
                       "objective_step": state.steps,  # read by releases before 0.4.0
-                      "rng": rng_state()})
+                      "rng": rng_state(), **extra})
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tensors(v) -> bool:
+    return isinstance(v, dict) and all(torch.is_tensor(t) for t in v.values())
+
+
+CHECKPOINT_TYPES = {  # entry -> (what it must be, the test)
+    "model": ("a dict of tensors", _tensors), "guide": ("a dict of tensors", _tensors),
+    "epoch": ("an integer", _integer), "step_in_epoch": ("an integer", _integer), "steps": ("an integer", _integer),
+    "perm": ("a tensor of indices or None", lambda v: v is None or (torch.is_tensor(v) and v.dim() == 1
+                                                                  and v.dtype == torch.int64)),
+    "epoch_values": ("a list of numbers", lambda v: isinstance(v, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)),
+    "metrics": ("a list of dicts", lambda v: isinstance(v, list) and all(isinstance(m, dict) for m in v)),
+    "optimizer": ("a dict or None", lambda v: v is None or isinstance(v, dict)),
+    "rng": ("a dict of random states", lambda v: isinstance(v, dict)),
+}
+OPTIONAL_TYPES = {
+    "params": ("a dict of tensors", lambda v: v is None or _tensors(v)),
+    "objective_step": ("an integer", _integer), "batch_size": ("a positive integer", lambda v: _integer(v) and v > 0),
+    digest.CONFIG: ("a string", lambda v: isinstance(v, str)),
+}
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> tuple[dict, TrainingState]:
-    """``(state dicts of model and guide, TrainingState)`` from a checkpoint written by ``vae train``."""
+    """``(state dicts of model and guide, TrainingState)`` from a checkpoint written by ``vae train``; the first
+    dict also holds ``"config"``, the config it was written under (None from 0.4.0 and earlier: ``digest.check_config``).
+    Refused in one line: damaged content (its digest), an entry missing, of the wrong type or unexpected,
+    random states that cannot be restored, parameters that are NaN or infinite. Its counters are checked
+    against the run's config and data by ``TrainingState.check``."""
     raw = load_state(path, map_location=map_location)
-    missing = [k for k in ("model", "guide", "epoch", "step_in_epoch", "optimizer", "rng") if k not in raw]
+    missing = [k for k in CHECKPOINT_TYPES if k not in raw]
     if missing:
-        raise UserError(f"{path} is not a training checkpoint (no {missing[0]!r}); cannot resume from it")
+        raise UserError(f"{path} is not a complete training checkpoint (no {missing[0]!r}); cannot resume from it: "
+                        f"restore it, or train a new run")
+    digest.refuse_unknown_entries(raw, CHECKPOINT_ENTRIES, path, "a checkpoint")
+    for key, (what, test) in [*CHECKPOINT_TYPES.items(), *OPTIONAL_TYPES.items()]:
+        if key in raw and not test(raw[key]):
+            raise UserError(f"{path} has a malformed {key!r} entry (not {what}); it was not written by 'vae train': "
+                            f"restore it, or train a new run")
+    problem = rng_problem(raw["rng"])
+    if problem:
+        raise UserError(f"{path} has malformed random states ({problem}); restore it, or train a new run")
+    digest.check_finite(raw, path)
     state = TrainingState(raw["epoch"], raw["step_in_epoch"], raw["steps"], raw["perm"], raw["epoch_values"],
-                          raw["metrics"], raw["optimizer"], raw["rng"])
-    return {"model": raw["model"], "guide": raw["guide"], "params": raw.get("params") or {}}, state
+                          raw["metrics"], raw["optimizer"], raw["rng"], raw.get("batch_size"))
+    return {"model": raw["model"], "guide": raw["guide"], "params": raw.get("params") or {},
+            digest.CONFIG: raw.get(digest.CONFIG)}, state
 
 
 def default_monitors(out: Path, tensorboard: Optional[bool] = None) -> list[Monitor]:
@@ -138,11 +193,16 @@ class RunFolder(Monitor):
     def __init__(self, out: Path, checkpoint_every: int = 0, start: bool = True):
         self.out, self.checkpoint_every, self.start = Path(out), int(checkpoint_every), start
         self._held = contextlib.ExitStack()
+        self._config: Optional[dict] = None  # config.json as training began: what weights and checkpoint record
 
     def begin(self, run, state: TrainingState) -> None:
-        """Check, lock and start the folder as a new run (when ``start``)."""
+        """Check, lock and start the folder as a new run (when ``start``); read the config it holds."""
         if self.start:
             self._held.enter_context(started_folder(run, self.out))
+        self._config = layout.read_json(self.out, layout.CONFIG)
+
+    def _config_of(self, run) -> dict:
+        return self._config if self._config is not None else run.config.to_dict()
 
     def after_step(self, progress: Progress) -> None:
         """Save the checkpoint every ``checkpoint_every`` steps, and when training is asked to stop."""
@@ -156,12 +216,14 @@ class RunFolder(Monitor):
         with lock.snapshot(self.out, write=True):  # a reader loads weights and metrics of one epoch
             atomic_write_text(self.out / layout.METRICS,
                               "".join(json.dumps(m, sort_keys=True) + "\n" for m in state.metrics))
-            save_weights(progress.run, self.out / layout.WEIGHTS)
+            save_weights(progress.run, self.out / layout.WEIGHTS, self._config_of(progress.run))
             self._save_checkpoint(progress)
 
     def _save_checkpoint(self, progress: Progress) -> None:
         state, run = progress.snapshot(), progress.run
-        save_checkpoint(self.out / layout.CHECKPOINT, run.model, run.guide, state, run.store_params())
+        state.batch_size = run.config.train.batch_size
+        save_checkpoint(self.out / layout.CHECKPOINT, run.model, run.guide, state, run.store_params(),
+                        self._config_of(run))
         self.last_checkpoint = f"{self.out / layout.CHECKPOINT} (after step {state.steps})"
 
     def close(self) -> None:

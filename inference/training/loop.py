@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import pyro
 import torch
@@ -50,17 +51,69 @@ def _example_batches(stream: MinibatchStream, labels: Optional[torch.Tensor]) ->
              {"num_data": stream.num_data, "subsample": i, "y": None if labels is None else labels[i]}) for i in idx]
 
 
+_stopped_by: list[int] = []  # the signal that asked the last stop_on_signals block to stop training
+
+
+def stop_signal() -> Optional[int]:
+    """The signal (SIGINT or SIGTERM) that asked training to stop in the last ``stop_on_signals`` block, None
+    if none did: ``vae`` exits 130 after a SIGINT, 143 after a SIGTERM."""
+    return _stopped_by[0] if _stopped_by else None
+
+
+SECOND_SIGNAL = "{} again: stopped at once, the step in progress not saved (the run folder keeps its last complete " \
+                "checkpoint, if one was written)"
+
+
+def _pass_on(signum: int, old, frame) -> None:
+    """What signal ``signum`` would have done without ``stop_on_signals``: the handler in place before it (its
+    exception worded for a second signal), nothing if it was ignored, else the default action."""
+    if old == signal.SIG_IGN:
+        return
+    if not callable(old):  # SIG_DFL, or a handler set outside Python: the signal's default action
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    try:
+        old(signum, frame)
+    except BaseException as stopped:  # KeyboardInterrupt, vae's Terminated: say that the step was not waited for
+        if not stopped.args:
+            stopped.args = (SECOND_SIGNAL.format("interrupted" if signum == signal.SIGINT else "terminated"),)
+        raise
+
+
 @contextmanager
-def stop_on_signals():
-    """SIGINT and SIGTERM ask training to stop after the current step (a flag, not an exception)."""
-    requested = []
-    handler = lambda signum, frame: requested.append(signum)  # noqa: E731
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """SIGINT and SIGTERM ask training to stop after the current step (a flag, not an exception): the monitors
+    see it, the run folder's writer saves a checkpoint, and ``TrainingInterrupted`` says how to resume.
+
+    A second signal does not wait for the step (which may be long, or not yet begun: capturing graphs, an
+    epoch's evaluation): it gets what it would have got outside training, the previous handler's answer. Under
+    ``vae`` that ends the command at once in one line (``KeyboardInterrupt`` or ``Terminated``: exit 130 or 143,
+    ``pyro_vae.inference.cli.entry``); atomic writes leave each file whole, so the run folder keeps its last
+    complete checkpoint. A signal that was ignored (``SIG_IGN``) stays ignored. Off the main thread, where no
+    handler can be set, the flag never turns true."""
+    requested: list[int] = []
+    _stopped_by.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if requested:
+            _pass_on(signum, previous[signum], frame)
+        else:
+            requested.append(signum)
+            _stopped_by[:] = [signum]
+
+    for sig, old in previous.items():
+        if old != signal.SIG_IGN:
+            signal.signal(sig, handler)
     try:
         yield lambda: bool(requested)
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
 def _each(monitors: Sequence[Monitor], hook: str, *args) -> None:
@@ -101,7 +154,7 @@ def _train(run: Run, state: TrainingState, monitors: Sequence[Monitor], quiet: b
     if state.rng is not None:
         set_rng_state(state.rng)
     if ctx.rank:  # its own draws (the data order comes from rank 0)
-        pyro.set_rng_seed(cfg.seed + 7919 * ctx.rank + trainer.steps)
+        pyro.set_rng_seed((cfg.seed + 7919 * ctx.rank + trainer.steps) % 2**32)  # numpy's legacy seeds: < 2**32
 
     def last_good() -> str:
         saved = [getattr(m, "last_checkpoint", None) for m in monitors]

@@ -158,13 +158,13 @@ OTHER_REFUSALS = [
                "`prepare` (the Bernoulli likelihood's data)", "not in [0, 1]; scale them"),
     Documented("empty-dataset", "`--data-dir` with 0 training images", "the train set is empty"),
     Documented("conv-odd-size", "`--arch conv` on 30×30 images", "divisible by 4"),
-    Documented("out-is-a-file", "`--out FILE` (the file is untouched)", "is not a folder"),
+    Documented("out-is-a-file", "`--out FILE` (the file is untouched)", "names a file, not a folder"),
     Documented("out-cannot-be-created", "`--out FILE/run`", "cannot create output folder"),
     Documented("existing-run", "`--out RUN` without `--force` (every file untouched)", "already holds a run"),
     Documented("cuda-without-gpu", "`--device cuda` on a CPU machine", "no CUDA GPU"),
     Documented("missing-run", "`vae evaluate /nonexistent`", "does not exist"),
     Documented("not-a-run", "`vae evaluate EMPTY_FOLDER`", "no config file"),
-    Documented("corrupt-config", "`config.json` that is not JSON", "cannot read config"),
+    Documented("corrupt-config", "`config.json` that is not JSON", "config.json is damaged: not JSON"),
     Documented("config-unknown-key", "`config.json` with `latent_dims`", "unknown key 'latent_dims'"),
     Documented("other-model", "weights of a 32-wide model, config of a 48-wide one", "has shape"),
     Documented("malicious-checkpoint", "`weights.pt` whose pickle would run code (the code does not run)",
@@ -172,8 +172,8 @@ OTHER_REFUSALS = [
     Documented("truncated-checkpoint", "`weights.pt` cut to 500 bytes", "cannot read checkpoint"),
     Documented("zero-samples", "`vae sample RUN -n 0`", "-n must be positive"),
     Documented("label-unconditional", "`vae sample RUN --label 3` on an unconditional run", "needs a conditional VAE"),
-    Documented("sample-missing-folder", "`vae sample RUN --out missing/s.png`", "does not exist"),
-    Documented("ex-post-negative", "`vae sample RUN --ex-post -1`", "--ex-post must be a number of mixture components"),
+    Documented("sample-missing-folder", "`vae sample RUN --out missing/s.png`", "which is not a folder; create it first"),
+    Documented("ex-post-negative", "`vae sample RUN --ex-post -1`", "--ex-post must be >= 0"),
     Documented("full-disk", "`--out` on a 300 kB tmpfs (no half-written file)", "No space left on device"),
     Documented("colour-on-grey-network", "`vae evaluate RUN` after the grey images of RUN's folder turned colour",
                "built for data of shape (1, 16, 16) (grey images), but the data now has shape (3, 16, 16)"),
@@ -318,7 +318,7 @@ def test_cuda_without_gpu(capsys, tmp_path):
 
 COMPARE_EM_CASES = [
     ("em-unknown-setting", ["--settings", "pca"], "unknown setting 'pca'"),
-    ("em-zero-epochs", ["--nonlinear-epochs", "0"], "nonlinear_epochs must be positive"),
+    ("em-zero-epochs", ["--nonlinear-epochs", "0"], "--nonlinear-epochs must be positive"),
     ("em-unknown-dataset", ["--dataset", "cifar"], "unknown dataset 'cifar'"),
 ]
 
@@ -337,12 +337,12 @@ def test_every_refusal_has_one_id():
 
 
 def test_diagnose_refuses_bad_points(capsys, run_dir):
-    assert "--points must be in 1..4500 (the train set's size)" in refuse(capsys, ["diagnose", run_dir, "--points", "0"])
+    assert "--points must be positive, got 0" in refuse(capsys, ["diagnose", run_dir, "--points", "0"])
     assert "--points must be in 1..500 (the test set's size)" in refuse(capsys, ["diagnose", run_dir, "--points",
                                                                               "600", "--split", "test"])
     assert "train index 9999 is out of range 0..4499" in refuse(capsys, ["diagnose", run_dir, "--indices", "9999"])
     assert "test index 600 is out of range 0..499" in refuse(capsys, ["diagnose", run_dir, "--indices", "600"])
-    assert "--draws must be positive" in refuse(capsys, ["diagnose", run_dir, "--draws", "0"])
+    assert "--draws must be >= 4" in refuse(capsys, ["diagnose", run_dir, "--draws", "0"])
     assert "--worst must be in 1..30" in refuse(capsys, ["diagnose", run_dir, "--worst", "40", "--screen", "30"])
     assert "--indices or --worst, not both" in refuse(capsys, ["diagnose", run_dir, "--worst", "2", "--indices", "1"])
     assert "--points or --worst, not both" in refuse(capsys, ["diagnose", run_dir, "--worst", "2", "--points", "3"])

@@ -51,6 +51,13 @@ def test_flags_given_override_the_file_and_the_file_overrides_defaults_and_famil
     ("type.yaml", "train: {epochs: many}", "train.epochs must be int"),
     ("run.yaml", "run: {latent_dim: 2}", "run.latent_dim is not an option of 'vae train'"),
     ("flat.yaml", "epochs: 3", "must map section names"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "nests more than 32 levels deep"),  # json.loads: RecursionError
+    ("deep.yaml", "train:\n" + "".join(" " * (i + 2) + f"k{i}:\n" for i in range(40)), "nests more than 32 levels"),
+    ("cycle.yaml", "run: &a {x: *a}", "nests more than 32 levels deep"),  # an object inside itself: walked for ever
+    ("laughs.yaml", "train:\n  a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"  {c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefghi", "bcdefghij")),
+     "repeats a list or table through a YAML alias"),  # 9**10 items if printed
+    ("digits.json", '{"train": {"seed": ' + "9" * 5000 + "}}", "Exceeds the limit (4300 digits)"),
 ])
 def test_bad_config_files_are_refused_in_one_line_and_nothing_is_written(capsys, tmp_path, name, text, message):
     path = tmp_path / name

@@ -10,6 +10,7 @@ from pyro_vae.inference.runs import lock
 
 from tests import own_data
 from tests.helpers import refuse
+from tests.inference.data import damaged_files
 from tests.inference.cli.test_bad_input import SAID
 
 
@@ -212,7 +213,8 @@ CASES = [_empty_split, _empty_folder, _mixed_sizes, _truncated, _not_an_image, _
          _npz_without_train_x, _nan_row, _negative_counts, _fractional_counts, _bernoulli_outside_01,
          _count_likelihood_on_images, _conditional_without_labels, _colour_cifar_missing, _streamed_truncated_png,
          _streamed_nan_row, _streamed_truncated_npy, _streamed_npz_inf, _streamed_csv_index,
-         _stream_for_in_memory_data, _option_of_another_dataset]
+         _stream_for_in_memory_data, _option_of_another_dataset,
+         *damaged_files.CASES]  # headers that lie, archives and pickles, CSVs that are not text, huge images
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.strip("_") for c in CASES])
@@ -288,7 +290,7 @@ def _write(tmp_path, name, content):
 
 
 @pytest.mark.parametrize("name, make, message", [
-    ("cut.npz", lambda p: p.write_bytes(_npz_bytes()[:200]), "cannot read"),
+    ("cut.npz", lambda p: p.write_bytes(_npz_bytes()[:200]), "is a damaged or truncated zip archive"),
     ("renamed.npz", lambda p: np.save(open(p, "wb"), np.ones((4, 3))), "a single .npy array, not an .npz archive"),
 ])
 def test_broken_npz_files(capsys, tmp_path, name, make, message):

@@ -79,7 +79,8 @@ def test_vae_report_is_one_self_contained_page(capsys, two_epoch_run, tmp_path):
     assert {"curves.png", "latent_space.png"} <= set(pngs) and len(parser.sources) == len(pngs)
     for source in parser.sources:
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-    assert parser.links == [] and "http" not in page  # nothing outside the page
+    assert parser.links == [] and "http:" not in page and "https:" not in page  # nothing outside the page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page and "<script" not in page
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert f"test ELBO {last['test_elbo']:.2f} nats" in page and "Evaluation" in page and "latent_dim" in page
     status, _, err = vae_main(capsys, "report", tmp_path / "nowhere")
@@ -97,3 +98,13 @@ def test_a_grid_clamps_a_decoders_overshoot_and_rescales_images_of_another_range
     grey_levels = digits.clamp(0, 1) * 255  # an array of 0..255 grey levels: shown from its least to its most
     assert torch.equal(grid(grey_levels, 2), grid(digits.clamp(0, 1), 2))
     assert torch.equal(grid(torch.full((2, 1, 3, 3), 7.0), 2)[:, 2:5, 2:5], torch.full((3, 3, 3), 0.5))
+
+
+def test_principal_components_of_fewer_points_than_components_are_zero_padded():
+    """A run on about ten rows keeps one test point: its code has no principal axis, and the latent-space plot
+    (which reads two components) drew an IndexError; the missing components are 0 and the rest are SVD's."""
+    assert principal_components(torch.randn(1, 5)).tolist() == [[0.0, 0.0]]
+    z = torch.randn(2, 5, dtype=torch.float64)
+    two = principal_components(z)  # two points: one axis, along their difference; each is half of it away
+    assert torch.allclose(two[:, 0].abs().double(), (z[0] - z[1]).norm().expand(2) / 2, atol=1e-5)
+    assert two[:, 1].abs().max() < 1e-5
