@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.evaluate.elbo import ELBOReport
 
 TIMEOUT_S = float(os.environ.get("VAE_DIST_TIMEOUT", 60))  # a collective waits this long for a lost worker
@@ -54,6 +55,28 @@ def main_process() -> bool:
 def launched() -> bool:
     """True in a process that ``torchrun`` started as one of several."""
     return int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+PROCESSES_PER_CORE = 4  # a CPU job may share cores (gloo, a test of a larger job), up to this many per core
+
+
+def check_processes(nproc: int, device: torch.device) -> None:
+    """Refuse a job of more processes than this machine can run, before ``torchrun`` starts them (``--nproc 100000``
+    started that many): on CUDA one per GPU (each takes GPU ``LOCAL_RANK``); on the CPU ``PROCESSES_PER_CORE``
+    per core it may use, at least 8."""
+    if device.type == "cuda":
+        most, what = torch.cuda.device_count(), "the CUDA GPUs here (NCCL trains one process per GPU)"
+    else:
+        cores = usable_cores()
+        most = max(8, PROCESSES_PER_CORE * cores)
+        what = f"{PROCESSES_PER_CORE} per core this process may use ({cores}), or 8"
+    if nproc > most:
+        raise UserError(f"--nproc {nproc} is more than {what}; use --nproc {most} or fewer")
 
 
 def initialize(device: torch.device) -> Context:

@@ -9,7 +9,7 @@ from pyro_vae.models.registry import option
 
 from pyro_vae.inference.cli.command import COMMANDS, Command
 from pyro_vae.inference.deprecation import moved_names
-from pyro_vae.inference.runs.paths import output_file_problem
+from pyro_vae.inference.runs.layout import output_file_problem
 
 
 @COMMANDS.register("compress")

@@ -119,10 +119,18 @@ def _handler(signum: int, frame) -> None:
     # notebook's process, one while the first unwinds: that process goes on after main returns)
 
 
+MAX_LINE = 2000  # characters of the one line kept
+LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}  # str.splitlines' breaks
+
+
 def say(line: str, status: int) -> int:
     """Print ``line``, the one line that ends the command, on stderr (signals from now on are ignored, so no
-    second line follows it); returns ``status``."""
+    second line follows it; a line break in it written as ``\\n``, and cut after ``MAX_LINE`` characters);
+    returns ``status``."""
     _process.stage, _process.status = DECIDED, status
+    line = line.translate(LINE_BREAKS)  # one line, whatever a path or value holds
+    if len(line) > MAX_LINE:  # a megabyte of bad value echoed back helps no one
+        line = f"{line[:MAX_LINE]}... ({len(line) - MAX_LINE} characters more)"
     if not _process.said:
         _process.said = True
         try:

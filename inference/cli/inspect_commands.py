@@ -10,7 +10,7 @@ from pyro_vae.models.registry import SEED_MAX, option
 
 from pyro_vae.inference.cli.command import COMMANDS, Command
 from pyro_vae.inference.errors import UserError
-from pyro_vae.inference.runs.paths import output_file_problem
+from pyro_vae.inference.runs.layout import output_file_problem
 
 
 def _device_option():
@@ -41,16 +41,17 @@ class EvaluateCommand(Command):
     def run(self, args) -> int:
         from pyro_vae.inference.evaluate.run_evaluation import evaluate_run
         from pyro_vae.inference.runs.files import write_json
-        from pyro_vae.inference.runs.layout import EVALUATION
+        from pyro_vae.inference.runs.layout import EVALUATION, weights_sha256
         from pyro_vae.inference.runs.run import load_run
 
+        scored = weights_sha256(Path(args.run))  # (read first: a later training's weights are flagged, not mislabelled)
         run = load_run(Path(args.run), device=args.device)
         args.hold(run.params())  # the trained pyro.params for every method of the run's programs
         found = evaluate_run(run, args.batch_size, args.iw_samples, args.limit, args.seed)
         self.print_figures(found)
         out = Path(args.json) if args.json else run.path / EVALUATION
         with run.adding_results(out):
-            write_json(out, found.figures())
+            write_json(out, {**found.figures(), **({"weights_sha256": scored} if scored else {})})
         print(f"wrote {out}")
         return 0
 
@@ -139,7 +140,7 @@ class DiagnoseCommand(Command):
                                       "draws only) instead", metavar="N", above=0)
         screen: Optional[int] = option(None, "with --worst: random points of each split screened [default: 1000]",
                                        metavar="M", above=0)
-        chains: int = option(4, "NUTS chains per point", above=0)
+        chains: int = option(4, "NUTS chains per point (R-hat compares them: at least 2)", minimum=2)
         draws: int = option(500, "NUTS draws per chain (R-hat splits each chain: at least 4)", minimum=4)
         warmup: int = option(500, "NUTS adaptation steps", above=0)
         guide_samples: int = option(5000, "draws of the guide per point, for its moments, PSIS k-hat, ELBO and the "
@@ -150,6 +151,7 @@ class DiagnoseCommand(Command):
     def run(self, args) -> int:
         from pyro_vae.inference.diagnostics.report import COMPARED
         from pyro_vae.inference.diagnostics.run_diagnosis import check_choices, diagnose_run
+        from pyro_vae.inference.runs.files import check_folder_to_replace
         from pyro_vae.inference.runs.layout import DIAGNOSTICS
         from pyro_vae.inference.runs.run import load_run
 
@@ -159,6 +161,7 @@ class DiagnoseCommand(Command):
         check_choices(args.points, args.indices, args.worst, args.screen, args.chains, args.draws, args.warmup,
                       args.guide_samples)  # before the run loads: at once
         run = load_run(Path(args.run))
+        check_folder_to_replace(run.path / DIAGNOSTICS)  # before NUTS runs, not after
         args.hold(run.params())  # the trained pyro.params for every method of the run's programs
         s = diagnose_run(run, args.split, args.points, args.indices, args.worst, args.screen, args.chains,
                          args.draws, args.warmup, args.guide_samples, args.seed)

@@ -33,6 +33,18 @@ class TrainOptions:
 
 
 RUN_OPTIONS = tuple(f.name for f in fields(TrainOptions) if f.name not in ("force", "resume", "quiet"))
+RESUME_OPTIONS = ("resume", "quiet", "checkpoint_every", "tensorboard", "plots", "nproc")  # what --resume takes
+
+
+def check_resume_options(given: set[str]) -> None:
+    """Refuse the options ``vae train --resume RUN`` would not use (the run's ``config.json`` says the rest): given
+    with it, they were dropped without a word (``--epochs 3`` trained the epochs RUN had)."""
+    dropped = sorted(given - {*RESUME_OPTIONS, "command", "handler"})
+    if dropped:
+        flags = ", ".join("--" + dest.replace("_", "-") for dest in dropped)
+        raise UserError(f"--resume continues RUN as its config.json says, so {flags} cannot be given with it (it "
+                        f"takes --quiet, --checkpoint-every, --[no-]tensorboard, --[no-]plots, --nproc); to train "
+                        f"longer, raise train.epochs in RUN/config.json")
 
 
 @COMMANDS.register("train")
@@ -45,14 +57,24 @@ class TrainCommand(Command):
         from pyro_vae.inference.cli.launch import launch, without_option
         from pyro_vae.inference import process_group
         from pyro_vae.inference.objectives import build_objective
+        from pyro_vae.inference.config.sections import RunConfig
+        from pyro_vae.inference.runs import layout
+        from pyro_vae.inference.runs.build import resolve_device
         from pyro_vae.inference.runs.folder import resume_run, train_run
         from pyro_vae.inference.runs.writer import check_output_folder
         from pyro_vae.inference.training.parallel import check_objective
 
+        if args.resume:
+            check_resume_options(getattr(args, "given", set()))
         if args.nproc > 1 and not process_group.launched():  # check here, then start the job; each process trains
-            if not args.resume:
-                check_objective(build_objective(config_from_args(args).objective))  # validated too
+            if args.resume:
+                device = RunConfig.load(Path(args.resume) / layout.CONFIG).train.device
+            else:
+                config = config_from_args(args)  # validated too
+                check_objective(build_objective(config.objective))
                 check_output_folder(Path(args.out), args.force)
+                device = config.train.device
+            process_group.check_processes(args.nproc, resolve_device(device))
             status = launch(args.nproc, without_option(args.argv, "--nproc"))
             if status:
                 out = args.resume or args.out

@@ -66,11 +66,13 @@ def decompress(run, path: Path, fingerprint: Optional[bytes] = None) -> tuple[in
     truncated, foreign or random file raises ``UserError`` before anything is written. ``fingerprint``: the
     run's, if already computed (``Run.fingerprint``)."""
     packed = container.read_file(path, fingerprint or run.fingerprint())
-    if not packed.checked:
-        print(f"vae: notice: {path} is in the unchecked format of earlier versions (no checksum, no run "
-              f"fingerprint); its decoding cannot be verified", file=sys.stderr)
     with run.params():
         if packed.kind == container.LOSSLESS:
-            return packed.kind, decode_lossless(run.model, run.guide, packed.payload, run.data.event_shape, name=path)
-        require_entropy_model(run.model, run.guide)
-        return packed.kind, decode_codes(run.model.prior, packed.payload, name=path, legacy=not packed.checked)
+            decoded = decode_lossless(run.model, run.guide, packed.payload, run.data.event_shape, name=path)
+        else:
+            require_entropy_model(run.model, run.guide)
+            decoded = decode_codes(run.model.prior, packed.payload, name=path, legacy=not packed.checked)
+    if not packed.checked:  # once decoded: a refusal stays the one line it ends in
+        print(f"vae: notice: {path} is in the unchecked format of earlier versions (no checksum, no run "
+              f"fingerprint); its decoding cannot be verified", file=sys.stderr)
+    return packed.kind, decoded

@@ -12,12 +12,14 @@ holds it as ``config.yaml``, so ``vae train --config RUN/config.yaml --out NEW``
 """
 from __future__ import annotations
 
+import collections.abc
 import json
 import tomllib
 from pathlib import Path
 import yaml
 
-from pyro_vae.inference.runs.files import atomic_write_text, read_regular
+from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.runs.paths import read_regular
 from pyro_vae.inference.runs.json_checks import MAX_DEPTH, depth
 from pyro_vae.inference.config.sections import RunConfig
 from pyro_vae.inference.errors import UserError
@@ -34,6 +36,34 @@ def _format(path: Path) -> str:
     return fmt
 
 
+class _UniqueKeysLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # <<: *base, whose keys the mapping may override
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, collections.abc.Hashable):  # refused by the loader itself
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is written twice (line "
+                                                        f"{key_node.start_mark.line + 1})", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object's pairs as a dict, refusing a key written twice (``json`` keeps the last)."""
+    seen: set = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} is written twice")
+        seen.add(key)
+    return dict(pairs)
+
+
 def read_config_file(path: Path) -> dict:
     """The file's mapping of sections (``run`` included), unvalidated; one-line errors for the unreadable."""
     path, fmt = Path(path), _format(path)
@@ -46,7 +76,8 @@ def read_config_file(path: Path) -> dict:
         raise UserError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
     too_deep = False
     try:
-        raw = {"yaml": yaml.safe_load, "toml": tomllib.loads, "json": json.loads}[fmt](text)
+        raw = {"yaml": lambda t: yaml.load(t, Loader=_UniqueKeysLoader), "toml": tomllib.loads,
+               "json": lambda t: json.loads(t, object_pairs_hook=_unique_keys)}[fmt](text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"config file {path} is not valid {fmt.upper()}: {str(err).splitlines()[0]}") from None
     except RecursionError:  # deeper than the parser's stack

@@ -10,6 +10,7 @@ with it. Values are checked for type when read and for bounds (``option(..., abo
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import MISSING, fields
 from typing import Any, ClassVar
@@ -17,6 +18,21 @@ from typing import Any, ClassVar
 from pyro_vae.models.registry import Registry, bound_problem, declared_options
 
 from pyro_vae.inference.errors import ConfigError
+
+
+def _yaml_hint(base: type, value: Any) -> str:
+    """YAML 1.1 reads ``1e-3`` as text (a number with an exponent needs a dot and a sign there: ``1.0e-3``):
+    say how to write the number it meant."""
+    if base not in (int, float) or not isinstance(value, str) or "e" not in value.lower():
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    meant = int(number) if base is int and number.is_integer() else number
+    return f" (YAML 1.1 reads {value} as text: an exponent needs a dot and a sign, 1.0e-3; write {meant!r})"
 
 
 def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
@@ -32,7 +48,7 @@ def _check_type(where: str, name: str, value: Any, annotation: Any) -> Any:
         except OverflowError:
             raise ConfigError(f"{where}.{name} must be a finite number (not nan or infinity), got {value}") from None
     if base in (int, float, str, bool) and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
-        raise ConfigError(f"{where}.{name} must be {base.__name__}, got {value!r}")
+        raise ConfigError(f"{where}.{name} must be {base.__name__}, got {value!r}{_yaml_hint(base, value)}")
     if typing.get_origin(base) is list:
         item = typing.get_args(base)[0]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, item) and not isinstance(v, bool)

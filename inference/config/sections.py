@@ -346,7 +346,7 @@ class RunConfig:
 
         A missing, unreadable or damaged file is a ``UserError`` that names it.
         """
-        from pyro_vae.inference.runs.files import read_regular
+        from pyro_vae.inference.runs.paths import read_regular
         from pyro_vae.inference.runs.json_checks import MAX_JSON_BYTES, parse_json
 
         text = read_regular(Path(path), MAX_JSON_BYTES)

@@ -13,11 +13,14 @@ from pyro_vae.inference.runs.layout import DIAGNOSTICS
 
 def check_choices(points=None, indices=None, worst=None, screen=None, chains=4, draws=500, warmup=500,
                   guide_samples=GUIDE_SAMPLES) -> None:
-    """Refuse, in one line, counts that are not positive and points chosen more than one way."""
+    """Refuse, in one line, counts that are not positive, fewer than two chains and points chosen more than one
+    way."""
     for name, value in (("chains", chains), ("draws", draws), ("warmup", warmup), ("guide-samples", guide_samples),
                         ("screen", screen)):
         if value is not None and value <= 0:
             raise UserError(f"--{name} must be positive, got {value}")
+    if chains is not None and chains < 2:  # (vae diagnose's option says so first)
+        raise UserError(f"--chains must be >= 2 (R-hat compares chains), got {chains}")
     ways = [flag for flag, value in (("--points", points), ("--indices", indices), ("--worst", worst))
             if value is not None]
     if len(ways) > 1:

@@ -16,12 +16,14 @@ import html
 from pathlib import Path
 
 from pyro_vae.inference.config.sections import RunConfig
-from pyro_vae.inference.runs.files import atomic_write_text, read_regular
+from pyro_vae.inference.runs.files import atomic_write_text
+from pyro_vae.inference.runs.paths import read_regular
 from pyro_vae.inference.errors import UserError
 from pyro_vae.inference.report.plots import CURVES, INTERPOLATIONS, LATENT, MANIFOLD, NEIGHBOURS, PLOTS, write_plots
 from pyro_vae.inference.runs import lock
 from pyro_vae.inference.runs.layout import (CONFIG, DIAGNOSTICS, EVALUATION, METRICS, RECONSTRUCTIONS, REPORT, SAMPLES,
-                                            SAMPLES_EX_POST, VERSIONS, WEIGHTS, check_entries, read_json, read_metrics)
+                                            SAMPLES_EX_POST, VERSIONS, WEIGHTS, check_entries, read_json, read_metrics,
+                                            weights_sha256)
 from pyro_vae.inference.runs.run import load_run
 CAPTIONS = {
     CURVES: "Training curves: train objective and test ELBO; test distortion and rate (nats per image).",
@@ -66,6 +68,16 @@ def _pairs(mapping: dict) -> str:
     rows = "".join(f"<tr><td class='k'>{html.escape(str(k))}</td><td class='k'>{_cell(v)}</td></tr>"
                    for k, v in mapping.items())
     return f"<table>{rows}</table>"
+
+
+def _evaluation(folder: Path, evaluation: dict) -> str:
+    """``evaluation.json``'s figures, or, when they scored other weights than ``weights.pt`` holds now (training went
+    on after ``vae evaluate``), a line saying so instead of numbers that no longer describe the run."""
+    scored = evaluation.get("weights_sha256")
+    if scored is not None and scored != weights_sha256(folder):
+        return (f"<p id='stale-evaluation'>{EVALUATION} scored earlier weights than {WEIGHTS} holds now (training "
+                f"went on after it was written); run <code>vae evaluate RUN</code> again for its figures</p>")
+    return _pairs({key: value for key, value in evaluation.items() if key != "weights_sha256"})
 
 
 def _cell(value) -> str:
@@ -140,7 +152,7 @@ def render(folder: Path) -> str:
              f"<p id='summary'>{html.escape(summary)}</p>",
              "<h2>Metrics per epoch</h2>", _table(metrics)]
     if evaluation:
-        parts += ["<h2>Evaluation (<code>vae evaluate</code>)</h2>", _pairs(evaluation)]
+        parts += ["<h2>Evaluation (<code>vae evaluate</code>)</h2>", _evaluation(folder, evaluation)]
     parts += _diagnostics(folder)
     parts += ["<h2>Images and plots</h2>", *(_figure(p) for p in pngs),
               "<h2>Config</h2><div class='sections'>",

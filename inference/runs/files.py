@@ -3,7 +3,7 @@
 Every file is written beside its target, flushed, fsynced and renamed over it,
 so a crash leaves either the old file or the new one, never half of one. Only a regular file (or a new
 path) is replaced: a link, pipe, device or folder given as an output is refused in one line, never replaced
-(``check_output``), and a file is read only if it is a regular file (``read_regular``), so nothing outside a
+(``check_output``), and a file is read only if it is a regular file (``paths.read_regular``), so nothing outside a
 run folder is read, written or deleted through a link in it. A temporary file carries its writer's pid
 (``.NAME.PID.XXXX.tmp``): one whose writer is gone is removed by the next writer (``remove_stray_temporaries``).
 Checkpoints are ``state_dict``s read with ``torch.load(weights_only=True)``:
@@ -21,7 +21,7 @@ import pickle
 import secrets
 import shutil
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -74,25 +74,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_regular(path: Path, limit: int, follow: bool = False) -> Optional[bytes]:
-    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes; None if there is none. A link
-    (unless ``follow``: a user's own file, not a run folder's), pipe or device in its place is refused in one line
-    (it is opened without following a link and without blocking, and checked again once open)."""
-    path = Path(path)
-    fd = open_regular(path, follow=follow)
-    if fd is None:
-        return None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if info.st_size > limit:
-            raise UserError(f"{path} is {info.st_size:,} bytes, more than the {limit:,} such a file can be; it is "
-                            f"not one written by this toolkit: restore it, or remove it")
-        try:
-            return fh.read(limit + 1)[:limit]
-        except OSError as err:
-            raise UserError(f"cannot read {path}: {err.strerror}") from None
-
-
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Call ``write(fh)`` on a temporary file in ``path``'s folder, then rename it to ``path`` (a regular file
     or a new path: ``check_output``). The temporary is named before it is made, and made inside the block that
@@ -116,6 +97,14 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
     _fsync_folder(path.parent)
 
 
+def check_folder_to_replace(path: Path) -> None:
+    """Refuse anything but a folder or nothing at ``path`` (a file, a link): ``new_folder`` would not replace it (a
+    command checks it before its long work too)."""
+    if os.path.lexists(path) and kind_of(path) != "a folder":
+        raise UserError(f"{path} is {kind_of(path) or 'a file'}, not a folder; remove it (nothing is written through "
+                        f"or over it)")
+
+
 @contextlib.contextmanager
 def new_folder(path: Path) -> Iterator[Path]:
     """A folder to fill in place of the folder ``path`` (written as a whole: a reader, or an interruption, sees
@@ -124,9 +113,7 @@ def new_folder(path: Path) -> Iterator[Path]:
     ``path`` (a file, a link) is refused. Where the kernel cannot exchange two names, an interruption between
     the two renames of the swap leaves neither in place: the new folder stays beside it, a ``.new`` temporary."""
     path = Path(path)
-    if os.path.lexists(path) and kind_of(path) != "a folder":
-        raise UserError(f"{path} is {kind_of(path) or 'a file'}, not a folder; remove it (nothing is written through "
-                        f"or over it)")
+    check_folder_to_replace(path)
     fresh = path.parent / f"{temporary_name(path)}{secrets.token_hex(4)}.new"
     try:
         os.mkdir(fresh)  # inside the block that removes it (the umask applies, as to any new folder)

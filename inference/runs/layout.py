@@ -11,7 +11,7 @@
     checkpoint.pt        everything ``vae train --resume`` needs (inference/runs/writer.py, training/state.py), with
                          its batch size, config and digest (checked as weights.pt's)
     metrics.jsonl        one line per epoch: train objective, test ELBO, distortion D, rate R, seconds
-    evaluation.json      ``vae evaluate RUN``'s figures
+    evaluation.json      ``vae evaluate RUN``'s figures, with the SHA-256 of the weights.pt they scored
     samples.png          E[x | z], z ~ p(z): an image grid, or for arrays a heat map beside test rows (and samples.csv)
     samples_ex_post.png  E[x | z], z from a mixture fitted to the codes (``vae sample --ex-post K``)
     reconstructions.png  test images above their reconstructions (arrays: heat maps, and reconstructions.csv)
@@ -31,12 +31,13 @@ Readers (``load_run``, ``vae evaluate``, the report) import this module and ``ru
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Optional
 
 from pyro_vae.inference.errors import UserError
-from pyro_vae.inference.runs.files import kind_of, read_regular
+from pyro_vae.inference.runs.paths import kind_of, not_replaced, open_regular, read_regular
 from pyro_vae.inference.runs.json_checks import ANY, MAX_JSON_BYTES, Maybe, Obj, parse_json, problem
 
 CONFIG, CONFIG_FILE, VERSIONS, DATA = "config.json", "config.yaml", "versions.json", "data.json"
@@ -52,6 +53,8 @@ PLOTS = (CURVES, LATENT, MANIFOLD, INTERPOLATIONS, NEIGHBOURS)
 
 RUN_MARKERS = (CONFIG, WEIGHTS, METRICS, CHECKPOINT)  # a folder that holds one of them holds a run
 LOCK_FILES = (RUN_LOCK, SNAPSHOT_LOCK)
+# what a run cannot write again without training again: no command's output may replace one of them
+RECORD = (CONFIG, CONFIG_FILE, VERSIONS, DATA, WEIGHTS, CHECKPOINT, METRICS, LOG, *LOCK_FILES)
 FOLDERS = (TENSORBOARD, DIAGNOSTICS)
 
 
@@ -74,6 +77,28 @@ def check_entries(folder: Path) -> None:
                                 f"remove it")
 
 
+def record_problem(path: Path | str) -> Optional[str]:
+    """Why writing ``path`` would damage a run (None: it would not): it names one of ``RECORD`` in a folder that
+    holds a run (``vae evaluate RUN --json RUN/weights.pt`` replaced the weights by the figures)."""
+    path = Path(path)
+    if path.name in RECORD and any(os.path.lexists(path.parent / name) for name in RUN_MARKERS):
+        return f"names the run's own {path.name} in {path.parent}, which writing would replace; write elsewhere"
+    return None
+
+
+def output_file_problem(path) -> Optional[str]:
+    """Why an output file option's ``path`` cannot be written (an option's ``check``; ``paths.output_folder_problem``
+    is a folder's), or None: a regular file or a new path in an existing folder, and not a run's record
+    (``record_problem``)."""
+    kind = kind_of(Path(path))
+    if kind:
+        return not_replaced(kind)
+    parent = Path(path).parent
+    if not parent.is_dir():
+        return f"is in {parent}, which is not a folder; create it first"
+    return record_problem(path)
+
+
 def results() -> tuple[str, ...]:
     """Every file a run's training or a later command writes, besides the config, versions and lock files:
     what starting a run over (``--force``) removes."""
@@ -93,7 +118,8 @@ SCHEMAS = {
     DATA: Obj({"name": str, "event_shape": [int], "train": int, "test": int}, rest=ANY),
     EVALUATION: Obj({"seed": int, "elbo": Obj({"elbo": float, "distortion": float, "rate": float}, rest=ANY),
                             "collapse": Obj(rest=ANY)}, {"log_likelihood": Obj(rest=ANY),
-                                                        "standardized_log_det_scale": float}),
+                                                        "standardized_log_det_scale": float,
+                                                        "weights_sha256": str}),
     f"{DIAGNOSTICS}/summary.json": Obj(optional={  # (both absent: the layout of 0.2.0, which the report skips)
         "splits": Obj(optional={split: Obj({"points": [int], "reference_note": str,
                                              "reference": Obj({"max_rhat": NUMBER, "min_ess_bulk": NUMBER,
@@ -123,6 +149,21 @@ def read_json(folder: Path, name: str, remedy: Optional[str] = None):
     if found:
         raise UserError(f"{path} is damaged: {found}; {remedy or REMEDY[name]}")
     return value
+
+
+def weights_sha256(folder: Path) -> Optional[str]:
+    """SHA-256 of the folder's ``weights.pt`` as it is on disk (hex; None when there is none): what a result written
+    from the weights (``evaluation.json``) records, so that a reader can tell it from one of earlier weights. None
+    too when ``folder`` is not a folder or ``weights.pt`` not a regular file: the run's loader says what is wrong."""
+    path = Path(folder) / WEIGHTS
+    fd = open_regular(path) if Path(folder).is_dir() and kind_of(path) is None else None
+    if fd is None:
+        return None
+    sha = hashlib.sha256()
+    with os.fdopen(fd, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def read_metrics(folder: Path) -> list[dict]:

@@ -54,26 +54,35 @@ def open_regular(path: Path, flags: int = os.O_RDONLY, follow: bool = False) -> 
     return fd
 
 
+def read_regular(path: Path, limit: int, follow: bool = False) -> Optional[bytes]:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes; None if there is none. A link
+    (unless ``follow``: a user's own file, not a run folder's), pipe or device in its place is refused in one line
+    (it is opened without following a link and without blocking, and checked again once open)."""
+    path = Path(path)
+    fd = open_regular(path, follow=follow)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if info.st_size > limit:
+            raise UserError(f"{path} is {info.st_size:,} bytes, more than the {limit:,} such a file can be; it is "
+                            f"not one written by this toolkit: restore it, or remove it")
+        try:
+            return fh.read(limit + 1)[:limit]
+        except OSError as err:
+            raise UserError(f"cannot read {path}: {err.strerror}") from None
+
+
 def check_output(path: Path, what: str = "output") -> None:
     """Refuse, in one line, an output path that exists and is not a regular file: writing would replace a link
     (or what it points to), a pipe or a device by a file."""
     kind = kind_of(Path(path))
     if kind:
-        raise UserError(f"{what} {path} {_not_replaced(kind)}")  # a last guard: the options check it first
+        raise UserError(f"{what} {path} {not_replaced(kind)}")  # a last guard: the options check it first
 
 
-def _not_replaced(kind: str) -> str:
+def not_replaced(kind: str) -> str:
     return f"names {kind}, which writing would replace by a file; give a regular file or a new path"
-
-
-def output_file_problem(path) -> Optional[str]:
-    """Why an output file option's ``path`` cannot be written (an option's ``check``), or None: it must be a regular
-    file or a new path in an existing folder."""
-    kind = kind_of(Path(path))
-    if kind:
-        return _not_replaced(kind)
-    parent = Path(path).parent
-    return None if parent.is_dir() else f"is in {parent}, which is not a folder; create it first"
 
 
 def output_folder_problem(path) -> Optional[str]:

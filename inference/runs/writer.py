@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -46,13 +47,23 @@ def describe_data(data) -> dict:
 
 def check_output_folder(out: Path, force: bool, writer_lock: bool = True) -> None:
     """Refuse a folder another process is writing (``writer_lock``: not for the other ranks of a data-parallel
-    job, whose rank 0 holds it), one that holds a run unless ``force``, and a file."""
+    job, whose rank 0 holds it), a file, and unless ``force`` a folder that holds a run or any file or folder
+    starting one would remove (a user's own ``diagnostics/`` or ``report.html``, data named ``samples.csv``)."""
     if writer_lock:
         lock.refuse_if_writing(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; choose another --out")
-    if not force and out.is_dir() and any((out / name).exists() for name in layout.RUN_MARKERS):
+    if not out.is_dir():
+        return
+    if not force and any(os.path.lexists(out / name) for name in layout.RUN_MARKERS):
         raise UserError(f"output folder {out} already holds a run; pass --force to overwrite it or choose another --out")
+    replaced = (*layout.results(), *layout.FOLDERS, layout.CONFIG_FILE, layout.VERSIONS)
+    taken = [name + "/" * (name in layout.FOLDERS) for name in replaced if os.path.lexists(out / name)]
+    if not force and taken:  # not a run's (no marker), yet starting one would remove or replace these
+        named = ", ".join(taken[:-1]) + " and " + taken[-1] if 1 < len(taken) <= 3 else ", ".join(taken[:3]) + (
+            " and more" if len(taken) > 3 else "")
+        raise UserError(f"output folder {out} holds no run but holds {named}, which training would replace; train "
+                        f"into another folder, or replace them with vae train --force (force=True)")
 
 
 def record_data_dir_absolute(config) -> None:

@@ -15,7 +15,7 @@ from pyro_vae.inference import RunConfig, UserError
 from pyro_vae.inference.cli.main import main
 from pyro_vae.inference.data.datasets import IDX_FILES
 
-from tests.helpers import RunsCode, refuse, write_folder, write_idx
+from tests.helpers import RunsCode, refuse, vae_main, write_folder, write_idx
 
 SMALL = ["--epochs", "1", "--latent-dim", "3", "--hidden-dim", "32", "--quiet"]
 
@@ -126,6 +126,10 @@ TRAIN_CASES = [
     Refusal("negative-checkpoint-every", ["--checkpoint-every", "-1"], None, "--checkpoint-every must be >= 0"),
     Refusal("resume-without-checkpoint", ["--resume", "/nonexistent/run"], None, "no checkpoint.pt to resume from"),
     Refusal("zero-processes", ["--nproc", "0"], None, "--nproc must be >= 1"),
+    Refusal("resume-with-options-it-drops", ["--resume", "/nonexistent/run", "--epochs", "3"], None,
+            "--resume continues RUN as its config.json says, so --epochs cannot be given with it"),
+    Refusal("too-many-processes", ["--nproc", "100000", "--device", "cpu"], None,
+            "--nproc 100000 is more than 4 per core this process may use"),
     Refusal("adversarial-data-parallel", ["--family", "adversarial", "--nproc", "2"], None,
             "does not train data-parallel"),
     Refusal("zero-discriminator-steps", ["--family", "adversarial", "--discriminator-steps", "0"], None,
@@ -195,7 +199,7 @@ DATA_CASES = [
 @pytest.mark.parametrize("case", FLAG_CASES, ids=[c.id for c in FLAG_CASES])
 def test_bad_train_flags(capsys, tmp_path, case):
     out = tmp_path / "out"
-    err = refuse(capsys, ["train", "--out", out, *case.flags])
+    err = refuse(capsys, ["train", *([] if "--resume" in case.flags else ["--out", out]), *case.flags])
     assert case.message in err and case.more in err
     assert not out.exists()
 
@@ -253,6 +257,48 @@ def test_existing_run_needs_force(capsys, tmp_path, run_dir):
     before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     assert SAID["existing-run"] in refuse(capsys, ["train", "--out", copy])
     assert {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_resuming_in_more_processes_than_the_machine_runs_is_refused_before_any_starts(capsys, tmp_path, run_dir):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    err = refuse(capsys, ["train", "--resume", copy, "--nproc", "100000"])
+    assert err.startswith("vae: error: --nproc 100000 is more than 4 per core this process may use (")
+    assert {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_diagnosing_with_one_chain_is_refused_from_python_too():
+    """R-hat compares chains: one gave R-hat nan and a bare NaN in summary.json (vae diagnose's option refuses it
+    first; ``check_choices`` is what ``diagnose_run`` asks)."""
+    from pyro_vae.inference.diagnostics.run_diagnosis import check_choices
+
+    with pytest.raises(UserError, match=r"^--chains must be >= 2 \(R-hat compares chains\), got 1$"):
+        check_choices(chains=1)
+    check_choices(chains=2)
+
+
+def test_a_folder_that_holds_no_run_keeps_every_file_training_would_replace(capsys, tmp_path):
+    """A user's folder with a diagnostics/ of its own, a report.html, or the data itself named samples.csv: training
+    into it removed or replaced them without --force (exit 0); files no run writes stay beside a new run."""
+    mine = tmp_path / "mine"
+    (mine / "diagnostics").mkdir(parents=True)
+    (mine / "diagnostics" / "results.txt").write_text("months of work")
+    (mine / "report.html").write_text("<p>mine</p>")
+    (mine / "samples.csv").write_text("1,2\n3,4\n")
+    before = {str(p.relative_to(mine)): p.read_bytes() for p in mine.rglob("*") if p.is_file()}
+    err = refuse(capsys, ["train", "--out", mine, "--epochs", "1"])
+    assert err == (f"vae: error: output folder {mine} holds no run but holds report.html, samples.csv and "
+                   f"diagnostics/, which training would replace; train into another folder, or replace them with "
+                   f"vae train --force (force=True)\n")
+    assert {str(p.relative_to(mine)): p.read_bytes() for p in mine.rglob("*") if p.is_file()} == before
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("kept")
+    status, _, err = vae_main(capsys, "train", "--out", notes, "--epochs", "1", "--hidden-dim", "8", "--latent-dim",
+                              "2", "--quiet", "--no-plots", "--no-tensorboard", "--compile", "off")
+    assert status == 0, err
+    assert (notes / "notes.txt").read_text() == "kept" and (notes / "weights.pt").is_file()
 
 
 def test_force_leaves_nothing_derived_from_the_old_model(tmp_path, run_dir):

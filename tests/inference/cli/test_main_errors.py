@@ -4,6 +4,7 @@ line dropped and those of one that succeeds shown, and a signal (SIGINT, SIGTERM
 130 or 143 with the previous handlers back afterwards. The subprocess side of signals: tests/e2e/test_signals.py."""
 import errno
 import os
+import re
 import shutil
 import signal
 import sys
@@ -229,3 +230,14 @@ def test_resolve_device_takes_a_torch_device_as_its_name():
     from pyro_vae.inference.runs.build import resolve_device
 
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_the_one_line_stays_one_line_whatever_a_path_or_value_holds(capsys, tmp_path):
+    """A newline in a path (``vae evaluate $'no\\nsuch'``) split the error over two lines; a megabyte of bad value
+    was echoed whole."""
+    status, _, err = vae_main(capsys, "evaluate", tmp_path / "no\nsuch")
+    assert status == 2 and _one_line(err) == f"vae: error: run folder {tmp_path}/no\\nsuch does not exist\n"
+    status, _, err = vae_main(capsys, "train", "--likelihood", "x" * 1_000_000, "--out", tmp_path / "out")
+    assert status == 2 and _one_line(err).startswith("vae: error: unknown likelihood 'xxx")
+    cut = re.fullmatch(r"(.*)\.\.\. \((\d+) characters more\)\n", err)
+    assert cut and len(cut[1]) == entry.MAX_LINE and 1_000_000 < entry.MAX_LINE + int(cut[2]) < 1_000_400, err[-80:]

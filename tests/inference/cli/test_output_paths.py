@@ -1,7 +1,8 @@
 """Every output option of every command (found by its declared ``check``: ``output_file_problem`` or
 ``output_folder_problem``) refuses, before anything loads, a path that writing would replace or reach through:
 a device, a named pipe, a link to a file outside, a folder given for a file, a file given for a folder, a path in
-a folder that does not exist. One line naming the flag, exit status 2, and the thing named left as it was."""
+a folder that does not exist, a run's own weights, config or metrics. One line naming the flag, exit status 2,
+and the thing named left as it was."""
 import dataclasses
 import os
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from pyro_vae.inference.cli import coding_commands, experiment_commands, inspect_commands, run_commands  # noqa: F401
 from pyro_vae.inference.cli.command import COMMANDS
 from pyro_vae.inference.cli.options import flag_of
-from pyro_vae.inference.runs.paths import output_file_problem, output_folder_problem
+from pyro_vae.inference.runs.layout import output_file_problem
+from pyro_vae.inference.runs.paths import output_folder_problem
 
 from tests.helpers import refuse
 
@@ -60,6 +62,17 @@ def _file(tmp: Path) -> Path:
     return tmp / "plain.txt"
 
 
+def _runs_own(name: str) -> Callable[[Path], Path]:
+    """A file of a run's record (``layout.RECORD``) in a folder that holds a run: the command's output would replace
+    the run's weights or config (``vae evaluate RUN --json RUN/weights.pt`` did, exit 0)."""
+    def make(tmp: Path) -> Path:
+        (tmp / "other-run").mkdir()
+        for kept in ("config.json", "weights.pt", "metrics.jsonl"):
+            (tmp / "other-run" / kept).write_text("keep me")
+        return tmp / "other-run" / name
+    return make
+
+
 HOSTILE = [
     Hostile("device", lambda tmp: Path(os.devnull), ("file", "folder"), "names a device"),
     Hostile("named-pipe", _fifo, ("file", "folder"), "names a named pipe"),
@@ -67,6 +80,9 @@ HOSTILE = [
     Hostile("folder-for-a-file", _folder, ("file",), "names a folder"),
     Hostile("file-for-a-folder", _file, ("folder",), "not a folder"),
     Hostile("missing-parent", lambda tmp: tmp / "no" / "such" / "out.png", ("file",), "which is not a folder"),
+    Hostile("a-runs-weights", _runs_own("weights.pt"), ("file",), "names the run's own weights.pt in"),
+    Hostile("a-runs-config", _runs_own("config.json"), ("file",), "names the run's own config.json in"),
+    Hostile("a-runs-metrics", _runs_own("metrics.jsonl"), ("file",), "names the run's own metrics.jsonl in"),
 ]
 OUTPUTS = _outputs()
 CASES = [pytest.param(command, flag, kind, hostile, id=f"{command}-{flag}-{hostile.id}")

@@ -134,6 +134,9 @@ def test_a_file_of_the_earlier_unchecked_format_still_decodes(vae, lossless, tmp
     decoded = _outcome(vae, tmp_path, b"VAEL" + packed.payload, vae.fingerprint())
     assert torch.equal(decoded, vae.data.test_x[:IMAGES])
     assert "unchecked format of earlier versions" in capsys.readouterr().err
+    damaged = b"VAEL" + packed.payload[: len(packed.payload) // 2]  # cut: refused, and only the refusal is said
+    outcome = _outcome(vae, tmp_path, damaged, vae.fingerprint())
+    assert isinstance(outcome, str) and " is damaged: " in outcome and capsys.readouterr().err == ""
 
 
 def test_the_rate_distortion_codes_file_detects_damage_too(tmp_path_factory, tmp_path):

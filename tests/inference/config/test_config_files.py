@@ -58,6 +58,13 @@ def test_flags_given_override_the_file_and_the_file_overrides_defaults_and_famil
         f"  {c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefghi", "bcdefghij")),
      "repeats a list or table through a YAML alias"),  # 9**10 items if printed
     ("digits.json", '{"train": {"seed": ' + "9" * 5000 + "}}", "Exceeds the limit (4300 digits)"),
+    ("twice.yaml", "train:\n  epochs: 1\n  epochs: 2\n", "key 'epochs' is written twice (line 3)"),  # (PyYAML: last)
+    ("twice.json", '{"train": {"epochs": 1, "epochs": 2}}', "key 'epochs' is written twice"),  # (json: the last)
+    ("twice-section.yaml", "train: {epochs: 1}\ntrain: {seed: 2}\n", "key 'train' is written twice"),
+    ("exponent.yaml", "train: {lr: 1e-3}", "train.lr must be float, got '1e-3' (YAML 1.1 reads 1e-3 as text: an "
+                                           "exponent needs a dot and a sign, 1.0e-3; write 0.001)"),
+    ("exponent-dot.yaml", "train: {epochs: 1.0e2}", "train.epochs must be int, got '1.0e2' (YAML 1.1 reads 1.0e2 as "
+                                                    "text: an exponent needs a dot and a sign, 1.0e-3; write 100)"),
 ])
 def test_bad_config_files_are_refused_in_one_line_and_nothing_is_written(capsys, tmp_path, name, text, message):
     path = tmp_path / name

@@ -250,7 +250,7 @@ def test_evaluate_compress_and_diagnose_read_a_streamed_test_set_as_the_one_in_m
         assert done.returncode == 0, done.stderr
         for args in (["evaluate", out, "--json", out / "e.json", "--iw-samples", "20"],
                      ["compress", out, "--lossless", "--test-images", "5", "-o", out / "c.vae"],
-                     ["diagnose", out, "--split", "test", "--worst", "1", "--screen", "30", "--chains", "1",
+                     ["diagnose", out, "--split", "test", "--worst", "1", "--screen", "30", "--chains", "2",
                       "--draws", "20", "--warmup", "20", "--guide-samples", "50"]):
             done = run_vae(*args)
             assert done.returncode == 0, done.stderr

@@ -1,6 +1,7 @@
 """Monitors (log file, TensorBoard), plots and the HTML report. (Config files: tests/inference/config/
 test_config_files.py; the report of a diagnosed run and in Chromium, the example script: tests/e2e/test_experience.py.)"""
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -85,6 +86,28 @@ def test_vae_report_is_one_self_contained_page(capsys, two_epoch_run, tmp_path):
     assert f"test ELBO {last['test_elbo']:.2f} nats" in page and "Evaluation" in page and "latent_dim" in page
     status, _, err = vae_main(capsys, "report", tmp_path / "nowhere")
     assert status == 2 and "does not exist" in err
+
+
+def test_an_evaluation_of_earlier_weights_is_not_shown_as_the_runs(capsys, two_epoch_run, tmp_path):
+    """evaluation.json records the SHA-256 of the weights.pt it scored (checked here by hashlib on the file); a
+    training that went on after it (--resume, or vae evaluate while vae train still ran) left the old figures,
+    which the report showed beside the newer metrics."""
+    run = tmp_path / "run"
+    shutil.copytree(two_epoch_run, run)
+    assert vae_main(capsys, "evaluate", run, "--limit", "20")[0] == 0
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["weights_sha256"] == hashlib.sha256((run / "weights.pt").read_bytes()).hexdigest()
+    figure = f"{evaluation['elbo']['elbo']:,.3f}"
+    assert vae_main(capsys, "report", run)[0] == 0
+    page = (run / "report.html").read_text()
+    assert figure in page and "stale-evaluation" not in page
+    (run / "evaluation.json").write_text(json.dumps({**evaluation, "weights_sha256": "0" * 64}))  # other weights'
+    assert vae_main(capsys, "report", run)[0] == 0
+    page = (run / "report.html").read_text()
+    assert figure not in page and "<p id='stale-evaluation'>evaluation.json scored earlier weights" in page
+    del evaluation["weights_sha256"]  # written by 0.4.0: shown as before
+    (run / "evaluation.json").write_text(json.dumps(evaluation))
+    assert vae_main(capsys, "report", run)[0] == 0 and figure in (run / "report.html").read_text()
 
 
 def test_a_grid_clamps_a_decoders_overshoot_and_rescales_images_of_another_range():

@@ -192,6 +192,24 @@ def test_a_symlinked_diagnostics_folder_is_refused_and_its_target_untouched(comp
     assert _contents(elsewhere) == before
 
 
+def test_a_file_where_diagnostics_belongs_is_refused_before_nuts_runs(complete_run, tmp_path, monkeypatch):
+    from pyro_vae.inference.diagnostics import run_diagnosis
+
+    folder = tmp_path / "run"
+    shutil.copytree(complete_run, folder)
+    shutil.rmtree(folder / layout.DIAGNOSTICS)
+    (folder / layout.DIAGNOSTICS).write_text("hi")
+    before = _contents(folder)
+    monkeypatch.setattr(run_diagnosis, "diagnose_run", lambda *a, **k: pytest.fail("NUTS ran"))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(["diagnose", str(folder), "--points", "1", "--chains", "2", "--draws", "10", "--warmup", "10",
+                       "--guide-samples", "20"])
+    assert status == 2 and err.getvalue() == (f"vae: error: {folder / layout.DIAGNOSTICS} is a file, not a folder; "
+                                              f"remove it (nothing is written through or over it)\n")
+    assert _contents(folder) == before
+
+
 def test_the_next_writer_removes_the_temporaries_of_a_writer_that_is_gone(complete_run, tmp_path):
     """A killed writer's ``.NAME.PID.XXXX.tmp`` files and ``.diagnostics.PID.XXXX.new`` folder are removed by the
     next writer of the folder (``vae train --resume``); a running process's are left to it."""

@@ -30,3 +30,24 @@ def test_a_model_without_the_data_plates_keywords_is_refused_for_data_parallel_t
     trainer = SVITrainer(model, lambda x: None, Trace_ELBO(), parallel=DataParallelEngine)
     with pytest.raises(UserError, match="must take num_data and subsample"):
         trainer.prepare(((torch.zeros(4, 2),), {}))
+
+
+def test_a_job_of_more_processes_than_gpus_or_cores_is_refused_before_it_starts(monkeypatch):
+    """One process per GPU under NCCL (each takes GPU LOCAL_RANK); on the CPU up to 4 per usable core, at least 8
+    (gloo shares cores; a test of a larger job): torchrun would start them all (100000 for --nproc 100000)."""
+    from pyro_vae.inference import process_group
+    from pyro_vae.inference.errors import UserError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    process_group.check_processes(2, torch.device("cuda"))
+    with pytest.raises(UserError, match=r"^--nproc 3 is more than the CUDA GPUs here .*use --nproc 2 or fewer$"):
+        process_group.check_processes(3, torch.device("cuda"))
+    monkeypatch.setattr(process_group, "usable_cores", lambda: 4)
+    process_group.check_processes(16, torch.device("cpu"))
+    with pytest.raises(UserError, match=r"^--nproc 17 is more than 4 per core this process may use \(4\), or 8; "
+                                        r"use --nproc 16 or fewer$"):
+        process_group.check_processes(17, torch.device("cpu"))
+    monkeypatch.setattr(process_group, "usable_cores", lambda: 1)
+    process_group.check_processes(8, torch.device("cpu"))
+    with pytest.raises(UserError, match=r"use --nproc 8 or fewer$"):
+        process_group.check_processes(9, torch.device("cpu"))
