@@ -39,12 +39,14 @@ RESUME_OPTIONS = ("resume", "quiet", "checkpoint_every", "tensorboard", "plots",
 def check_resume_options(given: set[str]) -> None:
     """Refuse the options ``vae train --resume RUN`` would not use (the run's ``config.json`` says the rest): given
     with it, they were dropped without a word (``--epochs 3`` trained the epochs RUN had)."""
+    def flags(dests) -> str:
+        return ", ".join("--" + dest.replace("_", "-") for dest in dests)
+
     dropped = sorted(given - {*RESUME_OPTIONS, "command", "handler"})
     if dropped:
-        flags = ", ".join("--" + dest.replace("_", "-") for dest in dropped)
-        raise UserError(f"--resume continues RUN as its config.json says, so {flags} cannot be given with it (it "
-                        f"takes --quiet, --checkpoint-every, --[no-]tensorboard, --[no-]plots, --nproc); to train "
-                        f"longer, raise train.epochs in RUN/config.json")
+        raise UserError(f"--resume continues RUN as its config.json says, so {flags(dropped)} cannot be given with it "
+                        f"(it takes {flags(RESUME_OPTIONS[1:])}); to train longer, raise train.epochs in "
+                        f"RUN/config.json")
 
 
 @COMMANDS.register("train")

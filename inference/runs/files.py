@@ -100,9 +100,10 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
 def check_folder_to_replace(path: Path) -> None:
     """Refuse anything but a folder or nothing at ``path`` (a file, a link): ``new_folder`` would not replace it (a
     command checks it before its long work too)."""
-    if os.path.lexists(path) and kind_of(path) != "a folder":
-        raise UserError(f"{path} is {kind_of(path) or 'a file'}, not a folder; remove it (nothing is written through "
-                        f"or over it)")
+    kind = kind_of(path)  # (None: a regular file, or nothing)
+    if kind != "a folder" and os.path.lexists(path):
+        raise UserError(f"{path} is {kind or 'a file'}, not a folder; remove it (nothing is written through or over "
+                        f"it)")
 
 
 @contextlib.contextmanager

@@ -60,8 +60,8 @@ def check_output_folder(out: Path, force: bool, writer_lock: bool = True) -> Non
     replaced = (*layout.results(), *layout.FOLDERS, layout.CONFIG_FILE, layout.VERSIONS)
     taken = [name + "/" * (name in layout.FOLDERS) for name in replaced if os.path.lexists(out / name)]
     if not force and taken:  # not a run's (no marker), yet starting one would remove or replace these
-        named = ", ".join(taken[:-1]) + " and " + taken[-1] if 1 < len(taken) <= 3 else ", ".join(taken[:3]) + (
-            " and more" if len(taken) > 3 else "")
+        shown = taken[:3] + ["more"] * (len(taken) > 3)
+        named = " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
         raise UserError(f"output folder {out} holds no run but holds {named}, which training would replace; train "
                         f"into another folder, or replace them with vae train --force (force=True)")
 
